@@ -1,0 +1,34 @@
+"""Names that cross process boundaries: labels, annotations, resource names, the scheduler name.
+
+Every other module imports these; none spells the strings itself.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEDULER_NAME: Final = "aisched"
+
+# Extended resources.
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+MIG_RESOURCE_PREFIX: Final = "nvidia.com/mig-"
+
+# Labels aisched puts on the pods of an AIJob (and that plain pods may set to join a gang).
+LABEL_JOB: Final = "aisched.io/job"
+LABEL_ROLE: Final = "aisched.io/role"
+LABEL_INDEX: Final = "aisched.io/index"
+LABEL_GANG: Final = "aisched.io/gang"
+
+# Annotations on pods: gang size for plain pods, GPU sharing requests, and the devices chosen.
+ANNOTATION_GANG_MIN_MEMBER: Final = "aisched.io/gang-min-member"
+ANNOTATION_GPUS: Final = "aisched.io/gpus"
+ANNOTATION_GPU_MILLI: Final = "aisched.io/gpu-milli"
+ANNOTATION_GPU_MEMORY: Final = "aisched.io/gpu-memory"
+ANNOTATION_MIG: Final = "aisched.io/mig"
+
+# Node labels that place a node in the topology domains above it.
+LABEL_RACK: Final = "aisched.io/rack"
+LABEL_BLOCK: Final = "aisched.io/block"
+LABEL_GPU_PRODUCT: Final = "nvidia.com/gpu.product"
+LABEL_GPU_COUNT: Final = "nvidia.com/gpu.count"
+LABEL_GPU_MEMORY: Final = "nvidia.com/gpu.memory"
