@@ -1,0 +1,128 @@
+"""Exactly the Kubernetes API access aisched's code makes, as data.
+
+`manifests/20-rbac.yaml` carries `rules(SCHEDULER_PERMISSIONS)` and `rules(AGENT_PERMISSIONS)`
+verbatim, and tests/test_manifests.py pins that equality, so a new API call starts here: add the
+permission with a line saying why, then regenerate the ClusterRole rules.
+
+No wildcards: every (group, resource, verb) the code uses is named. Pure data: imports nothing
+beyond typing and dataclasses.
+
+Kopf runs with peering disabled (standalone; our own Lease does leader election), so it needs no
+`kopf.dev` (Cluster)KopfPeering access. What Kopf needs on its own, per its deployment guide
+(https://kopf.readthedocs.io/en/stable/deployment/, "RBAC"): list/watch on
+`apiextensions.k8s.io` customresourcedefinitions and core namespaces ("runtime observation of
+namespaces & CRDs"), `create` on core events (handler progress/errors), and list/watch/patch on
+each handled custom resource (patch writes its finalizers and last-handled-state annotations).
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "AGENT_PERMISSIONS",
+    "AISCHED_GROUP",
+    "KNOWN_VERBS",
+    "SCHEDULER_PERMISSIONS",
+    "Permission",
+    "rules",
+]
+
+AISCHED_GROUP: Final = "aisched.io"
+
+#: The resource verbs Kubernetes RBAC knows (besides "*", which we never grant).
+KNOWN_VERBS: Final = frozenset(
+    {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One resource (or subresource, `pods/binding`) of one API group and the verbs used on it."""
+
+    group: str
+    resource: str
+    verbs: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if "*" in self.group or "*" in self.resource or not self.resource:
+            raise ValueError(f"permission must name its group and resource, got {self!r}")
+        if not self.verbs:
+            raise ValueError(f"permission {self.group}/{self.resource} grants no verb")
+        unknown = self.verbs - KNOWN_VERBS
+        if unknown:
+            raise ValueError(f"permission {self.group}/{self.resource}: unknown verbs {sorted(unknown)}")
+
+
+def _p(group: str, resource: str, *verbs: str) -> Permission:
+    return Permission(group, resource, frozenset(verbs))
+
+
+#: The scheduler Deployment (`aisched run`): Kopf controllers, informer, binder, leader election.
+SCHEDULER_PERMISSIONS: Final[tuple[Permission, ...]] = (
+    # pods: informer list+watch; AIJob controller creates/deletes members; patch for labels/annotations.
+    _p("", "pods", "get", "list", "watch", "create", "delete", "patch"),
+    # pods/binding: the binder POSTs a Binding per placed pod (we are the pod's scheduler).
+    _p("", "pods/binding", "create"),
+    # pods/status: the PodScheduled=False condition with the "0/N nodes are available" summary.
+    _p("", "pods/status", "patch"),
+    # nodes: the informer's list+watch feeds the cache; get for a single node on demand.
+    _p("", "nodes", "get", "list", "watch"),
+    # services: headless Service for an AIJob's master, so PyTorch DDP gets MASTER_ADDR; removed with it.
+    _p("", "services", "get", "create", "delete"),
+    # events (core): scheduling failures and decisions, and Kopf's own handler events; patch to aggregate.
+    _p("", "events", "create", "patch"),
+    # events (events.k8s.io): the same events through the newer API where the client uses it.
+    _p("events.k8s.io", "events", "create", "patch"),
+    # leases: leader election between the two scheduler replicas (one Lease in aisched-system).
+    _p("coordination.k8s.io", "leases", "get", "create", "update"),
+    # aijobs: Kopf watches them and patches finalizers/annotations; update for resourceVersion-checked writes.
+    _p(AISCHED_GROUP, "aijobs", "get", "list", "watch", "patch", "update"),
+    # aijobs/status: phase, conditions, placement and restarts.
+    _p(AISCHED_GROUP, "aijobs/status", "get", "patch", "update"),
+    # tenantquotas: Kopf watches them and patches finalizers/annotations.
+    _p(AISCHED_GROUP, "tenantquotas", "get", "list", "watch", "patch"),
+    # tenantquotas/status: used, borrowed, dominant share, admitted and pending jobs.
+    _p(AISCHED_GROUP, "tenantquotas/status", "get", "patch", "update"),
+    # gpunodetopologies: read-only; the informer's list+watch feeds the topology cache.
+    _p(AISCHED_GROUP, "gpunodetopologies", "get", "list", "watch"),
+    # customresourcedefinitions: Kopf observes CRDs appearing/disappearing at run time.
+    _p("apiextensions.k8s.io", "customresourcedefinitions", "list", "watch"),
+    # namespaces: Kopf observes namespaces appearing/disappearing at run time.
+    _p("", "namespaces", "list", "watch"),
+)
+
+#: The node agent DaemonSet (`aisched agent`): publishes its node's GPU topology and liveness.
+AGENT_PERMISSIONS: Final[tuple[Permission, ...]] = (
+    # gpunodetopologies: create this node's object, then patch/update it when the fingerprint changes.
+    _p(AISCHED_GROUP, "gpunodetopologies", "get", "create", "patch", "update"),
+    # gpunodetopologies/status: GPU health and the last-published time.
+    _p(AISCHED_GROUP, "gpunodetopologies/status", "get", "patch", "update"),
+    # nodes: read the Node's uid for the owner reference; patch GPU product/count labels onto it.
+    _p("", "nodes", "get", "patch"),
+    # leases: one liveness Lease per node, renewed while NVML answers.
+    _p("coordination.k8s.io", "leases", "get", "create", "update"),
+    # events: report GPU health changes (Xid errors, devices lost) against the Node.
+    _p("", "events", "create"),
+)
+
+
+def rules(perms: tuple[Permission, ...] | list[Permission]) -> list[dict[str, list[str]]]:
+    """ClusterRole `rules` for `perms`: one rule per (apiGroup, verb set), deterministic.
+
+    Duplicate (group, resource) entries merge their verbs. Rules come ordered by apiGroup (core ""
+    first), then by their sorted resource lists; every list inside a rule is sorted.
+    """
+    verbs_of: dict[tuple[str, str], set[str]] = {}
+    for perm in perms:
+        verbs_of.setdefault((perm.group, perm.resource), set()).update(perm.verbs)
+
+    by_group_verbs: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (group, resource), verbs in verbs_of.items():
+        by_group_verbs.setdefault((group, tuple(sorted(verbs))), []).append(resource)
+
+    out = [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+        for (group, verbs), resources in by_group_verbs.items()
+    ]
+    out.sort(key=lambda rule: (rule["apiGroups"], rule["resources"], rule["verbs"]))
+    return out
