@@ -1,0 +1,36 @@
+# aisched — developer entry points. Every target sets up .venv on its own the first time.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: test lint typecheck unit crds validate venv clean
+
+test: lint typecheck unit  ## ruff, mypy --strict and every test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/mypy --strict tests
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+crds: $(STAMP)  ## regenerate crds/ from the API models
+	$(BIN)/aisched crds --output-dir crds
+
+validate: $(STAMP)  ## validate the examples offline
+	$(BIN)/aisched validate -f examples/
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

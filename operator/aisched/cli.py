@@ -1,0 +1,139 @@
+"""The `aisched` command: one entry point, a subcommand per job.
+
+aisched crds [--output-dir crds/] [--check]   write (or check) the CRDs generated from the models
+aisched validate -f FILE_OR_DIR ...          validate manifests offline with the same models
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from aisched import __version__
+from aisched.api.crd import KINDS, crd_filename, render_crd, write_crds
+from aisched.api.validation import validate_manifest
+
+__all__ = ["main"]
+
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `aisched` command; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args, out=sys.stdout, err=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aisched", description="Kubernetes scheduler for AI jobs.")
+    parser.add_argument("--version", action="version", version=f"aisched {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    crds = commands.add_parser(
+        "crds", help="write the CustomResourceDefinitions generated from the API models"
+    )
+    crds.add_argument(
+        "--output-dir", type=Path, default=Path("crds"), help="directory to write (default: crds)"
+    )
+    crds.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the directory differs from the models"
+    )
+    crds.set_defaults(handler=_crds)
+
+    validate = commands.add_parser(
+        "validate", help="validate AIJob, TenantQuota, GPUNodeTopology and aisched pod manifests offline"
+    )
+    validate.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        required=True,
+        type=Path,
+        help="a manifest file, or a directory of them (searched recursively); may be repeated; - for stdin",
+    )
+    validate.add_argument("files_rest", nargs="*", type=Path, help=argparse.SUPPRESS)
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    directory: Path = args.output_dir
+    if args.check:
+        stale = [
+            crd_filename(kind)
+            for kind in KINDS
+            if not (directory / crd_filename(kind)).is_file()
+            or (directory / crd_filename(kind)).read_text() != render_crd(kind)
+        ]
+        for name in stale:
+            print(f"{directory / name}: differs from the models; run `aisched crds`", file=err)
+        return 1 if stale else 0
+    for path in write_crds(directory):
+        print(path, file=out)
+    return 0
+
+
+def _validate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    checked = errors = 0
+    for path in _manifest_files([*args.files, *args.files_rest]):
+        for where, doc in _documents(path):
+            if isinstance(doc, Exception):
+                print(f"{where}: {doc}", file=out)
+                errors += 1
+                continue
+            if doc is None:
+                continue
+            problems = validate_manifest(doc)
+            if problems is None:
+                continue
+            checked += 1
+            for problem in problems:
+                print(f"{where}: {_describe(doc)}: {problem}", file=out)
+            errors += len(problems)
+    print(f"{checked} object(s) checked, {errors} error(s)", file=err)
+    return 1 if errors else 0
+
+
+def _manifest_files(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in _MANIFEST_SUFFIXES and p.is_file())
+        else:
+            yield path
+
+
+def _documents(path: Path) -> Iterator[tuple[str, Any]]:
+    """Each YAML document of `path`, named `file:N` (N from 1), or the error that stopped the reading."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except OSError as exc:
+        yield str(path), ValueError(f"cannot read: {exc.strerror}")
+        return
+    try:
+        for index, doc in enumerate(yaml.safe_load_all(text), start=1):
+            yield f"{path}:{index}", doc
+    except yaml.YAMLError as exc:
+        yield str(path), ValueError(f"not valid YAML: {exc}".replace("\n", " "))
+
+
+def _describe(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return "document"
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    name = meta.get("name") or meta.get("generateName") or "(unnamed)"
+    namespace = meta.get("namespace")
+    return f"{doc.get('kind', '?')} {namespace + '/' if namespace else ''}{name}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Metrics, tracing and logging setup: the process's view of itself.
+
+May import prometheus-client, opentelemetry and structlog. Metrics are defined in one module with
+bounded label sets; logging is configured once, at process start.
+"""

@@ -1,0 +1,76 @@
+"""Settings of the aisched process: one pydantic model per concern, composed into `Settings`.
+
+Every field can be set from the environment as `AISCHED_<SECTION>__<FIELD>` (for example
+`AISCHED_LOGGING__LEVEL=DEBUG`, `AISCHED_METRICS__PORT=9090`). An `AISCHED_` variable that names
+no setting is an error, so a typo is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ENV_PREFIX", "LoggingSettings", "MetricsSettings", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX: Final = "AISCHED_"
+_NESTING: Final = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoggingSettings(_Section):
+    """How the process logs: JSON lines in a cluster, readable lines at a terminal."""
+
+    #: `auto` picks `json` when stderr is not a terminal or the process runs in a pod.
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class MetricsSettings(_Section):
+    """Where Prometheus metrics and the health endpoints are served."""
+
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class Settings(_Section):
+    """All settings of the aisched process."""
+
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+
+class SettingsError(ValueError):
+    """The environment holds settings that do not exist or do not parse."""
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, then `AISCHED_...` variables of `environ`, then `overrides` by section."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, dict[str, Any]] = {}
+    sections = Settings.model_fields
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, sep, field = name[len(ENV_PREFIX) :].lower().partition(_NESTING)
+        model = sections.get(section)
+        if not sep or model is None or model.annotation is None or field not in model.annotation.model_fields:
+            raise SettingsError(
+                f"{name} names no setting (expected {ENV_PREFIX}<SECTION>__<FIELD>, e.g. "
+                f"{ENV_PREFIX}LOGGING__LEVEL)"
+            )
+        raw.setdefault(section, {})[field] = value
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(problems) from None
