@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,34 @@ def test_structural_translates_exclusive_bounds_to_openapi_v3() -> None:
         "minimum": 0,
     }
     assert structural({"type": "integer", "exclusiveMaximum": 10}) == {"type": "integer", "maximum": 9}
+
+
+def _reached(node: dict[str, Any], names: set[str], path: str) -> list[tuple[str, dict[str, Any]]]:
+    """The nodes under `node` that a rule mentioning the field `names` can reach."""
+    found = [(path, node)]
+    for name, sub in node.get("properties", {}).items():
+        if name in names:
+            found += _reached(sub, names, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            found += _reached(node[key], names, f"{path}[]")
+    return found
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.KIND)
+def test_cel_rules_have_a_bounded_cost(kind: type[Resource]) -> None:
+    """The API server refuses a CRD whose rules' estimated cost has no bound.
+
+    Every list and map a rule can reach (through a field it names) must have a maximum size, and
+    no rule may run a regex (its cost grows with a string's length, which map keys cannot bound).
+    """
+    schema = crd_for(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        for rule in node.get("x-kubernetes-validations", []):
+            assert "matches(" not in rule["rule"], path
+            names = set(re.findall(r"\.([A-Za-z_][A-Za-z0-9_]*)", rule["rule"]))
+            for sub_path, sub in _reached(node, names, path):
+                if sub.get("type") == "array":
+                    assert "maxItems" in sub, f"{sub_path} is unbounded under the rule at {path}"
+                if isinstance(sub.get("additionalProperties"), dict):
+                    assert "maxProperties" in sub, f"{sub_path} is unbounded under the rule at {path}"

@@ -391,7 +391,7 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], Mutation, str, str, bool]] 
         _set("spec.resources", {"nvidia gpu": {"max": 1}}),
         "spec.resources",
         "keys must be resource names such as nvidia.com/gpu, cpu or memory ('nvidia gpu')",
-        True,
+        False,
     ),
     (
         "GPU indices with a gap",

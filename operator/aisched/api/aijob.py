@@ -179,15 +179,11 @@ def _elastic_role(spec: AIJobSpec) -> ReplicaSpec | None:
     return next((r for r in spec.replicas if r.name == spec.elastic.role), None)
 
 
-def _is_device_resource(name: str) -> bool:
-    return name == keys.GPU_RESOURCE or name.startswith(keys.MIG_RESOURCE_PREFIX)
-
-
 def _templates_request_no_gpu_devices(spec: AIJobSpec) -> bool:
     if spec.gpu is None or not spec.gpu.shares_gpu():
         return True
     return not any(
-        _is_device_resource(name)
+        name in _DEVICE_RESOURCES
         for r in spec.replicas
         for c in [*r.template.spec.containers, *r.template.spec.init_containers]
         for name in [*c.resources.requests, *c.resources.limits]
@@ -195,10 +191,21 @@ def _templates_request_no_gpu_devices(spec: AIJobSpec) -> bool:
 
 
 _ELASTIC_ROLE_CEL: Final = "(has(self.elastic.role) ? self.elastic.role : 'worker')"
-_DEVICE_KEY_CEL: Final = f"(k == '{keys.GPU_RESOURCE}' || k.startsWith('{keys.MIG_RESOURCE_PREFIX}'))"
+# Device resources are tested by map membership, never by iterating keys: a key's length has no
+# schema bound, so comparing keys would give the rule an unbounded estimated cost.
+_DEVICE_RESOURCES: Final = (
+    keys.GPU_RESOURCE,
+    *(keys.MIG_RESOURCE_PREFIX + name for name in MIG_PROFILE_NAMES),
+)
+
+
+def _no_device_in(resource_list: str) -> str:
+    held = " || ".join(f"'{name}' in {resource_list}" for name in _DEVICE_RESOURCES)
+    return f"(!has({resource_list}) || !({held}))"
+
+
 _NO_DEVICE_CEL: Final = (
-    f"!has(c.resources) || ((!has(c.resources.limits) || !c.resources.limits.exists(k, {_DEVICE_KEY_CEL}))"
-    f" && (!has(c.resources.requests) || !c.resources.requests.exists(k, {_DEVICE_KEY_CEL})))"
+    f"!has(c.resources) || ({_no_device_in('c.resources.limits')} && {_no_device_in('c.resources.requests')})"
 )
 
 

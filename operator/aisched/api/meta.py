@@ -69,9 +69,16 @@ class Rule:
     """A cross-field rule, checked by pydantic and, as CEL, by the Kubernetes API server.
 
     `path` names the offending field relative to the model the rule sits on (`gang.minMember`);
-    `cel` evaluates with `self` bound to that model's object and must be true for valid input, or
-    is None where the CRD states the rule structurally (a list-map's unique keys, a list-set);
+    `cel` evaluates with `self` bound to that model's object and must be true for valid input;
     `check` is the same predicate in Python; `detail` may add the offending values to the message.
+
+    `cel` is None where the CRD states the rule structurally (a list-map's unique keys, a
+    list-set), and where CEL could not be priced within the API server's cost budget (a regex
+    over map keys, whose length no structural schema can bound); aisched's controllers refuse
+    such objects themselves, with the same message.
+
+    CEL rules compare map keys only by membership (`'k' in map`) or with literals, and iterate
+    only lists and maps with a maximum size, so every rule has a bounded estimated cost.
     """
 
     path: str

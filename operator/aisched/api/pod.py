@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 
-ResourceList = dict[QualifiedName, NonNegativeQuantity]
+#: Resource name → quantity. Bounded so that CEL rules iterating it have a bounded cost.
+ResourceList = Annotated[dict[QualifiedName, NonNegativeQuantity], Field(max_length=64)]
 
 
 class ResourceRequirements(SpecModel):
@@ -101,7 +102,7 @@ class PodSpec(SpecModel):
 
     containers: Annotated[list[Container], Field(min_length=1, max_length=64)]
     init_containers: Annotated[list[Container], Field(max_length=64)] = Field(default_factory=list)
-    scheduler_name: str | None = None
+    scheduler_name: Annotated[str, Field(max_length=253)] | None = None
     restart_policy: Literal["Always", "OnFailure", "Never"] | None = None
     priority_class_name: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)

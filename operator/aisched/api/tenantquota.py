@@ -90,7 +90,7 @@ class TenantQuotaSpec(SpecModel):
         Rule(
             path="resources",
             message="keys must be resource names such as nvidia.com/gpu, cpu or memory",
-            cel=f"!has(self.resources) || self.resources.all(k, k.matches('{QUALIFIED_NAME_PATTERN}'))",
+            cel=None,  # a regex over unbounded map keys has no bounded CEL cost; checked by aisched
             check=lambda s: all(_RESOURCE_NAME.fullmatch(k) for k in s.resources),
             detail=lambda s: ", ".join(repr(k) for k in s.resources if not _RESOURCE_NAME.fullmatch(k)),
         ),
