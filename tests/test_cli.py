@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aisched.api.crd import KINDS, crd_filename
+from aisched.api.crd import KINDS
 from aisched.cli import main
+from aisched.crds import crd_filename
 from tests.support import objects
 
 ROOT = Path(__file__).parents[1]

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
+from aisched.api.meta import GROUP
 from aisched.kube.rbac import (
+    AGENT_NAMESPACED_PERMISSIONS,
     AGENT_PERMISSIONS,
-    AISCHED_GROUP,
+    AISCHED_NAMESPACE,
+    SCHEDULER_NAMESPACED_PERMISSIONS,
     SCHEDULER_PERMISSIONS,
     Permission,
     rules,
@@ -22,11 +25,23 @@ ROOT = pathlib.Path(__file__).parents[1]
 MANIFESTS = ROOT / "manifests"
 CRDS = ROOT / "crds"
 NAMESPACE = "aisched-system"
+#: Every permission table, cluster-wide and namespaced.
+ALL_TABLES = (
+    SCHEDULER_PERMISSIONS,
+    SCHEDULER_NAMESPACED_PERMISSIONS,
+    AGENT_PERMISSIONS,
+    AGENT_NAMESPACED_PERMISSIONS,
+)
 
 #: apiVersion -> kind -> namespaced?
 KNOWN_KINDS: dict[str, dict[str, bool]] = {
     "v1": {"Namespace": False, "ServiceAccount": True, "Service": True},
-    "rbac.authorization.k8s.io/v1": {"ClusterRole": False, "ClusterRoleBinding": False},
+    "rbac.authorization.k8s.io/v1": {
+        "ClusterRole": False,
+        "ClusterRoleBinding": False,
+        "Role": True,
+        "RoleBinding": True,
+    },
     "apps/v1": {"Deployment": True, "DaemonSet": True},
 }
 
@@ -66,7 +81,19 @@ def env_of(container: Doc) -> dict[str, Any]:
 
 
 def all_rules() -> list[Doc]:
-    return [rule for doc in all_documents() if doc["kind"] == "ClusterRole" for rule in doc["rules"]]
+    """The rules of every ClusterRole and Role."""
+    return [
+        rule for doc in all_documents() if doc["kind"] in {"ClusterRole", "Role"} for rule in doc["rules"]
+    ]
+
+
+def pod_specs() -> list[tuple[str, Doc]]:
+    """(name, pod template spec) of every Deployment and DaemonSet."""
+    return [
+        (doc["metadata"]["name"], doc["spec"]["template"]["spec"])
+        for doc in all_documents()
+        if doc["kind"] in {"Deployment", "DaemonSet"}
+    ]
 
 
 # --- shape of the files ----------------------------------------------------------------------
@@ -131,6 +158,41 @@ def test_agent_cluster_role_rules_equal_the_agent_permission_table() -> None:
     assert find("ClusterRole", "aisched-agent")["rules"] == rules(AGENT_PERMISSIONS)
 
 
+def test_scheduler_role_rules_equal_the_scheduler_namespaced_permission_table() -> None:
+    role = find("Role", "aisched-scheduler")
+    assert role["metadata"]["namespace"] == AISCHED_NAMESPACE
+    assert role["rules"] == rules(SCHEDULER_NAMESPACED_PERMISSIONS)
+
+
+def test_agent_role_rules_equal_the_agent_namespaced_permission_table() -> None:
+    role = find("Role", "aisched-agent")
+    assert role["metadata"]["namespace"] == AISCHED_NAMESPACE
+    assert role["rules"] == rules(AGENT_NAMESPACED_PERMISSIONS)
+
+
+def test_the_namespace_constant_is_the_manifests_namespace() -> None:
+    assert AISCHED_NAMESPACE == NAMESPACE
+
+
+def test_every_role_and_role_binding_is_in_aisched_system() -> None:
+    docs = [d for d in all_documents() if d["kind"] in {"Role", "RoleBinding"}]
+    assert {d["kind"] for d in docs} == {"Role", "RoleBinding"}
+    for doc in docs:
+        assert doc["metadata"].get("namespace") == AISCHED_NAMESPACE, doc["metadata"]
+
+
+def test_no_cluster_role_grants_leases() -> None:
+    """Leases are used in aisched-system only; cluster-wide they would reach kube-system's leader
+    leases and kube-node-lease's node heartbeats."""
+    cluster_roles = [d for d in all_documents() if d["kind"] == "ClusterRole"]
+    assert cluster_roles
+    for role in cluster_roles:
+        for rule in role["rules"]:
+            assert "leases" not in rule["resources"], (role["metadata"]["name"], rule)
+    for table in (SCHEDULER_PERMISSIONS, AGENT_PERMISSIONS):
+        assert not any(p.resource == "leases" for p in table)
+
+
 def test_no_rbac_rule_grants_a_wildcard_group_resource_or_verb() -> None:
     assert all_rules()
     for rule in all_rules():
@@ -159,9 +221,31 @@ def test_every_cluster_role_binding_points_at_an_existing_role_and_service_accou
             assert (subject["namespace"], subject["name"]) in accounts, subject
 
 
-def test_each_component_role_is_bound_to_its_own_service_account() -> None:
+def test_every_role_binding_points_at_an_existing_role_and_service_account() -> None:
+    docs = all_documents()
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role"}
+    accounts = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "ServiceAccount"
+    }
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == roles, (
+        "every Role is bound in its own namespace"
+    )
+    for binding in bindings:
+        ref = binding["roleRef"]
+        assert ref["apiGroup"] == "rbac.authorization.k8s.io"
+        assert ref["kind"] == "Role"
+        assert (binding["metadata"]["namespace"], ref["name"]) in roles
+        assert binding["subjects"]
+        for subject in binding["subjects"]:
+            assert subject["kind"] == "ServiceAccount"
+            assert (subject["namespace"], subject["name"]) in accounts, subject
+
+
+@pytest.mark.parametrize("binding_kind", ["ClusterRoleBinding", "RoleBinding"])
+def test_each_component_role_is_bound_to_its_own_service_account(binding_kind: str) -> None:
     for component in ("scheduler", "agent"):
-        binding = find("ClusterRoleBinding", f"aisched-{component}")
+        binding = find(binding_kind, f"aisched-{component}")
         assert binding["roleRef"]["name"] == f"aisched-{component}"
         assert [(s["namespace"], s["name"]) for s in binding["subjects"]] == [
             (NAMESPACE, f"aisched-{component}")
@@ -174,22 +258,27 @@ def test_aisched_group_resources_are_exactly_the_crd_plurals_and_their_status() 
     plurals = set()
     for path in crd_files:
         (crd,) = load_documents(path)
-        assert crd["spec"]["group"] == AISCHED_GROUP
+        assert crd["spec"]["group"] == GROUP
         plurals.add(crd["spec"]["names"]["plural"])
-    declared = {p.resource for p in (*SCHEDULER_PERMISSIONS, *AGENT_PERMISSIONS) if p.group == AISCHED_GROUP}
+    declared = {p.resource for table in ALL_TABLES for p in table if p.group == GROUP}
     assert declared == plurals | {f"{plural}/status" for plural in plurals}
 
 
 def test_permission_tables_name_each_resource_once() -> None:
-    for table in (SCHEDULER_PERMISSIONS, AGENT_PERMISSIONS):
-        keys = [(p.group, p.resource) for p in table]
+    for cluster, namespaced in (
+        (SCHEDULER_PERMISSIONS, SCHEDULER_NAMESPACED_PERMISSIONS),
+        (AGENT_PERMISSIONS, AGENT_NAMESPACED_PERMISSIONS),
+    ):
+        # Also across a component's two tables: a cluster-wide grant would make the Role's moot.
+        keys = [(p.group, p.resource) for p in (*cluster, *namespaced)]
         assert len(keys) == len(set(keys)), keys
 
 
 def test_scheduler_may_bind_pods_elect_a_leader_and_run_kopf_standalone() -> None:
     granted = {(p.group, p.resource, verb) for p in SCHEDULER_PERMISSIONS for verb in p.verbs}
+    in_namespace = {(p.group, p.resource, verb) for p in SCHEDULER_NAMESPACED_PERMISSIONS for verb in p.verbs}
     assert ("", "pods/binding", "create") in granted
-    assert ("coordination.k8s.io", "leases", "update") in granted
+    assert ("coordination.k8s.io", "leases", "update") in in_namespace
     # Kopf's own needs with peering disabled (kopf.readthedocs.io, "Deployment" > "RBAC").
     assert ("apiextensions.k8s.io", "customresourcedefinitions", "list") in granted
     assert ("apiextensions.k8s.io", "customresourcedefinitions", "watch") in granted
@@ -244,6 +333,21 @@ def test_workload_selectors_match_their_pod_template_labels() -> None:
             assert selector.items() <= labels.items(), doc["metadata"]["name"]
 
 
+def test_every_pod_spec_disables_service_links() -> None:
+    """The aisched-metrics Service would inject AISCHED_METRICS_* variables, which the process refuses
+    at start-up as unknown AISCHED_ settings."""
+    specs = pod_specs()
+    assert {name for name, _ in specs} == {"aisched-scheduler", "aisched-agent"}
+    for name, pod in specs:
+        assert pod.get("enableServiceLinks") is False, name
+
+
+def test_no_workload_asks_for_a_system_critical_priority_class() -> None:
+    """system-*-critical is refused outside kube-system where a ResourceQuota restricts it (GKE)."""
+    for name, pod in pod_specs():
+        assert not str(pod.get("priorityClassName", "")).startswith("system-"), name
+
+
 def test_deployment_and_daemonset_use_their_matching_service_accounts() -> None:
     scheduler = find("Deployment", "aisched-scheduler")
     agent = find("DaemonSet", "aisched-agent")
@@ -257,7 +361,6 @@ def test_scheduler_runs_two_replicas_spread_across_nodes() -> None:
     deployment = find("Deployment", "aisched-scheduler")
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["priorityClassName"] == "system-cluster-critical"
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     spread = [
         c

@@ -15,8 +15,8 @@ from typing import Any, TextIO
 import yaml
 
 from aisched import __version__
-from aisched.api.crd import KINDS, crd_filename, render_crd, write_crds
 from aisched.api.validation import validate_manifest
+from aisched.crds import stale_crds, write_crds
 
 __all__ = ["main"]
 
@@ -67,12 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     directory: Path = args.output_dir
     if args.check:
-        stale = [
-            crd_filename(kind)
-            for kind in KINDS
-            if not (directory / crd_filename(kind)).is_file()
-            or (directory / crd_filename(kind)).read_text() != render_crd(kind)
-        ]
+        stale = stale_crds(directory)
         for name in stale:
             print(f"{directory / name}: differs from the models; run `aisched crds`", file=err)
         return 1 if stale else 0
@@ -91,15 +86,28 @@ def _validate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                 continue
             if doc is None:
                 continue
-            problems = validate_manifest(doc)
-            if problems is None:
-                continue
-            checked += 1
-            for problem in problems:
-                print(f"{where}: {_describe(doc)}: {problem}", file=out)
-            errors += len(problems)
+            for item in _items(doc):
+                checked_here, errors_here = _check(where, item, out)
+                checked += checked_here
+                errors += errors_here
     print(f"{checked} object(s) checked, {errors} error(s)", file=err)
     return 1 if errors else 0
+
+
+def _items(doc: Any) -> list[Any]:
+    """The objects of one document: a `kind: List` (as `kubectl get -o yaml` writes) holds several."""
+    if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+        return list(doc["items"])
+    return [doc]
+
+
+def _check(where: str, doc: Any, out: TextIO) -> tuple[int, int]:
+    problems = validate_manifest(doc)
+    if problems is None:
+        return 0, 0
+    for problem in problems:
+        print(f"{where}: {_describe(doc)}: {problem}", file=out)
+    return 1, len(problems)
 
 
 def _manifest_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -113,15 +121,20 @@ def _manifest_files(paths: Sequence[Path]) -> Iterator[Path]:
 def _documents(path: Path) -> Iterator[tuple[str, Any]]:
     """Each YAML document of `path`, named `file:N` (N from 1), or the error that stopped the reading."""
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         yield str(path), ValueError(f"cannot read: {exc.strerror}")
+        return
+    except UnicodeDecodeError:
+        yield str(path), ValueError("cannot read: not UTF-8 text")
         return
     try:
         for index, doc in enumerate(yaml.safe_load_all(text), start=1):
             yield f"{path}:{index}", doc
     except yaml.YAMLError as exc:
         yield str(path), ValueError(f"not valid YAML: {exc}".replace("\n", " "))
+    except RecursionError:
+        yield str(path), ValueError("not valid YAML: nested too deeply")
 
 
 def _describe(doc: Any) -> str:
@@ -132,7 +145,9 @@ def _describe(doc: Any) -> str:
         meta = {}
     name = meta.get("name") or meta.get("generateName") or "(unnamed)"
     namespace = meta.get("namespace")
-    return f"{doc.get('kind', '?')} {namespace + '/' if namespace else ''}{name}"
+    kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "?"
+    prefix = f"{namespace}/" if isinstance(namespace, str) else ""
+    return f"{kind} {prefix}{name}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from aisched.api import AIJob, GPUNodeTopology, TenantQuota
-from aisched.api.crd import KINDS, crd_filename, crd_for, render_crd, structural, write_crds
+from aisched.api.crd import KINDS, crd_for, structural
 from aisched.api.meta import Resource
+from aisched.crds import crd_filename, render_crd, write_crds
 
 ROOT = Path(__file__).parents[2]
 

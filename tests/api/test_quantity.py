@@ -30,6 +30,11 @@ from aisched.api.quantity import NonNegativeQuantity, Quantity, QuantityError
         ("1.5e+2", "150"),
         ("+7", "7"),
         ("-2", "-2"),
+        ("0.1n", "0.000000001"),
+        ("1.5n", "0.000000002"),
+        ("10E", str(2**63 - 1)),
+        ("-8Ei", str(-(2**63 - 1))),
+        ("1e-12", "0.000000001"),
     ],
 )
 def test_quantities_parse_to_their_exact_value(text: str, exact: str) -> None:
@@ -45,11 +50,18 @@ def test_malformed_quantities_are_refused(text: str) -> None:
         Quantity(text)
 
 
-def test_value_and_milli_round_up_like_kubernetes() -> None:
+def test_value_and_milli_round_away_from_zero_like_kubernetes() -> None:
     assert Quantity("500m").value() == 1
+    assert Quantity("-1.5").value() == -2
     assert Quantity("0.5m").milli() == 1
     assert Quantity("1500m").milli() == 1500
     assert Quantity("64Gi").value() == 68719476736
+
+
+def test_quantities_do_not_compare_with_other_types() -> None:
+    with pytest.raises(TypeError):
+        assert Quantity("1") < 2  # type: ignore[operator]
+    assert Quantity("1") != 1
 
 
 def test_quantities_compare_and_add_by_value_not_text() -> None:
@@ -69,7 +81,7 @@ def test_models_accept_ints_and_strings_and_write_back_what_was_given() -> None:
     assert held.model_dump(mode="json") == {"q": 8, "n": "64Gi"}
 
 
-@pytest.mark.parametrize("raw", [True, None, [1], {"a": 1}, float("nan")])
+@pytest.mark.parametrize("raw", [True, None, [1], {"a": 1}, float("nan"), 0.5, 2.0])
 def test_models_refuse_non_quantities(raw: object) -> None:
     with pytest.raises(ValidationError, match="quantity"):
         _Holder.model_validate({"q": raw})

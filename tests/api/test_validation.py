@@ -350,7 +350,31 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], Mutation, str, str, bool]] 
         objects.aijob,
         _set("spec", None),
         "spec",
-        "input should be a valid dictionary",
+        "is required",
+        False,
+    ),
+    (
+        "a count written as a string",
+        objects.aijob,
+        _set("spec.replicas[0].count", "4"),
+        "spec.replicas[0].count",
+        "input should be a valid integer",
+        False,
+    ),
+    (
+        "preemptible written as yes",
+        objects.aijob,
+        _set("spec.preemptible", "yes"),
+        "spec.preemptible",
+        "input should be a valid boolean",
+        False,
+    ),
+    (
+        "a fractional JSON number as a quantity",
+        objects.aijob,
+        _set("spec.replicas[0].template.spec.containers[0].resources.requests.cpu", 0.5),
+        "spec.replicas[0].template.spec.containers[0].resources.requests.cpu",
+        "must be an integer or a string",
         False,
     ),
     (
@@ -531,6 +555,33 @@ def test_parse_returns_the_model_or_raises_with_every_field_error() -> None:
         parse(AIJob, broken)
     assert info.value.name == "llama-pretrain"
     assert {e.path for e in info.value.errors} == {"spec.replicas[0].count", "spec.priority"}
+
+
+def test_nulls_mean_unset_as_the_api_server_prunes_them() -> None:
+    body = objects.aijob()
+    body["spec"]["gang"] = None
+    body["spec"]["priority"] = None
+    body["spec"]["replicas"][0]["template"]["metadata"] = {"labels": None}
+    job = parse(AIJob, body)
+    assert job.spec.priority == 0
+    assert job.spec.gang.min_member is None
+
+
+@pytest.mark.parametrize("value", ["two", "0", "²", "٣", "-1", "1.5", ""])
+def test_gang_min_member_annotation_must_be_a_plain_positive_integer(value: str) -> None:
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "p",
+            "labels": {"aisched.io/gang": "g"},
+            "annotations": {"aisched.io/gang-min-member": value},
+        },
+        "spec": {"schedulerName": "aisched", "containers": [{"name": "c", "image": "i"}]},
+    }
+    assert validate_manifest(pod) == [
+        FieldError("metadata.annotations[aisched.io/gang-min-member]", "must be a positive integer")
+    ]
 
 
 def test_defaults_fill_what_a_user_leaves_out() -> None:

@@ -12,7 +12,17 @@ from typing import Annotated, ClassVar, Final, Literal
 from pydantic import Field
 
 from aisched.api import keys
-from aisched.api.meta import LIST_MAP, LIST_SET, Condition, DNSLabel, Resource, Rule, SpecModel, StatusModel
+from aisched.api.meta import (
+    DNS_SUBDOMAIN_PATTERN,
+    LIST_MAP,
+    LIST_SET,
+    Condition,
+    DNSLabel,
+    Resource,
+    Rule,
+    SpecModel,
+    StatusModel,
+)
 from aisched.api.mig import MIG_PROFILE_NAMES, MIG_PROFILES, mig_profiles_for
 from aisched.api.pod import PodTemplateSpec
 from aisched.api.quantity import NonNegativeQuantity
@@ -219,7 +229,7 @@ class AIJobSpec(SpecModel):
     gpu: GPUSpec | None = None
     priority: Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX)] = 0
     preemptible: bool = True
-    tenant: DNSLabel | None = None
+    tenant: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] | None = None
     restart: RestartSpec = Field(default_factory=RestartSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
 

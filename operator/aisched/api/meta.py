@@ -105,6 +105,15 @@ class K8sModel(BaseModel):
     )
     __rules__: ClassVar[tuple[Rule, ...]] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        # The API server prunes null values of non-nullable fields before validating; do the same,
+        # so `gang: null` means "not set" here as it does there.
+        if isinstance(data, dict) and any(v is None for v in data.values()):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
     @model_validator(mode="after")
     def _check_rules(self) -> Self:
         broken = [rule for rule in type(self).__rules__ if not rule.check(self)]
@@ -148,7 +157,10 @@ class K8sModel(BaseModel):
 
 
 class SpecModel(K8sModel):
-    """A part of a `spec`: unknown fields are refused, as the API server's strict field validation does."""
+    """A part of a `spec`: unknown fields are refused, as the API server's strict field validation does,
+    and types are strict (`count: "4"` is a string, not a number), as its schema validation is."""
+
+    model_config = ConfigDict(strict=True)
 
 
 class StatusModel(K8sModel):

@@ -7,7 +7,8 @@ when the pods are created), so these models allow unknown fields below `spec`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Final, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -28,6 +29,8 @@ __all__ = [
 
 
 #: Resource name → quantity. Bounded so that CEL rules iterating it have a bounded cost.
+_POSITIVE_INT: Final = re.compile(r"[1-9][0-9]{0,8}")
+
 ResourceList = Annotated[dict[QualifiedName, NonNegativeQuantity], Field(max_length=64)]
 
 
@@ -146,7 +149,7 @@ class PodTemplateSpec(SpecModel):
 
 
 def _positive_int(text: str | None) -> bool:
-    return text is not None and text.isdigit() and int(text) >= 1
+    return text is not None and _POSITIVE_INT.fullmatch(text) is not None
 
 
 def _gang_min_member_valid(pod: Pod) -> bool:

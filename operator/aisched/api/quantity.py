@@ -8,15 +8,16 @@ The grammar is the one `k8s.io/apimachinery/pkg/api/resource` accepts:
     <decimalSI>     ::= n | u | m | "" | k | M | G | T | P | E
     <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber>
 
-Values are held as exact `Decimal`s; `value()` and `milli()` round up the way Kubernetes'
-`Value()` and `MilliValue()` do, so a request of `0.5m` CPU still costs one milli-CPU.
+Values are held as exact `Decimal`s, rounded away from zero to whole nano units and clamped to
+±(2^63-1) as apimachinery does; `value()` and `milli()` round away from zero like Kubernetes'
+`Value()` and `MilliValue()`, so a request of `0.5m` CPU still costs one milli-CPU.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_UP, Decimal, InvalidOperation
 from functools import total_ordering
 from typing import Annotated, Any, Final
 
@@ -52,9 +53,13 @@ QUANTITY_PATTERN: Final = rf"^[+-]?{_NUMBER}{_SUFFIX}$"
 #: Same, without a sign: requests, limits and quotas are never negative.
 NON_NEGATIVE_QUANTITY_PATTERN: Final = rf"^\+?{_NUMBER}{_SUFFIX}$"
 _RE: Final = re.compile(rf"^(?P<sign>[+-]?)(?P<number>{_NUMBER})(?P<suffix>[KMGTPE]i|[eE].*|[numkMGTPE])?$")
-_EXPONENT: Final = re.compile(rf"^[eE](?P<exp>[+-]?{_NUMBER})$")
-# Kubernetes refuses quantities above 2^63-1 in their smallest unit; we refuse absurd magnitudes early.
+# The published pattern admits a fractional exponent; apimachinery's parser takes whole ones only.
+_EXPONENT: Final = re.compile(r"^[eE](?P<exp>[+-]?[0-9]+)$")
+#: apimachinery clamps larger magnitudes to this.
 _MAX_ABS: Final = Decimal(2**63 - 1)
+_NANO: Final = Decimal("1e-9")
+# Beyond this exponent every non-zero number is clamped (or rounded to 1n) anyway.
+_EXPONENT_LIMIT: Final = 64
 
 
 class QuantityError(ValueError):
@@ -75,7 +80,7 @@ class Quantity:
         else:
             value, written = _parse(text), text
         if abs(value) > _MAX_ABS:
-            raise QuantityError(f"quantity {written!r} is too large")
+            value = _MAX_ABS.copy_sign(value)
         self._value = value
         self._text = written
 
@@ -91,12 +96,12 @@ class Quantity:
         return self._value
 
     def value(self) -> int:
-        """The value in base units rounded up to an integer (Kubernetes `Value()`)."""
-        return math.ceil(self._value)
+        """The value in base units rounded away from zero to an integer (Kubernetes `Value()`)."""
+        return _away_from_zero(self._value)
 
     def milli(self) -> int:
-        """The value in thousandths rounded up (Kubernetes `MilliValue()`)."""
-        return math.ceil(self._value * 1000)
+        """The value in thousandths rounded away from zero (Kubernetes `MilliValue()`)."""
+        return _away_from_zero(self._value * 1000)
 
     def is_negative(self) -> bool:
         return self._value < 0
@@ -112,8 +117,10 @@ class Quantity:
             return self._value == other._value
         return NotImplemented
 
-    def __lt__(self, other: Quantity) -> bool:
-        return self._value < other._value
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Quantity):
+            return self._value < other._value
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self._value)
@@ -163,23 +170,27 @@ def _parse(text: str) -> Decimal:
         exponent = _EXPONENT.match(suffix)
         if exponent is None:
             raise QuantityError(f"{text!r} has an invalid suffix {suffix!r}")
-        exp = Decimal(exponent["exp"])
-        if exp != exp.to_integral_value() or abs(exp) > 30:
-            raise QuantityError(f"{text!r} has an unsupported exponent {exponent['exp']!r}")
-        scale = Decimal(10) ** int(exp)
+        exp = max(-_EXPONENT_LIMIT, min(_EXPONENT_LIMIT, int(exponent["exp"])))
+        scale = Decimal(10) ** exp
     value = number * scale
+    if value and value < _NANO:
+        value = _NANO  # apimachinery keeps nine decimal places, rounding up
+    value = value.quantize(_NANO, rounding=ROUND_UP) if value != value.to_integral_value() else value
     return -value if match["sign"] == "-" else value
+
+
+def _away_from_zero(value: Decimal) -> int:
+    return math.ceil(value) if value >= 0 else math.floor(value)
 
 
 def _validate(raw: Any) -> Quantity:
     if isinstance(raw, Quantity):
         return raw
-    if isinstance(raw, bool) or not isinstance(raw, int | str | float):
-        raise PydanticCustomError("quantity", "must be a quantity such as 500m, 64Gi or 8")
     if isinstance(raw, float):
-        if not math.isfinite(raw):
-            raise PydanticCustomError("quantity", "must be a finite quantity")
-        raw = format(Decimal(repr(raw)).normalize(), "f")
+        # An int-or-string field takes no JSON fractions: the API server refuses `cpu: 0.5`.
+        raise PydanticCustomError("quantity", 'must be an integer or a string such as "0.5", 500m or 64Gi')
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise PydanticCustomError("quantity", "must be a quantity such as 500m, 64Gi or 8")
     try:
         return Quantity(raw)
     except QuantityError as exc:

@@ -134,7 +134,8 @@ def validate_manifest(body: Any) -> list[FieldError] | None:
         return [FieldError("", "a manifest must be a mapping with apiVersion and kind")]
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
-        return [FieldError("apiVersion" if not isinstance(api_version, str) else "kind", "is required")]
+        field, value = ("kind", kind) if isinstance(api_version, str) else ("apiVersion", api_version)
+        return [FieldError(field, "is required" if value is None else f"must be a string, got {value!r}")]
     if api_version.split("/", 1)[0] == GROUP:
         if api_version != API_VERSION:
             return [FieldError("apiVersion", f"must be {API_VERSION}, got {api_version}")]

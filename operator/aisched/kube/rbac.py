@@ -1,11 +1,16 @@
 """Exactly the Kubernetes API access aisched's code makes, as data.
 
-`manifests/20-rbac.yaml` carries `rules(SCHEDULER_PERMISSIONS)` and `rules(AGENT_PERMISSIONS)`
-verbatim, and tests/test_manifests.py pins that equality, so a new API call starts here: add the
-permission with a line saying why, then regenerate the ClusterRole rules.
+Each component has two tables: a cluster-wide one (`SCHEDULER_PERMISSIONS`, `AGENT_PERMISSIONS`),
+granted by a ClusterRole, and one confined to the `aisched-system` namespace
+(`SCHEDULER_NAMESPACED_PERMISSIONS`, `AGENT_NAMESPACED_PERMISSIONS`), granted by a Role there.
+Leases live only in those tables: both components use Leases in `aisched-system` alone, and a
+cluster-wide grant would let them rewrite any Lease (kube-system leader leases, kube-node-lease
+heartbeats). `manifests/20-rbac.yaml` carries `rules(<table>)` verbatim for each of the four, and
+tests/test_manifests.py pins that equality, so a new API call starts here: add the permission with
+a line saying why, to the narrowest table that serves it, then regenerate the rules.
 
 No wildcards: every (group, resource, verb) the code uses is named. Pure data: imports nothing
-beyond typing and dataclasses.
+beyond typing, dataclasses and the API group name from `aisched.api.meta`.
 
 Kopf runs with peering disabled (standalone; our own Lease does leader election), so it needs no
 `kopf.dev` (Cluster)KopfPeering access. What Kopf needs on its own, per its deployment guide
@@ -18,16 +23,21 @@ each handled custom resource (patch writes its finalizers and last-handled-state
 from dataclasses import dataclass
 from typing import Final
 
+from aisched.api.meta import GROUP
+
 __all__ = [
+    "AGENT_NAMESPACED_PERMISSIONS",
     "AGENT_PERMISSIONS",
-    "AISCHED_GROUP",
+    "AISCHED_NAMESPACE",
     "KNOWN_VERBS",
+    "SCHEDULER_NAMESPACED_PERMISSIONS",
     "SCHEDULER_PERMISSIONS",
     "Permission",
     "rules",
 ]
 
-AISCHED_GROUP: Final = "aisched.io"
+#: The namespace the scheduler and the agent run in; the namespaced tables apply only there.
+AISCHED_NAMESPACE: Final = "aisched-system"
 
 #: The resource verbs Kubernetes RBAC knows (besides "*", which we never grant).
 KNOWN_VERBS: Final = frozenset(
@@ -57,7 +67,7 @@ def _p(group: str, resource: str, *verbs: str) -> Permission:
     return Permission(group, resource, frozenset(verbs))
 
 
-#: The scheduler Deployment (`aisched run`): Kopf controllers, informer, binder, leader election.
+#: The scheduler Deployment (`aisched run`), cluster-wide: Kopf controllers, informer, binder, events.
 SCHEDULER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     # pods: informer list+watch; AIJob controller creates/deletes members; patch for labels/annotations.
     _p("", "pods", "get", "list", "watch", "create", "delete", "patch"),
@@ -67,47 +77,58 @@ SCHEDULER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "pods/status", "patch"),
     # nodes: the informer's list+watch feeds the cache; get for a single node on demand.
     _p("", "nodes", "get", "list", "watch"),
-    # services: headless Service for an AIJob's master, so PyTorch DDP gets MASTER_ADDR; removed with it.
+    # services: the operator creates a headless Service per AIJob master, in the job's namespace, so
+    # PyTorch DDP members get MASTER_ADDR; get to find it again, delete when the job goes away.
     _p("", "services", "get", "create", "delete"),
     # events (core): scheduling failures and decisions, and Kopf's own handler events; patch to aggregate.
+    # Cluster-wide: an event goes to the namespace of the pod or AIJob it is about.
     _p("", "events", "create", "patch"),
     # events (events.k8s.io): the same events through the newer API where the client uses it.
     _p("events.k8s.io", "events", "create", "patch"),
-    # leases: leader election between the two scheduler replicas (one Lease in aisched-system).
-    _p("coordination.k8s.io", "leases", "get", "create", "update"),
     # aijobs: Kopf watches them and patches finalizers/annotations; update for resourceVersion-checked writes.
-    _p(AISCHED_GROUP, "aijobs", "get", "list", "watch", "patch", "update"),
+    _p(GROUP, "aijobs", "get", "list", "watch", "patch", "update"),
     # aijobs/status: phase, conditions, placement and restarts.
-    _p(AISCHED_GROUP, "aijobs/status", "get", "patch", "update"),
+    _p(GROUP, "aijobs/status", "get", "patch", "update"),
     # tenantquotas: Kopf watches them and patches finalizers/annotations.
-    _p(AISCHED_GROUP, "tenantquotas", "get", "list", "watch", "patch"),
+    _p(GROUP, "tenantquotas", "get", "list", "watch", "patch"),
     # tenantquotas/status: used, borrowed, dominant share, admitted and pending jobs.
-    _p(AISCHED_GROUP, "tenantquotas/status", "get", "patch", "update"),
+    _p(GROUP, "tenantquotas/status", "get", "patch", "update"),
     # gpunodetopologies: read-only; the informer's list+watch feeds the topology cache.
-    _p(AISCHED_GROUP, "gpunodetopologies", "get", "list", "watch"),
+    _p(GROUP, "gpunodetopologies", "get", "list", "watch"),
     # customresourcedefinitions: Kopf observes CRDs appearing/disappearing at run time.
     _p("apiextensions.k8s.io", "customresourcedefinitions", "list", "watch"),
     # namespaces: Kopf observes namespaces appearing/disappearing at run time.
     _p("", "namespaces", "list", "watch"),
 )
 
-#: The node agent DaemonSet (`aisched agent`): publishes its node's GPU topology and liveness.
+#: The scheduler Deployment, in `AISCHED_NAMESPACE` only (a Role, not a ClusterRole).
+SCHEDULER_NAMESPACED_PERMISSIONS: Final[tuple[Permission, ...]] = (
+    # leases: leader election between the two scheduler replicas (one Lease in aisched-system).
+    _p("coordination.k8s.io", "leases", "get", "create", "update"),
+)
+
+#: The node agent DaemonSet (`aisched agent`), cluster-wide: publishes its node's GPU topology.
 AGENT_PERMISSIONS: Final[tuple[Permission, ...]] = (
     # gpunodetopologies: create this node's object, then patch/update it when the fingerprint changes.
-    _p(AISCHED_GROUP, "gpunodetopologies", "get", "create", "patch", "update"),
+    _p(GROUP, "gpunodetopologies", "get", "create", "patch", "update"),
     # gpunodetopologies/status: GPU health and the last-published time.
-    _p(AISCHED_GROUP, "gpunodetopologies/status", "get", "patch", "update"),
+    _p(GROUP, "gpunodetopologies/status", "get", "patch", "update"),
     # nodes: read the Node's uid for the owner reference; patch GPU product/count labels onto it.
     _p("", "nodes", "get", "patch"),
-    # leases: one liveness Lease per node, renewed while NVML answers.
-    _p("coordination.k8s.io", "leases", "get", "create", "update"),
     # events: report GPU health changes (Xid errors, devices lost) against the Node.
     _p("", "events", "create"),
 )
 
+#: The node agent DaemonSet, in `AISCHED_NAMESPACE` only (a Role, not a ClusterRole).
+AGENT_NAMESPACED_PERMISSIONS: Final[tuple[Permission, ...]] = (
+    # leases: one liveness Lease per node (`aisched-agent-<node>` in aisched-system), renewed while
+    # NVML answers.
+    _p("coordination.k8s.io", "leases", "get", "create", "update"),
+)
+
 
 def rules(perms: tuple[Permission, ...] | list[Permission]) -> list[dict[str, list[str]]]:
-    """ClusterRole `rules` for `perms`: one rule per (apiGroup, verb set), deterministic.
+    """(Cluster)Role `rules` for `perms`: one rule per (apiGroup, verb set), deterministic.
 
     Duplicate (group, resource) entries merge their verbs. Rules come ordered by apiGroup (core ""
     first), then by their sorted resource lists; every list inside a rule is sorted.
