@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint typecheck unit crds validate venv clean
+.PHONY: test lint typecheck unit crds validate bench venv clean
 
 test: lint typecheck unit  ## ruff, mypy --strict and every test
 
@@ -31,6 +31,9 @@ crds: $(STAMP)  ## regenerate crds/ from the API models
 
 validate: $(STAMP)  ## validate the examples offline
 	$(BIN)/aisched validate -f examples/
+
+bench: $(STAMP)  ## benchmarks: JSON on stdout, a readable table on stderr
+	$(BIN)/aisched bench core --nodes 5000 --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

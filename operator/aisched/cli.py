@@ -7,6 +7,7 @@ aisched validate -f FILE_OR_DIR ...          validate manifests offline with the
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,6 +62,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("files_rest", nargs="*", type=Path, help=argparse.SUPPRESS)
     validate.set_defaults(handler=_validate)
+
+    bench = commands.add_parser("bench", help="benchmarks: JSON on stdout with --json, a table on stderr")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    core = benches.add_parser(
+        "core", help="the scheduling core: single pods, gangs, memory, snapshot updates"
+    )
+    core.add_argument("--nodes", type=int, default=5000, help="synthetic cluster size (8 GPUs per node)")
+    core.add_argument("--decisions", type=int, default=4000, help="single-pod decisions to time")
+    core.add_argument("--gangs", type=int, default=250, help="8-pod gangs to time")
+    core.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    core.set_defaults(handler=_bench_core)
     return parser
 
 
@@ -73,6 +85,18 @@ def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         return 1 if stale else 0
     for path in write_crds(directory):
         print(path, file=out)
+    return 0
+
+
+def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.bench.core import run_core_benchmark  # noqa: PLC0415 - heavy; only this command needs it
+
+    result = run_core_benchmark(nodes=args.nodes, decisions=args.decisions, gangs=args.gangs)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2), file=out)
+        print(result.table(), file=err)
+    else:
+        print(result.table(), file=out)
     return 0
 
 

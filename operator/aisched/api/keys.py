@@ -25,6 +25,10 @@ ANNOTATION_GPUS: Final = "aisched.io/gpus"
 ANNOTATION_GPU_MILLI: Final = "aisched.io/gpu-milli"
 ANNOTATION_GPU_MEMORY: Final = "aisched.io/gpu-memory"
 ANNOTATION_MIG: Final = "aisched.io/mig"
+# Placement constraints carried on a pod (the AIJob controller copies them from the job's spec).
+ANNOTATION_GPU_MODELS: Final = "aisched.io/gpu-models"  # comma-separated allowed models
+ANNOTATION_TOPOLOGY_POLICY: Final = "aisched.io/topology-policy"  # Required | Preferred | None
+ANNOTATION_TOPOLOGY_LEVEL: Final = "aisched.io/topology-level"  # nvlink | node | rack | block
 
 # Node labels that place a node in the topology domains above it.
 LABEL_RACK: Final = "aisched.io/rack"

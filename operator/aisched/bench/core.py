@@ -1,0 +1,219 @@
+"""`aisched bench core`: the scheduling core on a synthetic cluster, against a bare numpy floor.
+
+Measured on one core, in one process:
+- single-pod GPU decisions: full cycles (snapshot refresh, filters, scores, placement, assume)
+  for pods of 1, 2, 4 and 8 GPUs, decisions per second and p50/p99 latency;
+- the floor: for the same pods over the same arrays, a bare vectorised filter (static mask, the
+  requested resources, free GPUs) plus a bin-packing score and argmax, with no framework at all;
+- gangs: 8 pods × 8 GPUs with Preferred rack topology, gangs per second;
+- memory: peak RSS once the snapshot of the cluster is built;
+- one-pod snapshot update: a bound pod arriving from the informer, then the snapshot refresh.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from aisched.bench.cluster import synthetic_cluster
+from aisched.cache.cache import PodUsage
+from aisched.framework.profile import Profile
+from aisched.framework.runtime import Framework
+from aisched.framework.types import Gang, PodInfo
+from aisched.plugins import default_registry
+from aisched.scheduler import Scheduler
+from aisched.topology import resources
+
+__all__ = ["CoreBenchmark", "run_core_benchmark"]
+
+MACHINES: Final = ("dgx-h100", "hgx-a100", "dgx1-v100", "pcie-8gpu")
+GPU_SIZES: Final = (1, 2, 4, 8)
+_BATCH: Final = 250
+
+
+@dataclass(frozen=True)
+class CoreBenchmark:
+    nodes: int
+    single_pod_decisions: int
+    single_pod_decisions_per_s: float
+    single_pod_p50_us: float
+    single_pod_p99_us: float
+    floor_us: float
+    floor_ratio: float
+    gangs: int
+    gang_decisions_per_s: float
+    gang_p50_ms: float
+    gang_p99_ms: float
+    gang_racks_used_mean: float
+    rss_mb: float
+    snapshot_build_s: float
+    snapshot_update_us: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+    def table(self) -> str:
+        rows = [
+            ("nodes", f"{self.nodes}", ""),
+            ("single-pod decisions/s", f"{self.single_pod_decisions_per_s:,.0f}", "target >= 1,000"),
+            (
+                "  p50 / p99 per decision",
+                f"{self.single_pod_p50_us:.0f} / {self.single_pod_p99_us:.0f} us",
+                "",
+            ),
+            ("  bare numpy floor (p50)", f"{self.floor_us:.0f} us", ""),
+            ("  ratio to floor (p50 / p50)", f"{self.floor_ratio:.2f}x", "target <= 4x"),
+            ("gang decisions/s (8x8 GPUs, rack)", f"{self.gang_decisions_per_s:,.0f}", "target >= 200"),
+            ("  p50 / p99 per gang", f"{self.gang_p50_ms:.2f} / {self.gang_p99_ms:.2f} ms", ""),
+            ("  racks per gang (mean)", f"{self.gang_racks_used_mean:.2f}", "lower bound 1"),
+            ("peak RSS", f"{self.rss_mb:.0f} MB", "target <= 200 MB"),
+            ("snapshot build", f"{self.snapshot_build_s:.2f} s", ""),
+            ("one-pod snapshot update", f"{self.snapshot_update_us:.0f} us", "target <= 1,000 us"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        return "\n".join(f"{name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
+
+
+def _pod(name: str, gpus: int) -> PodInfo:
+    return PodInfo(
+        namespace="bench",
+        name=name,
+        requests={
+            resources.CPU: 8_000 * gpus,
+            resources.MEMORY: 64 * 2**30 * gpus,
+            resources.PODS: 1,
+            resources.GPU: gpus,
+        },
+    )
+
+
+def _scheduler(nodes: int) -> tuple[Scheduler, float]:
+    started = time.perf_counter()
+    cache = synthetic_cluster(nodes, machines=MACHINES)
+    scheduler = Scheduler(framework=Framework(Profile(), default_registry()), cache=cache)
+    cache.update_snapshot(scheduler.snapshot)
+    return scheduler, time.perf_counter() - started
+
+
+def _timed(run: Callable[[int], object], count: int) -> tuple[float, list[float]]:
+    gc.collect()
+    latencies = []
+    started = time.perf_counter()
+    for i in range(count):
+        t0 = time.perf_counter()
+        run(i)
+        latencies.append(time.perf_counter() - t0)
+    return time.perf_counter() - started, latencies
+
+
+def _floor(scheduler: Scheduler, pods: list[PodInfo]) -> list[float]:
+    """Seconds per pod of a bare filter + score + argmax over the same snapshot arrays."""
+    snapshot = scheduler.snapshot
+    n = snapshot.size
+    static = snapshot.valid[:n] & snapshot.ready[:n] & ~snapshot.unschedulable[:n]
+    fixed = len(resources.FIXED)
+    gpu = snapshot.resource_index[resources.GPU]
+    needs = [np.array([p.requests[r] for r in resources.FIXED], dtype=np.int64)[:, None] for p in pods]
+    sink = 0
+    latencies = []
+    for pod, need in zip(pods, needs, strict=True):
+        t0 = time.perf_counter()
+        mask = static & (snapshot.free[:fixed, :n] >= need).all(axis=0)
+        mask &= snapshot.gpu_free_count[:n] >= pod.gpus
+        score = snapshot.utilisation[gpu, :n] + pod.gpus * snapshot.inverse_allocatable[gpu, :n]
+        sink += int(np.argmax(np.where(mask, score, -np.inf)))
+        latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int = 250) -> CoreBenchmark:
+    # Single pods.
+    scheduler, build_s = _scheduler(nodes)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pods = [_pod(f"p{i}", GPU_SIZES[i % len(GPU_SIZES)]) for i in range(decisions)]
+    for pod in pods[:50]:  # warm caches and tables, as a running scheduler has
+        scheduler.schedule(Gang.of(pod))
+    scheduler, _ = _scheduler(nodes)
+    failures = 0
+    latencies: list[float] = []
+    floors: list[float] = []
+    total = 0.0
+    # Decisions and the floor alternate in batches over the same, filling snapshot, so both see
+    # the same cluster state and the same machine noise.
+    for start in range(0, decisions, _BATCH):
+        batch = pods[start : start + _BATCH]
+
+        def one(i: int, batch: list[PodInfo] = batch) -> None:
+            nonlocal failures
+            failures += scheduler.schedule(Gang.of(batch[i])).placement is None
+
+        spent, batch_latencies = _timed(one, len(batch))
+        total += spent
+        latencies += batch_latencies
+        floors += _floor(scheduler, batch)
+    if failures:
+        raise RuntimeError(f"{failures} single-pod decisions failed; the benchmark cluster is too small")
+    per_decision = total / decisions
+    floor = statistics.median(floors)
+
+    # One bound pod arriving, then the snapshot refresh.
+    cache = scheduler.cache
+    node_names = list(scheduler.snapshot.slot_of)
+    update_started = time.perf_counter()
+    updates = 1000
+    for i in range(updates):
+        cache.set_pod(
+            PodUsage(
+                key=f"bound/p{i}",
+                node=node_names[(i * 7919) % len(node_names)],
+                requests={resources.CPU: 100, resources.PODS: 1},
+            )
+        )
+        cache.update_snapshot(scheduler.snapshot)
+    update_us = (time.perf_counter() - update_started) / updates * 1e6
+
+    # Gangs.
+    scheduler, _ = _scheduler(nodes)
+    racks: list[int] = []
+
+    def gang(i: int) -> None:
+        members = [_pod(f"g{i}-{k}", 8) for k in range(8)]
+        result = scheduler.schedule(
+            Gang(
+                key=f"bench/g{i}",
+                members=members,
+                min_member=8,
+                topology_policy="Preferred",
+                topology_level="rack",
+            )
+        )
+        if result.placement is None:
+            raise RuntimeError(f"gang {i} failed: {result.message}")
+        racks.append(len({scheduler.snapshot.infos[p.slot].rack for p in result.placement.pods}))  # type: ignore[union-attr]
+
+    gang_total, gang_latencies = _timed(gang, gangs)
+    rss_mb = max(rss_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return CoreBenchmark(
+        nodes=nodes,
+        single_pod_decisions=decisions,
+        single_pod_decisions_per_s=1 / per_decision,
+        single_pod_p50_us=statistics.median(latencies) * 1e6,
+        single_pod_p99_us=float(np.percentile(latencies, 99)) * 1e6,
+        floor_us=floor * 1e6,
+        floor_ratio=statistics.median(latencies) / floor,
+        gangs=gangs,
+        gang_decisions_per_s=gangs / gang_total,
+        gang_p50_ms=statistics.median(gang_latencies) * 1e3,
+        gang_p99_ms=float(np.percentile(gang_latencies, 99)) * 1e3,
+        gang_racks_used_mean=statistics.mean(racks),
+        rss_mb=rss_mb,
+        snapshot_build_s=build_s,
+        snapshot_update_us=update_us,
+    )

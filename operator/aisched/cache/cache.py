@@ -1,0 +1,192 @@
+"""`Cache`: nodes and the pods that use them, with assume/forget for placements not yet bound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aisched.framework.types import GangPlacement
+from aisched.topology import resources
+from aisched.topology.node import NodeInfo
+from aisched.topology.snapshot import Snapshot
+
+__all__ = ["Cache", "PodUsage"]
+
+
+@dataclass(frozen=True, slots=True)
+class PodUsage:
+    """What one pod takes from its node: its requests, and its GPUs by index or by UUID if known."""
+
+    key: str
+    node: str
+    requests: Mapping[str, int]
+    gpu_mask: int | None = None
+    gpu_uuids: tuple[str, ...] = ()
+    assumed: bool = False
+
+    @property
+    def gpus(self) -> int:
+        return self.requests.get(resources.GPU, 0)
+
+
+@dataclass
+class _Node:
+    info: NodeInfo | None = None
+    pods: dict[str, PodUsage] = field(default_factory=dict)
+
+
+class Cache:
+    """Nodes by name, each with the pods on it; the one source of truth a snapshot is made from."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, _Node] = {}
+        self._pods: dict[str, PodUsage] = {}
+        self._static_dirty: set[str] = set()
+        self._usage_dirty: set[str] = set()
+        self._removed: set[str] = set()
+        self._snapshot: Snapshot | None = None
+
+    # -- nodes -------------------------------------------------------------------------
+
+    def set_node(self, info: NodeInfo) -> None:
+        """Add or replace a node's static description."""
+        entry = self._nodes.setdefault(info.name, _Node())
+        entry.info = info
+        self._removed.discard(info.name)
+        self._static_dirty.add(info.name)
+
+    def remove_node(self, name: str) -> None:
+        entry = self._nodes.get(name)
+        if entry is None or entry.info is None:
+            return
+        entry.info = None
+        if not entry.pods:
+            del self._nodes[name]
+        self._removed.add(name)
+        self._static_dirty.discard(name)
+        self._usage_dirty.discard(name)
+
+    def node(self, name: str) -> NodeInfo | None:
+        entry = self._nodes.get(name)
+        return entry.info if entry is not None else None
+
+    @property
+    def node_count(self) -> int:
+        return sum(1 for e in self._nodes.values() if e.info is not None)
+
+    # -- pods --------------------------------------------------------------------------
+
+    def set_pod(self, usage: PodUsage) -> None:
+        """Account a pod bound to (or assumed on) `usage.node`, replacing what was known of it."""
+        self.remove_pod(usage.key)
+        self._pods[usage.key] = usage
+        self._nodes.setdefault(usage.node, _Node()).pods[usage.key] = usage
+        self._usage_dirty.add(usage.node)
+
+    def remove_pod(self, key: str) -> None:
+        old = self._pods.pop(key, None)
+        if old is None:
+            return
+        entry = self._nodes.get(old.node)
+        if entry is not None:
+            entry.pods.pop(key, None)
+            if entry.info is None and not entry.pods:
+                del self._nodes[old.node]
+            self._usage_dirty.add(old.node)
+
+    def pod(self, key: str) -> PodUsage | None:
+        return self._pods.get(key)
+
+    def assume(self, placement: GangPlacement) -> None:
+        """Account a placement before its bindings are confirmed, so later cycles see it taken.
+
+        The snapshot this cache last refreshed is updated in place, so the next cycle needs no
+        row rewrite for it.
+        """
+        for pod in placement.pods:
+            usage = PodUsage(
+                key=pod.pod.key,
+                node=pod.node,
+                requests=pod.pod.requests,
+                gpu_mask=pod.gpu_mask,
+                gpu_uuids=pod.gpu_ids,
+                assumed=True,
+            )
+            in_place = (
+                self._snapshot is not None
+                and usage.key not in self._pods
+                and pod.node not in self._usage_dirty
+                and self._snapshot.slot_of.get(pod.node) == pod.slot
+            )
+            self.set_pod(usage)
+            if in_place and self._snapshot is not None:
+                self._usage_dirty.discard(pod.node)
+                self._snapshot.assume(pod.slot, request=pod.pod.requests, gpus=pod.gpu_mask)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop assumed pods whose binding failed; pods confirmed bound in the meantime stay."""
+        for key in keys:
+            usage = self._pods.get(key)
+            if usage is not None and usage.assumed:
+                self.remove_pod(key)
+
+    def assumed(self) -> list[str]:
+        return [key for key, usage in self._pods.items() if usage.assumed]
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def update_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """Bring `snapshot` up to date, copying only what changed since it was last updated here.
+
+        A snapshot this cache has not filled before is filled from scratch.
+        """
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            for name in list(snapshot.slot_of):
+                snapshot.remove_node(name)
+            self._removed.clear()
+            self._static_dirty = {name for name, e in self._nodes.items() if e.info is not None}
+            self._usage_dirty = set(self._static_dirty)
+        for name in self._removed:
+            if name in snapshot.slot_of:
+                snapshot.remove_node(name)
+        self._removed.clear()
+        # Sorted, so nodes get the same slots in every run (slot order breaks score ties).
+        for name in sorted(self._static_dirty):
+            info = self._nodes[name].info
+            if info is None:
+                continue
+            slot = snapshot.slot_of.get(name)
+            if slot is None:
+                snapshot.add_node(info)
+            else:
+                snapshot.set_node(slot, info)
+            self._usage_dirty.add(name)
+        self._static_dirty.clear()
+        for name in self._usage_dirty:
+            entry = self._nodes.get(name)
+            slot = snapshot.slot_of.get(name)
+            if entry is None or entry.info is None or slot is None:
+                continue
+            self._write_usage(snapshot, slot, entry)
+        self._usage_dirty.clear()
+        return snapshot
+
+    @staticmethod
+    def _write_usage(snapshot: Snapshot, slot: int, entry: _Node) -> None:
+        used: dict[str, int] = {}
+        held = 0
+        unassigned = 0
+        topology = snapshot.topologies[slot]
+        index_of = {g.uuid: g.index for g in topology.gpus} if topology is not None else {}
+        for usage in entry.pods.values():
+            for name, value in usage.requests.items():
+                used[name] = used.get(name, 0) + value
+            if usage.gpu_mask is not None:
+                held |= usage.gpu_mask
+            elif usage.gpu_uuids and all(u in index_of for u in usage.gpu_uuids):
+                for uuid in usage.gpu_uuids:
+                    held |= 1 << index_of[uuid]
+            else:
+                unassigned += usage.gpus
+        snapshot.set_usage(slot, used=used, gpus_held=held, gpus_unassigned=unassigned)

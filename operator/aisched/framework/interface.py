@@ -1,0 +1,121 @@
+"""The extension points, as Protocols. A plugin implements the ones it needs.
+
+Filter and Score are vectorised: `filter` returns a mask over every node slot of the snapshot,
+with a lazy explanation that is computed only when a pod cannot be placed; `score` returns a
+0..100 array over every slot. Both are synchronous and read only the snapshot and the cycle
+state. Bind is the one asynchronous point: it talks to the API server, outside the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from aisched.framework.cycle_state import CycleState
+from aisched.framework.status import Status
+from aisched.framework.types import Gang, GangPlacement, PodInfo, PodPlacement
+from aisched.topology.snapshot import Snapshot
+
+__all__ = [
+    "BindPlugin",
+    "Bools",
+    "FilterPlugin",
+    "FilterResult",
+    "Floats",
+    "PermitPlugin",
+    "Plugin",
+    "PostFilterPlugin",
+    "PreFilterPlugin",
+    "PreScorePlugin",
+    "QueueSortPlugin",
+    "Reasons",
+    "ReservePlugin",
+    "ScorePlugin",
+]
+
+Bools = npt.NDArray[np.bool_]
+Floats = npt.NDArray[np.float64]
+#: Why nodes were rejected: each reason with the mask of nodes it applies to.
+Reasons = list[tuple[str, Bools]]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterResult:
+    """Which nodes pass (`mask` over `snapshot.size` slots), and, lazily, why the others do not."""
+
+    mask: Bools
+    explain: Callable[[], Reasons]
+
+    @classmethod
+    def single_reason(cls, mask: Bools, reason: str) -> FilterResult:
+        return cls(mask, lambda: [(reason, ~mask)])
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    name: str
+
+
+@runtime_checkable
+class QueueSortPlugin(Plugin, Protocol):
+    def less(self, a: Gang, b: Gang) -> bool:
+        """Whether `a` should be tried before `b`."""
+
+
+@runtime_checkable
+class PreFilterPlugin(Plugin, Protocol):
+    def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
+        """Checks on the gang as a whole before any node is looked at (completeness, quota)."""
+
+
+@runtime_checkable
+class FilterPlugin(Plugin, Protocol):
+    #: True when the answer depends only on the pod and the nodes' static columns, never on
+    #: usage: the runtime then caches it per pod template until a node changes.
+    static: bool
+
+    def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
+        """The nodes `pod` may run on; None when the plugin has nothing to say about this pod."""
+
+
+@runtime_checkable
+class PostFilterPlugin(Plugin, Protocol):
+    def post_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot, failure: Status) -> Status:
+        """After a gang found no place: make one (preemption), or say why not."""
+
+
+@runtime_checkable
+class PreScorePlugin(Plugin, Protocol):
+    def pre_score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status:
+        """Prepare scoring; `Status.skip()` leaves this plugin's Score out for this pod."""
+
+
+@runtime_checkable
+class ScorePlugin(Plugin, Protocol):
+    def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Floats:
+        """0..100 for every node slot (only feasible ones are looked at), as a new array."""
+
+
+@runtime_checkable
+class ReservePlugin(Plugin, Protocol):
+    def reserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> Status:
+        """Claim what the placement needs; a failure unreserves every plugin that reserved."""
+
+    def unreserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> None:
+        """Give back what `reserve` claimed."""
+
+
+@runtime_checkable
+class PermitPlugin(Plugin, Protocol):
+    def permit(self, state: CycleState, placement: GangPlacement) -> Status:
+        """Approve the placement, reject it, or make it wait (`Status.wait`)."""
+
+
+@runtime_checkable
+class BindPlugin(Plugin, Protocol):
+    async def bind(self, placement: PodPlacement) -> Status:
+        """Bind one pod to its node (POST a Binding); the only extension point that does I/O."""

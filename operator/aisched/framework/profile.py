@@ -1,0 +1,63 @@
+"""Profiles: which plugins run at each extension point, with what weights and arguments.
+
+One profile per schedulerName. Profiles are configuration (pydantic), so they load from YAML
+and are validated before the scheduler starts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aisched.api import keys
+
+__all__ = ["Profile", "ScorePluginRef"]
+
+
+class ScorePluginRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    weight: Annotated[int, Field(ge=1, le=100)] = 1
+
+
+class Profile(BaseModel):
+    """The plugins of one scheduler name, by extension point, in the order they run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler_name: str = keys.SCHEDULER_NAME
+    queue_sort: str = "PrioritySort"
+    pre_filter: tuple[str, ...] = ("Gang",)
+    filter: tuple[str, ...] = (
+        "NodeUnschedulable",
+        "TaintToleration",
+        "NodeAffinity",
+        "GPUModel",
+        "ResourceFit",
+        "GPUHealth",
+    )
+    post_filter: tuple[str, ...] = ()
+    score: tuple[ScorePluginRef, ...] = (
+        ScorePluginRef(name="GPUTopology", weight=2),
+        ScorePluginRef(name="GPUBinPacking", weight=1),
+        ScorePluginRef(name="LeastAllocated", weight=1),
+    )
+    reserve: tuple[str, ...] = ()
+    permit: tuple[str, ...] = ()
+    #: Arguments by plugin name, passed to the plugin's factory.
+    plugin_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def plugin_names(self) -> list[str]:
+        """Every plugin the profile uses, each once, in first-use order."""
+        names = [
+            self.queue_sort,
+            *self.pre_filter,
+            *self.filter,
+            *self.post_filter,
+            *(s.name for s in self.score),
+            *self.reserve,
+            *self.permit,
+        ]
+        return list(dict.fromkeys(names))

@@ -1,0 +1,202 @@
+"""The framework runtime: a profile's plugins, run at each extension point over a snapshot.
+
+Static filters (those reading only node columns that pods do not change) are run once per pod
+template and node-set generation and their combined mask is cached, so a stream of similar pods
+pays only for the usage-dependent filters. Explanations are computed only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from aisched.framework.cycle_state import CycleState
+from aisched.framework.interface import (
+    Bools,
+    FilterPlugin,
+    FilterResult,
+    Floats,
+    PermitPlugin,
+    Plugin,
+    PostFilterPlugin,
+    PreFilterPlugin,
+    PreScorePlugin,
+    QueueSortPlugin,
+    ReservePlugin,
+    ScorePlugin,
+)
+from aisched.framework.profile import Profile
+from aisched.framework.registry import Registry
+from aisched.framework.status import Code, Status
+from aisched.framework.types import Gang, GangPlacement, PodInfo
+from aisched.topology.snapshot import Snapshot
+
+__all__ = ["Feasibility", "Framework"]
+
+_STATIC_CACHE_LIMIT: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Feasibility:
+    """The outcome of the filters for one pod: the nodes it may use, and each filter's result."""
+
+    mask: Bools
+    results: tuple[tuple[str, FilterResult], ...]
+
+    def reasons(self) -> Counter[str]:
+        """Rejected nodes counted by reason, each node by the first filter that rejected it."""
+        counts: Counter[str] = Counter()
+        if not self.results:
+            return counts
+        unexplained = ~self.mask
+        for _, result in self.results:
+            if not unexplained.any():
+                break
+            rejected_here = unexplained & ~result.mask
+            if not rejected_here.any():
+                continue
+            for reason, nodes in result.explain():
+                hits = int(np.count_nonzero(nodes & rejected_here))
+                if hits:
+                    counts[reason] += hits
+            unexplained &= ~rejected_here
+        return counts
+
+
+class Framework:
+    """Runs one profile. Built once per scheduler name; plugins are shared between cycles."""
+
+    def __init__(self, profile: Profile, registry: Registry) -> None:
+        self.profile = profile
+        plugins = {
+            name: registry.build(name, profile.plugin_args.get(name, {})) for name in profile.plugin_names()
+        }
+        self.plugins: dict[str, Plugin] = plugins
+        self.queue_sort: QueueSortPlugin = _as(plugins[profile.queue_sort], QueueSortPlugin, "queueSort")
+        self.pre_filters: list[PreFilterPlugin] = [
+            _as(plugins[n], PreFilterPlugin, "preFilter") for n in profile.pre_filter
+        ]
+        self.filters: list[FilterPlugin] = [_as(plugins[n], FilterPlugin, "filter") for n in profile.filter]
+        self.post_filters: list[PostFilterPlugin] = [
+            _as(plugins[n], PostFilterPlugin, "postFilter") for n in profile.post_filter
+        ]
+        self.scores: list[tuple[ScorePlugin, float]] = [
+            (_as(plugins[s.name], ScorePlugin, "score"), float(s.weight)) for s in profile.score
+        ]
+        # Resolved once: a runtime Protocol check per pod would cost more than the score itself.
+        self._pre_scores = [p if isinstance(p, PreScorePlugin) else None for p, _ in self.scores]
+        self.reserves: list[ReservePlugin] = [
+            _as(plugins[n], ReservePlugin, "reserve") for n in profile.reserve
+        ]
+        self.permits: list[PermitPlugin] = [_as(plugins[n], PermitPlugin, "permit") for n in profile.permit]
+        self._static = [f for f in self.filters if f.static]
+        self._dynamic = [f for f in self.filters if not f.static]
+        self._static_cache: dict[tuple[object, ...], tuple[Bools, tuple[tuple[str, FilterResult], ...]]] = {}
+        self._static_generation = -1
+
+    # -- queue sort ---------------------------------------------------------------------
+
+    def less(self, a: Gang, b: Gang) -> bool:
+        return self.queue_sort.less(a, b)
+
+    # -- pre-filter ----------------------------------------------------------------------
+
+    def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
+        for plugin in self.pre_filters:
+            status = plugin.pre_filter(state, gang, snapshot)
+            if not status.ok and status.code is not Code.SKIP:
+                return status if status.plugin else Status(status.code, status.reasons, plugin.name)
+        return Status.success()
+
+    # -- filter --------------------------------------------------------------------------
+
+    def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Feasibility:
+        """The nodes `pod` may run on (a mask over `snapshot.size` slots)."""
+        static_mask, static_results = self._static_filter(state, pod, snapshot)
+        mask = static_mask.copy()
+        results = list(static_results)
+        for plugin in self._dynamic:
+            result = plugin.filter(state, pod, snapshot)
+            if result is not None:
+                mask &= result.mask
+                results.append((plugin.name, result))
+        return Feasibility(mask, tuple(results))
+
+    def _static_filter(
+        self, state: CycleState, pod: PodInfo, snapshot: Snapshot
+    ) -> tuple[Bools, tuple[tuple[str, FilterResult], ...]]:
+        if (
+            snapshot.static_generation != self._static_generation
+            or len(self._static_cache) > _STATIC_CACHE_LIMIT
+        ):
+            self._static_cache.clear()
+            self._static_generation = snapshot.static_generation
+        key = pod.template_key
+        cached = self._static_cache.get(key)
+        if cached is not None and cached[0].shape[0] == snapshot.size:
+            return cached
+        mask = snapshot.valid[: snapshot.size].copy()
+        results: list[tuple[str, FilterResult]] = []
+        for plugin in self._static:
+            result = plugin.filter(state, pod, snapshot)
+            if result is not None:
+                mask &= result.mask
+                results.append((plugin.name, result))
+        entry = (mask, tuple(results))
+        self._static_cache[key] = entry
+        return entry
+
+    # -- score ---------------------------------------------------------------------------
+
+    def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Floats:
+        """The weighted sum of every applicable score plugin, for every node slot."""
+        total: Floats | None = None
+        for (plugin, weight), pre in zip(self.scores, self._pre_scores, strict=True):
+            if pre is not None and pre.pre_score(state, pod, snapshot).code is Code.SKIP:
+                continue
+            part = plugin.score(state, pod, snapshot)  # a fresh array: the runtime may scale it in place
+            if weight != 1.0:
+                part *= weight
+            total = part if total is None else np.add(total, part, out=total)
+        return total if total is not None else np.zeros(snapshot.size)
+
+    # -- post-filter, reserve, permit --------------------------------------------------------
+
+    def post_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot, failure: Status) -> Status:
+        for plugin in self.post_filters:
+            status = plugin.post_filter(state, gang, snapshot, failure)
+            if status.ok:
+                return status
+        return failure
+
+    def reserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> Status:
+        for i, plugin in enumerate(self.reserves):
+            status = plugin.reserve(state, placement, snapshot)
+            if not status.ok:
+                for done in reversed(self.reserves[: i + 1]):
+                    done.unreserve(state, placement, snapshot)
+                return status if status.plugin else Status(status.code, status.reasons, plugin.name)
+        return Status.success()
+
+    def unreserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> None:
+        for plugin in reversed(self.reserves):
+            plugin.unreserve(state, placement, snapshot)
+
+    def permit(self, state: CycleState, placement: GangPlacement) -> Status:
+        for plugin in self.permits:
+            status = plugin.permit(state, placement)
+            if not status.ok:
+                return status if status.plugin else Status(status.code, status.reasons, plugin.name)
+        return Status.success()
+
+
+def _as(plugin: Plugin, protocol: Any, point: str) -> Any:
+    """`plugin`, checked to implement the extension point's (runtime-checkable) Protocol."""
+    if not isinstance(plugin, protocol):
+        raise ValueError(
+            f"plugin {plugin.name!r} cannot run at {point}: it does not implement {protocol.__name__}"
+        )
+    return plugin

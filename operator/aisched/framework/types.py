@@ -1,0 +1,270 @@
+"""The scheduling view of pods and gangs: what the plugins read, in snapshot units.
+
+`PodInfo.from_manifest` is the edge where a pod's JSON becomes this view: it reads only what
+scheduling needs and tolerates everything else, since it also sees pods aisched did not create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from aisched.api import keys
+from aisched.api.quantity import Quantity, QuantityError
+from aisched.topology import resources
+
+__all__ = [
+    "Gang",
+    "GangPlacement",
+    "PodInfo",
+    "PodPlacement",
+    "Requirement",
+    "SelectorTerm",
+    "Toleration",
+    "TopologyLevel",
+    "TopologyPolicy",
+]
+
+Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+TopologyPolicy = Literal["Required", "Preferred", "None"]
+TopologyLevel = Literal["nvlink", "node", "rack", "block"]
+LEVELS: tuple[TopologyLevel, ...] = ("nvlink", "node", "rack", "block")
+_LEVELS: dict[str, TopologyLevel] = {level: level for level in LEVELS}
+_POLICIES: dict[str, TopologyPolicy] = {"Required": "Required", "Preferred": "Preferred", "None": "None"}
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One node-selector requirement (`matchExpressions` / `matchFields` entry)."""
+
+    key: str
+    operator: Operator
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorTerm:
+    """A node-selector term: every requirement must hold (terms are ORed)."""
+
+    expressions: tuple[Requirement, ...] = ()
+    fields: tuple[Requirement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str = ""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str = ""
+    effect: str = ""  # "" tolerates every effect
+
+    def tolerates(self, *, key: str, value: str, effect: str) -> bool:
+        if self.effect and self.effect != effect:
+            return False
+        if not self.key:  # an empty key with Exists tolerates everything
+            return self.operator == "Exists"
+        if self.key != key:
+            return False
+        return self.operator == "Exists" or self.value == value
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class PodInfo:
+    """A pod as the scheduler needs it."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    #: Resource → amount in snapshot units (CPU milli, memory bytes, GPUs, ...), plus one pod.
+    requests: Mapping[str, int] = field(default_factory=dict)
+    node_selector: tuple[tuple[str, str], ...] = ()
+    affinity: tuple[SelectorTerm, ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    gpu_models: tuple[str, ...] = ()
+    priority: int = 0
+    scheduler_name: str = keys.SCHEDULER_NAME
+    gang: str | None = None
+    gang_min_member: int | None = None
+    topology_policy: TopologyPolicy = "Preferred"
+    topology_level: TopologyLevel | None = None
+    created: float = 0.0
+    node_name: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def gpus(self) -> int:
+        return self.requests.get(resources.GPU, 0)
+
+    @cached_property
+    def template_key(self) -> tuple[object, ...]:
+        """Equal for pods that every filter treats alike: they share cached masks and form one role."""
+        return (
+            tuple(sorted(self.requests.items())),
+            self.node_selector,
+            self.affinity,
+            self.tolerations,
+            self.gpu_models,
+        )
+
+    @classmethod
+    def from_manifest(cls, pod: Mapping[str, Any], *, created: float = 0.0) -> PodInfo:
+        """The scheduling view of a pod's JSON; unparseable quantities raise `ValueError`."""
+        meta: Mapping[str, Any] = pod.get("metadata") or {}
+        spec: Mapping[str, Any] = pod.get("spec") or {}
+        labels: Mapping[str, str] = meta.get("labels") or {}
+        annotations: Mapping[str, str] = meta.get("annotations") or {}
+        models = annotations.get(keys.ANNOTATION_GPU_MODELS, "")
+        min_member = annotations.get(keys.ANNOTATION_GANG_MIN_MEMBER)
+        policy = annotations.get(keys.ANNOTATION_TOPOLOGY_POLICY, "Preferred")
+        level = annotations.get(keys.ANNOTATION_TOPOLOGY_LEVEL)
+        return cls(
+            namespace=meta.get("namespace") or "default",
+            name=meta.get("name") or "",
+            uid=meta.get("uid") or "",
+            requests=pod_requests(spec),
+            node_selector=tuple(sorted((spec.get("nodeSelector") or {}).items())),
+            affinity=_required_affinity(spec),
+            tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
+            gpu_models=tuple(m.strip() for m in models.split(",") if m.strip()),
+            priority=int(spec.get("priority") or 0),
+            scheduler_name=spec.get("schedulerName") or "default-scheduler",
+            gang=labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB),
+            gang_min_member=int(min_member) if min_member and min_member.isdigit() else None,
+            topology_policy=_POLICIES.get(policy, "Preferred"),
+            topology_level=_LEVELS.get(level) if level else None,
+            created=created,
+            node_name=spec.get("nodeName"),
+            labels=labels,
+        )
+
+
+def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
+    """A pod's effective request in snapshot units, as kube-scheduler computes it.
+
+    Sum over containers (limits standing in for missing requests), raised to the largest init
+    container per resource, plus `overhead`, plus one `pods`.
+    """
+    total: dict[str, int] = {}
+    for container in spec.get("containers") or ():
+        for name, value in _container_requests(container).items():
+            total[name] = total.get(name, 0) + value
+    for container in spec.get("initContainers") or ():
+        for name, value in _container_requests(container).items():
+            total[name] = max(total.get(name, 0), value)
+    for name, raw in (spec.get("overhead") or {}).items():
+        total[name] = total.get(name, 0) + _amount(name, raw)
+    total[resources.PODS] = 1
+    return total
+
+
+def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
+    res: Mapping[str, Any] = container.get("resources") or {}
+    merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+    return {name: _amount(name, raw) for name, raw in merged.items()}
+
+
+def _amount(name: str, raw: object) -> int:
+    try:
+        return resources.amount(name, Quantity(raw if isinstance(raw, int) else str(raw)))
+    except QuantityError as exc:
+        raise ValueError(f"resource {name}: {exc}") from None
+
+
+def _required_affinity(spec: Mapping[str, Any]) -> tuple[SelectorTerm, ...]:
+    node_affinity = ((spec.get("affinity") or {}).get("nodeAffinity")) or {}
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    return tuple(
+        SelectorTerm(
+            expressions=tuple(_requirement(r) for r in term.get("matchExpressions") or ()),
+            fields=tuple(_requirement(r) for r in term.get("matchFields") or ()),
+        )
+        for term in required.get("nodeSelectorTerms") or ()
+    )
+
+
+def _requirement(raw: Mapping[str, Any]) -> Requirement:
+    operator = raw.get("operator", "In")
+    if operator not in ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"):
+        raise ValueError(f"node selector operator {operator!r} is not supported")
+    return Requirement(
+        key=raw["key"], operator=operator, values=tuple(str(v) for v in raw.get("values") or ())
+    )
+
+
+def _toleration(raw: Mapping[str, Any]) -> Toleration:
+    operator = raw.get("operator") or "Equal"
+    return Toleration(
+        key=raw.get("key") or "",
+        operator="Exists" if operator == "Exists" else "Equal",
+        value=raw.get("value") or "",
+        effect=raw.get("effect") or "",
+    )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Gang:
+    """Pods placed together or not at all. A lone pod is a gang of one."""
+
+    key: str
+    members: Sequence[PodInfo]
+    min_member: int
+    topology_policy: TopologyPolicy = "Preferred"
+    topology_level: TopologyLevel | None = None
+    priority: int = 0
+    created: float = 0.0
+
+    @classmethod
+    def of(cls, pod: PodInfo) -> Gang:
+        return cls(
+            key=pod.key,
+            members=(pod,),
+            min_member=1,
+            topology_policy=pod.topology_policy,
+            topology_level=pod.topology_level,
+            priority=pod.priority,
+            created=pod.created,
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def roles(self) -> list[list[PodInfo]]:
+        """Members grouped by template (identical requests and constraints), in first-seen order."""
+        if len(self.members) == 1:
+            return [[self.members[0]]]
+        groups: dict[tuple[object, ...], list[PodInfo]] = {}
+        for pod in self.members:
+            groups.setdefault(pod.template_key, []).append(pod)
+        return list(groups.values())
+
+    def total_gpus(self) -> int:
+        return sum(p.gpus for p in self.members)
+
+
+@dataclass(frozen=True, slots=True)
+class PodPlacement:
+    """Where one pod goes and which GPUs it gets (`gpu_mask` bits; UUIDs for the binding)."""
+
+    pod: PodInfo
+    node: str
+    slot: int
+    gpu_mask: int = 0
+    gpu_ids: tuple[str, ...] = ()
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        return tuple(i for i in range(self.gpu_mask.bit_length()) if self.gpu_mask >> i & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class GangPlacement:
+    gang: Gang
+    pods: tuple[PodPlacement, ...]
+    #: The topology domain the gang landed in, e.g. ("rack", "r12"), for explanations and metrics.
+    domain: tuple[str, str] = ("cluster", "")

@@ -1,0 +1,168 @@
+"""Machine types: the GPU servers aisched knows by wiring, one definition each.
+
+The fake NVML of the node agent, the emulator's simulated nodes, the benchmarks and the tests all
+build their nodes from these templates, so a DGX H100 is described exactly once. Each matrix is
+what `nvidia-smi topo -m` prints for that machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from aisched.topology.cost import PCIE_PATHS, Link
+from aisched.topology.gpu import GPU, GPUTopology
+
+__all__ = ["MACHINES", "MachineType", "machine"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineType:
+    """A GPU server model: its GPUs, their NUMA nodes and the `nvidia-smi topo -m` matrix."""
+
+    name: str
+    gpu_model: str
+    gpu_memory_gib: int
+    cpu: int  # allocatable cores
+    memory_gib: int  # allocatable memory
+    numa: tuple[int, ...]  # NUMA node of each GPU
+    #: `nvidia-smi topo -m` GPU×GPU cells: "X" on the diagonal, NV# for NVLink, else the PCIe path.
+    matrix: tuple[tuple[str, ...], ...]
+    nvswitch: bool = False
+    mig_capable: bool = False
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.numa)
+
+    def pci_bus_id(self, index: int) -> str:
+        return f"00000000:{0x18 + 0x10 * index:02X}:00.0"
+
+    def topology(self, *, node: str) -> GPUTopology:
+        """The topology of one node of this type; GPU UUIDs are derived from the node name."""
+        n = self.gpu_count
+        links = [[Link.NVLINK] * n for _ in range(n)]
+        nvlinks = [[0] * n for _ in range(n)]
+        for i in range(n):
+            for j in range(n):
+                cell = self.matrix[i][j]
+                if cell.startswith("NV"):
+                    nvlinks[i][j] = int(cell[2:])
+                elif cell != "X":
+                    links[i][j] = PCIE_PATHS[cell]
+        gpus = tuple(
+            GPU(
+                index=i,
+                uuid=f"GPU-{node}-{i}",
+                model=self.gpu_model,
+                memory_bytes=self.gpu_memory_gib * 2**30,
+                pci_bus_id=self.pci_bus_id(i),
+                numa_node=self.numa[i],
+            )
+            for i in range(n)
+        )
+        return GPUTopology(
+            gpus=gpus,
+            links=tuple(tuple(row) for row in links),
+            nvlinks=tuple(tuple(row) for row in nvlinks),
+            nvswitch=self.nvswitch,
+        )
+
+
+def _matrix(text: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(line.split()[1:]) for line in text.strip().splitlines())
+
+
+MACHINES: Final[dict[str, MachineType]] = {
+    m.name: m
+    for m in (
+        # 8 × H100 SXM on four NVSwitches: every pair NV18. Two sockets, four GPUs each.
+        MachineType(
+            name="dgx-h100",
+            gpu_model="H100-80GB",
+            gpu_memory_gib=80,
+            cpu=224,
+            memory_gib=2048,
+            numa=(0, 0, 0, 0, 1, 1, 1, 1),
+            nvswitch=True,
+            mig_capable=True,
+            matrix=_matrix("""
+                GPU0  X    NV18 NV18 NV18 NV18 NV18 NV18 NV18
+                GPU1  NV18 X    NV18 NV18 NV18 NV18 NV18 NV18
+                GPU2  NV18 NV18 X    NV18 NV18 NV18 NV18 NV18
+                GPU3  NV18 NV18 NV18 X    NV18 NV18 NV18 NV18
+                GPU4  NV18 NV18 NV18 NV18 X    NV18 NV18 NV18
+                GPU5  NV18 NV18 NV18 NV18 NV18 X    NV18 NV18
+                GPU6  NV18 NV18 NV18 NV18 NV18 NV18 X    NV18
+                GPU7  NV18 NV18 NV18 NV18 NV18 NV18 NV18 X
+            """),
+        ),
+        # 8 × V100 SXM2 in a hybrid cube-mesh: two fully linked quads, joined GPU i to GPU i+4.
+        MachineType(
+            name="dgx1-v100",
+            gpu_model="V100-32GB",
+            gpu_memory_gib=32,
+            cpu=80,
+            memory_gib=512,
+            numa=(0, 0, 0, 0, 1, 1, 1, 1),
+            matrix=_matrix("""
+                GPU0  X    NV1  NV1  NV2  NV2  SYS  SYS  SYS
+                GPU1  NV1  X    NV2  NV1  SYS  NV2  SYS  SYS
+                GPU2  NV1  NV2  X    NV2  SYS  SYS  NV1  SYS
+                GPU3  NV2  NV1  NV2  X    SYS  SYS  SYS  NV1
+                GPU4  NV2  SYS  SYS  SYS  X    NV1  NV1  NV2
+                GPU5  SYS  NV2  SYS  SYS  NV1  X    NV2  NV1
+                GPU6  SYS  SYS  NV1  SYS  NV1  NV2  X    NV2
+                GPU7  SYS  SYS  SYS  NV1  NV2  NV1  NV2  X
+            """),
+        ),
+        # 8 PCIe GPUs, no NVLink: pairs share a PCIe switch, four GPUs per socket.
+        MachineType(
+            name="pcie-8gpu",
+            gpu_model="L40S-48GB",
+            gpu_memory_gib=48,
+            cpu=128,
+            memory_gib=1024,
+            numa=(0, 0, 0, 0, 1, 1, 1, 1),
+            matrix=_matrix("""
+                GPU0  X    PIX  NODE NODE SYS  SYS  SYS  SYS
+                GPU1  PIX  X    NODE NODE SYS  SYS  SYS  SYS
+                GPU2  NODE NODE X    PIX  SYS  SYS  SYS  SYS
+                GPU3  NODE NODE PIX  X    SYS  SYS  SYS  SYS
+                GPU4  SYS  SYS  SYS  SYS  X    PIX  NODE NODE
+                GPU5  SYS  SYS  SYS  SYS  PIX  X    NODE NODE
+                GPU6  SYS  SYS  SYS  SYS  NODE NODE X    PIX
+                GPU7  SYS  SYS  SYS  SYS  NODE NODE PIX  X
+            """),
+        ),
+        # 8 × A100 SXM4 80GB on NVSwitch (NV12 everywhere), MIG-capable.
+        MachineType(
+            name="hgx-a100",
+            gpu_model="A100-80GB",
+            gpu_memory_gib=80,
+            cpu=256,
+            memory_gib=2048,
+            numa=(0, 0, 0, 0, 1, 1, 1, 1),
+            nvswitch=True,
+            mig_capable=True,
+            matrix=_matrix("""
+                GPU0  X    NV12 NV12 NV12 NV12 NV12 NV12 NV12
+                GPU1  NV12 X    NV12 NV12 NV12 NV12 NV12 NV12
+                GPU2  NV12 NV12 X    NV12 NV12 NV12 NV12 NV12
+                GPU3  NV12 NV12 NV12 X    NV12 NV12 NV12 NV12
+                GPU4  NV12 NV12 NV12 NV12 X    NV12 NV12 NV12
+                GPU5  NV12 NV12 NV12 NV12 NV12 X    NV12 NV12
+                GPU6  NV12 NV12 NV12 NV12 NV12 NV12 X    NV12
+                GPU7  NV12 NV12 NV12 NV12 NV12 NV12 NV12 X
+            """),
+        ),
+    )
+}
+
+
+def machine(name: str) -> MachineType:
+    """The machine type called `name`; a KeyError lists the known ones."""
+    try:
+        return MACHINES[name]
+    except KeyError:
+        raise KeyError(f"unknown machine type {name!r}; known: {', '.join(sorted(MACHINES))}") from None
