@@ -117,6 +117,8 @@ class _Scratch:
         self.snapshot = snapshot
         self.taken: dict[int, dict[int, int]] = {}
         self.gpu_free: dict[int, int] = {}
+        #: At the nvlink level: the NVLink clique the gang uses on each node it touches.
+        self.clique: dict[int, int] = {}
 
     def free_gpus(self, slot: int) -> int:
         return self.gpu_free.get(slot, int(self.snapshot.gpu_free[slot]))
@@ -136,7 +138,10 @@ class _Scratch:
             count = min(count, int(snapshot.free[column, slot] - used.get(column, 0)) // value)
         if role.gpus:
             free = self.free_gpus(slot)
-            usable = max(_clique_capacity(snapshot, slot, free)) if nvlink else free.bit_count()
+            if nvlink and slot in self.clique:
+                usable = (free & self.clique[slot]).bit_count()
+            else:
+                usable = max(_clique_capacity(snapshot, slot, free)) if nvlink else free.bit_count()
             usable -= int(snapshot.gpu_unassigned[slot])
             count = min(count, usable // role.gpus)
         return max(count, 0)
@@ -280,6 +285,7 @@ def _place_in_domain(
 ) -> list[PodPlacement] | None:
     scratch = _Scratch(snapshot)
     placed: list[PodPlacement] = []
+    gpus_to_place = sum(r.gpus * len(r.pods) for r in roles)
     for role, base in zip(roles, role_slots, strict=True):
         needs = role.needs(snapshot)
         nodes = np.nonzero(in_domain & (base > 0))[0]
@@ -299,9 +305,18 @@ def _place_in_domain(
             return None
         pods = iter(role.pods)
         for slot, count in chosen:
-            clique = (
-                _pick_clique(snapshot, slot, scratch.free_gpus(slot), role.gpus * count) if nvlink else None
-            )
+            clique = None
+            if nvlink and role.gpus:
+                # The gang's GPUs on one node share one clique: chosen by the first role to land
+                # here, to fit what the gang still has to place if any clique can.
+                if slot not in scratch.clique:
+                    picked = _pick_clique(
+                        snapshot, slot, scratch.free_gpus(slot), gpus_to_place, role.gpus * count
+                    )
+                    if picked is None:
+                        return None
+                    scratch.clique[slot] = picked
+                clique = scratch.clique[slot]
             for _ in range(count):
                 pod = next(pods)
                 free = scratch.free_gpus(slot)
@@ -309,6 +324,7 @@ def _place_in_domain(
                 if role.gpus and mask.bit_count() != role.gpus:
                     return None
                 scratch.take(slot, needs, mask)
+                gpus_to_place -= role.gpus
                 topology = snapshot.topologies[slot]
                 placed.append(
                     PodPlacement(
@@ -343,14 +359,15 @@ def _choose_nodes(nodes: Ints, counts: Ints, scores: Floats, k: int) -> list[tup
     return [(int(nodes[i]), int(counts[i])) for i in first] + [(int(nodes[last]), remaining)]
 
 
-def _pick_clique(snapshot: Snapshot, slot: int, free: int, gpus: int) -> int | None:
-    """The NVLink clique of the node that can hold `gpus` GPUs with the least to spare."""
-    fitting = [(int(c) & free).bit_count() for c in snapshot.gpu_cliques[slot]]
-    best = None
-    for clique, count in zip(snapshot.gpu_cliques[slot], fitting, strict=True):
-        if clique and count >= gpus and (best is None or count < best[1]):
-            best = (int(clique), count)
-    return best[0] if best is not None else None
+def _pick_clique(snapshot: Snapshot, slot: int, free: int, wanted: int, needed: int) -> int | None:
+    """The node's NVLink clique for the gang: the tightest that holds `wanted` GPUs (the rest of the
+    gang), else the roomiest that holds the `needed` ones this role puts here; None if none does."""
+    counts = [(int(c), (int(c) & free).bit_count()) for c in snapshot.gpu_cliques[slot] if c]
+    whole = [c for c in counts if c[1] >= wanted]
+    if whole:
+        return min(whole, key=lambda c: (c[1], c[0]))[0]
+    roomy = max(counts, key=lambda c: (c[1], -c[0]), default=None)
+    return roomy[0] if roomy is not None and roomy[1] >= needed else None
 
 
 def choose_gpus(snapshot: Snapshot, slot: int, free: int, gpus: int) -> int:
