@@ -26,6 +26,7 @@ __all__ = [
     "FilterPlugin",
     "FilterResult",
     "Floats",
+    "NormalizeScorePlugin",
     "PermitPlugin",
     "Plugin",
     "PostFilterPlugin",
@@ -98,6 +99,12 @@ class PreScorePlugin(Plugin, Protocol):
 class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Floats:
         """0..100 for every node slot (only feasible ones are looked at), as a new array."""
+
+
+@runtime_checkable
+class NormalizeScorePlugin(Plugin, Protocol):
+    def normalize(self, scores: Floats, feasible: Bools) -> Floats:
+        """Rescale this plugin's raw scores to 0..100, looking only at the feasible nodes."""
 
 
 @runtime_checkable

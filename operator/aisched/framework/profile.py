@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aisched.api import keys
 
-__all__ = ["Profile", "ScorePluginRef"]
+__all__ = ["Profile", "Profiles", "ScorePluginRef"]
 
 
 class ScorePluginRef(BaseModel):
@@ -61,3 +61,25 @@ class Profile(BaseModel):
             *self.permit,
         ]
         return list(dict.fromkeys(names))
+
+
+class Profiles(BaseModel):
+    """Every profile the scheduler serves, one per schedulerName."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profiles: tuple[Profile, ...] = (Profile(),)
+
+    @model_validator(mode="after")
+    def _one_per_scheduler_name(self) -> Profiles:
+        names = [p.scheduler_name for p in self.profiles]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"schedulerName {', '.join(duplicated)} has more than one profile")
+        if not names:
+            raise ValueError("at least one profile is needed")
+        return self
+
+    def for_scheduler(self, name: str) -> Profile | None:
+        """The profile of pods naming `name` as their scheduler, if aisched serves that name."""
+        return next((p for p in self.profiles if p.scheduler_name == name), None)

@@ -19,6 +19,7 @@ from aisched.framework.interface import (
     FilterPlugin,
     FilterResult,
     Floats,
+    NormalizeScorePlugin,
     PermitPlugin,
     Plugin,
     PostFilterPlugin,
@@ -88,6 +89,7 @@ class Framework:
         ]
         # Resolved once: a runtime Protocol check per pod would cost more than the score itself.
         self._pre_scores = [p if isinstance(p, PreScorePlugin) else None for p, _ in self.scores]
+        self._normalizers = [p if isinstance(p, NormalizeScorePlugin) else None for p, _ in self.scores]
         self.reserves: list[ReservePlugin] = [
             _as(plugins[n], ReservePlugin, "reserve") for n in profile.reserve
         ]
@@ -151,13 +153,20 @@ class Framework:
 
     # -- score ---------------------------------------------------------------------------
 
-    def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Floats:
-        """The weighted sum of every applicable score plugin, for every node slot."""
+    def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot, feasible: Bools) -> Floats:
+        """The weighted sum of every applicable score plugin, for every node slot.
+
+        Plugins that normalise see the raw scores and which nodes are feasible.
+        """
         total: Floats | None = None
-        for (plugin, weight), pre in zip(self.scores, self._pre_scores, strict=True):
+        for (plugin, weight), pre, normalizer in zip(
+            self.scores, self._pre_scores, self._normalizers, strict=True
+        ):
             if pre is not None and pre.pre_score(state, pod, snapshot).code is Code.SKIP:
                 continue
             part = plugin.score(state, pod, snapshot)  # a fresh array: the runtime may scale it in place
+            if normalizer is not None:
+                part = normalizer.normalize(part, feasible)
             if weight != 1.0:
                 part *= weight
             total = part if total is None else np.add(total, part, out=total)
@@ -166,10 +175,15 @@ class Framework:
     # -- post-filter, reserve, permit --------------------------------------------------------
 
     def post_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot, failure: Status) -> Status:
+        """Give the PostFilter plugins a chance to make room; the gang fails this cycle either way.
+
+        A plugin that succeeds (e.g. nominated victims for preemption) adds its reasons to the
+        failure, so the user sees both why the gang did not fit and what is being done about it.
+        """
         for plugin in self.post_filters:
             status = plugin.post_filter(state, gang, snapshot, failure)
             if status.ok:
-                return status
+                return Status(failure.code, (*failure.reasons, *status.reasons), failure.plugin)
         return failure
 
     def reserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> Status:

@@ -62,10 +62,10 @@ class Scheduler:
         for pods in gang.roles():
             feasibility = self.framework.filter(state, pods[0], snapshot)
             if not feasibility.mask.any():
-                return ScheduleResult(
-                    self._unschedulable(snapshot, feasibility.reasons(), (), unresolvable=True)
-                )
-            roles.append(Role(pods, feasibility, self.framework.score(state, pods[0], snapshot)))
+                failure = self._unschedulable(snapshot, feasibility.reasons(), (), unresolvable=True)
+                return ScheduleResult(self.framework.post_filter(state, gang, snapshot, failure))
+            score = self.framework.score(state, pods[0], snapshot, feasibility.mask)
+            roles.append(Role(pods, feasibility, score))
         # 4. Place.
         outcome = place_gang(snapshot, gang, roles)
         if isinstance(outcome, PlacementFailure):
@@ -73,11 +73,11 @@ class Scheduler:
             reasons: Counter[str] = Counter()
             for role in roles:
                 reasons.update(role.feasibility.reasons())
-            return ScheduleResult(
-                self._unschedulable(
-                    snapshot, reasons, outcome.reasons, feasible=int(np.count_nonzero(feasible))
-                )
+            failure = self._unschedulable(
+                snapshot, reasons, outcome.reasons, feasible=int(np.count_nonzero(feasible))
             )
+            # PostFilter (preemption) may make room for a later cycle; this one still fails.
+            return ScheduleResult(self.framework.post_filter(state, gang, snapshot, failure))
         # 5. Reserve.
         self.cache.assume(outcome)
         status = self.framework.reserve(state, outcome, snapshot)
