@@ -24,6 +24,10 @@ __all__ = ["GPU", "MAX_GPUS_PER_NODE", "GPUTopology", "popcount"]
 MAX_GPUS_PER_NODE: Final = 32
 
 
+#: Up to this many GPUs, cliques are found exactly (all subsets); wider nodes grow them greedily.
+_EXACT_CLIQUE_GPUS: Final = 10
+
+
 def popcount(mask: int) -> int:
     return mask.bit_count()
 
@@ -63,7 +67,10 @@ class GPUTopology:
             raise ValueError("GPU indices must be 0..n-1 in order")
         if len(self.links) != count or any(len(row) != count for row in self.links):
             raise ValueError("links must be an n×n matrix")
-        object.__setattr__(self, "_signature", (count, self.links, self.nvlinks))
+        # Off-diagonal cells only: the diagonal (a GPU to itself) carries no meaning and sources
+        # disagree on what to put there.
+        upper = tuple((self.links[i][j], self.nvlinks[i][j]) for i, j in combinations(range(count), 2))
+        object.__setattr__(self, "_signature", (count, upper))
 
     @property
     def count(self) -> int:
@@ -102,14 +109,33 @@ class GPUTopology:
         remaining = (1 << self.count) - 1
         found: list[int] = []
         while remaining:
-            best = 0
-            for mask in _submasks_by_size(remaining):
-                if self._is_clique(mask):
-                    best = mask
-                    break
+            best = self._largest_clique(remaining) if remaining.bit_count() <= _EXACT_CLIQUE_GPUS else 0
+            if not best:
+                best = self._greedy_clique(remaining)
             found.append(best)
             remaining &= ~best
         return tuple(found)
+
+    def _largest_clique(self, remaining: int) -> int:
+        for mask in _submasks_by_size(remaining):
+            if self._is_clique(mask):
+                return mask
+        return 0
+
+    def _greedy_clique(self, remaining: int) -> int:
+        """A maximal clique grown from the best-linked GPU (wide nodes: exact search is exponential)."""
+        members = [i for i in range(self.count) if remaining >> i & 1]
+
+        def linked(i: int, among: list[int]) -> int:
+            return sum(1 for j in among if j != i and self.links[i][j] is Link.NVLINK)
+
+        clique = [max(members, key=lambda i: (linked(i, members), -i))]
+        candidates = [j for j in members if j != clique[0] and self.links[clique[0]][j] is Link.NVLINK]
+        while candidates:
+            pick = max(candidates, key=lambda i: (linked(i, candidates), -i))
+            clique.append(pick)
+            candidates = [j for j in candidates if j != pick and self.links[pick][j] is Link.NVLINK]
+        return sum(1 << i for i in clique)
 
     def _is_clique(self, mask: int) -> bool:
         members = [i for i in range(self.count) if mask >> i & 1]

@@ -74,16 +74,29 @@ class GPUSetTable:
 
 
 def best_gpu_set(topology: GPUTopology, free_mask: int, g: int) -> int:
-    """The best `g` GPUs among `free_mask` for a node of any width (greedy beyond 8 GPUs); 0 if none."""
-    if free_mask.bit_count() < g:
-        return 0
-    if g == 0:
+    """The best `g` GPUs among `free_mask` for a node of any width; 0 if there are not enough.
+
+    With up to 8 free GPUs the choice is exact and ranked as the tables rank it (least cost, then
+    fewest NUMA nodes, then the best-connected remainder, then the lowest mask); beyond that it
+    is greedy.
+    """
+    if g == 0 or free_mask.bit_count() < g:
         return 0
     matrix = topology.cost_matrix
     free: list[int] = [i for i in range(topology.count) if free_mask >> i & 1]
     if len(free) <= TABLE_MAX_GPUS:
-        best = min(combinations(free, g), key=lambda c: (set_cost(matrix, _mask(c)), _mask(c)))
-        return _mask(best)
+        numa = [gpu.numa_node if gpu.numa_node is not None else 0 for gpu in topology.gpus]
+
+        def rank(subset: tuple[int, ...]) -> tuple[float, int, float, int]:
+            mask = _mask(subset)
+            return (
+                set_cost(matrix, mask),
+                len({numa[i] for i in subset}),
+                set_cost(matrix, free_mask & ~mask),
+                mask,
+            )
+
+        return _mask(min(combinations(free, g), key=rank))
     if g == 1:
         chosen = [free[0]]
     else:

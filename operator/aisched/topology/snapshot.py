@@ -11,6 +11,7 @@ Usage columns (`used`, GPU masks) change with every pod.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -118,7 +119,8 @@ class Snapshot:
         #: 0..100, kept current as GPUs are taken, so topology scoring is one row copy.
         width = self.gpu_tables.width
         self.gpu_set_score: Floats = grow(get("gpu_set_score"), (width + 1, n), 0.0, np.float64)
-        t = max(len(self.taint_vocabulary), 1)
+        old_taints = get("taints")
+        t = max(len(self.taint_vocabulary), 1, old_taints.shape[1] if old_taints is not None else 0)
         self.taints: Bools = grow(get("taints"), (n, t), False, np.bool_)
         for key, column in self._label_columns.items():
             self._label_columns[key] = grow(column, (n,), -1, np.int32)
@@ -139,7 +141,8 @@ class Snapshot:
 
     def add_node(self, info: NodeInfo) -> int:
         """Give `info` a slot and write its static columns; returns the slot."""
-        slot = self._free_slots.pop() if self._free_slots else self.size
+        # The lowest free slot first, so refilling a snapshot gives the slots a fresh one would.
+        slot = heapq.heappop(self._free_slots) if self._free_slots else self.size
         if slot == self.capacity:
             self._allocate(self.capacity * 2, len(self.resource_index))
         self.size = max(self.size, slot + 1)
@@ -157,10 +160,11 @@ class Snapshot:
         self.unschedulable[slot] = info.unschedulable
         self.allocatable[:, slot] = 0
         for name, value in info.allocatable.items():
-            self.allocatable[self.resource_column(name), slot] = value
-        column = self.allocatable[:, slot]
+            column = self.resource_column(name)  # may grow the arrays: index them only after
+            self.allocatable[column, slot] = value
+        offered = self.allocatable[:, slot]
         self.inverse_allocatable[:, slot] = np.divide(
-            1.0, column, out=np.zeros(len(column)), where=column > 0
+            1.0, offered, out=np.zeros(len(offered)), where=offered > 0
         )
         self._refresh_utilisation(slot)
         self.rack[slot] = self.domains["rack"].id(info.rack) if info.rack else -1
@@ -203,7 +207,7 @@ class Snapshot:
         self.utilisation[:, slot] = 1.0
         self.gpu_free[slot] = self.gpu_healthy[slot] = self.gpu_free_count[slot] = 0
         self.gpu_set_score[:, slot] = 0.0
-        self._free_slots.append(slot)
+        heapq.heappush(self._free_slots, slot)
         self.static_generation += 1
         self.generation += 1
 
@@ -211,7 +215,8 @@ class Snapshot:
         """Rewrite the usage columns of `slot`: summed requests, GPUs held by device, GPUs held blind."""
         self.used[:, slot] = 0
         for name, value in used.items():
-            self.used[self.resource_column(name), slot] = value
+            column = self.resource_column(name)  # may grow the arrays: index them only after
+            self.used[column, slot] = value
         self.free[:, slot] = self.allocatable[:, slot] - self.used[:, slot]
         self._refresh_utilisation(slot)
         free = int(self.gpu_healthy[slot]) & ~gpus_held
