@@ -117,10 +117,10 @@ class Quantity:
             return self._value == other._value
         return NotImplemented
 
-    def __lt__(self, other: object) -> bool:
-        if isinstance(other, Quantity):
-            return self._value < other._value
-        return NotImplemented
+    def __lt__(self, other: Quantity) -> bool:
+        if not isinstance(other, Quantity):  # typed callers never get here; untyped ones get a TypeError
+            return NotImplemented
+        return self._value < other._value
 
     def __hash__(self) -> int:
         return hash(self._value)

@@ -45,14 +45,17 @@ class Feasibility:
     """The outcome of the filters for one pod: the nodes it may use, and each filter's result."""
 
     mask: Bools
+    #: Each filter's result, in profile order.
     results: tuple[tuple[str, FilterResult], ...]
+    #: The slots that hold a node (a removed node's slot is neither feasible nor rejected).
+    valid: Bools
 
     def reasons(self) -> Counter[str]:
         """Rejected nodes counted by reason, each node by the first filter that rejected it."""
         counts: Counter[str] = Counter()
         if not self.results:
             return counts
-        unexplained = ~self.mask
+        unexplained = self.valid & ~self.mask
         for _, result in self.results:
             if not unexplained.any():
                 break
@@ -94,6 +97,7 @@ class Framework:
             _as(plugins[n], ReservePlugin, "reserve") for n in profile.reserve
         ]
         self.permits: list[PermitPlugin] = [_as(plugins[n], PermitPlugin, "permit") for n in profile.permit]
+        self._order = {f.name: i for i, f in enumerate(self.filters)}
         self._static = [f for f in self.filters if f.static]
         self._dynamic = [f for f in self.filters if not f.static]
         self._static_cache: dict[tuple[object, ...], tuple[Bools, tuple[tuple[str, FilterResult], ...]]] = {}
@@ -125,7 +129,9 @@ class Framework:
             if result is not None:
                 mask &= result.mask
                 results.append((plugin.name, result))
-        return Feasibility(mask, tuple(results))
+        if len(results) > 1:
+            results.sort(key=lambda item: self._order[item[0]])
+        return Feasibility(mask, tuple(results), snapshot.valid[: snapshot.size])
 
     def _static_filter(
         self, state: CycleState, pod: PodInfo, snapshot: Snapshot

@@ -6,6 +6,7 @@ requirement is one vectorised comparison over all nodes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -18,6 +19,8 @@ from aisched.topology.snapshot import Snapshot
 
 NAME: Final = "NodeAffinity"
 REASON: Final = "node(s) didn't match Pod's node affinity/selector"
+# What Go's strconv.ParseInt accepts, as kube-scheduler parses Gt/Lt values: no `_`, no spaces.
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 
 
 class NodeAffinity:
@@ -31,7 +34,11 @@ class NodeAffinity:
         mask = np.ones(n, dtype=np.bool_)
         for key, value in pod.node_selector:
             column, vocabulary = snapshot.label_column(key)
-            mask &= column[:n] == vocabulary.get(value)
+            wanted = vocabulary.get(value)
+            if wanted < 0:  # no node has ever carried this value (-1 would match "absent")
+                mask[:] = False
+                break
+            mask &= column[:n] == wanted
         if pod.affinity:
             any_term = np.zeros(n, dtype=np.bool_)
             for term in pod.affinity:
@@ -66,11 +73,8 @@ def _label_requirement(req: Requirement, snapshot: Snapshot) -> Bools:
         member = np.isin(ids, [w for w in wanted if w >= 0])
         return member if req.operator == "In" else ~member
     # Gt / Lt: the label value and the single requirement value compare as integers.
-    try:
-        bound = int(req.values[0]) if len(req.values) == 1 else None
-    except ValueError:
-        bound = None
-    if bound is None:
+    bound = _as_int(req.values[0]) if len(req.values) == 1 else np.nan
+    if np.isnan(bound):
         return np.zeros(n, dtype=np.bool_)
     numeric = np.array([_as_int(v) for v in vocabulary.values] + [np.nan], dtype=np.float64)
     values = numeric[np.where(present, ids, len(vocabulary))]
@@ -79,10 +83,9 @@ def _label_requirement(req: Requirement, snapshot: Snapshot) -> Bools:
 
 
 def _as_int(value: object) -> float:
-    try:
-        return float(int(str(value)))
-    except ValueError:
-        return np.nan
+    """A label value as Kubernetes compares it for Gt/Lt (a plain decimal integer), else NaN."""
+    text = str(value)
+    return float(int(text)) if _INTEGER.fullmatch(text) else np.nan
 
 
 def _field_requirement(req: Requirement, snapshot: Snapshot) -> Bools:

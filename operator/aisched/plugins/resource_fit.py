@@ -63,8 +63,12 @@ def _fits(snapshot: Snapshot, pod: PodInfo) -> Bools:
     need = _fixed_need(tuple(pod.requests.get(name, 0) for name in resources.FIXED))
     mask: Bools = np.asarray((snapshot.free[:_FIXED, :n] >= need).all(axis=0), dtype=np.bool_)
     for name, value in pod.requests.items():
-        column = snapshot.resource_index[name]
-        if column >= _FIXED and value > 0:
+        if value <= 0:
+            continue
+        column = snapshot.resource_index.get(name, -1)
+        if column < 0:
+            return np.zeros(n, dtype=np.bool_)
+        if column >= _FIXED:
             mask &= snapshot.free[column, :n] >= value
     return mask
 

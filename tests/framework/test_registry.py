@@ -1,0 +1,67 @@
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from aisched.framework.interface import Plugin
+from aisched.framework.registry import Registry
+
+
+@dataclass
+class Named:
+    name: str
+    args: Mapping[str, Any]
+
+
+def factory(name: str) -> Any:
+    def build(args: Mapping[str, Any]) -> Plugin:
+        return Named(name, args)
+
+    return build
+
+
+def test_build_passes_the_arguments_to_the_factory() -> None:
+    registry = Registry({"A": factory("A")})
+
+    plugin = registry.build("A", {"weight": 3})
+
+    assert isinstance(plugin, Named)
+    assert plugin.args == {"weight": 3}
+
+
+def test_each_build_makes_a_new_plugin() -> None:
+    registry = Registry({"A": factory("A")})
+
+    assert registry.build("A", {}) is not registry.build("A", {})
+
+
+def test_unknown_name_is_refused_listing_the_registered_ones() -> None:
+    registry = Registry({"B": factory("B"), "A": factory("A")})
+
+    with pytest.raises(ValueError, match=r"unknown plugin 'C'; registered: A, B"):
+        registry.build("C", {})
+
+
+def test_registering_a_taken_name_is_refused() -> None:
+    registry = Registry({"A": factory("A")})
+
+    with pytest.raises(ValueError, match="'A' is already registered"):
+        registry.register("A", factory("A"))
+
+
+def test_registered_names_are_listed_and_tested_for() -> None:
+    registry = Registry({"A": factory("A")})
+    registry.register("B", factory("B"))
+
+    assert list(registry) == ["A", "B"]
+    assert "B" in registry
+    assert "C" not in registry
+
+
+def test_registry_copies_the_factories_it_is_given() -> None:
+    factories = {"A": factory("A")}
+    registry = Registry(factories)
+    factories["B"] = factory("B")
+
+    assert "B" not in registry
