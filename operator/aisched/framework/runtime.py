@@ -97,10 +97,8 @@ class Framework:
             _as(plugins[n], ReservePlugin, "reserve") for n in profile.reserve
         ]
         self.permits: list[PermitPlugin] = [_as(plugins[n], PermitPlugin, "permit") for n in profile.permit]
-        self._order = {f.name: i for i, f in enumerate(self.filters)}
         self._static = [f for f in self.filters if f.static]
-        self._dynamic = [f for f in self.filters if not f.static]
-        self._static_cache: dict[tuple[object, ...], tuple[Bools, tuple[tuple[str, FilterResult], ...]]] = {}
+        self._static_cache: dict[tuple[object, ...], tuple[Bools, dict[str, FilterResult]]] = {}
         self._static_generation = -1
 
     # -- queue sort ---------------------------------------------------------------------
@@ -123,19 +121,21 @@ class Framework:
         """The nodes `pod` may run on (a mask over `snapshot.size` slots)."""
         static_mask, static_results = self._static_filter(state, pod, snapshot)
         mask = static_mask.copy()
-        results = list(static_results)
-        for plugin in self._dynamic:
-            result = plugin.filter(state, pod, snapshot)
+        results: list[tuple[str, FilterResult]] = []
+        for plugin in self.filters:  # profile order, so explanations name the first filter that said no
+            if plugin.static:
+                result = static_results.get(plugin.name)
+            else:
+                result = plugin.filter(state, pod, snapshot)
+                if result is not None:
+                    mask &= result.mask
             if result is not None:
-                mask &= result.mask
                 results.append((plugin.name, result))
-        if len(results) > 1:
-            results.sort(key=lambda item: self._order[item[0]])
         return Feasibility(mask, tuple(results), snapshot.valid[: snapshot.size])
 
     def _static_filter(
         self, state: CycleState, pod: PodInfo, snapshot: Snapshot
-    ) -> tuple[Bools, tuple[tuple[str, FilterResult], ...]]:
+    ) -> tuple[Bools, dict[str, FilterResult]]:
         if (
             snapshot.static_generation != self._static_generation
             or len(self._static_cache) > _STATIC_CACHE_LIMIT
@@ -147,13 +147,13 @@ class Framework:
         if cached is not None and cached[0].shape[0] == snapshot.size:
             return cached
         mask = snapshot.valid[: snapshot.size].copy()
-        results: list[tuple[str, FilterResult]] = []
+        results: dict[str, FilterResult] = {}
         for plugin in self._static:
             result = plugin.filter(state, pod, snapshot)
             if result is not None:
                 mask &= result.mask
-                results.append((plugin.name, result))
-        entry = (mask, tuple(results))
+                results[plugin.name] = result
+        entry = (mask, results)
         self._static_cache[key] = entry
         return entry
 
