@@ -316,3 +316,30 @@ def test_topology_accepts_exactly_32_gpus() -> None:
 def test_topology_refuses_a_links_matrix_of_the_wrong_shape() -> None:
     with pytest.raises(ValueError, match="n×n"):
         GPUTopology(gpus=_gpus([0, 1, 2]), links=_square(2), nvlinks=_zeros(3))
+
+
+def test_from_status_records_mig_mode_and_the_memory_slots_instances_hold() -> None:
+    status = GPUNodeTopologyStatus.model_validate(
+        {
+            "gpus": [
+                {
+                    "index": 0,
+                    "uuid": "GPU-a",
+                    "model": "A100-80GB",
+                    "memory": "80Gi",
+                    "migMode": "Enabled",
+                    "migInstances": [
+                        {"profile": "3g.40gb", "start": 4, "size": 4},
+                        {"profile": "1g.10gb", "start": 0, "size": 1},
+                    ],
+                },
+                {"index": 1, "uuid": "GPU-b", "model": "A100-80GB", "memory": "80Gi"},
+            ],
+            "pairs": [{"a": 0, "b": 1, "pcie": "NODE"}],
+        }
+    )
+    topology = GPUTopology.from_status(status)
+    assert topology.gpus[0].mig_enabled
+    assert topology.gpus[0].mig_mask == 0b11110001
+    assert not topology.gpus[1].mig_enabled
+    assert topology.gpus[1].mig_mask == 0

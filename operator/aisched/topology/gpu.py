@@ -7,6 +7,7 @@ matrix of the cost model and the node's NVLink cliques.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
@@ -15,7 +16,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from aisched.api.gpunodetopology import GPUNodeTopologyStatus
+from aisched.api.gpunodetopology import GPUNodeTopologyStatus, MigInstance
 from aisched.topology.cost import PCIE_PATHS, Link, link_cost
 
 __all__ = ["GPU", "MAX_GPUS_PER_NODE", "GPUTopology", "popcount"]
@@ -43,6 +44,9 @@ class GPU:
     pci_bus_id: str | None = None
     numa_node: int | None = None
     healthy: bool = True
+    #: MIG mode, and the GPU's 8 memory slots held by existing MIG instances (bit i: slot i).
+    mig_enabled: bool = False
+    mig_mask: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -158,6 +162,8 @@ class GPUTopology:
                 pci_bus_id=g.pci_bus_id,
                 numa_node=g.numa_node,
                 healthy=g.health == "Healthy",
+                mig_enabled=g.mig_mode == "Enabled",
+                mig_mask=_mig_mask(g.mig_instances),
             )
             for g in sorted(status.gpus, key=lambda g: g.index)
         )
@@ -194,6 +200,14 @@ class GPUTopology:
             nvlinks=tuple(tuple(0 for _ in range(count)) for _ in range(count)),
             known=False,
         )
+
+
+def _mig_mask(instances: Iterable[MigInstance]) -> int:
+    """The memory slots the MIG instances hold, as bits of an 8-slot mask."""
+    mask = 0
+    for instance in instances:
+        mask |= ((1 << instance.size) - 1) << instance.start
+    return mask
 
 
 def _submasks_by_size(mask: int) -> list[int]:
