@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ import yaml
 from aisched import __version__
 from aisched.api.validation import validate_manifest
 from aisched.crds import stale_crds, write_crds
+from aisched.kube.rbac import AISCHED_NAMESPACE
+from aisched.topology.machines import MACHINES
 
 __all__ = ["main"]
 
@@ -63,6 +66,24 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files_rest", nargs="*", type=Path, help=argparse.SUPPRESS)
     validate.set_defaults(handler=_validate)
 
+    agent = commands.add_parser(
+        "agent", help="the node agent: discover GPUs with NVML and publish GPUNodeTopology"
+    )
+    agent.add_argument(
+        "--print", action="store_true", help="print the topology like `nvidia-smi topo -m` and exit"
+    )
+    agent.add_argument(
+        "--fake", choices=sorted(MACHINES), help="discover on a built-in fake NVML of this machine type"
+    )
+    agent.add_argument(
+        "--node", default=os.environ.get("NODE_NAME"), help="this node's name (default: $NODE_NAME)"
+    )
+    agent.add_argument("--namespace", default=AISCHED_NAMESPACE, help="namespace of the liveness Lease")
+    agent.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
+    agent.add_argument("--once", action="store_true", help="publish once and exit")
+    agent.add_argument("--sysfs", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
+    agent.set_defaults(handler=_agent)
+
     bench = commands.add_parser("bench", help="benchmarks: JSON on stdout with --json, a table on stderr")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     core = benches.add_parser(
@@ -86,6 +107,12 @@ def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     for path in write_crds(directory):
         print(path, file=out)
     return 0
+
+
+def _agent(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.agent.cli import run  # noqa: PLC0415 - NVML and the API client load only for the agent
+
+    return run(args, out=out, err=err)
 
 
 def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:

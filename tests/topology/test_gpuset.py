@@ -257,12 +257,14 @@ def test_tables_give_nodes_wired_alike_the_same_table_id() -> None:
 
 def test_tables_give_each_wiring_its_own_block() -> None:
     tables = GPUSetTables()
+    wirings = {topology_of(name).signature: name for name in NAMES}  # a100-mig is wired as hgx-a100
 
-    ids = [tables.table_id(topology_of(name)) for name in NAMES]
+    ids = [tables.table_id(topology_of(name)) for name in wirings.values()]
 
-    assert sorted(ids) == list(range(len(NAMES)))
+    assert sorted(ids) == list(range(len(wirings)))
     assert [tables.base(i) for i in ids] == [(i + 1) * tables.stride for i in ids]
-    assert tables.score.shape == ((len(NAMES) + 1) * tables.stride,)
+    assert tables.score.shape == ((len(wirings) + 1) * tables.stride,)
+    assert tables.table_id(topology_of("a100-mig")) == tables.table_id(topology_of("hgx-a100"))
 
 
 def test_untabled_node_gets_id_minus_one_and_the_constant_block_at_base_0() -> None:

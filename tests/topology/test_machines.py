@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from aisched.api.mig import mig_profiles_for
 from aisched.topology.cost import PCIE_PATHS, Link
 from aisched.topology.machines import MACHINES, MachineType, machine
 
@@ -15,8 +16,23 @@ def template(request: pytest.FixtureRequest) -> MachineType:
     return MACHINES[request.param]
 
 
-def test_the_four_known_machines_are_defined() -> None:
-    assert set(MACHINES) == {"dgx-h100", "dgx1-v100", "pcie-8gpu", "hgx-a100"}
+def test_the_known_machines_are_defined() -> None:
+    assert set(MACHINES) == {"dgx-h100", "dgx1-v100", "pcie-8gpu", "hgx-a100", "a100-mig"}
+
+
+def test_the_mig_machine_is_wired_like_the_hgx_a100_and_partitions_validly() -> None:
+    mig, hgx = MACHINES["a100-mig"], MACHINES["hgx-a100"]
+    assert mig.matrix == hgx.matrix
+    assert mig.topology(node="n").signature == hgx.topology(node="n").signature
+    profiles = mig_profiles_for(mig.gpu_model)
+    for enabled, instances in zip(mig.mig_enabled, mig.mig_instances, strict=True):
+        assert enabled or not instances
+        used = 0
+        for name, start in instances:
+            assert profiles[name].fits_at(start)
+            slots = ((1 << profiles[name].memory_slots) - 1) << start
+            assert used & slots == 0, "overlapping MIG instances"
+            used |= slots
 
 
 def test_each_machine_is_registered_under_its_own_name(template: MachineType) -> None:

@@ -7,6 +7,7 @@ what `nvidia-smi topo -m` prints for that machine.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,6 +31,10 @@ class MachineType:
     matrix: tuple[tuple[str, ...], ...]
     nvswitch: bool = False
     mig_capable: bool = False
+    #: Per GPU: MIG mode enabled (empty: disabled everywhere).
+    mig_enabled: tuple[bool, ...] = ()
+    #: Per GPU: the MIG GPU instances that exist, as (profile name, first memory slot).
+    mig_instances: tuple[tuple[tuple[str, int], ...], ...] = ()
 
     @property
     def gpu_count(self) -> int:
@@ -71,6 +76,29 @@ class MachineType:
 
 def _matrix(text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(line.split()[1:]) for line in text.strip().splitlines())
+
+
+# 8 × A100 SXM4 80GB on NVSwitch (NV12 everywhere), MIG-capable.
+_HGX_A100: Final = MachineType(
+    name="hgx-a100",
+    gpu_model="A100-80GB",
+    gpu_memory_gib=80,
+    cpu=256,
+    memory_gib=2048,
+    numa=(0, 0, 0, 0, 1, 1, 1, 1),
+    nvswitch=True,
+    mig_capable=True,
+    matrix=_matrix("""
+        GPU0  X    NV12 NV12 NV12 NV12 NV12 NV12 NV12
+        GPU1  NV12 X    NV12 NV12 NV12 NV12 NV12 NV12
+        GPU2  NV12 NV12 X    NV12 NV12 NV12 NV12 NV12
+        GPU3  NV12 NV12 NV12 X    NV12 NV12 NV12 NV12
+        GPU4  NV12 NV12 NV12 NV12 X    NV12 NV12 NV12
+        GPU5  NV12 NV12 NV12 NV12 NV12 X    NV12 NV12
+        GPU6  NV12 NV12 NV12 NV12 NV12 NV12 X    NV12
+        GPU7  NV12 NV12 NV12 NV12 NV12 NV12 NV12 X
+    """),
+)
 
 
 MACHINES: Final[dict[str, MachineType]] = {
@@ -135,26 +163,23 @@ MACHINES: Final[dict[str, MachineType]] = {
                 GPU7  SYS  SYS  SYS  SYS  NODE NODE PIX  X
             """),
         ),
-        # 8 × A100 SXM4 80GB on NVSwitch (NV12 everywhere), MIG-capable.
-        MachineType(
-            name="hgx-a100",
-            gpu_model="A100-80GB",
-            gpu_memory_gib=80,
-            cpu=256,
-            memory_gib=2048,
-            numa=(0, 0, 0, 0, 1, 1, 1, 1),
-            nvswitch=True,
-            mig_capable=True,
-            matrix=_matrix("""
-                GPU0  X    NV12 NV12 NV12 NV12 NV12 NV12 NV12
-                GPU1  NV12 X    NV12 NV12 NV12 NV12 NV12 NV12
-                GPU2  NV12 NV12 X    NV12 NV12 NV12 NV12 NV12
-                GPU3  NV12 NV12 NV12 X    NV12 NV12 NV12 NV12
-                GPU4  NV12 NV12 NV12 NV12 X    NV12 NV12 NV12
-                GPU5  NV12 NV12 NV12 NV12 NV12 X    NV12 NV12
-                GPU6  NV12 NV12 NV12 NV12 NV12 NV12 X    NV12
-                GPU7  NV12 NV12 NV12 NV12 NV12 NV12 NV12 X
-            """),
+        _HGX_A100,
+        # The same HGX A100 with MIG in mixed mode on four GPUs: different profiles side by side on
+        # GPU 0 and 1, one full-size instance on GPU 2, GPU 3 enabled but not yet partitioned.
+        dataclasses.replace(
+            _HGX_A100,
+            name="a100-mig",
+            mig_enabled=(True, True, True, True, False, False, False, False),
+            mig_instances=(
+                (("3g.40gb", 0), ("2g.20gb", 4), ("1g.10gb", 6)),
+                (("1g.10gb", 0), ("1g.10gb", 1), ("1g.20gb", 2), ("2g.20gb", 4), ("1g.10gb+me", 6)),
+                (("7g.80gb", 0),),
+                (),
+                (),
+                (),
+                (),
+                (),
+            ),
         ),
     )
 }

@@ -1,0 +1,79 @@
+"""`aisched agent` (arguments in aisched.cli): run the node agent, or print the GPU topology (`--print`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from aisched.agent.discovery import NvmlUnavailableError, discover, nvml_session
+from aisched.agent.publisher import Backoff, Publisher
+from aisched.agent.render import render
+from aisched.agent.runner import Agent
+from aisched.kube.client import KubeClient
+from aisched.observability.logging import configure_logging
+from aisched.settings import load_settings
+
+__all__ = ["run"]
+
+
+def _nvml(fake: str | None, node: str) -> Any:
+    if fake is not None:
+        from aisched.agent.fake_nvml import FakeNvml  # noqa: PLC0415 - only for --fake
+
+        return FakeNvml.for_machine(fake, node=node)
+    try:
+        import pynvml  # noqa: PLC0415 - the driver binding is loaded only by the agent
+    except ImportError as exc:  # pragma: no cover - nvidia-ml-py is a dependency
+        raise NvmlUnavailableError(f"the pynvml module is missing: {exc}") from exc
+    return pynvml
+
+
+def run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    node = args.node or os.uname().nodename
+    try:
+        nvml = _nvml(args.fake, node)
+        if args.print:
+            with nvml_session(nvml):
+                print(render(discover(nvml, sysfs=args.sysfs), node=node), file=out, end="")
+            return 0
+    except NvmlUnavailableError as exc:
+        print(f"aisched agent: {exc}", file=err)
+        return 1
+    settings = load_settings()
+    configure_logging(settings.logging)
+    try:
+        return asyncio.run(_serve(nvml, node=node, args=args))
+    except NvmlUnavailableError as exc:
+        print(f"aisched agent: {exc}", file=err)
+        return 1
+
+
+async def _serve(nvml: Any, *, node: str, args: argparse.Namespace) -> int:
+    async with await KubeClient.auto(args.kubeconfig) as client:
+        publisher = Publisher(
+            client,
+            node=node,
+            namespace=args.namespace,
+            now=lambda: datetime.now(UTC),
+            sleep=asyncio.sleep,
+            backoff=Backoff(rng=random.Random()),
+        )
+        with nvml_session(nvml):
+            agent = Agent(
+                nvml=nvml, publisher=publisher, clock=time.monotonic, sleep=asyncio.sleep, sysfs=args.sysfs
+            )
+            if args.once:
+                await agent.publish_once()
+                return 0
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await agent.run(stop)
+    return 0

@@ -1,0 +1,210 @@
+"""Publishing: this node's GPUNodeTopology, its liveness Lease, and GPU labels on the Node.
+
+The API server may be down or slow: every write is retried with capped exponential backoff and
+jitter (never a tight loop), and each attempt sends the latest desired state, so nothing is
+lost and nothing stale is written after a newer view exists.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from aisched import __version__
+from aisched.api import keys
+from aisched.api.gpunodetopology import GPUNodeTopology, GPUNodeTopologyStatus
+from aisched.api.meta import API_VERSION, GROUP, VERSION
+from aisched.kube.client import ApiError, ApiUnavailable, KubeClient, resource_path
+from aisched.observability.logging import get_logger
+
+__all__ = ["Backoff", "Publisher", "lease_name"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+LEASE_DURATION_SECONDS: Final = 40
+_RETRIABLE: Final = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def lease_name(node: str) -> str:
+    return f"aisched-agent-{node}"
+
+
+@dataclass
+class Backoff:
+    """Delays between attempts: initial × factor^n, capped, with ± jitter from an injected RNG."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    rng: random.Random | None = None
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.cap, self.initial * self.factor**attempt)
+        rng = self.rng or random.Random(0)
+        return base * (1 + self.jitter * (2 * rng.random() - 1))
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Publisher:
+    """Writes what the agent knows to the API server, retrying until it gets through."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        node: str,
+        namespace: str,
+        now: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]],
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.client = client
+        self.node = node
+        self.namespace = namespace
+        self._now = now
+        self._sleep = sleep
+        self._backoff = backoff or Backoff()
+        self._node_uid: str | None = None
+        self.published_fingerprint: str | None = None
+
+    async def retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run `attempt` until it succeeds; back off on outages, conflicts and server errors."""
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except ApiUnavailable as exc:
+                reason = f"API server unreachable: {exc}"
+            except ApiError as exc:
+                if exc.status not in _RETRIABLE and exc.status < 500:
+                    # A refusal (RBAC, validation) will not fix itself quickly; retry slowly, loudly.
+                    failures = max(failures, 8)
+                reason = f"{exc.status} {exc.reason}: {exc.message}"
+            delay = self._backoff.delay(failures)
+            log.bind(node=self.node).warning(
+                "publish_retry", what=what, reason=reason, delay_s=round(delay, 2)
+            )
+            failures += 1
+            await self._sleep(delay)
+
+    # -- GPUNodeTopology ---------------------------------------------------------------------
+
+    def _topology_path(self, *, subresource: str | None = None) -> str:
+        plural = GPUNodeTopology.PLURAL
+        return resource_path(
+            group=GROUP, version=VERSION, plural=plural, name=self.node, subresource=subresource
+        )
+
+    async def _node_uid_of(self) -> str:
+        if self._node_uid is None:
+            node = await self.client.get(
+                resource_path(group="", version="v1", plural="nodes", name=self.node)
+            )
+            self._node_uid = node["metadata"]["uid"]
+        return self._node_uid
+
+    async def publish_topology(self, desired: Callable[[], GPUNodeTopologyStatus]) -> bool:
+        """Make the object's status equal `desired()`; False when its fingerprint already matched."""
+        return await self.retrying("gpunodetopology", lambda: self._publish_topology(desired()))
+
+    async def _publish_topology(self, status: GPUNodeTopologyStatus) -> bool:
+        try:
+            current = await self.client.get(self._topology_path())
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            current = await self.client.post(
+                resource_path(group=GROUP, version=VERSION, plural=GPUNodeTopology.PLURAL),
+                await self._new_object(),
+            )
+        if (current.get("status") or {}).get("fingerprint") == status.fingerprint:
+            self.published_fingerprint = status.fingerprint
+            return False
+        body = dict(current)
+        body["status"] = status.model_copy(
+            update={"agent_version": __version__, "last_update_time": self._now()}
+        ).to_dict()
+        await self.client.put(self._topology_path(subresource="status"), body)
+        self.published_fingerprint = status.fingerprint
+        log.bind(node=self.node).info(
+            "topology_published", gpus=len(status.gpus), fingerprint=status.fingerprint
+        )
+        return True
+
+    async def _new_object(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": GPUNodeTopology.KIND,
+            "metadata": {
+                "name": self.node,
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": await self._node_uid_of()}
+                ],
+            },
+            "spec": {"nodeName": self.node},
+        }
+
+    # -- Node labels ---------------------------------------------------------------------
+
+    async def label_node(self, status: GPUNodeTopologyStatus) -> dict[str, str]:
+        """Add the GPU product, count and memory labels the Node lacks; returns what was added."""
+        return await self.retrying("node-labels", lambda: self._label_node(status))
+
+    async def _label_node(self, status: GPUNodeTopologyStatus) -> dict[str, str]:
+        if not status.gpus:
+            return {}
+        path = resource_path(group="", version="v1", plural="nodes", name=self.node)
+        node = await self.client.get(path)
+        existing = (node.get("metadata") or {}).get("labels") or {}
+        first = status.gpus[0]
+        wanted = {
+            keys.LABEL_GPU_PRODUCT: first.model,
+            keys.LABEL_GPU_COUNT: str(len(status.gpus)),
+            keys.LABEL_GPU_MEMORY: str(first.memory.value() // 2**20),
+        }
+        missing = {k: v for k, v in wanted.items() if k not in existing}
+        if missing:
+            await self.client.patch(path, {"metadata": {"labels": missing}}, patch="merge")
+            log.bind(node=self.node).info("node_labelled", labels=missing)
+        return missing
+
+    # -- Lease -----------------------------------------------------------------------------
+
+    async def renew_lease(self) -> None:
+        """Create or renew `aisched-agent-<node>`: the scheduler's sign that this agent is alive."""
+        await self.retrying("lease", self._renew_lease)
+
+    async def _renew_lease(self) -> None:
+        collection = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+        now = _timestamp(self._now())
+        try:
+            lease = await self.client.get(f"{collection}/{lease_name(self.node)}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            await self.client.post(
+                collection,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": lease_name(self.node), "namespace": self.namespace},
+                    "spec": {
+                        "holderIdentity": self.node,
+                        "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+                        "acquireTime": now,
+                        "renewTime": now,
+                    },
+                },
+            )
+            return
+        lease.setdefault("spec", {})["renewTime"] = now
+        lease["spec"]["holderIdentity"] = self.node
+        await self.client.put(f"{collection}/{lease_name(self.node)}", lease)

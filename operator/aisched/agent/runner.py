@@ -1,0 +1,147 @@
+"""The agent process: discover, watch health, publish, and keep the Lease fresh, until stopped.
+
+NVML calls block, so discovery and probes run through `asyncio.to_thread`, and the event wait
+runs in a thread of its own whose findings come back to the loop with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aisched.agent.discovery import Discovery, discover, fingerprint
+from aisched.agent.health import GpuHealth, HealthMonitor
+from aisched.agent.publisher import Publisher
+from aisched.api.gpunodetopology import GPUNodeTopologyStatus
+from aisched.observability.logging import get_logger
+
+__all__ = ["Agent", "AgentTimings", "with_health"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentTimings:
+    lease_every: float = 10.0
+    probe_every: float = 10.0
+    rediscover_every: float = 60.0
+
+
+def with_health(status: GPUNodeTopologyStatus, health: dict[int, GpuHealth]) -> GPUNodeTopologyStatus:
+    """The discovered status with the monitor's health applied, and its fingerprint recomputed."""
+    gpus = []
+    for gpu in status.gpus:
+        state = health.get(gpu.index)
+        lost = gpu.health_reason == "GPU has fallen off the bus"  # discovery's own finding stands
+        if state is None or lost:
+            gpus.append(gpu)
+            continue
+        verdict = {"health": "Healthy" if state.healthy else "Unhealthy", "health_reason": state.reason}
+        gpus.append(gpu.model_copy(update=verdict))
+    updated = status.model_copy(update={"gpus": gpus})
+    return updated.model_copy(update={"fingerprint": fingerprint(updated)})
+
+
+class Agent:
+    """One node's agent. `run()` until `stop` is set; `publish_once()` for a single pass."""
+
+    def __init__(
+        self,
+        *,
+        nvml: Any,
+        publisher: Publisher,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        timings: AgentTimings = AgentTimings(),
+        sysfs: Path = Path("/sys"),
+    ) -> None:
+        self.nvml = nvml
+        self.publisher = publisher
+        self._sleep = sleep
+        self._timings = timings
+        self._sysfs = sysfs
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.monitor = HealthMonitor(nvml, on_change=self._health_changed, clock=clock)
+        self.discovery: Discovery | None = None
+
+    def desired(self) -> GPUNodeTopologyStatus:
+        """What the GPUNodeTopology status should say now."""
+        if self.discovery is None:
+            raise RuntimeError("nothing discovered yet")
+        return with_health(self.discovery.status, self.monitor.health())
+
+    def _health_changed(self, index: int, health: GpuHealth) -> None:
+        # Called from the event thread or from a probe thread: hand over to the loop.
+        log.warning("gpu_health_changed", gpu=index, healthy=health.healthy, reason=health.reason)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def rediscover(self) -> bool:
+        """Discover again; True when the hardware view changed."""
+        found = await asyncio.to_thread(discover, self.nvml, sysfs=self._sysfs)
+        changed = self.discovery is None or found.status.fingerprint != self.discovery.status.fingerprint
+        self.discovery = found
+        return changed
+
+    async def publish_once(self) -> None:
+        """Discover, probe, publish the topology, add missing Node labels, renew the Lease."""
+        self._loop = asyncio.get_running_loop()
+        await self.rediscover()
+        await asyncio.to_thread(self.monitor.probe)
+        await self.publisher.publish_topology(self.desired)
+        await self.publisher.label_node(self.desired())
+        await self.publisher.renew_lease()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish now and whenever health or hardware changes; renew the Lease; until `stop`."""
+        self._loop = asyncio.get_running_loop()
+        await self.publish_once()
+        events_stop = threading.Event()
+        events = threading.Thread(
+            target=self.monitor.watch_events, args=(events_stop,), name="nvml-events", daemon=True
+        )
+        events.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._every(self._timings.lease_every, self.publisher.renew_lease, stop))
+                tasks.create_task(self._every(self._timings.probe_every, self._probe, stop))
+                tasks.create_task(self._every(self._timings.rediscover_every, self._rediscover, stop))
+                tasks.create_task(self._publish_changes(stop))
+        finally:
+            events_stop.set()
+            await asyncio.to_thread(events.join)
+
+    async def _probe(self) -> None:
+        await asyncio.to_thread(self.monitor.probe)
+
+    async def _rediscover(self) -> None:
+        if await self.rediscover():
+            self._changed.set()
+
+    async def _publish_changes(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _first(self._changed.wait(), stop.wait())
+            if stop.is_set():
+                return
+            self._changed.clear()
+            await self.publisher.publish_topology(self.desired)
+
+    async def _every(self, period: float, action: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _first(self._sleep(period), stop.wait())
+            if not stop.is_set():
+                await action()
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    """Wait until the first of `waits` finishes; cancel the others."""
+    tasks = {asyncio.ensure_future(w) for w in waits}
+    _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,190 @@
+"""Publishing GPUNodeTopology, Node labels and the liveness Lease against a fake API server."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from aisched.agent.discovery import discover, nvml_session
+from aisched.agent.fake_nvml import FakeNvml
+from aisched.agent.health import GpuHealth
+from aisched.agent.publisher import Backoff, Publisher, lease_name
+from aisched.agent.runner import with_health
+from aisched.api.gpunodetopology import GPUNodeTopologyStatus
+from aisched.kube.client import KubeClient
+from tests.support.fake_apiserver import FakeApiServer
+
+TOPOLOGY = "/apis/aisched.io/v1alpha1/gpunodetopologies/gpu-1"
+LEASE = f"/apis/coordination.k8s.io/v1/namespaces/aisched-system/leases/{lease_name('gpu-1')}"
+NODE = "/api/v1/nodes/gpu-1"
+
+
+class Sleeps:
+    """An injected sleep that records delays and runs a hook after each, without waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.after: Any = None
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        if self.after is not None:
+            self.after(len(self.delays))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _status(machine: str = "dgx-h100") -> GPUNodeTopologyStatus:
+    nvml = FakeNvml.for_machine(machine, node="gpu-1")
+    with nvml_session(nvml):
+        return discover(nvml).status
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeApiServer]:
+    async with FakeApiServer(status_subresources=["gpunodetopologies"]) as fake:
+        async with KubeClient(base_url=fake.url) as client:
+            await client.post(
+                "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"}}
+            )
+        yield fake
+
+
+@pytest.fixture
+async def client(server: FakeApiServer) -> AsyncIterator[KubeClient]:
+    async with KubeClient(base_url=server.url) as kube:
+        yield kube
+
+
+def _publisher(client: KubeClient, sleeps: Sleeps | None = None, clock: Clock | None = None) -> Publisher:
+    return Publisher(
+        client,
+        node="gpu-1",
+        namespace="aisched-system",
+        now=clock or Clock(),
+        sleep=sleeps or Sleeps(),
+        backoff=Backoff(rng=random.Random(7)),
+    )
+
+
+def _writes(server: FakeApiServer, path: str) -> list[Any]:
+    return [r for r in server.requests if r.method in ("POST", "PUT", "PATCH") and r.path.startswith(path)]
+
+
+async def test_the_first_publish_creates_the_object_owned_by_the_node(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    status = _status()
+    assert await _publisher(client).publish_topology(lambda: status)
+    stored = await client.get(TOPOLOGY)
+    node = await client.get(NODE)
+    assert stored["spec"] == {"nodeName": "gpu-1"}
+    assert stored["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Node", "name": "gpu-1", "uid": node["metadata"]["uid"]}
+    ]
+    assert stored["status"]["fingerprint"] == status.fingerprint
+    assert len(stored["status"]["gpus"]) == 8
+    assert stored["status"]["agentVersion"]
+    assert stored["status"]["lastUpdateTime"] == "2026-11-28T12:00:00Z"
+
+
+async def test_an_unchanged_hardware_view_is_not_rewritten(server: FakeApiServer, client: KubeClient) -> None:
+    publisher = _publisher(client)
+    status = _status()
+    await publisher.publish_topology(lambda: status)
+    before = len(_writes(server, TOPOLOGY))
+    assert not await publisher.publish_topology(_status)  # rediscovered: same hardware
+    assert len(_writes(server, TOPOLOGY)) == before
+
+
+async def test_a_health_change_is_published(server: FakeApiServer, client: KubeClient) -> None:
+    publisher = _publisher(client)
+    status = _status()
+    await publisher.publish_topology(lambda: status)
+    sick = with_health(status, {2: GpuHealth(False, "XID 79")})
+    assert sick.fingerprint != status.fingerprint
+    assert await publisher.publish_topology(lambda: sick)
+    stored = await client.get(TOPOLOGY)
+    assert stored["status"]["gpus"][2]["health"] == "Unhealthy"
+    assert stored["status"]["gpus"][2]["healthReason"] == "XID 79"
+    healed = with_health(status, {2: GpuHealth(True)})
+    assert await publisher.publish_topology(lambda: healed)
+    stored = await client.get(TOPOLOGY)
+    assert stored["status"]["gpus"][2]["health"] == "Healthy"
+    assert "healthReason" not in stored["status"]["gpus"][2]
+
+
+async def test_missing_gpu_labels_are_added_and_existing_ones_kept(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    await client.patch(NODE, {"metadata": {"labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}})
+    added = await _publisher(client).label_node(_status())
+    assert added == {"nvidia.com/gpu.count": "8", "nvidia.com/gpu.memory": "81920"}
+    labels = (await client.get(NODE))["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert labels["nvidia.com/gpu.count"] == "8"
+    assert await _publisher(client).label_node(_status()) == {}
+
+
+async def test_the_lease_is_created_then_renewed(server: FakeApiServer, client: KubeClient) -> None:
+    clock = Clock()
+    publisher = _publisher(client, clock=clock)
+    await publisher.renew_lease()
+    lease = await client.get(LEASE)
+    assert lease["spec"]["holderIdentity"] == "gpu-1"
+    assert lease["spec"]["renewTime"] == "2026-11-28T12:00:00.000000Z"
+    clock.now += timedelta(seconds=10)
+    await publisher.renew_lease()
+    renewed = await client.get(LEASE)
+    assert renewed["spec"]["renewTime"] == "2026-11-28T12:00:10.000000Z"
+    assert renewed["spec"]["acquireTime"] == "2026-11-28T12:00:00.000000Z"
+
+
+async def test_an_outage_is_retried_with_growing_backoff_and_nothing_is_lost(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    sleeps = Sleeps()
+    publisher = _publisher(client, sleeps)
+    first, latest = _status(), with_health(_status(), {0: GpuHealth(False, "XID 48")})
+    desired = [first]
+
+    def during_outage(slept: int) -> None:
+        if slept == 2:
+            desired.append(latest)  # the view changes while the API server is down
+        if slept == 4:
+            server.up()
+
+    sleeps.after = during_outage
+    server.down()
+    assert await publisher.publish_topology(lambda: desired[-1])
+    assert len(sleeps.delays) == 4
+    assert all(0.8 * base <= d <= 1.2 * base for d, base in zip(sleeps.delays, [0.5, 1, 2, 4], strict=True))
+    stored = await client.get(TOPOLOGY)
+    assert stored["status"]["fingerprint"] == latest.fingerprint
+    assert stored["status"]["gpus"][0]["health"] == "Unhealthy"
+
+
+async def test_server_errors_are_retried(server: FakeApiServer, client: KubeClient) -> None:
+    sleeps = Sleeps()
+    server.fail_next(3, status=500)
+    await _publisher(client, sleeps).renew_lease()
+    assert len(sleeps.delays) == 3
+    assert (await client.get(LEASE))["spec"]["holderIdentity"] == "gpu-1"
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    backoff = Backoff(initial=0.5, cap=30, jitter=0.2, rng=random.Random(1))
+    delays = [backoff.delay(n) for n in range(12)]
+    assert all(d <= 36 for d in delays)
+    assert delays[-1] >= 24
+    assert len({round(d, 6) for d in delays[-4:]}) == 4, "no jitter"
