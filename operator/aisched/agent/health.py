@@ -62,6 +62,8 @@ class HealthMonitor:
                 self._state[index] = _LOST
                 self._last_fault[index] = clock()
         self._index = {id(h): i for i, h in enumerate(self._handles) if h is not None}
+        #: Set while the event thread is registered with NVML (events before that are not seen).
+        self.watching = threading.Event()
 
     def health(self) -> dict[int, GpuHealth]:
         with self._lock:
@@ -93,6 +95,7 @@ class HealthMonitor:
                     continue
                 except nvml.NVMLError_GpuIsLost:
                     self._set(index, _LOST)
+            self.watching.set()
             while not stop.is_set():
                 try:
                     event = nvml.nvmlEventSetWait_v2(events, _WAIT_MS)
@@ -103,6 +106,7 @@ class HealthMonitor:
                     continue
                 self.handle_event(event)
         finally:
+            self.watching.clear()
             nvml.nvmlEventSetFree(events)
 
     def handle_event(self, event: Any) -> None:
