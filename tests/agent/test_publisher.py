@@ -188,3 +188,17 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert all(d <= 36 for d in delays)
     assert delays[-1] >= 24
     assert len({round(d, 6) for d in delays[-4:]}) == 4, "no jitter"
+
+
+async def test_a_node_without_gpus_publishes_zero_gpus_and_no_labels(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    nvml = FakeNvml.empty(node="gpu-1")
+    with nvml_session(nvml):
+        status = discover(nvml).status
+    publisher = _publisher(client)
+    assert await publisher.publish_topology(lambda: status)
+    assert await publisher.label_node(status) == {}
+    stored = await client.get(TOPOLOGY)
+    assert stored["status"].get("gpus", []) == []
+    assert "labels" not in (await client.get(NODE))["metadata"]

@@ -46,8 +46,8 @@ def render(discovery: Discovery, *, node: str = "") -> str:
     for gpu, row in zip(status.gpus, cells, strict=True):
         numa = "N/A" if gpu.numa_node is None else str(gpu.numa_node)
         rows.append([f"GPU{gpu.index}", *row, numa])
-    width = max(len(cell) for row in rows for cell in row) + 2
-    lines += ["".join(cell.ljust(width) for cell in row).rstrip() for row in rows]
+    widths = [max(len(row[col]) for row in rows) + 2 for col in range(len(header))]
+    lines += ["".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines += ["", _LEGEND, ""]
     lines.append("GPUs:")
     for gpu in status.gpus:
