@@ -12,6 +12,7 @@ import yaml
 
 from aisched.api.meta import GROUP
 from aisched.kube.rbac import (
+    AGENT_LEASE_NAMESPACE,
     AGENT_NAMESPACED_PERMISSIONS,
     AGENT_PERMISSIONS,
     AISCHED_NAMESPACE,
@@ -25,6 +26,7 @@ ROOT = pathlib.Path(__file__).parents[1]
 MANIFESTS = ROOT / "manifests"
 CRDS = ROOT / "crds"
 NAMESPACE = "aisched-system"
+AGENT_LEASES = "aisched-agents"
 #: Every permission table, cluster-wide and namespaced.
 ALL_TABLES = (
     SCHEDULER_PERMISSIONS,
@@ -120,17 +122,29 @@ def test_every_document_has_a_known_api_version_kind_and_a_name() -> None:
         assert isinstance(doc.get("metadata", {}).get("name"), str), doc
 
 
-def test_namespaced_kinds_live_in_aisched_system_and_cluster_kinds_carry_no_namespace() -> None:
+def _expected_namespace(doc: Doc) -> str:
+    """aisched-system, except the agent's Lease Role and its binding, in aisched-agents."""
+    agent_leases = doc["kind"] in {"Role", "RoleBinding"} and doc["metadata"]["name"] == "aisched-agent"
+    return AGENT_LEASES if agent_leases else NAMESPACE
+
+
+def test_namespaced_kinds_live_in_their_namespace_and_cluster_kinds_carry_no_namespace() -> None:
     for doc in all_documents():
         namespaced = KNOWN_KINDS[doc["apiVersion"]][doc["kind"]]
         if namespaced:
-            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
+            assert doc["metadata"].get("namespace") == _expected_namespace(doc), doc["metadata"]
         else:
             assert "namespace" not in doc["metadata"], doc["metadata"]
 
 
-def test_the_namespace_the_objects_use_is_declared() -> None:
-    assert find("Namespace", NAMESPACE)["metadata"]["labels"]["app.kubernetes.io/name"] == "aisched"
+@pytest.mark.parametrize("namespace", [NAMESPACE, AGENT_LEASES])
+def test_the_namespaces_the_objects_use_are_declared(namespace: str) -> None:
+    assert find("Namespace", namespace)["metadata"]["labels"]["app.kubernetes.io/name"] == "aisched"
+
+
+def test_the_agent_lease_namespace_is_declared_before_its_role() -> None:
+    docs = [(d["kind"], d["metadata"]["name"]) for d in load_documents(MANIFESTS / "20-rbac.yaml")]
+    assert docs.index(("Namespace", AGENT_LEASES)) < docs.index(("Role", "aisched-agent"))
 
 
 def test_every_object_is_prefixed_aisched_and_labelled_with_its_component() -> None:
@@ -166,19 +180,34 @@ def test_scheduler_role_rules_equal_the_scheduler_namespaced_permission_table() 
 
 def test_agent_role_rules_equal_the_agent_namespaced_permission_table() -> None:
     role = find("Role", "aisched-agent")
-    assert role["metadata"]["namespace"] == AISCHED_NAMESPACE
+    assert role["metadata"]["namespace"] == AGENT_LEASE_NAMESPACE
     assert role["rules"] == rules(AGENT_NAMESPACED_PERMISSIONS)
 
 
-def test_the_namespace_constant_is_the_manifests_namespace() -> None:
+def test_the_namespace_constants_are_the_manifests_namespaces() -> None:
     assert AISCHED_NAMESPACE == NAMESPACE
+    assert AGENT_LEASE_NAMESPACE == AGENT_LEASES
 
 
-def test_every_role_and_role_binding_is_in_aisched_system() -> None:
-    docs = [d for d in all_documents() if d["kind"] in {"Role", "RoleBinding"}]
-    assert {d["kind"] for d in docs} == {"Role", "RoleBinding"}
-    for doc in docs:
-        assert doc["metadata"].get("namespace") == AISCHED_NAMESPACE, doc["metadata"]
+@pytest.mark.parametrize(
+    ("component", "namespace"), [("scheduler", AISCHED_NAMESPACE), ("agent", AGENT_LEASE_NAMESPACE)]
+)
+def test_each_components_role_and_binding_live_in_its_own_lease_namespace(
+    component: str, namespace: str
+) -> None:
+    for kind in ("Role", "RoleBinding"):
+        assert find(kind, f"aisched-{component}")["metadata"]["namespace"] == namespace
+
+
+def test_no_agent_grant_reaches_the_schedulers_lease_namespace() -> None:
+    """An agent runs on every node: were its Lease grants in aisched-system, any node could
+    rewrite the scheduler's leader-election Lease."""
+    assert len({AGENT_LEASE_NAMESPACE, AISCHED_NAMESPACE}) == 2
+    for binding in all_documents():
+        if binding["kind"] != "RoleBinding" or binding["metadata"]["namespace"] != AISCHED_NAMESPACE:
+            continue
+        subjects = {(s["namespace"], s["name"]) for s in binding["subjects"]}
+        assert (NAMESPACE, "aisched-agent") not in subjects, binding["metadata"]["name"]
 
 
 def test_no_cluster_role_grants_leases() -> None:
@@ -450,6 +479,9 @@ def test_agent_container_runs_aisched_agent_with_node_name_nvml_env_and_read_onl
     assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
     assert env["NVIDIA_DRIVER_CAPABILITIES"] == "utility"
+    # MIG instance listing needs the MIG monitor capability; CAP_SYS_ADMIN is never added by default.
+    assert env["NVIDIA_MIG_MONITOR_DEVICES"] == "all"
+    assert "add" not in container["securityContext"]["capabilities"]
     assert container["resources"] == {
         "requests": {"cpu": "50m", "memory": "64Mi"},
         "limits": {"memory": "256Mi"},

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pynvml
 import pytest
+from structlog.testing import capture_logs
 
 from aisched.agent.discovery import NvmlUnavailableError, discover, gpu_model, nvml_session
 from aisched.agent.fake_nvml import FakeNvml
 from aisched.agent.render import matrix, render
+from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.api.mig import mig_profiles_for
 from aisched.topology.machines import MACHINES
 
@@ -147,3 +153,157 @@ def test_the_fingerprint_is_stable_and_follows_the_hardware_view() -> None:
 )
 def test_gpu_models_are_named_as_the_api_names_them(name: str, memory_gib: int, model: str) -> None:
     assert gpu_model(name, memory_gib * 2**30) == model
+
+
+# -- NVLink fabric ----------------------------------------------------------------------------
+
+
+def test_a_fabric_clique_is_the_cluster_uuid_in_hex_and_stable_across_runs() -> None:
+    found = []
+    for _ in range(2):
+        nvml = FakeNvml.for_machine("dgx-h100", node="a", fabric_clique=7)
+        with nvml_session(nvml):
+            found.append(discover(nvml).status)
+    first, second = found
+    cliques = {g.clique_id for g in first.gpus}
+    assert len(cliques) == 1
+    (clique,) = cliques
+    assert clique is not None
+    assert re.fullmatch(r"[0-9a-f]{32}/7", clique), clique
+    assert first.fingerprint == second.fingerprint
+
+
+def test_a_failed_fabric_registration_reports_no_clique() -> None:
+    nvml = FakeNvml.for_machine("dgx-h100", fabric_clique=7, fabric_status=pynvml.NVML_ERROR_UNKNOWN)
+    with nvml_session(nvml):
+        status = discover(nvml).status
+    assert {g.clique_id for g in status.gpus} == {None}
+
+
+# -- NVML errors on one GPU -------------------------------------------------------------------
+
+
+def _pairs_with(status: GPUNodeTopologyStatus, index: int) -> list[tuple[str, bool]]:
+    return [(p.pcie, p.p2p) for p in status.pairs if index in (p.a, p.b)]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """NVML `function` answers `error` for GPU 0: `feature` is noted unknown, and `degraded` holds."""
+
+    machine: str
+    function: str
+    error: type[Exception]
+    feature: str
+    degraded: Callable[[GPUNodeTopologyStatus], bool]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Degradation(
+            "a100-mig",
+            "nvmlDeviceGetGpuInstances",
+            pynvml.NVMLError_NoPermission,
+            "mig-instances",
+            lambda s: (s.gpus[0].mig_mode, s.gpus[0].mig_instances) == ("Enabled", []),
+        ),
+        Degradation(
+            "a100-mig",
+            "nvmlDeviceGetMigMode",
+            pynvml.NVMLError_Unknown,
+            "mig",
+            lambda s: s.gpus[0].mig_mode == "Disabled",
+        ),
+        Degradation(
+            "dgx-h100",
+            "nvmlDeviceGetNvLinkState",
+            pynvml.NVMLError_Unknown,
+            "nvlink",
+            lambda s: (s.gpus[0].nvlinks, s.gpus[0].nvswitch) == ([], False),
+        ),
+        Degradation(
+            "dgx-h100",
+            "nvmlDeviceGetGpuFabricInfo",
+            pynvml.NVMLError_NoPermission,
+            "fabric",
+            lambda s: s.gpus[0].clique_id is None and s.gpus[1].clique_id is not None,
+        ),
+        Degradation(
+            "pcie-8gpu",
+            "nvmlDeviceGetNumaNodeId",
+            pynvml.NVMLError_Unknown,
+            "numa",
+            lambda s: s.gpus[0].numa_node is None and s.gpus[1].numa_node is not None,
+        ),
+        Degradation(
+            "pcie-8gpu",
+            "nvmlDeviceGetP2PStatus",
+            pynvml.NVMLError_Unknown,
+            "p2p",
+            lambda s: not any(p2p for _, p2p in _pairs_with(s, 0)),
+        ),
+        Degradation(
+            "pcie-8gpu",
+            "nvmlDeviceGetTopologyCommonAncestor",
+            pynvml.NVMLError_Unknown,
+            "pcie-path",
+            lambda s: {pcie for pcie, _ in _pairs_with(s, 0)} == {"SYS"},
+        ),
+    ],
+    ids=lambda case: case.feature,
+)
+def test_an_nvml_error_on_an_optional_feature_degrades_it_with_a_warning(
+    tmp_path: Path, case: Degradation
+) -> None:
+    nvml = FakeNvml.for_machine(case.machine, fabric_clique=7)
+    nvml.fail_call(case.function, case.error, index=0)
+    with nvml_session(nvml), capture_logs() as logs:
+        status = discover(nvml, sysfs=tmp_path).status
+    assert case.degraded(status)
+    assert all(g.health == "Healthy" for g in status.gpus)
+    assert len(status.gpus) == MACHINES[case.machine].gpu_count
+    (warning,) = [e for e in logs if e["event"] == "gpu_feature_unknown"]
+    assert warning["log_level"] == "warning"
+    assert warning["feature"] == case.feature
+    assert warning["gpus"][0].startswith("0")
+    assert case.error.__name__ in warning["error"]
+
+
+@pytest.mark.parametrize(
+    ("function", "error", "reason"),
+    [
+        ("nvmlDeviceGetUUID", pynvml.NVMLError_Unknown, "NVML error: Unknown Error"),
+        ("nvmlDeviceGetHandleByIndex", pynvml.NVMLError_NoPermission, "NVML error: Insufficient Permissions"),
+        ("nvmlDeviceGetMemoryInfo", pynvml.NVMLError_FunctionNotFound, "NVML error: Function Not Found"),
+    ],
+)
+def test_a_gpu_whose_basic_queries_fail_is_unhealthy_with_the_error_and_the_rest_are_discovered(
+    function: str, error: type[Exception], reason: str
+) -> None:
+    nvml = FakeNvml.for_machine("dgx-h100")
+    nvml.fail_call(function, error, index=3)
+    with nvml_session(nvml):
+        status = discover(nvml).status
+    broken = status.gpus[3]
+    assert (broken.health, broken.health_reason) == ("Unhealthy", reason)
+    assert all(g.health == "Healthy" and g.model == "H100-80GB" for g in status.gpus if g.index != 3)
+    assert not any(3 in (p.a, p.b) for p in status.pairs)
+    assert len(status.pairs) == 7 * 6 // 2
+
+
+# -- MIG profiles aisched does not know ------------------------------------------------------
+
+
+def test_mig_profiles_missing_from_the_table_are_logged_with_the_gpu_model() -> None:
+    nvml = FakeNvml.for_machine("a100-mig", gfx_mig_profiles=True)
+    with nvml_session(nvml), capture_logs() as logs:
+        found = discover(nvml)
+    (warning,) = [e for e in logs if e["event"] == "mig_profile_unknown"]
+    assert warning["log_level"] == "warning"
+    assert (warning["profile"], warning["gpu_model"]) == ("1g.10gb+gfx", "A100-80GB")
+    enabled = [str(i) for i, on in enumerate(MACHINES["a100-mig"].mig_enabled) if on]
+    assert warning["gpus"] == enabled
+    # The API's MigInstance enum cannot hold the name: it stays out of the status.
+    assert all("1g.10gb+gfx" not in profiles for profiles in found.mig_placements.values())
+    assert found.mig_placements[0]["1g.10gb"]

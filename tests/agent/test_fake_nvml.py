@@ -539,3 +539,68 @@ def test_shutdown_wakes_a_waiter() -> None:
     assert not waiter.is_alive()
     assert len(errors) == 1
     assert isinstance(errors[0], (pynvml.NVMLError_Uninitialized, pynvml.NVMLError_InvalidArgument))
+
+
+def test_supported_event_types_follow_the_ecc_and_event_knobs() -> None:
+    ecc = pynvml.nvmlEventTypeSingleBitEccError | pynvml.nvmlEventTypeDoubleBitEccError
+    xid = pynvml.nvmlEventTypeXidCriticalError
+    on = started("pcie-8gpu")
+    off = started("pcie-8gpu", ecc_enabled=False)
+    none = started("pcie-8gpu", events_supported=False)
+    assert on.nvmlDeviceGetSupportedEventTypes(on.nvmlDeviceGetHandleByIndex(0)) & (ecc | xid) == ecc | xid
+    assert off.nvmlDeviceGetSupportedEventTypes(off.nvmlDeviceGetHandleByIndex(0)) & (ecc | xid) == xid
+    assert none.nvmlDeviceGetSupportedEventTypes(none.nvmlDeviceGetHandleByIndex(0)) == 0
+    events = off.nvmlEventSetCreate()
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        off.nvmlDeviceRegisterEvents(
+            off.nvmlDeviceGetHandleByIndex(0), pynvml.nvmlEventTypeDoubleBitEccError, events
+        )
+
+
+# -- test hooks ------------------------------------------------------------------------------
+
+
+def test_fail_call_fails_one_function_for_one_gpu(h100: FakeNvml) -> None:
+    h100.fail_call("nvmlDeviceGetUUID", pynvml.NVMLError_NoPermission, index=2)
+    with pytest.raises(pynvml.NVMLError_NoPermission):
+        h100.nvmlDeviceGetUUID(h100.nvmlDeviceGetHandleByIndex(2))
+    assert h100.nvmlDeviceGetUUID(h100.nvmlDeviceGetHandleByIndex(3)) == fake_gpu_uuid("n1", 3)
+    h100.fail_call("nvmlDeviceGetHandleByIndex", pynvml.NVMLError_Unknown, index=5)
+    with pytest.raises(pynvml.NVMLError_Unknown):
+        h100.nvmlDeviceGetHandleByIndex(5)
+    h100.fail_call("nvmlDeviceGetUUID", None, index=2)
+    assert h100.nvmlDeviceGetUUID(h100.nvmlDeviceGetHandleByIndex(2)) == fake_gpu_uuid("n1", 2)
+
+
+def test_fail_call_may_fail_every_call_a_number_of_times(h100: FakeNvml) -> None:
+    h100.fail_call("nvmlDeviceGetCount", pynvml.NVMLError_Unknown, times=2)
+    for _ in range(2):
+        with pytest.raises(pynvml.NVMLError_Unknown):
+            h100.nvmlDeviceGetCount()
+    assert h100.nvmlDeviceGetCount() == 8
+
+
+def test_fail_call_refuses_functions_the_fake_lacks(h100: FakeNvml) -> None:
+    with pytest.raises(AttributeError):
+        h100.fail_call("nvmlDeviceGetPowerUsage", pynvml.NVMLError_Unknown)
+
+
+def test_gfx_profiles_are_listed_under_a_name_the_mig_table_lacks() -> None:
+    fake = started("a100-mig", gfx_mig_profiles=True)
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    info = fake.nvmlDeviceGetGpuInstanceProfileInfoV(handle, pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX)
+    assert info.name == "MIG 1g.10gb+gfx"
+    assert "1g.10gb+gfx" not in mig_profiles_for("A100-80GB")
+    assert possible_placements(fake, handle, info.id) == [(s, 1) for s in range(7)]
+    plain = started("a100-mig")
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        plain.nvmlDeviceGetGpuInstanceProfileInfo(
+            plain.nvmlDeviceGetHandleByIndex(0), pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX
+        )
+
+
+def test_a_failed_fabric_registration_reports_its_status() -> None:
+    fake = started("dgx-h100", fabric_clique=7, fabric_status=pynvml.NVML_ERROR_UNKNOWN)
+    info = pynvml.c_nvmlGpuFabricInfo_t()
+    fake.nvmlDeviceGetGpuFabricInfo(fake.nvmlDeviceGetHandleByIndex(0), ctypes.byref(info))
+    assert (info.state, info.status) == (pynvml.NVML_GPU_FABRIC_STATE_COMPLETED, pynvml.NVML_ERROR_UNKNOWN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,12 @@ import pytest
 from aisched.agent.discovery import discover, nvml_session
 from aisched.agent.fake_nvml import FakeNvml
 from aisched.agent.health import GpuHealth
-from aisched.agent.publisher import Backoff, Publisher, lease_name
+from aisched.agent.publisher import Backoff, Publisher, PublishStopped, lease_name
 from aisched.agent.runner import with_health
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.kube.client import KubeClient
-from tests.support.fake_apiserver import FakeApiServer
+from aisched.kube.rbac import AGENT_LEASE_NAMESPACE, AGENT_NAMESPACED_PERMISSIONS, AGENT_PERMISSIONS
+from tests.support.fake_apiserver import FakeApiServer, RecordedRequest
 
 TOPOLOGY = "/apis/aisched.io/v1alpha1/gpunodetopologies/gpu-1"
 LEASE = f"/apis/coordination.k8s.io/v1/namespaces/aisched-system/leases/{lease_name('gpu-1')}"
@@ -44,9 +46,11 @@ class Clock:
         return self.now
 
 
-def _status(machine: str = "dgx-h100") -> GPUNodeTopologyStatus:
+def _status(machine: str = "dgx-h100", *, lost: tuple[int, ...] = ()) -> GPUNodeTopologyStatus:
     nvml = FakeNvml.for_machine(machine, node="gpu-1")
     with nvml_session(nvml):
+        for index in lost:
+            nvml.lose(index)
         return discover(nvml).status
 
 
@@ -202,3 +206,107 @@ async def test_a_node_without_gpus_publishes_zero_gpus_and_no_labels(
     stored = await client.get(TOPOLOGY)
     assert stored["status"].get("gpus", []) == []
     assert "labels" not in (await client.get(NODE))["metadata"]
+
+
+async def test_a_recreated_object_is_owned_by_the_node_as_it_is_now(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    publisher = _publisher(client)
+    status = _status()
+    await publisher.publish_topology(lambda: status)
+    await client.delete(TOPOLOGY)
+    await client.delete(NODE)
+    fresh = await client.post(
+        "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"}}
+    )
+    assert await publisher.publish_topology(lambda: status)
+    owners = (await client.get(TOPOLOGY))["metadata"]["ownerReferences"]
+    assert [o["uid"] for o in owners] == [fresh["metadata"]["uid"]]
+
+
+async def test_labels_come_from_the_first_healthy_gpu(server: FakeApiServer, client: KubeClient) -> None:
+    added = await _publisher(client).label_node(_status(lost=(0,)))
+    assert added == {
+        "nvidia.com/gpu.product": "H100-80GB",
+        "nvidia.com/gpu.count": "8",
+        "nvidia.com/gpu.memory": "81920",
+    }
+
+
+async def test_no_labels_when_no_gpu_is_healthy(server: FakeApiServer, client: KubeClient) -> None:
+    assert await _publisher(client).label_node(_status("pcie-8gpu", lost=tuple(range(8)))) == {}
+    assert "labels" not in (await client.get(NODE))["metadata"]
+    assert not _writes(server, NODE)
+
+
+async def test_retrying_gives_up_when_stop_is_set_during_an_outage(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    stop = asyncio.Event()
+    sleeps = Sleeps()
+    sleeps.after = lambda slept: stop.set() if slept == 2 else None
+    server.down()
+    with pytest.raises(PublishStopped, match="gpunodetopology"):
+        await _publisher(client, sleeps).publish_topology(_status, stop=stop)
+    assert len(sleeps.delays) == 2
+    assert TOPOLOGY not in server.objects
+
+
+async def test_retrying_gives_up_while_waiting_out_a_backoff(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    stop = asyncio.Event()
+    forever = asyncio.Event()
+
+    async def sleep(delay: float) -> None:
+        stop.set()  # the agent is told to stop while it waits for the next attempt
+        await forever.wait()
+
+    publisher = Publisher(client, node="gpu-1", namespace="aisched-agents", now=Clock(), sleep=sleep)
+    server.down()
+    with pytest.raises(PublishStopped, match="lease"):
+        await asyncio.wait_for(publisher.renew_lease(stop=stop), timeout=10)
+
+
+def _permission(request: RecordedRequest) -> tuple[str, str, str, str | None]:
+    """(API group, resource[/subresource], RBAC verb, namespace) of one request to an object."""
+    parts = request.path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) > 2:
+        namespace, rest = rest[1], rest[2:]
+    resource = f"{rest[0]}/{rest[2]}" if len(rest) == 3 else rest[0]
+    verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}[request.method]
+    return group, resource, verb, namespace
+
+
+async def test_the_agent_rbac_grants_exactly_the_calls_the_publisher_makes(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    clock = Clock()
+    publisher = Publisher(client, node="gpu-1", namespace=AGENT_LEASE_NAMESPACE, now=clock, sleep=Sleeps())
+    status = _status()
+    server.requests.clear()
+    await publisher.publish_topology(lambda: status)  # create
+    await publisher.publish_topology(lambda: with_health(status, {1: GpuHealth(False, "XID 79")}))
+    await publisher.label_node(status)
+    await publisher.renew_lease()  # create
+    clock.now += timedelta(seconds=10)
+    await publisher.renew_lease()  # renew
+    used = {_permission(r) for r in server.requests}
+    cluster_wide = {(p.group, p.resource, verb, None) for p in AGENT_PERMISSIONS for verb in p.verbs}
+    namespaced = {
+        (p.group, p.resource, verb, AGENT_LEASE_NAMESPACE)
+        for p in AGENT_NAMESPACED_PERMISSIONS
+        for verb in p.verbs
+    }
+    assert used == cluster_wide | namespaced
+
+
+def test_discoverys_unhealthy_verdict_stands_over_a_healthy_probe() -> None:
+    nvml = FakeNvml.for_machine("dgx-h100", node="gpu-1")
+    nvml.fail_call("nvmlDeviceGetMemoryInfo", nvml.NVMLError_Unknown, index=3)
+    with nvml_session(nvml):
+        status = discover(nvml).status
+    merged = with_health(status, {3: GpuHealth(True)})  # the probe asks only for the UUID
+    assert (merged.gpus[3].health, merged.gpus[3].health_reason) == ("Unhealthy", "NVML error: Unknown Error")

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aisched.agent.discovery import NvmlUnavailableError, discover, nvml_session
 from aisched.agent.publisher import Backoff, Publisher
 from aisched.agent.render import render
-from aisched.agent.runner import Agent
-from aisched.kube.client import KubeClient
+from aisched.agent.runner import Agent, EventThreadError
+from aisched.kube.client import ConfigError, KubeClient
 from aisched.observability.logging import configure_logging
 from aisched.settings import load_settings
 
-__all__ = ["run"]
+__all__ = ["run", "serve"]
 
 
 def _nvml(fake: str | None, node: str) -> Any:
@@ -48,13 +51,32 @@ def run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
     configure_logging(settings.logging)
     try:
-        return asyncio.run(_serve(nvml, node=node, args=args))
-    except NvmlUnavailableError as exc:
-        print(f"aisched agent: {exc}", file=err)
+        return asyncio.run(serve(nvml, node=node, args=args))
+    except ConfigError as exc:
+        print(f"aisched agent: no cluster to publish to: {_one_line(exc)}", file=err)
+        return 1
+    except (NvmlUnavailableError, EventThreadError) as exc:
+        print(f"aisched agent: {_one_line(exc)}", file=err)
         return 1
 
 
-async def _serve(nvml: Any, *, node: str, args: argparse.Namespace) -> int:
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+@asynccontextmanager
+async def _nvml_session_off_loop(nvml: Any) -> AsyncIterator[None]:
+    """`nvml_session`, with its blocking nvmlInit and nvmlShutdown in a worker thread."""
+    session = nvml_session(nvml)
+    await asyncio.to_thread(session.__enter__)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(session.__exit__, None, None, None)
+
+
+async def serve(nvml: Any, *, node: str, args: argparse.Namespace) -> int:
+    """The agent process: `--once`, or until SIGTERM/SIGINT. NVML is only called off the loop."""
     async with await KubeClient.auto(args.kubeconfig) as client:
         publisher = Publisher(
             client,
@@ -64,10 +86,16 @@ async def _serve(nvml: Any, *, node: str, args: argparse.Namespace) -> int:
             sleep=asyncio.sleep,
             backoff=Backoff(rng=random.Random()),
         )
-        with nvml_session(nvml):
-            agent = Agent(
-                nvml=nvml, publisher=publisher, clock=time.monotonic, sleep=asyncio.sleep, sysfs=args.sysfs
+        async with _nvml_session_off_loop(nvml):
+            build = functools.partial(
+                Agent,
+                nvml=nvml,
+                publisher=publisher,
+                clock=time.monotonic,
+                sleep=asyncio.sleep,
+                sysfs=args.sysfs,
             )
+            agent = await asyncio.to_thread(build)  # its HealthMonitor asks NVML for the GPUs
             if args.once:
                 await agent.publish_once()
                 return 0

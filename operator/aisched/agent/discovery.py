@@ -1,8 +1,10 @@
 """Discovery: what NVML says about this node's GPUs, as a GPUNodeTopology status.
 
 Every query goes through `nvml`, a module object with pynvml's API (the real binding or the
-fake), so the same code runs on a DGX and in tests. A GPU that fell off the bus is reported
-unhealthy with what is still known of it; it never stops discovery of the others.
+fake), so the same code runs on a DGX and in tests. One GPU's trouble never stops discovery of
+the others: a GPU that fell off the bus, or whose basic queries (handle, PCI, memory, name, UUID)
+fail, is reported Unhealthy with the reason; an optional feature NVML will not tell (NVLink, MIG,
+fabric, NUMA, a pair's PCIe path or P2P) is reported absent, and logged once per discovery.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import ctypes
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aisched.api.gpunodetopology import (
     GPUDevice,
@@ -27,8 +29,23 @@ from aisched.api.gpunodetopology import (
 )
 from aisched.api.mig import MIG_MEMORY_SLOTS, MIG_PROFILE_NAMES
 from aisched.api.quantity import Quantity
+from aisched.observability.logging import get_logger
 
-__all__ = ["Discovery", "NvmlUnavailableError", "discover", "fingerprint", "gpu_model", "nvml_session"]
+__all__ = [
+    "LOST_REASON",
+    "Discovery",
+    "NvmlUnavailableError",
+    "discover",
+    "fingerprint",
+    "gpu_model",
+    "nvml_session",
+]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+#: The health reason of a GPU that fell off the bus (NVMLError_GpuIsLost).
+LOST_REASON: Final = "GPU has fallen off the bus"
 
 #: NVML common-ancestor levels → `nvidia-smi topo -m` names.
 _ANCESTOR_NAMES: Final[dict[str, PCIePath]] = {
@@ -97,16 +114,67 @@ def _short_bdf(bus_id: str) -> str:
     return f"{int(domain, 16):04x}:{rest}".lower()
 
 
-def _numa_node(nvml: Any, handle: Any, bus_id: str, sysfs: Path) -> int | None:
+class _Notes:
+    """What NVML would not tell during one discovery, logged once per kind at its end."""
+
+    def __init__(self, nvml: Any) -> None:
+        self._nvml = nvml
+        self._unknown: dict[tuple[str, str], list[str]] = {}
+        self._profiles: dict[tuple[str, str], list[str]] = {}
+
+    def unknown(self, feature: str, where: str, exc: Exception) -> None:
+        """`feature` of GPU (or pair) `where` is unknown: NVML answered `exc`."""
+        error = f"{type(exc).__name__}: {exc}"
+        self._unknown.setdefault((feature, error), []).append(where)
+
+    def optional(self, query: Callable[[], T], *, absent: T, feature: str, where: str) -> T:
+        """`query()`, or `absent` (noted) when NVML refuses; a lost GPU still propagates."""
+        nvml = self._nvml
+        try:
+            return query()
+        except nvml.NVMLError_GpuIsLost:
+            raise
+        except nvml.NVMLError as exc:
+            self.unknown(feature, where, exc)
+            return absent
+
+    def unlisted_profile(self, profile: str, model: str, where: str) -> None:
+        self._profiles.setdefault((profile, model), []).append(where)
+
+    def log(self) -> None:
+        for (feature, error), gpus in self._unknown.items():
+            log.warning("gpu_feature_unknown", feature=feature, gpus=gpus, error=error)
+        for (profile, model), gpus in self._profiles.items():
+            # MigInstance's enum holds only the table's names: such instances cannot be published.
+            log.warning(
+                "mig_profile_unknown",
+                profile=profile,
+                gpu_model=model,
+                gpus=gpus,
+                detail="not in aisched's MIG table (aisched.api.mig): left out of the published status",
+            )
+
+
+def _numa_node(nvml: Any, handle: Any, *, bus_id: str, sysfs: Path, notes: _Notes, where: str) -> int | None:
+    node: int | None
     try:
         node = int(nvml.nvmlDeviceGetNumaNodeId(handle))
     except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound, AttributeError):
-        path = sysfs / "bus" / "pci" / "devices" / _short_bdf(bus_id) / "numa_node"
-        try:
-            node = int(path.read_text().strip())
-        except (OSError, ValueError):
-            return None
-    return node if node >= 0 else None
+        node = _sysfs_numa_node(bus_id, sysfs)
+    except nvml.NVMLError_GpuIsLost:
+        raise
+    except nvml.NVMLError as exc:
+        notes.unknown("numa", where, exc)
+        node = _sysfs_numa_node(bus_id, sysfs)
+    return node if node is not None and node >= 0 else None
+
+
+def _sysfs_numa_node(bus_id: str, sysfs: Path) -> int | None:
+    path = sysfs / "bus" / "pci" / "devices" / _short_bdf(bus_id) / "numa_node"
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -141,16 +209,36 @@ def _ancestor_name(nvml: Any, level: int) -> PCIePath:
     return "SYS"
 
 
-def _mig(nvml: Any, handle: Any) -> tuple[bool, list[MigInstance], dict[str, tuple[int, ...]]]:
+@dataclass(frozen=True)
+class _Mig:
+    enabled: bool = False
+    instances: tuple[MigInstance, ...] = ()
+    placements: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def _mig(nvml: Any, handle: Any, *, model: str, notes: _Notes, where: str) -> _Mig:
     try:
         current, _pending = nvml.nvmlDeviceGetMigMode(handle)
     except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound):
-        return False, [], {}
-    enabled = current == nvml.NVML_DEVICE_MIG_ENABLE
+        return _Mig()
+    if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return _Mig()
+    try:
+        instances, placements = _mig_layout(nvml, handle, model=model, notes=notes, where=where)
+    except nvml.NVMLError_GpuIsLost:
+        raise
+    except nvml.NVMLError as exc:
+        # Typically NoPermission: listing instances needs MIG monitor access (manifests/40-agent.yaml).
+        notes.unknown("mig-instances", where, exc)
+        return _Mig(enabled=True)
+    return _Mig(enabled=True, instances=tuple(instances), placements=placements)
+
+
+def _mig_layout(
+    nvml: Any, handle: Any, *, model: str, notes: _Notes, where: str
+) -> tuple[list[MigInstance], dict[str, tuple[int, ...]]]:
     instances: list[MigInstance] = []
     placements: dict[str, tuple[int, ...]] = {}
-    if not enabled:
-        return False, instances, placements
     for profile in range(nvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
         try:
             info = nvml.nvmlDeviceGetGpuInstanceProfileInfoV(handle, profile)
@@ -158,13 +246,14 @@ def _mig(nvml: Any, handle: Any) -> tuple[bool, list[MigInstance], dict[str, tup
             continue
         name = _text(info.name).removeprefix("MIG ").strip()
         if name not in MIG_PROFILE_NAMES:
+            notes.unlisted_profile(name, model, where)
             continue
         placements[name] = tuple(p.start for p in _possible_placements(nvml, handle, info.id))
         for gpu_instance in _gpu_instances(nvml, handle, info.id):
             placement = nvml.nvmlGpuInstanceGetInfo(gpu_instance).placement
             instances.append(MigInstance(profile=name, start=placement.start, size=placement.size))
     instances.sort(key=lambda m: m.start)
-    return True, instances, placements
+    return instances, placements
 
 
 def _possible_placements(nvml: Any, handle: Any, profile_id: int) -> list[Any]:
@@ -185,68 +274,86 @@ def _gpu_instances(nvml: Any, handle: Any, profile_id: int) -> list[Any]:
 
 
 def _fabric_clique(nvml: Any, handle: Any) -> str | None:
+    """`<cluster uuid hex>/<clique id>` once the GPU has joined its NVLink fabric, else None."""
     info = nvml.c_nvmlGpuFabricInfo_t()
     try:
         nvml.nvmlDeviceGetGpuFabricInfo(handle, ctypes.byref(info))
     except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound, AttributeError):
         return None
-    if info.state != getattr(nvml, "NVML_GPU_FABRIC_STATE_COMPLETED", info.state):
-        return None  # the GPU has not joined its fabric (yet): no clique to report
-    uuid = (
-        _text(info.clusterUuid)
-        if not isinstance(info.clusterUuid, (list, tuple))
-        else "".join(f"{b:02x}" for b in info.clusterUuid)
+    # `status` is the registration's result, meaningful only once `state` says it completed.
+    if info.state != nvml.NVML_GPU_FABRIC_STATE_COMPLETED or info.status != nvml.NVML_SUCCESS:
+        return None
+    # A c_ubyte array in the binding: its bytes, not its repr (which changes from run to run).
+    return f"{bytes(info.clusterUuid).hex()}/{info.cliqueId}"
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One GPU as discovered; `links` and `bus_id` are None when it could not be queried."""
+
+    gpu: GPUDevice
+    handle: Any = None
+    links: _Links | None = None
+    bus_id: str | None = None
+    placements: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def _discover_gpu(nvml: Any, index: int, *, sysfs: Path, notes: _Notes) -> _Found:
+    """Basic queries (NVMLError propagates: the GPU is unusable) and optional ones (degrade)."""
+    where = str(index)
+    handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    bus_id = _text(nvml.nvmlDeviceGetPciInfo(handle).busId).upper()
+    memory = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
+    model = gpu_model(_text(nvml.nvmlDeviceGetName(handle)), memory)
+    uuid = _text(nvml.nvmlDeviceGetUUID(handle))
+    links = notes.optional(lambda: _nvlinks(nvml, handle), absent=_Links(), feature="nvlink", where=where)
+    mig = notes.optional(
+        lambda: _mig(nvml, handle, model=model, notes=notes, where=where),
+        absent=_Mig(),
+        feature="mig",
+        where=where,
     )
-    return f"{uuid}/{info.cliqueId}"
+    clique = notes.optional(lambda: _fabric_clique(nvml, handle), absent=None, feature="fabric", where=where)
+    gpu = GPUDevice(
+        index=index,
+        uuid=uuid,
+        model=model,
+        memory=Quantity(f"{memory // 2**20}Mi"),
+        pci_bus_id=bus_id,
+        numa_node=_numa_node(nvml, handle, bus_id=bus_id, sysfs=sysfs, notes=notes, where=where),
+        nvswitch=links.switch_links > 0,
+        clique_id=clique,
+        mig_mode="Enabled" if mig.enabled else "Disabled",
+        mig_instances=list(mig.instances),
+    )
+    return _Found(gpu=gpu, handle=handle, links=links, bus_id=bus_id, placements=mig.placements)
 
 
 def discover(nvml: Any, *, sysfs: Path = Path("/sys")) -> Discovery:
     """Everything NVML tells about the GPUs (inside an `nvml_session`)."""
     count = nvml.nvmlDeviceGetCount()
-    handles: list[Any] = []
-    gpus: list[GPUDevice] = []
-    links: list[_Links | None] = []
-    bus_ids: list[str | None] = []
-    placements: dict[int, dict[str, tuple[int, ...]]] = {}
+    notes = _Notes(nvml)
+    found: list[_Found] = []
     for index in range(count):
         try:
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            handles.append(handle)
-            bus_id = _text(nvml.nvmlDeviceGetPciInfo(handle).busId).upper()
-            memory = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
-            name = _text(nvml.nvmlDeviceGetName(handle))
-            gpu_links = _nvlinks(nvml, handle)
-            mig_enabled, instances, placements[index] = _mig(nvml, handle)
-            gpus.append(
-                GPUDevice(
-                    index=index,
-                    uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
-                    model=gpu_model(name, memory),
-                    memory=Quantity(f"{memory // 2**20}Mi"),
-                    pci_bus_id=bus_id,
-                    numa_node=_numa_node(nvml, handle, bus_id, sysfs),
-                    nvswitch=gpu_links.switch_links > 0,
-                    clique_id=_fabric_clique(nvml, handle),
-                    mig_mode="Enabled" if mig_enabled else "Disabled",
-                    mig_instances=instances,
-                )
-            )
-            links.append(gpu_links)
-            bus_ids.append(bus_id)
+            found.append(_discover_gpu(nvml, index, sysfs=sysfs, notes=notes))
         except nvml.NVMLError_GpuIsLost:
-            if len(handles) == index:
-                handles.append(None)
-            gpus.append(_lost(index))
-            links.append(None)
-            bus_ids.append(None)
+            found.append(_Found(gpu=_unhealthy(index, LOST_REASON)))
+        except nvml.NVMLError as exc:
+            log.warning("gpu_unusable", gpu=index, error=f"{type(exc).__name__}: {exc}")
+            found.append(_Found(gpu=_unhealthy(index, f"NVML error: {exc}")))
+    links = [f.links for f in found]
+    bus_ids = [f.bus_id for f in found]
+    handles = [f.handle for f in found]
     index_of = {bus: i for i, bus in enumerate(bus_ids) if bus is not None}
-    gpus = [_with_nvlinks(g, links[g.index], index_of) for g in gpus]
+    gpus = [_with_nvlinks(f.gpu, f.links, index_of) for f in found]
     pairs = [
         pair
         for a in range(count)
         for b in range(a + 1, count)
-        if (pair := _pair(nvml, handles, a, b, links=links, bus_ids=bus_ids)) is not None
+        if (pair := _pair(nvml, handles, a, b, links=links, bus_ids=bus_ids, notes=notes)) is not None
     ]
+    notes.log()
     status = GPUNodeTopologyStatus(
         gpus=gpus,
         pairs=pairs,
@@ -254,18 +361,19 @@ def discover(nvml: Any, *, sysfs: Path = Path("/sys")) -> Discovery:
         cuda_version=_cuda_version(nvml.nvmlSystemGetCudaDriverVersion()),
     )
     return Discovery(
-        status=status.model_copy(update={"fingerprint": fingerprint(status)}), mig_placements=placements
+        status=status.model_copy(update={"fingerprint": fingerprint(status)}),
+        mig_placements={i: f.placements for i, f in enumerate(found)},
     )
 
 
-def _lost(index: int) -> GPUDevice:
+def _unhealthy(index: int, reason: str) -> GPUDevice:
     return GPUDevice(
         index=index,
         uuid=f"unknown-{index}",
         model="unknown",
         memory=Quantity(0),
         health="Unhealthy",
-        health_reason="GPU has fallen off the bus",
+        health_reason=reason,
     )
 
 
@@ -283,14 +391,35 @@ def _with_nvlinks(gpu: GPUDevice, found: _Links | None, index_of: dict[str, int]
 
 
 def _pair(
-    nvml: Any, handles: list[Any], a: int, b: int, *, links: list[_Links | None], bus_ids: list[str | None]
+    nvml: Any,
+    handles: list[Any],
+    a: int,
+    b: int,
+    *,
+    links: list[_Links | None],
+    bus_ids: list[str | None],
+    notes: _Notes,
 ) -> GPUPair | None:
     first, second = links[a], links[b]
     if first is None or second is None:
         return None
+    where = f"{a}-{b}"
     try:
-        pcie = _ancestor_name(nvml, nvml.nvmlDeviceGetTopologyCommonAncestor(handles[a], handles[b]))
-        p2p = nvml.nvmlDeviceGetP2PStatus(handles[a], handles[b], _P2P_READ(nvml)) == nvml.NVML_P2P_STATUS_OK
+        pcie = notes.optional(
+            lambda: _ancestor_name(nvml, nvml.nvmlDeviceGetTopologyCommonAncestor(handles[a], handles[b])),
+            absent="SYS",  # unknown: assume the farthest path
+            feature="pcie-path",
+            where=where,
+        )
+        p2p = notes.optional(
+            lambda: (
+                nvml.nvmlDeviceGetP2PStatus(handles[a], handles[b], _P2P_READ(nvml))
+                == nvml.NVML_P2P_STATUS_OK
+            ),
+            absent=False,
+            feature="p2p",
+            where=where,
+        )
     except nvml.NVMLError_GpuIsLost:
         return None
     direct = min(first.gpu_links.get(bus_ids[b] or "", 0), second.gpu_links.get(bus_ids[a] or "", 0))

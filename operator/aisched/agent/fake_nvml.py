@@ -22,11 +22,13 @@ raises the same `ctypes.ArgumentError`.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import inspect
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -140,6 +142,8 @@ _PROFILE_IDS: Final[dict[int, int]] = {
     pynvml.NVML_GPU_INSTANCE_PROFILE_7_SLICE: 0,
 }
 
+_GFX_PROFILE_ID: Final = 47  # NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX, as R570 drivers number it
+
 _PCIE_LEVELS: Final[dict[str, int]] = {
     "PIX": pynvml.NVML_TOPOLOGY_SINGLE,
     "PXB": pynvml.NVML_TOPOLOGY_MULTIPLE,
@@ -148,9 +152,9 @@ _PCIE_LEVELS: Final[dict[str, int]] = {
     "SYS": pynvml.NVML_TOPOLOGY_SYSTEM,
 }
 
+_ECC_EVENTS: Final[int] = pynvml.nvmlEventTypeSingleBitEccError | pynvml.nvmlEventTypeDoubleBitEccError
 _BASE_EVENTS: Final[int] = (
-    pynvml.nvmlEventTypeSingleBitEccError
-    | pynvml.nvmlEventTypeDoubleBitEccError
+    _ECC_EVENTS
     | pynvml.nvmlEventTypePState
     | pynvml.nvmlEventTypeXidCriticalError
     | pynvml.nvmlEventTypeClock
@@ -236,9 +240,17 @@ class _Gpu:
     remap_pending: bool = False
     remap_failed: bool = False
 
-    @property
-    def supported_events(self) -> int:
-        return _BASE_EVENTS | (pynvml.nvmlEventMigConfigChange if self.mig_capable else 0)
+    def supported_events(self, *, ecc: bool) -> int:
+        mask = _BASE_EVENTS | (pynvml.nvmlEventMigConfigChange if self.mig_capable else 0)
+        return mask if ecc else mask & ~_ECC_EVENTS
+
+
+@dataclass
+class _Failure:
+    """What `fail_call` set up: raise `error()`, `times` more times (None: until cleared)."""
+
+    error: type[Exception]
+    times: int | None
 
 
 @dataclass(frozen=True)
@@ -324,9 +336,13 @@ class FakeNvml:
     """A fake `pynvml` for one machine: pass it wherever the real module would go.
 
     Knobs: `numa_supported` (False: nvmlDeviceGetNumaNodeId raises NotSupported, so callers
-    fall back to sysfs) and `fabric_clique` (an int: nvmlDeviceGetGpuFabricInfo[V] reports a
-    completed fabric registration in that clique; None: NotSupported). Test hooks: `inject_xid`,
-    `inject_double_bit_ecc`, `lose`, `recover`, `set_pending_retirement`, `fail_init`.
+    fall back to sysfs); `fabric_clique` (an int: nvmlDeviceGetGpuFabricInfo[V] reports a
+    completed fabric registration in that clique; None: NotSupported) and `fabric_status` (the
+    registration's result, NVML_SUCCESS unless it failed); `ecc_enabled` (False: ECC is off, so
+    the ECC event types are not supported); `events_supported` (False: no event type is supported,
+    as under some vGPU and WSL setups); `gfx_mig_profiles` (MIG GPUs also list the 1-slice `+gfx`
+    profile of newer drivers, which aisched's MIG table does not know). Test hooks: `inject_xid`,
+    `inject_double_bit_ecc`, `lose`, `recover`, `set_pending_retirement`, `fail_init`, `fail_call`.
     """
 
     def __init__(
@@ -338,6 +354,10 @@ class FakeNvml:
         cuda_driver_version: int = 12040,
         numa_supported: bool = True,
         fabric_clique: int | None = None,
+        fabric_status: int = pynvml.NVML_SUCCESS,
+        ecc_enabled: bool = True,
+        events_supported: bool = True,
+        gfx_mig_profiles: bool = False,
     ) -> None:
         self.machine = machine_type
         self.node = node
@@ -345,13 +365,17 @@ class FakeNvml:
         self.cuda_driver_version = cuda_driver_version
         self.numa_supported = numa_supported
         self.fabric_clique = fabric_clique
+        self.fabric_status = fabric_status
+        self.ecc_enabled = ecc_enabled
+        self.events_supported = events_supported
         self._cond = threading.Condition()
         self._refcount = 0
         self._init_error: type[Exception] | None = None
+        self._failing: dict[str, dict[int | None, _Failure]] = {}
         self._gpus: list[_Gpu] = []
         self._event_sets: dict[int, _EventSet] = {}
         if machine_type is not None:
-            self._build(machine_type)
+            self._build(machine_type, gfx_mig_profiles=gfx_mig_profiles)
         self._by_address = {gpu.memory.address: gpu for gpu in self._gpus}
         self._instances = {gi.memory.address: gi for gpu in self._gpus for gi in gpu.instances}
 
@@ -365,6 +389,10 @@ class FakeNvml:
         cuda_driver_version: int = 12040,
         numa_supported: bool = True,
         fabric_clique: int | None = None,
+        fabric_status: int = pynvml.NVML_SUCCESS,
+        ecc_enabled: bool = True,
+        events_supported: bool = True,
+        gfx_mig_profiles: bool = False,
     ) -> FakeNvml:
         """The fake NVML of a node of machine type `name` (a key of `MACHINES`)."""
         return cls(
@@ -374,12 +402,22 @@ class FakeNvml:
             cuda_driver_version=cuda_driver_version,
             numa_supported=numa_supported,
             fabric_clique=fabric_clique,
+            fabric_status=fabric_status,
+            ecc_enabled=ecc_enabled,
+            events_supported=events_supported,
+            gfx_mig_profiles=gfx_mig_profiles,
         )
 
     @classmethod
     def empty(cls, *, node: str = "fake-node") -> FakeNvml:
         """A driver with no GPUs."""
         return cls(None, node=node)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name.startswith("nvml") and name in super().__getattribute__("_failing"):
+            return self._failing_call(name, value)
+        return value
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -393,10 +431,10 @@ class FakeNvml:
 
     # -- construction ----------------------------------------------------------------------
 
-    def _build(self, m: MachineType) -> None:
+    def _build(self, m: MachineType, *, gfx_mig_profiles: bool) -> None:
         model = _model(m.gpu_model)
         n = m.gpu_count
-        entries = self._mig_entries(m) if m.mig_capable else {}
+        entries = self._mig_entries(m, gfx=gfx_mig_profiles) if m.mig_capable else {}
         by_name = {e.profile.name: e for e in entries.values()}
         for i in range(n):
             links: list[_Link] = []
@@ -448,16 +486,22 @@ class FakeNvml:
             )
 
     @staticmethod
-    def _mig_entries(m: MachineType) -> dict[int, _MigEntry]:
+    def _mig_entries(m: MachineType, *, gfx: bool) -> dict[int, _MigEntry]:
         shapes = {
             (p.compute_slices, p.memory_slots, p.media_extensions): p
             for p in mig_profiles_for(m.gpu_model).values()
         }
-        return {
+        entries = {
             constant: _MigEntry(constant=constant, id=_PROFILE_IDS[constant], profile=shapes[shape])
             for constant, shape in _PROFILE_SHAPES.items()
             if shape in shapes
         }
+        one_slice = shapes.get(_PROFILE_SHAPES[pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE])
+        if gfx and one_slice is not None:
+            constant = pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_GFX
+            gfx_profile = dataclasses.replace(one_slice, name=f"{one_slice.name}+gfx")
+            entries[constant] = _MigEntry(constant=constant, id=_GFX_PROFILE_ID, profile=gfx_profile)
+        return entries
 
     # -- lookups (call with the lock held) ---------------------------------------------------
 
@@ -748,7 +792,7 @@ class FakeNvml:
             raise pynvml.NVMLError_NotSupported()
         for k, byte in enumerate(uuid.uuid5(_UUID_NAMESPACE, "nvlink-domain").bytes):
             info.clusterUuid[k] = byte
-        info.status = pynvml.NVML_SUCCESS
+        info.status = self.fabric_status
         info.cliqueId = self.fabric_clique
         info.state = pynvml.NVML_GPU_FABRIC_STATE_COMPLETED
         if versioned:
@@ -788,6 +832,13 @@ class FakeNvml:
 
     # -- events ----------------------------------------------------------------------------
 
+    def _supported_events(self, gpu: _Gpu) -> int:
+        return gpu.supported_events(ecc=self.ecc_enabled) if self.events_supported else 0
+
+    def nvmlDeviceGetSupportedEventTypes(self, handle: Any) -> int:
+        with self._cond:
+            return self._supported_events(self._gpu(handle))
+
     def nvmlEventSetCreate(self) -> Any:
         with self._cond:
             self._check_init()
@@ -800,7 +851,7 @@ class FakeNvml:
             mask = ctypes.c_ulonglong(eventTypes).value
             gpu = self._gpu(handle)
             event_set = self._event_set(eventSet)
-            if mask & ~gpu.supported_events:
+            if mask & ~self._supported_events(gpu):
                 raise pynvml.NVMLError_NotSupported()
             event_set.registered[gpu.index] = event_set.registered.get(gpu.index, 0) | mask
 
@@ -918,6 +969,62 @@ class FakeNvml:
         """Make nvmlInit raise `error_cls()` (e.g. NVMLError_DriverNotLoaded); None: succeed again."""
         with self._cond:
             self._init_error = error_cls
+
+    def fail_call(
+        self,
+        function: str,
+        error_cls: type[Exception] | None,
+        *,
+        index: int | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Make the NVML function `function` raise `error_cls()` (e.g. NVMLError_NoPermission).
+
+        With `index`, only calls about GPU `index` fail (those whose first argument is its handle,
+        or its index for `...ByIndex` functions); with `times`, only the next `times` calls.
+        `error_cls=None` makes `function` (for `index`) answer again.
+        """
+        if not callable(getattr(type(self), function, None)):
+            raise AttributeError(f"{self!r} does not implement {function}")
+        with self._cond:
+            rules = self._failing.setdefault(function, {})
+            if error_cls is None:
+                rules.pop(index, None)
+            else:
+                rules[index] = _Failure(error_cls, times)
+            if not rules:
+                del self._failing[function]
+
+    def _failing_call(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._cond:
+                error = self._failure(name, args[0] if args else None)
+            if error is not None:
+                raise error()
+            return function(*args, **kwargs)
+
+        return call
+
+    def _failure(self, name: str, first: object) -> type[Exception] | None:
+        """The error `fail_call` set up for this call of `name`, if any (call with the lock held)."""
+        index: int | None = None
+        if isinstance(first, pynvml.c_nvmlDevice_t) and first:
+            gpu = self._by_address.get(ctypes.cast(first, ctypes.c_void_p).value or 0)
+            index = gpu.index if gpu is not None else None
+        elif isinstance(first, int) and name.endswith("ByIndex"):
+            index = first
+        rules = self._failing.get(name, {})
+        key = index if index in rules else None
+        failure = rules.get(key)
+        if failure is None:
+            return None
+        if failure.times is not None:
+            failure.times -= 1
+            if failure.times <= 0:
+                del rules[key]
+                if not rules:
+                    del self._failing[name]
+        return failure.error
 
 
 def _gpu_instance_id(profile: MigProfile, start: int) -> int:

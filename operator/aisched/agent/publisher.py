@@ -2,11 +2,13 @@
 
 The API server may be down or slow: every write is retried with capped exponential backoff and
 jitter (never a tight loop), and each attempt sends the latest desired state, so nothing is
-lost and nothing stale is written after a newer view exists.
+lost and nothing stale is written after a newer view exists. Given a `stop` event, retrying gives
+up as soon as it is set (`PublishStopped`), so that the agent exits promptly during an outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from aisched.api.meta import API_VERSION, GROUP, VERSION
 from aisched.kube.client import ApiError, ApiUnavailable, KubeClient, resource_path
 from aisched.observability.logging import get_logger
 
-__all__ = ["Backoff", "Publisher", "lease_name"]
+__all__ = ["Backoff", "PublishStopped", "Publisher", "lease_name"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -53,6 +55,31 @@ def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class PublishStopped(Exception):  # noqa: N818 - an outcome the caller asked for, not a failure
+    """Publishing was given up because the agent is stopping."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"gave up publishing {what}: the agent is stopping")
+        self.what = what
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None, what: str) -> T:
+    """`await work`, unless `stop` is set first: then cancel it and raise PublishStopped."""
+    if stop is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
+        stopping.cancel()
+        await asyncio.gather(task, stopping, return_exceptions=True)
+    if task.cancelled():
+        raise PublishStopped(what)
+    return task.result()
+
+
 class Publisher:
     """Writes what the agent knows to the API server, retrying until it gets through."""
 
@@ -72,15 +99,22 @@ class Publisher:
         self._now = now
         self._sleep = sleep
         self._backoff = backoff or Backoff()
-        self._node_uid: str | None = None
         self.published_fingerprint: str | None = None
 
-    async def retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run `attempt` until it succeeds; back off on outages, conflicts and server errors."""
+    async def retrying(
+        self, what: str, attempt: Callable[[], Awaitable[T]], *, stop: asyncio.Event | None = None
+    ) -> T:
+        """Run `attempt` until it succeeds; back off on outages, conflicts and server errors.
+
+        With `stop`: raise PublishStopped once it is set (the attempt in flight, or the wait
+        before the next, is cancelled).
+        """
         failures = 0
         while True:
+            if stop is not None and stop.is_set():
+                raise PublishStopped(what)
             try:
-                return await attempt()
+                return await _unless_stopped(attempt(), stop, what)
             except ApiUnavailable as exc:
                 reason = f"API server unreachable: {exc}"
             except ApiError as exc:
@@ -93,7 +127,7 @@ class Publisher:
                 "publish_retry", what=what, reason=reason, delay_s=round(delay, 2)
             )
             failures += 1
-            await self._sleep(delay)
+            await _unless_stopped(self._sleep(delay), stop, what)
 
     # -- GPUNodeTopology ---------------------------------------------------------------------
 
@@ -103,17 +137,18 @@ class Publisher:
             group=GROUP, version=VERSION, plural=plural, name=self.node, subresource=subresource
         )
 
-    async def _node_uid_of(self) -> str:
-        if self._node_uid is None:
-            node = await self.client.get(
-                resource_path(group="", version="v1", plural="nodes", name=self.node)
-            )
-            self._node_uid = node["metadata"]["uid"]
-        return self._node_uid
+    async def _node_uid(self) -> str:
+        """The Node's uid, read afresh: a Node deleted and re-registered has a new one."""
+        node = await self.client.get(resource_path(group="", version="v1", plural="nodes", name=self.node))
+        uid: str = node["metadata"]["uid"]
+        return uid
 
-    async def publish_topology(self, desired: Callable[[], GPUNodeTopologyStatus]) -> bool:
-        """Make the object's status equal `desired()`; False when its fingerprint already matched."""
-        return await self.retrying("gpunodetopology", lambda: self._publish_topology(desired()))
+    async def publish_topology(
+        self, desired: Callable[[], GPUNodeTopologyStatus], *, stop: asyncio.Event | None = None
+    ) -> bool:
+        """Make the object's status equal `desired()`, creating the object if it is missing;
+        False when its fingerprint already matched."""
+        return await self.retrying("gpunodetopology", lambda: self._publish_topology(desired()), stop=stop)
 
     async def _publish_topology(self, status: GPUNodeTopologyStatus) -> bool:
         try:
@@ -146,7 +181,7 @@ class Publisher:
             "metadata": {
                 "name": self.node,
                 "ownerReferences": [
-                    {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": await self._node_uid_of()}
+                    {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": await self._node_uid()}
                 ],
             },
             "spec": {"nodeName": self.node},
@@ -154,17 +189,23 @@ class Publisher:
 
     # -- Node labels ---------------------------------------------------------------------
 
-    async def label_node(self, status: GPUNodeTopologyStatus) -> dict[str, str]:
-        """Add the GPU product, count and memory labels the Node lacks; returns what was added."""
-        return await self.retrying("node-labels", lambda: self._label_node(status))
+    async def label_node(
+        self, status: GPUNodeTopologyStatus, *, stop: asyncio.Event | None = None
+    ) -> dict[str, str]:
+        """Add the GPU product, count and memory labels the Node lacks; returns what was added.
+
+        Product and memory come from the first healthy GPU (a lost one tells neither); with no
+        healthy GPU, no labels are added.
+        """
+        return await self.retrying("node-labels", lambda: self._label_node(status), stop=stop)
 
     async def _label_node(self, status: GPUNodeTopologyStatus) -> dict[str, str]:
-        if not status.gpus:
+        first = next((gpu for gpu in status.gpus if gpu.health == "Healthy"), None)
+        if first is None:
             return {}
         path = resource_path(group="", version="v1", plural="nodes", name=self.node)
         node = await self.client.get(path)
         existing = (node.get("metadata") or {}).get("labels") or {}
-        first = status.gpus[0]
         wanted = {
             keys.LABEL_GPU_PRODUCT: first.model,
             keys.LABEL_GPU_COUNT: str(len(status.gpus)),
@@ -178,9 +219,9 @@ class Publisher:
 
     # -- Lease -----------------------------------------------------------------------------
 
-    async def renew_lease(self) -> None:
+    async def renew_lease(self, *, stop: asyncio.Event | None = None) -> None:
         """Create or renew `aisched-agent-<node>`: the scheduler's sign that this agent is alive."""
-        await self.retrying("lease", self._renew_lease)
+        await self.retrying("lease", self._renew_lease, stop=stop)
 
     async def _renew_lease(self) -> None:
         collection = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"

@@ -2,6 +2,7 @@
 
 NVML calls block, so discovery and probes run through `asyncio.to_thread`, and the event wait
 runs in a thread of its own whose findings come back to the loop with `call_soon_threadsafe`.
+If that thread dies, `Agent.run` raises rather than running on without health monitoring.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 
 from aisched.agent.discovery import Discovery, discover, fingerprint
 from aisched.agent.health import GpuHealth, HealthMonitor
-from aisched.agent.publisher import Publisher
+from aisched.agent.publisher import Publisher, PublishStopped
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.observability.logging import get_logger
 
-__all__ = ["Agent", "AgentTimings", "with_health"]
+__all__ = ["Agent", "AgentTimings", "EventThreadError", "with_health"]
 
 log = get_logger(__name__)
 
@@ -32,12 +33,14 @@ class AgentTimings:
 
 
 def with_health(status: GPUNodeTopologyStatus, health: dict[int, GpuHealth]) -> GPUNodeTopologyStatus:
-    """The discovered status with the monitor's health applied, and its fingerprint recomputed."""
+    """The discovered status with the monitor's health applied, and its fingerprint recomputed.
+
+    Discovery's own Unhealthy verdicts (lost, or not answering basic queries) stand.
+    """
     gpus = []
     for gpu in status.gpus:
         state = health.get(gpu.index)
-        lost = gpu.health_reason == "GPU has fallen off the bus"  # discovery's own finding stands
-        if state is None or lost:
+        if state is None or gpu.health == "Unhealthy":
             gpus.append(gpu)
             continue
         verdict = {"health": "Healthy" if state.healthy else "Unhealthy", "health_reason": state.reason}
@@ -46,8 +49,16 @@ def with_health(status: GPUNodeTopologyStatus, health: dict[int, GpuHealth]) -> 
     return updated.model_copy(update={"fingerprint": fingerprint(updated)})
 
 
+class EventThreadError(RuntimeError):
+    """The NVML event thread ended with an unexpected exception: GPU health is no longer watched."""
+
+
 class Agent:
-    """One node's agent. `run()` until `stop` is set; `publish_once()` for a single pass."""
+    """One node's agent. `run()` until `stop` is set; `publish_once()` for a single pass.
+
+    Builds its HealthMonitor, which asks NVML for the GPUs: construct it off the event loop
+    (`asyncio.to_thread`) when NVML is the real driver.
+    """
 
     def __init__(
         self,
@@ -65,8 +76,12 @@ class Agent:
         self._timings = timings
         self._sysfs = sysfs
         self._changed = asyncio.Event()
+        self._event_thread_failed = asyncio.Event()
+        self._event_thread_error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.monitor = HealthMonitor(nvml, on_change=self._health_changed, clock=clock)
+        self.monitor = HealthMonitor(
+            nvml, on_change=self._health_changed, clock=clock, on_failure=self._event_thread_died
+        )
         self.discovery: Discovery | None = None
 
     def desired(self) -> GPUNodeTopologyStatus:
@@ -81,6 +96,12 @@ class Agent:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._changed.set)
 
+    def _event_thread_died(self, error: BaseException) -> None:
+        # Called from the event thread as it ends.
+        self._event_thread_error = error
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._event_thread_failed.set)
+
     async def rediscover(self) -> bool:
         """Discover again; True when the hardware view changed."""
         found = await asyncio.to_thread(discover, self.nvml, sysfs=self._sysfs)
@@ -88,19 +109,28 @@ class Agent:
         self.discovery = found
         return changed
 
-    async def publish_once(self) -> None:
-        """Discover, probe, publish the topology, add missing Node labels, renew the Lease."""
+    async def publish_once(self, *, stop: asyncio.Event | None = None) -> None:
+        """Discover, probe, publish the topology, add missing Node labels, renew the Lease.
+
+        With `stop`: PublishStopped as soon as it is set, even while the API server is down.
+        """
         self._loop = asyncio.get_running_loop()
         await self.rediscover()
         await asyncio.to_thread(self.monitor.probe)
-        await self.publisher.publish_topology(self.desired)
-        await self.publisher.label_node(self.desired())
-        await self.publisher.renew_lease()
+        await self.publisher.publish_topology(self.desired, stop=stop)
+        await self.publisher.label_node(self.desired(), stop=stop)
+        await self.publisher.renew_lease(stop=stop)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish now and whenever health or hardware changes; renew the Lease; until `stop`."""
+        """Publish now and whenever health or hardware changes; renew the Lease; until `stop`.
+
+        1. Start the NVML event thread first: an XID during a start-up API outage is kept.
+        2. Publish everything once (given up when `stop` is set).
+        3. Renew the Lease, probe, and rediscover periodically; publish on every health change and
+           every rediscovery (which re-reads the object: a deleted or edited one is rebuilt).
+        Raises EventThreadError if the event thread ends with an unexpected exception.
+        """
         self._loop = asyncio.get_running_loop()
-        await self.publish_once()
         events_stop = threading.Event()
         events = threading.Thread(
             target=self.monitor.watch_events, args=(events_stop,), name="nvml-events", daemon=True
@@ -108,20 +138,40 @@ class Agent:
         events.start()
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._every(self._timings.lease_every, self.publisher.renew_lease, stop))
+                tasks.create_task(self._fail_with_event_thread(stop))
+                await self.publish_once(stop=stop)
+                tasks.create_task(self._every(self._timings.lease_every, self._renew_lease, stop))
                 tasks.create_task(self._every(self._timings.probe_every, self._probe, stop))
                 tasks.create_task(self._every(self._timings.rediscover_every, self._rediscover, stop))
                 tasks.create_task(self._publish_changes(stop))
+        except* PublishStopped:
+            log.info("agent_stopped_while_publishing")
+        except* EventThreadError as group:
+            error = group.exceptions[0]
+            raise error from error.__cause__  # the thread's own exception, not the group
         finally:
             events_stop.set()
             await asyncio.to_thread(events.join)
 
-    async def _probe(self) -> None:
+    async def _fail_with_event_thread(self, stop: asyncio.Event) -> None:
+        await _first(self._event_thread_failed.wait(), stop.wait())
+        error = self._event_thread_error
+        if error is not None:
+            raise EventThreadError(
+                f"the NVML event thread died ({type(error).__name__}: {error}); GPU health is not watched"
+            ) from error
+
+    async def _renew_lease(self, stop: asyncio.Event) -> None:
+        await self.publisher.renew_lease(stop=stop)
+
+    async def _probe(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self.monitor.probe)
 
-    async def _rediscover(self) -> None:
-        if await self.rediscover():
-            self._changed.set()
+    async def _rediscover(self, stop: asyncio.Event) -> None:
+        # Publish even when the hardware view is unchanged: publishing re-reads the object and
+        # rewrites it if it is missing or its fingerprint differs (deleted, edited, restored).
+        await self.rediscover()
+        self._changed.set()
 
     async def _publish_changes(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -129,13 +179,15 @@ class Agent:
             if stop.is_set():
                 return
             self._changed.clear()
-            await self.publisher.publish_topology(self.desired)
+            await self.publisher.publish_topology(self.desired, stop=stop)
 
-    async def _every(self, period: float, action: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    async def _every(
+        self, period: float, action: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
         while not stop.is_set():
             await _first(self._sleep(period), stop.wait())
             if not stop.is_set():
-                await action()
+                await action(stop)
 
 
 async def _first(*waits: Awaitable[object]) -> None:

@@ -1,11 +1,13 @@
 """Exactly the Kubernetes API access aisched's code makes, as data.
 
 Each component has two tables: a cluster-wide one (`SCHEDULER_PERMISSIONS`, `AGENT_PERMISSIONS`),
-granted by a ClusterRole, and one confined to the `aisched-system` namespace
-(`SCHEDULER_NAMESPACED_PERMISSIONS`, `AGENT_NAMESPACED_PERMISSIONS`), granted by a Role there.
-Leases live only in those tables: both components use Leases in `aisched-system` alone, and a
-cluster-wide grant would let them rewrite any Lease (kube-system leader leases, kube-node-lease
-heartbeats). `manifests/20-rbac.yaml` carries `rules(<table>)` verbatim for each of the four, and
+granted by a ClusterRole, and one confined to a namespace, granted by a Role there: the
+scheduler's (`SCHEDULER_NAMESPACED_PERMISSIONS`) to `aisched-system`, the agent's
+(`AGENT_NAMESPACED_PERMISSIONS`) to `aisched-agents`. Leases live only in those tables, each
+component's in a namespace of its own: a cluster-wide grant would let them rewrite any Lease
+(kube-system leader leases, kube-node-lease heartbeats), and a shared namespace would let any
+node's agent rewrite the scheduler's leader-election Lease. The agent's service account stays in
+`aisched-system`. `manifests/20-rbac.yaml` carries `rules(<table>)` verbatim for each of the four, and
 tests/test_manifests.py pins that equality, so a new API call starts here: add the permission with
 a line saying why, to the narrowest table that serves it, then regenerate the rules.
 
@@ -26,6 +28,7 @@ from typing import Final
 from aisched.api.meta import GROUP
 
 __all__ = [
+    "AGENT_LEASE_NAMESPACE",
     "AGENT_NAMESPACED_PERMISSIONS",
     "AGENT_PERMISSIONS",
     "AISCHED_NAMESPACE",
@@ -36,8 +39,12 @@ __all__ = [
     "rules",
 ]
 
-#: The namespace the scheduler and the agent run in; the namespaced tables apply only there.
+#: The namespace the scheduler and the agent run in; the scheduler's namespaced table applies here.
 AISCHED_NAMESPACE: Final = "aisched-system"
+
+#: The namespace of the agents' liveness Leases (`aisched-agent-<node>`), and of nothing else: the
+#: agent's namespaced table applies only here.
+AGENT_LEASE_NAMESPACE: Final = "aisched-agents"
 
 #: The resource verbs Kubernetes RBAC knows (besides "*", which we never grant).
 KNOWN_VERBS: Final = frozenset(
@@ -107,21 +114,20 @@ SCHEDULER_NAMESPACED_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("coordination.k8s.io", "leases", "get", "create", "update"),
 )
 
-#: The node agent DaemonSet (`aisched agent`), cluster-wide: publishes its node's GPU topology.
+#: The node agent DaemonSet (`aisched agent`), cluster-wide: publishes its node's GPU topology
+#: (aisched.agent.publisher makes exactly these calls).
 AGENT_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    # gpunodetopologies: create this node's object, then patch/update it when the fingerprint changes.
-    _p(GROUP, "gpunodetopologies", "get", "create", "patch", "update"),
-    # gpunodetopologies/status: GPU health and the last-published time.
-    _p(GROUP, "gpunodetopologies/status", "get", "patch", "update"),
-    # nodes: read the Node's uid for the owner reference; patch GPU product/count labels onto it.
+    # gpunodetopologies: read this node's object (fingerprint check), create it when it is missing.
+    _p(GROUP, "gpunodetopologies", "get", "create"),
+    # gpunodetopologies/status: PUT the GPUs, their health and the last-published time.
+    _p(GROUP, "gpunodetopologies/status", "update"),
+    # nodes: read the Node's uid for the owner reference and its labels; merge-patch GPU labels onto it.
     _p("", "nodes", "get", "patch"),
-    # events: report GPU health changes (Xid errors, devices lost) against the Node.
-    _p("", "events", "create"),
 )
 
-#: The node agent DaemonSet, in `AISCHED_NAMESPACE` only (a Role, not a ClusterRole).
+#: The node agent DaemonSet, in `AGENT_LEASE_NAMESPACE` only (a Role, not a ClusterRole).
 AGENT_NAMESPACED_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    # leases: one liveness Lease per node (`aisched-agent-<node>` in aisched-system), renewed while
+    # leases: one liveness Lease per node (`aisched-agent-<node>` in aisched-agents), renewed while
     # NVML answers.
     _p("coordination.k8s.io", "leases", "get", "create", "update"),
 )
