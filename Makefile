@@ -34,6 +34,7 @@ validate: $(STAMP)  ## validate the examples offline
 
 bench: $(STAMP)  ## benchmarks: JSON on stdout, a readable table on stderr
 	$(BIN)/aisched bench core --nodes 5000 --json
+	$(BIN)/aisched bench emulator --pods 3000 --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

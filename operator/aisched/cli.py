@@ -19,7 +19,7 @@ import yaml
 from aisched import __version__
 from aisched.api.validation import validate_manifest
 from aisched.crds import stale_crds, write_crds
-from aisched.kube.rbac import AISCHED_NAMESPACE
+from aisched.kube.rbac import AGENT_LEASE_NAMESPACE
 from aisched.topology.machines import MACHINES
 
 __all__ = ["main"]
@@ -78,11 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--node", default=os.environ.get("NODE_NAME"), help="this node's name (default: $NODE_NAME)"
     )
-    agent.add_argument("--namespace", default=AISCHED_NAMESPACE, help="namespace of the liveness Lease")
+    agent.add_argument("--namespace", default=AGENT_LEASE_NAMESPACE, help="namespace of the liveness Leases")
     agent.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
     agent.add_argument("--once", action="store_true", help="publish once and exit")
     agent.add_argument("--sysfs", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
     agent.set_defaults(handler=_agent)
+
+    emulator = commands.add_parser(
+        "emulator", help="serve an embedded Kubernetes API with simulated GPU nodes"
+    )
+    emulator.add_argument("--cluster", type=Path, help="a SimulatedCluster file (examples/clusters/*.yaml)")
+    emulator.add_argument("--port", type=int, default=6443, help="port on 127.0.0.1 (0: any free port)")
+    emulator.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for the emulator here")
+    emulator.set_defaults(handler=_emulator)
 
     bench = commands.add_parser("bench", help="benchmarks: JSON on stdout with --json, a table on stderr")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
@@ -94,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--gangs", type=int, default=250, help="8-pod gangs to time")
     core.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     core.set_defaults(handler=_bench_core)
+    emulated = benches.add_parser(
+        "emulator", help="Binding POSTs/s against the emulator with a watcher attached"
+    )
+    emulated.add_argument("--pods", type=int, default=3000, help="pods to create and bind")
+    emulated.add_argument("--concurrency", type=int, default=16, help="Binding POSTs in flight")
+    emulated.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    emulated.set_defaults(handler=_bench_emulator)
     return parser
 
 
@@ -115,10 +130,39 @@ def _agent(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     return run(args, out=out, err=err)
 
 
+def _emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    import asyncio  # noqa: PLC0415 - only the long-running commands need an event loop
+    import signal  # noqa: PLC0415
+
+    from aisched.emulator.runner import serve  # noqa: PLC0415 - aiohttp loads only for the emulator
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(cluster=args.cluster, port=args.port, kubeconfig=args.kubeconfig, stop=stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.bench.core import run_core_benchmark  # noqa: PLC0415 - heavy; only this command needs it
 
     result = run_core_benchmark(nodes=args.nodes, decisions=args.decisions, gangs=args.gangs)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2), file=out)
+        print(result.table(), file=err)
+    else:
+        print(result.table(), file=out)
+    return 0
+
+
+def _bench_emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.bench.emulator import run_emulator_benchmark  # noqa: PLC0415 - only this command needs it
+
+    result = run_emulator_benchmark(pods=args.pods, concurrency=args.concurrency)
     if args.json:
         print(json.dumps(result.to_json(), indent=2), file=out)
         print(result.table(), file=err)

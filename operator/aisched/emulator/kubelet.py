@@ -1,0 +1,229 @@
+"""The simulated kubelet: bound pods start Running; demo pods finish; failed or deleted nodes fail theirs.
+
+Pods annotated `aisched.io/sim-duration` (seconds, e.g. "30" or "1.5") end after that long:
+Succeeded, or Failed when `aisched.io/sim-exit-code` is not 0. Other pods run until deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, Final
+
+from aisched.emulator.store import Event
+
+if TYPE_CHECKING:
+    from aisched.emulator.server import ApiServer
+
+__all__ = ["ANNOTATION_SIM_DURATION", "ANNOTATION_SIM_EXIT_CODE", "Kubelet"]
+
+ANNOTATION_SIM_DURATION: Final = "aisched.io/sim-duration"
+ANNOTATION_SIM_EXIT_CODE: Final = "aisched.io/sim-exit-code"
+
+
+class Kubelet:
+    """One simulated kubelet for every node of the emulator."""
+
+    def __init__(self, server: ApiServer) -> None:
+        self.server = server
+        self._pods = server.resource("", "v1", "pods")
+        self._nodes = server.resource("", "v1", "nodes")
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_ip = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.server.on_change(self._changed)
+        for obj in list(self.server.store.objects(self._pods).values()):
+            self._consider(obj)
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def _changed(self, event: Event) -> None:
+        if event.resource == self._pods.key and event.type != "DELETED":
+            self._consider(event.object)
+        elif event.resource == self._pods.key:
+            timer = self._timers.pop(_key(event.object), None)
+            if timer is not None:
+                timer.cancel()
+        elif event.resource == self._nodes.key and event.type == "DELETED":
+            self._fail_pods_on(event.object["metadata"]["name"], "NodeLost", "the node was deleted")
+
+    def _consider(self, pod: dict[str, Any]) -> None:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        if (
+            not node_name
+            or phase != "Pending"
+            or pod["metadata"].get("deletionTimestamp")
+            or self._loop is None
+        ):
+            return
+        node = self.server.store.find(self._nodes, None, node_name)
+        if node is None or not _ready(node):
+            return
+        key = _key(pod)
+        if key in self._timers:
+            return
+        # Start on the next loop turn: the binding that triggered this returns first, as on a real node.
+        self._timers[key] = self._loop.call_soon(self._start, key)  # type: ignore[assignment]
+
+    def _start(self, key: str) -> None:
+        self._timers.pop(key, None)
+        namespace, name = key.split("/", 1)
+        current = self.server.store.find(self._pods, namespace, name)
+        if current is None or (current.get("status") or {}).get("phase") != "Pending":
+            return
+        now = self._timestamp()
+        self._next_ip += 1
+        running = copy.deepcopy(current)
+        status = running.setdefault("status", {})
+        node = self.server.store.find(self._nodes, None, running["spec"]["nodeName"])
+        status.update(
+            {
+                "phase": "Running",
+                "podIP": f"10.244.{self._next_ip // 250}.{self._next_ip % 250 + 1}",
+                "hostIP": _internal_ip(node),
+                "startTime": now,
+                "containerStatuses": [
+                    {
+                        "name": c["name"],
+                        "image": c.get("image", ""),
+                        "imageID": "",
+                        "ready": True,
+                        "started": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": now}},
+                    }
+                    for c in running["spec"].get("containers", [])
+                ],
+            }
+        )
+        status["conditions"] = _conditions(status.get("conditions") or [], now, ready=True)
+        self.server.store.replace(self._pods, current, running)
+        duration = (running["metadata"].get("annotations") or {}).get(ANNOTATION_SIM_DURATION)
+        if duration is not None and self._loop is not None:
+            self._timers[key] = self._loop.call_later(_seconds(duration), self._finish, key)
+
+    def _finish(self, key: str) -> None:
+        self._timers.pop(key, None)
+        namespace, name = key.split("/", 1)
+        current = self.server.store.find(self._pods, namespace, name)
+        if current is None or (current.get("status") or {}).get("phase") != "Running":
+            return
+        code_text = (current["metadata"].get("annotations") or {}).get(ANNOTATION_SIM_EXIT_CODE, "0")
+        code = int(code_text) if code_text.lstrip("-").isdigit() else 1
+        self._terminate(
+            current, "Succeeded" if code == 0 else "Failed", code, "Completed" if code == 0 else "Error"
+        )
+
+    def _terminate(self, current: dict[str, Any], phase: str, code: int, reason: str) -> None:
+        now = self._timestamp()
+        ended = copy.deepcopy(current)
+        status = ended.setdefault("status", {})
+        status["phase"] = phase
+        for container in status.get("containerStatuses") or []:
+            started = ((container.get("state") or {}).get("running") or {}).get("startedAt", now)
+            container["ready"] = False
+            container["started"] = False
+            container["state"] = {
+                "terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now}
+            }
+        status["conditions"] = _conditions(status.get("conditions") or [], now, ready=False)
+        self.server.store.replace(self._pods, current, ended)
+
+    def fail_node(self, name: str, *, reason: str = "NodeStatusUnknown") -> None:
+        """Make a node NotReady (as when its kubelet stops reporting); its pods keep running."""
+        node = self.server.store.get(self._nodes, None, name)
+        updated = copy.deepcopy(node)
+        conditions = [
+            c for c in updated.setdefault("status", {}).get("conditions", []) if c.get("type") != "Ready"
+        ]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": reason,
+                "message": "Kubelet stopped posting node status.",
+            }
+        )
+        updated["status"]["conditions"] = conditions
+        self.server.store.replace(self._nodes, node, updated)
+
+    def heal_node(self, name: str) -> None:
+        node = self.server.store.get(self._nodes, None, name)
+        updated = copy.deepcopy(node)
+        conditions = [
+            c for c in updated.setdefault("status", {}).get("conditions", []) if c.get("type") != "Ready"
+        ]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+            }
+        )
+        updated["status"]["conditions"] = conditions
+        self.server.store.replace(self._nodes, node, updated)
+        for pod in list(self.server.store.objects(self._pods).values()):
+            if (pod.get("spec") or {}).get("nodeName") == name:
+                self._consider(pod)
+
+    def _fail_pods_on(self, node: str, reason: str, message: str) -> None:
+        for pod in list(self.server.store.objects(self._pods).values()):
+            if (pod.get("spec") or {}).get("nodeName") != node:
+                continue
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            self._terminate(pod, "Failed", 137, reason)
+            failed = self.server.store.find(self._pods, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if failed is not None:
+                updated = copy.deepcopy(failed)
+                updated["status"]["reason"] = reason
+                updated["status"]["message"] = message
+                self.server.store.replace(self._pods, failed, updated)
+
+    def _timestamp(self) -> str:
+        return self.server.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(pod: dict[str, Any]) -> str:
+    return f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _internal_ip(node: dict[str, Any] | None) -> str:
+    for address in ((node or {}).get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return str(address.get("address", ""))
+    return ""
+
+
+def _seconds(text: str) -> float:
+    text = text.strip()
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * scale
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def _conditions(existing: list[dict[str, Any]], now: str, *, ready: bool) -> list[dict[str, Any]]:
+    kept = {c["type"]: c for c in existing}
+    for kind in ("Initialized", "PodReadyToStartContainers", "ContainersReady", "Ready"):
+        status = "True" if (ready or kind in ("Initialized", "PodReadyToStartContainers")) else "False"
+        kept[kind] = {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": now}
+    return list(kept.values())

@@ -1,0 +1,732 @@
+"""The HTTP API: discovery, CRUD, patch, watch, status and binding subresources, Tables.
+
+Paths follow the real API server's layout (`/api/v1/...`, `/apis/<group>/<version>/...`),
+errors are v1 `Status` objects, and watches are newline-delimited JSON streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import random
+import string
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aiohttp import web
+
+from aisched.emulator import patch as patches
+from aisched.emulator.errors import StatusError, status_body
+from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
+from aisched.emulator.schema import validate_custom_resource
+from aisched.emulator.selectors import SelectorError, field_selector, label_selector
+from aisched.emulator.store import Event, Obj, Store
+from aisched.emulator.tables import table
+
+__all__ = ["ApiServer"]
+
+KUBERNETES_VERSION: Final = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-aisched",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-01T00:00:00Z",
+    "goVersion": "go1.23",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
+_JSON: Final = "application/json"
+_WATCH_TIMEOUT: Final = 1800
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=_dumps(body), status=status, content_type=_JSON)
+
+
+def _wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+class ApiServer:
+    """The API's state and routes; `app` is the aiohttp application to serve."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        bookmark_every: float = 5.0,
+        history: int | None = None,
+    ) -> None:
+        self.clock = clock
+        self.store = Store(clock=clock) if history is None else Store(clock=clock, history=history)
+        self.bookmark_every = bookmark_every
+        self._types: dict[tuple[str, str, str], ResourceType] = {}
+        self._rng = random.Random(0)
+        for resource in BUILTIN:
+            self.register(resource)
+        namespaces = self.resource("", "v1", "namespaces")
+        for name in _SYSTEM_NAMESPACES:
+            self.store.create(namespaces, {"metadata": {"name": name}, "status": {"phase": "Active"}})
+        self.app = web.Application(client_max_size=64 * 2**20)
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+
+    # -- resource registry ----------------------------------------------------------------
+
+    def register(self, resource: ResourceType) -> None:
+        self._types[(resource.group, resource.version, resource.plural)] = resource
+
+    def unregister(self, group: str, plural: str) -> None:
+        for key in [k for k in self._types if k[0] == group and k[2] == plural]:
+            del self._types[key]
+
+    def resource(self, group: str, version: str, plural: str) -> ResourceType:
+        found = self._types.get((group, version, plural))
+        if found is None:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        return found
+
+    def group_versions(self) -> dict[str, list[str]]:
+        versions: dict[str, list[str]] = {}
+        for group, version, _ in self._types:
+            if version not in versions.setdefault(group, []):
+                versions[group].append(version)
+        return versions
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except StatusError as exc:
+            return _response(exc.body(), exc.code)
+        except SelectorError as exc:
+            return _response(StatusError.bad_request(str(exc)).body(), 400)
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return _response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/readyz", "/version"]})
+        head = parts[0]
+        if head in ("healthz", "readyz", "livez"):
+            return web.Response(text="ok")
+        if head == "version":
+            return _response(KUBERNETES_VERSION)
+        if head == "openapi":
+            return _response(self._openapi(parts[1:]))
+        if head == "api":
+            if len(parts) == 1:
+                return _response(
+                    {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+                )
+            return await self._group_version(request, "", parts[1], parts[2:])
+        if head == "apis":
+            if len(parts) == 1:
+                return _response(self._group_list())
+            if len(parts) == 2:
+                return _response(self._group(parts[1]))
+            return await self._group_version(request, parts[1], parts[2], parts[3:])
+        raise StatusError(404, "NotFound", "the server could not find the requested resource")
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def _group_entry(self, group: str, versions: list[str]) -> dict[str, Any]:
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+    def _group_list(self) -> dict[str, Any]:
+        groups = [self._group_entry(g, vs) for g, vs in sorted(self.group_versions().items()) if g]
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    def _group(self, group: str) -> dict[str, Any]:
+        versions = self.group_versions().get(group)
+        if not versions:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        return {"kind": "APIGroup", "apiVersion": "v1", **self._group_entry(group, versions)}
+
+    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
+        resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
+        if not resources:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": [entry for r in resources for entry in r.discovery()],
+        }
+
+    def _openapi(self, parts: list[str]) -> dict[str, Any]:
+        """OpenAPI v3: a document per group-version whose PATCH operations carry each kind and the
+        `fieldValidation` parameter, which is what kubectl reads to leave validation to the server
+        (the schemas themselves are not published; `kubectl explain` has nothing to show)."""
+        if parts[:1] != ["v3"]:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        versions = self.group_versions()
+        if len(parts) == 1:
+            paths: dict[str, dict[str, str]] = {}
+            for group, group_versions in versions.items():
+                for version in group_versions:
+                    key = f"apis/{group}/{version}" if group else f"api/{version}"
+                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={self.store.revision}"}
+            return {"paths": paths}
+        group, version = ("", parts[2]) if parts[1] == "api" and len(parts) == 3 else (parts[2], parts[3])
+        resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
+        if not resources:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        field_validation = {
+            "name": "fieldValidation",
+            "in": "query",
+            "schema": {"type": "string", "uniqueItems": True},
+        }
+        operations: dict[str, Any] = {}
+        for resource in resources:
+            prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            scope = "/namespaces/{namespace}" if resource.namespaced else ""
+            gvk = {"group": group, "version": version, "kind": resource.kind}
+            operations[f"{prefix}{scope}/{resource.plural}/{{name}}"] = {
+                "patch": {
+                    "operationId": f"patch{resource.kind}",
+                    "parameters": [field_validation],
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk,
+                }
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
+            "paths": operations,
+            "components": {"schemas": {}},
+        }
+
+    # -- resources -------------------------------------------------------------------------
+
+    async def _group_version(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
+        if not rest:
+            return _response(self._resource_list(group, version))
+        namespace: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and (group, version, rest[2]) in self._types:
+            namespace, rest = rest[1], rest[2:]
+        resource = self.resource(group, version, rest[0])
+        if namespace is not None and not resource.namespaced:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if len(rest) > 3 or (sub is not None and sub not in resource.subresources):
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        method = request.method
+        if name is None:
+            if method == "GET":
+                if request.query.get("watch", "").lower() in ("true", "1"):
+                    return await self._watch(request, resource, namespace)
+                return self._list(request, resource, namespace)
+            if method == "POST":
+                body = await self._body(request)
+                return _response(
+                    self.create(
+                        resource, namespace, body, dry_run=_dry_run(request), field_validation=_fv(request)
+                    ),
+                    201,
+                )
+            if method == "DELETE":
+                return self._delete_collection(request, resource, namespace)
+        else:
+            if sub == "binding" and method == "POST":
+                return _response(self.bind(resource, namespace, name, await self._body(request)), 201)
+            if method == "GET":
+                return self._object(request, resource, self.store.get(resource, namespace, name))
+            if method == "PUT":
+                body = await self._body(request)
+                return _response(
+                    self.update(
+                        resource,
+                        namespace,
+                        name,
+                        body,
+                        sub=sub,
+                        dry_run=_dry_run(request),
+                        field_validation=_fv(request),
+                    )
+                )
+            if method == "PATCH":
+                body = await self._body(request)
+                content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+                return _response(
+                    self.patch(
+                        resource,
+                        namespace,
+                        name,
+                        body,
+                        content_type=content_type,
+                        sub=sub,
+                        dry_run=_dry_run(request),
+                        field_validation=_fv(request),
+                    )
+                )
+            if method == "DELETE" and sub is None:
+                options = await self._body(request, required=False)
+                return _response(self.delete(resource, namespace, name, options or {}))
+        raise StatusError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
+
+    async def _body(self, request: web.Request, *, required: bool = True) -> Any:
+        if "protobuf" in request.headers.get("Content-Type", "") or "cbor" in request.headers.get(
+            "Content-Type", ""
+        ):
+            # Only JSON is spoken here; clients that offered protobuf retry with JSON on a 415.
+            raise StatusError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include:"
+                " application/json, application/yaml",
+            )
+        raw = await request.read()
+        if not raw:
+            if required:
+                raise StatusError.bad_request("the request body is empty")
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            try:
+                import yaml  # noqa: PLC0415 - apply-patch+yaml and YAML bodies are rare
+
+                return yaml.safe_load(raw)
+            except Exception as exc:
+                raise StatusError.bad_request(f"the request body is not JSON: {exc}") from None
+
+    def _object(self, request: web.Request, resource: ResourceType, obj: Obj) -> web.Response:
+        if _wants_table(request):
+            return _response(table(resource, [obj], revision=self.store.revision, now=self.clock()))
+        return _response(obj)
+
+    def _list(self, request: web.Request, resource: ResourceType, namespace: str | None) -> web.Response:
+        items, revision = self.store.list(
+            resource,
+            namespace,
+            label_selector(request.query.get("labelSelector")),
+            field_selector(request.query.get("fieldSelector")),
+        )
+        if _wants_table(request):
+            return _response(table(resource, items, revision=revision, now=self.clock()))
+        return _response(
+            {
+                "kind": resource.list_kind,
+                "apiVersion": resource.api_version,
+                "metadata": {"resourceVersion": str(revision)},
+                "items": items,
+            }
+        )
+
+    # -- watch -------------------------------------------------------------------------------
+
+    async def _watch(
+        self, request: web.Request, resource: ResourceType, namespace: str | None
+    ) -> web.StreamResponse:
+        query = request.query
+        since_raw = query.get("resourceVersion", "")
+        since = int(since_raw) if since_raw not in ("", "0") and since_raw.isdigit() else None
+        if since_raw not in ("", "0") and not since_raw.isdigit():
+            raise StatusError.bad_request(f"invalid resourceVersion {since_raw!r}")
+        timeout = float(query.get("timeoutSeconds") or _WATCH_TIMEOUT)
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        as_table = _wants_table(request)
+        response = web.StreamResponse(headers={"Content-Type": _JSON, "Transfer-Encoding": "chunked"})
+        try:
+            watcher = self.store.watch(
+                resource,
+                namespace=namespace,
+                labels=label_selector(query.get("labelSelector")),
+                fields=field_selector(query.get("fieldSelector")),
+                since=since,
+            )
+        except StatusError as exc:
+            if exc.code != 410:
+                raise
+            await response.prepare(request)
+            await response.write((_dumps({"type": "ERROR", "object": exc.body()}) + "\n").encode())
+            return response
+        initial_end = since is None and query.get("sendInitialEvents", "").lower() in ("true", "1")
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            if initial_end:
+                await self._write_initial(response, watcher, resource, as_table)
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(
+                        watcher.queue.get(),
+                        timeout=min(remaining, self.bookmark_every) if bookmarks else remaining,
+                    )
+                except TimeoutError:
+                    if bookmarks and loop.time() < deadline:
+                        await response.write((_dumps(self._bookmark(resource)) + "\n").encode())
+                    continue
+                if item is None:
+                    break
+                kind, obj = item
+                body = (
+                    table(resource, [obj], revision=self.store.revision, now=self.clock())
+                    if as_table
+                    else obj
+                )
+                await response.write((_dumps({"type": kind, "object": body}) + "\n").encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unwatch(watcher)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    async def _write_initial(
+        self, response: web.StreamResponse, watcher: Any, resource: ResourceType, as_table: bool
+    ) -> None:
+        while not watcher.queue.empty():
+            item = watcher.queue.get_nowait()
+            if item is None:
+                return
+            kind, obj = item
+            body = table(resource, [obj], revision=self.store.revision, now=self.clock()) if as_table else obj
+            await response.write((_dumps({"type": kind, "object": body}) + "\n").encode())
+        bookmark = self._bookmark(resource)
+        bookmark["object"]["metadata"]["annotations"] = {"k8s.io/initial-events-end": "true"}
+        await response.write((_dumps(bookmark) + "\n").encode())
+
+    def _bookmark(self, resource: ResourceType) -> dict[str, Any]:
+        return {
+            "type": "BOOKMARK",
+            "object": {
+                "kind": resource.kind,
+                "apiVersion": resource.api_version,
+                "metadata": {"resourceVersion": str(self.store.revision)},
+            },
+        }
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+    ) -> Obj:
+        if not isinstance(body, dict):
+            raise StatusError.bad_request("the request body must be a JSON object")
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise StatusError.bad_request("metadata must be an object")
+        if resource.namespaced:
+            if namespace is None:
+                namespace = meta.get("namespace") or "default"
+            if meta.get("namespace") not in (None, namespace):
+                raise StatusError.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = namespace
+            namespaces = self.resource("", "v1", "namespaces")
+            if self.store.find(namespaces, None, namespace) is None:
+                raise StatusError.not_found("namespaces", namespace)
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(
+                self._rng.choices(string.ascii_lowercase + string.digits, k=5)
+            )
+        if "status" in resource.subresources and resource.custom:
+            obj.pop("status", None)
+        obj = self._admit(resource, obj, old=None, field_validation=field_validation)
+        if dry_run:
+            return obj
+        created = self.store.create(resource, obj)
+        if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            self._crd_changed(created)
+        return created
+
+    def update(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        sub: str | None,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+    ) -> Obj:
+        if not isinstance(body, dict):
+            raise StatusError.bad_request("the request body must be a JSON object")
+        current = self.store.get(resource, namespace, name)
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted and wanted != current["metadata"]["resourceVersion"]:
+            raise StatusError.conflict(
+                resource.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+                group=resource.group,
+            )
+        new = copy.deepcopy(body)
+        if (new.get("metadata") or {}).get("name", name) != name:
+            raise StatusError.bad_request("the name of the object does not match the name on the URL")
+        new.setdefault("metadata", {})
+        if resource.namespaced:
+            new["metadata"]["namespace"] = namespace
+        if sub == "status":
+            merged = copy.deepcopy(current)
+            merged["status"] = new.get("status")
+            if merged["status"] is None:
+                merged.pop("status")
+            new = merged
+        elif "status" in resource.subresources:
+            if "status" in current:
+                new["status"] = copy.deepcopy(current["status"])
+            else:
+                new.pop("status", None)
+        new = self._admit(resource, new, old=current, field_validation=field_validation)
+        if dry_run:
+            return new
+        stored = self.store.replace(resource, current, new)
+        if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            self._crd_changed(stored)
+        if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
+            self._collect_garbage(stored)
+        return stored
+
+    def patch(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        content_type: str,
+        sub: str | None,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+    ) -> Obj:
+        current = self.store.get(resource, namespace, name)
+        try:
+            patched = patches.apply_patch(
+                current, body, content_type=content_type, kind=resource.kind, is_custom=resource.custom
+            )
+        except patches.UnsupportedPatch as exc:
+            raise StatusError(415, "UnsupportedMediaType", str(exc)) from None
+        except patches.PatchTestFailed as exc:
+            raise StatusError(422, "Invalid", str(exc)) from None
+        except patches.PatchError as exc:
+            raise StatusError(422, "Invalid", str(exc)) from None
+        if not isinstance(patched, dict):
+            raise StatusError(422, "Invalid", "the patch did not produce an object")
+        # A patch applies to the current object: it conflicts only if it names a resourceVersion.
+        patched.setdefault("metadata", {}).setdefault(
+            "resourceVersion", current["metadata"]["resourceVersion"]
+        )
+        return self.update(
+            resource, namespace, name, patched, sub=sub, dry_run=dry_run, field_validation=field_validation
+        )
+
+    def delete(
+        self, resource: ResourceType, namespace: str | None, name: str, options: dict[str, Any]
+    ) -> Obj:
+        current = self.store.get(resource, namespace, name)
+        preconditions = options.get("preconditions") or {}
+        if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
+            raise StatusError.conflict(
+                resource.plural,
+                name,
+                "Precondition failed: UID in precondition does not match",
+                group=resource.group,
+            )
+        if (
+            preconditions.get("resourceVersion")
+            and preconditions["resourceVersion"] != current["metadata"]["resourceVersion"]
+        ):
+            raise StatusError.conflict(
+                resource.plural,
+                name,
+                "Precondition failed: ResourceVersion in precondition does not match",
+                group=resource.group,
+            )
+        result = self.store.delete(resource, namespace, name)
+        if self.store.find(resource, namespace, name) is None:
+            if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+                self._crd_deleted(result)
+            if options.get("propagationPolicy") != "Orphan":
+                self._collect_garbage(result)
+        return result
+
+    def _delete_collection(
+        self, request: web.Request, resource: ResourceType, namespace: str | None
+    ) -> web.Response:
+        items, _ = self.store.list(
+            resource,
+            namespace,
+            label_selector(request.query.get("labelSelector")),
+            field_selector(request.query.get("fieldSelector")),
+        )
+        deleted = [
+            self.delete(
+                resource, namespace or item["metadata"].get("namespace"), item["metadata"]["name"], {}
+            )
+            for item in items
+        ]
+        return _response(
+            {"kind": resource.list_kind, "apiVersion": resource.api_version, "metadata": {}, "items": deleted}
+        )
+
+    def _collect_garbage(self, owner: Obj) -> None:
+        """Delete the objects `owner` owned, as the garbage collector does in the background."""
+        uid = owner["metadata"].get("uid")
+        for (group, plural), obj in list(self.store.all_objects()):
+            refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+            if any(ref.get("uid") == uid for ref in refs):
+                dependent = next(
+                    (r for (g, _, p), r in self._types.items() if g == group and p == plural), None
+                )
+                if dependent is not None and self.store.find(
+                    dependent, obj["metadata"].get("namespace"), obj["metadata"]["name"]
+                ):
+                    self.delete(dependent, obj["metadata"].get("namespace"), obj["metadata"]["name"], {})
+
+    def bind(self, resource: ResourceType, namespace: str | None, name: str, body: Any) -> dict[str, Any]:
+        """POST pods/<name>/binding: assign the pod to a node, once."""
+        if resource.key != ("", "pods"):
+            raise StatusError(405, "MethodNotAllowed", "binding is a pods subresource")
+        pod = self.store.get(resource, namespace, name)
+        target = (body or {}).get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise StatusError(422, "Invalid", f'Binding "{name}" is invalid: target.name: Required value')
+        if (pod.get("spec") or {}).get("nodeName"):
+            raise StatusError.conflict(
+                "pods/binding", name, f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"'
+            )
+        if pod["metadata"].get("deletionTimestamp"):
+            raise StatusError.conflict("pods/binding", name, "pod is being deleted")
+        bound = copy.deepcopy(pod)
+        bound.setdefault("spec", {})["nodeName"] = node
+        annotations = ((body or {}).get("metadata") or {}).get("annotations") or {}
+        if annotations:
+            bound["metadata"].setdefault("annotations", {}).update(annotations)
+        status = bound.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        now = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+        )
+        status["conditions"] = conditions
+        self.store.replace(resource, pod, bound)
+        return status_body(201, "", "")
+
+    # -- admission: defaults and validation ---------------------------------------------------
+
+    def _admit(
+        self, resource: ResourceType, obj: Obj, *, old: Obj | None, field_validation: str = "Warn"
+    ) -> Obj:
+        if resource.custom and resource.schema is not None:
+            checked, errors, unknown = validate_custom_resource(resource.schema, obj, old=old)
+            if unknown and field_validation == "Strict":
+                listed = ", ".join(f'unknown field "{path}"' for path in unknown)
+                raise StatusError.bad_request(f"strict decoding error: {listed}")
+            if errors:
+                causes = [{"reason": e.reason, "message": e.body, "field": e.path} for e in errors]
+                raise StatusError(
+                    422,
+                    "Invalid",
+                    f'{resource.kind}.{resource.group} "{obj["metadata"].get("name", "")}" is invalid: '
+                    + ", ".join(str(e) for e in errors),
+                    details={
+                        "name": obj["metadata"].get("name", ""),
+                        "group": resource.group,
+                        "kind": resource.kind,
+                        "causes": causes,
+                    },
+                )
+            return checked
+        if resource.key == ("", "pods") and old is None:
+            spec = obj.setdefault("spec", {})
+            if not spec.get("containers"):
+                raise StatusError.invalid(
+                    "Pod",
+                    obj["metadata"].get("name", ""),
+                    [{"field": "spec.containers", "message": "Required value"}],
+                )
+            spec.setdefault("schedulerName", "default-scheduler")
+            spec.setdefault("restartPolicy", "Always")
+            spec.setdefault("terminationGracePeriodSeconds", 30)
+            spec.setdefault("dnsPolicy", "ClusterFirst")
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort", **(obj.get("status") or {})}
+        if resource.key == ("", "namespaces"):
+            obj.setdefault("status", {}).setdefault("phase", "Active")
+        return obj
+
+    def _crd_changed(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        for resource in from_crd(crd):
+            self.register(resource)
+        accepted = copy.deepcopy(spec.get("names") or {})
+        now = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        wanted_status = {
+            "acceptedNames": accepted,
+            "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")],
+            "conditions": [
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": now,
+                },
+            ],
+        }
+        if crd.get("status") != wanted_status:
+            crds = self.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            updated = copy.deepcopy(crd)
+            updated["status"] = wanted_status
+            self.store.replace(crds, crd, updated)
+
+    def _crd_deleted(self, crd: Obj) -> None:
+        for resource in from_crd(crd):
+            known = self._types.get((resource.group, resource.version, resource.plural))
+            if known is not None:
+                self.store.drop_resource(known)
+            self.unregister(resource.group, resource.plural)
+
+    # -- for the simulated kubelet and tests -------------------------------------------------
+
+    def on_change(self, listener: Callable[[Event], None]) -> None:
+        self.store.listeners.append(listener)
+
+
+def _fv(request: web.Request) -> str:
+    return request.query.get("fieldValidation", "Warn")
+
+
+def _dry_run(request: web.Request) -> bool:
+    return request.query.get("dryRun") == "All"

@@ -1,0 +1,264 @@
+"""The emulator's storage: objects with one global resourceVersion counter, their history, and watchers.
+
+Everything here runs on the event loop without awaiting between a read and the write that follows,
+so each operation is atomic, and so is taking a list together with subscribing a watcher: a watch
+started from "now" never misses an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aisched.emulator.errors import StatusError
+from aisched.emulator.resources import ResourceType
+from aisched.emulator.selectors import Matcher
+
+__all__ = ["Event", "Store", "Watcher"]
+
+Obj = dict[str, Any]
+ObjectKey = tuple[str, str]  # (namespace or "", name)
+_HISTORY: Final = 100_000
+
+
+def _now(clock: Callable[[], datetime]) -> str:
+    return clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: its resourceVersion, resource, type, the object after and before."""
+
+    revision: int
+    resource: tuple[str, str]
+    type: str  # ADDED | MODIFIED | DELETED
+    object: Obj
+    old: Obj | None
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One watch stream's subscription: which objects it sees, and the events waiting to be sent."""
+
+    resource: tuple[str, str]
+    namespace: str | None
+    labels: Matcher
+    fields: Matcher
+    queue: asyncio.Queue[tuple[str, Obj] | None] = field(default_factory=asyncio.Queue)
+    selected: set[ObjectKey] = field(default_factory=set)
+
+    def matches(self, obj: Obj) -> bool:
+        meta = obj.get("metadata") or {}
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        return self.labels(obj) and self.fields(obj)
+
+    def offer(self, event: Event) -> None:
+        """Queue `event` as this watcher sees it: objects entering or leaving its selection are
+        ADDED or DELETED for it, whatever happened to them."""
+        key = _key(event.object)
+        was = key in self.selected
+        now = event.type != "DELETED" and self.matches(event.object)
+        if now and not was:
+            self.selected.add(key)
+            self.queue.put_nowait(("ADDED", event.object))
+        elif now and was:
+            self.queue.put_nowait(("MODIFIED", event.object))
+        elif was:
+            self.selected.discard(key)
+            self.queue.put_nowait(("DELETED", event.object))
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+
+def _key(obj: Obj) -> ObjectKey:
+    meta = obj["metadata"]
+    return (meta.get("namespace") or "", meta["name"])
+
+
+class Store:
+    """Every object the emulator holds, by resource, with history for watches from a revision."""
+
+    def __init__(
+        self, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC), history: int = _HISTORY
+    ) -> None:
+        self._clock = clock
+        self.revision = 0
+        self._objects: dict[tuple[str, str], dict[ObjectKey, Obj]] = {}
+        self._history: deque[Event] = deque(maxlen=history)
+        self._compacted = 0  # the newest revision no longer in history
+        self._watchers: set[Watcher] = set()
+        #: Called after every change (the simulated kubelet listens here).
+        self.listeners: list[Callable[[Event], None]] = []
+
+    # -- reading -------------------------------------------------------------------------
+
+    def objects(self, resource: ResourceType) -> dict[ObjectKey, Obj]:
+        return self._objects.setdefault(resource.key, {})
+
+    def get(self, resource: ResourceType, namespace: str | None, name: str) -> Obj:
+        found = self.objects(resource).get((namespace or "", name))
+        if found is None:
+            raise StatusError.not_found(resource.plural, name, group=resource.group)
+        return found
+
+    def find(self, resource: ResourceType, namespace: str | None, name: str) -> Obj | None:
+        return self.objects(resource).get((namespace or "", name))
+
+    def list(
+        self, resource: ResourceType, namespace: str | None, labels: Matcher, fields: Matcher
+    ) -> tuple[list[Obj], int]:
+        items = [
+            obj
+            for (ns, _), obj in sorted(self.objects(resource).items())
+            if (namespace is None or ns == namespace) and labels(obj) and fields(obj)
+        ]
+        return items, self.revision
+
+    def all_objects(self) -> Iterator[tuple[tuple[str, str], Obj]]:
+        for resource, objects in self._objects.items():
+            for obj in objects.values():
+                yield resource, obj
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _commit(self, resource: ResourceType, kind: str, obj: Obj, old: Obj | None) -> Obj:
+        self.revision += 1
+        obj["metadata"]["resourceVersion"] = str(self.revision)
+        key = _key(obj)
+        if kind == "DELETED":
+            self.objects(resource).pop(key, None)
+        else:
+            self.objects(resource)[key] = obj
+        if len(self._history) == self._history.maxlen:
+            self._compacted = self._history[0].revision
+        event = Event(self.revision, resource.key, kind, obj, old)
+        self._history.append(event)
+        for watcher in list(self._watchers):
+            if watcher.resource == resource.key:
+                watcher.offer(event)
+        for listener in list(self.listeners):
+            listener(event)
+        return obj
+
+    def create(self, resource: ResourceType, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            raise StatusError(
+                422,
+                "Invalid",
+                f"{resource.kind} is invalid: metadata.name: Required value:"
+                " name or generateName is required",
+            )
+        if (meta.get("namespace") or "", name) in self.objects(resource):
+            raise StatusError.already_exists(resource.plural, name, group=resource.group)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = _now(self._clock)
+        meta["generation"] = 1
+        meta.pop("deletionTimestamp", None)
+        obj["apiVersion"] = resource.api_version
+        obj["kind"] = resource.kind
+        return self._commit(resource, "ADDED", obj, None)
+
+    def replace(self, resource: ResourceType, current: Obj, new: Obj) -> Obj:
+        """Store `new` in place of `current` (already checked by the caller); bumps generation on
+        spec changes; finishes a deletion whose last finalizer went away."""
+        meta = new["metadata"]
+        for immutable in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp"):
+            if immutable in current["metadata"]:
+                meta[immutable] = current["metadata"][immutable]
+            else:
+                meta.pop(immutable, None)
+        meta["generation"] = current["metadata"].get("generation", 1)
+        if _spec(new) != _spec(current):
+            meta["generation"] += 1
+        new["apiVersion"] = resource.api_version
+        new["kind"] = resource.kind
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._commit(resource, "DELETED", new, current)
+        return self._commit(resource, "MODIFIED", new, current)
+
+    def delete(self, resource: ResourceType, namespace: str | None, name: str) -> Obj:
+        current = self.get(resource, namespace, name)
+        if current["metadata"].get("finalizers"):
+            if current["metadata"].get("deletionTimestamp"):
+                return current
+            marked = copy.deepcopy(current)
+            marked["metadata"]["deletionTimestamp"] = _now(self._clock)
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self._commit(resource, "MODIFIED", marked, current)
+        return self._commit(resource, "DELETED", copy.deepcopy(current), current)
+
+    def drop_resource(self, resource: ResourceType) -> None:
+        """Remove every object of `resource` (its CRD went away), telling the watchers."""
+        for obj in list(self.objects(resource).values()):
+            self._commit(resource, "DELETED", copy.deepcopy(obj), obj)
+        for watcher in list(self._watchers):
+            if watcher.resource == resource.key:
+                watcher.close()
+
+    # -- watching ------------------------------------------------------------------------
+
+    def watch(
+        self,
+        resource: ResourceType,
+        *,
+        namespace: str | None,
+        labels: Matcher,
+        fields: Matcher,
+        since: int | None,
+    ) -> Watcher:
+        """Subscribe; `since` None sends the current state as ADDED, a revision replays after it.
+
+        Raises 410 Expired when `since` is older than the history kept.
+        """
+        watcher = Watcher(resource.key, namespace, labels, fields)
+        if since is None:
+            for obj in sorted(self.objects(resource).values(), key=_key):
+                if watcher.matches(obj):
+                    watcher.selected.add(_key(obj))
+                    watcher.queue.put_nowait(("ADDED", obj))
+        else:
+            if since < self._compacted:
+                raise StatusError(
+                    410, "Expired", f"too old resource version: {since} ({self._compacted + 1})"
+                )
+            later = [e for e in self._history if e.revision > since and e.resource == resource.key]
+            state_then: dict[ObjectKey, Obj | None] = {}
+            for event in later:
+                key = _key(event.object)
+                if key not in state_then:
+                    state_then[key] = event.old if event.type != "ADDED" else None
+            for key, obj in self.objects(resource).items():
+                state_then.setdefault(key, obj)
+            watcher.selected = {
+                k for k, obj in state_then.items() if obj is not None and watcher.matches(obj)
+            }
+            for event in later:
+                watcher.offer(event)
+        self._watchers.add(watcher)
+        return watcher
+
+    def close_watchers(self) -> None:
+        """End every watch stream (the server is shutting down)."""
+        for watcher in list(self._watchers):
+            watcher.close()
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+
+    @property
+    def oldest_revision(self) -> int:
+        return self._compacted
+
+
+def _spec(obj: Obj) -> Any:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}

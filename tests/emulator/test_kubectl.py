@@ -1,0 +1,150 @@
+"""The real kubectl against the emulator: apply, get, watch, describe, patch, label, delete, wait."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aisched.emulator.runner import Emulator
+from tests.support.kubectl import Kubectl, require_kubectl
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Kubectl]]:
+    require_kubectl()
+    async with Emulator() as emulator:
+        yield emulator, Kubectl(emulator.kubeconfig(tmp_path / "kubeconfig"), tmp_path / "cache")
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Kubectl]]:
+    require_kubectl()
+    async with Emulator(cluster=ROOT / "examples" / "clusters" / "demo.yaml") as emulator:
+        yield emulator, Kubectl(emulator.kubeconfig(tmp_path / "kubeconfig"), tmp_path / "cache")
+
+
+async def test_apply_crds_then_every_example_without_turning_validation_off(
+    api: tuple[Emulator, Kubectl],
+) -> None:
+    _, kubectl = api
+    out = await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    assert "customresourcedefinition.apiextensions.k8s.io/aijobs.aisched.io created" in out
+    out = await kubectl.ok("apply", "-f", str(ROOT / "examples"))
+    for created in (
+        "namespace/ml-research created",
+        "aijob.aisched.io/llama-pretrain-ddp created",
+        "tenantquota.aisched.io/research created",
+        "pod/llm-eval-0 created",
+    ):
+        assert created in out
+    again = await kubectl.ok("apply", "-f", str(ROOT / "examples"))
+    assert "aijob.aisched.io/llama-pretrain-ddp unchanged" in again
+
+
+async def test_get_prints_the_printer_columns(api: tuple[Emulator, Kubectl]) -> None:
+    _emulator, kubectl = api
+    await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    await kubectl.ok(
+        "apply",
+        "-f",
+        str(ROOT / "examples" / "00-namespaces.yaml"),
+        "-f",
+        str(ROOT / "examples" / "aijob-pytorch-ddp.yaml"),
+    )
+    await kubectl.ok(
+        "patch",
+        "aijob",
+        "llama-pretrain-ddp",
+        "-n",
+        "ml-research",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Running", "gpus": 16, "tenant": "research"}}),
+    )
+    out = await kubectl.ok("get", "aij", "-n", "ml-research")
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "PHASE", "GPUS", "TENANT", "AGE"]
+    assert row.split()[:4] == ["llama-pretrain-ddp", "Running", "16", "research"]
+
+
+async def test_an_invalid_aijob_is_refused_naming_the_field(
+    api: tuple[Emulator, Kubectl], tmp_path: Path
+) -> None:
+    _, kubectl = api
+    await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    job = yaml.safe_load((ROOT / "examples" / "aijob-pytorch-ddp.yaml").read_text())
+    job["metadata"]["namespace"] = "default"
+    job["spec"]["gang"] = {"minMember": 20}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(job))
+    result = await kubectl("apply", "-f", str(path))
+    assert result.code != 0
+    assert "spec.gang.minMember" in result.err
+    assert "must not exceed the total number of replicas" in result.err
+    assert "aijob" not in (await kubectl.ok("get", "aijobs", "-A", "-o", "name"))
+
+
+async def test_get_watch_streams_new_objects(api: tuple[Emulator, Kubectl]) -> None:
+    _, kubectl = api
+    watch = await kubectl.start("get", "configmaps", "-w", "--no-headers")
+    try:
+        hello = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hello"}, "data": {"a": "b"}}
+        await kubectl.ok("apply", "-f", "-", stdin=json.dumps(hello))
+        assert watch.stdout is not None
+        line = await asyncio.wait_for(watch.stdout.readline(), timeout=30)
+        assert line.decode().split()[0] == "hello"
+    finally:
+        watch.terminate()
+        await watch.wait()
+
+
+async def test_describe_patch_label_and_delete(api: tuple[Emulator, Kubectl]) -> None:
+    _, kubectl = api
+    await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    await kubectl.ok("apply", "-f", str(ROOT / "examples" / "tenantquotas.yaml"))
+    described = await kubectl.ok("describe", "tenantquota", "research")
+    assert "Name:" in described
+    assert "research" in described
+    await kubectl.ok("patch", "tq", "research", "--type=merge", "-p", '{"spec":{"weight":3}}')
+    assert await kubectl.ok("get", "tq", "research", "-o", "jsonpath={.spec.weight}") == "3"
+    await kubectl.ok("label", "tq", "research", "team=ml")
+    assert await kubectl.ok("get", "tq", "-l", "team=ml", "-o", "name") == "tenantquota.aisched.io/research\n"
+    refused = await kubectl("patch", "tq", "research", "--type=merge", "-p", '{"spec":{"weight":0}}')
+    assert refused.code != 0
+    assert "spec.weight" in refused.err
+    await kubectl.ok("delete", "tq", "research")
+    assert await kubectl.ok("get", "tq", "-o", "name") == "tenantquota.aisched.io/inference\n"
+
+
+async def test_wait_for_a_bound_pod_to_run_on_the_simulated_kubelet(
+    cluster: tuple[Emulator, Kubectl],
+) -> None:
+    _emulator, kubectl = cluster
+    await kubectl.ok("run", "sleeper", "--image=busybox", "--restart=Never")
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "sleeper"},
+        "target": {"kind": "Node", "name": "h100-000"},
+    }
+    await kubectl.ok(
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/sleeper/binding",
+        "-f",
+        "-",
+        stdin=json.dumps(binding),
+    )
+    await kubectl.ok("wait", "--for=jsonpath={.status.phase}=Running", "pod/sleeper", "--timeout=30s")
+    nodes = await kubectl.ok("get", "nodes", "--no-headers")
+    assert len(nodes.splitlines()) == 8
+    topologies = await kubectl.ok("get", "gnt", "-o", "name")
+    assert "gpunodetopology.aisched.io/h100-000" in topologies
