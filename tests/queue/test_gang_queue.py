@@ -1,0 +1,142 @@
+"""The gang queue: order, backoff, parking until a cluster event, and updates."""
+
+from __future__ import annotations
+
+from aisched.framework.types import Gang
+from aisched.plugins.priority_sort import PrioritySort
+from aisched.queue import ClusterEvent, GangQueue, QueueState
+from tests.support.core import pod
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _gang(name: str, *, priority: int = 0, created: float = 0.0, members: int = 1) -> Gang:
+    pods = [pod(f"{name}-{i}", gpus=1, priority=priority) for i in range(members)]
+    return Gang(key=f"ml/{name}", members=pods, min_member=members, priority=priority, created=created)
+
+
+def _queue(clock: Clock) -> GangQueue:
+    return GangQueue(less=PrioritySort().less, clock=clock)
+
+
+def test_pop_follows_queue_sort_priority_then_age() -> None:
+    queue = _queue(Clock())
+    queue.add(_gang("old-low", priority=0, created=1))
+    queue.add(_gang("new-high", priority=10, created=5))
+    queue.add(_gang("older-low", priority=0, created=0))
+    assert [queue.pop().key for _ in range(3)] == ["ml/new-high", "ml/older-low", "ml/old-low"]  # type: ignore[union-attr]
+    assert queue.pop() is None
+
+
+def test_a_popped_gang_is_not_returned_twice_until_it_is_requeued() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gang = _gang("a")
+    queue.add(gang)
+    assert queue.pop() is gang
+    assert queue.pop() is None
+    queue.backoff(gang)
+    assert queue.pop() is None
+
+
+def test_backoff_doubles_up_to_the_cap_and_releases_on_time() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gang = _gang("a")
+    queue.add(gang)
+    delays = []
+    for _ in range(8):
+        assert queue.pop() is gang
+        delays.append(queue.backoff(gang, reason="binding failed"))
+        assert queue.state(gang.key) is QueueState.BACKOFF
+        clock.now += delays[-1] - 0.001
+        assert queue.pop() is None, "released early"
+        clock.now += 0.001
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert queue.pop() is gang
+
+
+def test_an_unschedulable_gang_waits_for_an_event_that_could_help() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gang = _gang("a")
+    queue.add(gang)
+    queue.pop()
+    queue.unschedulable(gang, reason="0/4 nodes are available", hints=frozenset({ClusterEvent.POD_DELETED}))
+    clock.now += 3600  # time alone never brings it back
+    assert queue.pop() is None
+    assert queue.on_event(ClusterEvent.NODE_ADDED) == 0
+    assert queue.pop() is None
+    assert queue.on_event(ClusterEvent.POD_DELETED) == 1
+    assert queue.pop() is gang
+    assert queue.reason(gang.key) == "0/4 nodes are available"
+
+
+def test_a_woken_gang_still_waits_out_its_backoff() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gang = _gang("a")
+    queue.add(gang)
+    queue.pop()
+    queue.unschedulable(gang, reason="no room")
+    queue.on_event(ClusterEvent.NODE_ADDED)
+    assert queue.state(gang.key) is QueueState.BACKOFF
+    assert queue.next_ready_at() == 101.0
+    assert queue.pop() is None
+    clock.now = 101.0
+    assert queue.pop() is gang
+
+
+def test_a_parked_gang_that_gains_members_is_tried_at_once() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    queue.add(_gang("job", members=2))
+    queue.pop()
+    queue.unschedulable(_gang("job", members=2), reason="gang has 2 of its 4 members")
+    queue.add(_gang("job", members=4))
+    popped = queue.pop()
+    assert popped is not None
+    assert len(popped.members) == 4
+
+
+def test_updating_an_active_gang_keeps_one_entry_with_the_new_view() -> None:
+    queue = _queue(Clock())
+    queue.add(_gang("a", priority=0))
+    queue.add(_gang("b", priority=5))
+    queue.add(_gang("a", priority=10))  # priority raised while waiting
+    first, second = queue.pop(), queue.pop()
+    assert [first.key, second.key] == ["ml/a", "ml/b"]  # type: ignore[union-attr]
+    assert first.priority == 10  # type: ignore[union-attr]
+    assert queue.pop() is None
+
+
+def test_deleted_and_succeeded_gangs_leave_the_queue() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    a, b = _gang("a"), _gang("b")
+    queue.add(a)
+    queue.add(b)
+    queue.delete(a.key)
+    assert queue.pop() is b
+    queue.succeeded(b)
+    assert len(queue) == 0
+    assert queue.pop() is None
+
+
+def test_depth_counts_gangs_per_state() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gangs = [_gang(n) for n in "abc"]
+    for gang in gangs:
+        queue.add(gang)
+    queue.pop()
+    queue.backoff(gangs[0])
+    queue.pop()
+    queue.unschedulable(gangs[1], reason="x")
+    assert queue.depth() == {QueueState.ACTIVE: 1, QueueState.BACKOFF: 1, QueueState.UNSCHEDULABLE: 1}
