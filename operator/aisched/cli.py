@@ -134,7 +134,18 @@ def _emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     import asyncio  # noqa: PLC0415 - only the long-running commands need an event loop
     import signal  # noqa: PLC0415
 
-    from aisched.emulator.runner import serve  # noqa: PLC0415 - aiohttp loads only for the emulator
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from aisched.emulator.cluster import load_cluster  # noqa: PLC0415 - aiohttp loads only for the emulator
+    from aisched.emulator.runner import serve  # noqa: PLC0415
+
+    if args.cluster is not None:
+        try:
+            load_cluster(args.cluster)
+        except (OSError, ValueError, ValidationError) as exc:
+            summary = " ".join(str(exc).split())
+            print(f"aisched emulator: cannot use cluster file {args.cluster}: {summary}", file=err)
+            return 1
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -7,6 +7,7 @@ agent's discovery reports on that fake, so there is one definition of each machi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -76,8 +77,11 @@ def load_cluster(path: Path) -> ClusterSpec:
     return ClusterSpec.model_validate(yaml.safe_load(path.read_text()))
 
 
-def node_objects(cluster: ClusterSpec) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+def node_objects(
+    cluster: ClusterSpec, *, now: datetime | None = None
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(Node, GPUNodeTopology or None) for every simulated node."""
+    now_text = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = []
     address = 0
     for group in cluster.node_groups:
@@ -123,7 +127,7 @@ def node_objects(cluster: ClusterSpec) -> list[tuple[dict[str, Any], dict[str, A
                 "status": {
                     "capacity": resources,
                     "allocatable": resources,
-                    "conditions": [_ready_condition(True)],
+                    "conditions": [_ready_condition(True, at=now_text)],
                     "addresses": [
                         {"type": "InternalIP", "address": f"10.0.{address // 250}.{address % 250 + 1}"},
                         {"type": "Hostname", "address": name},
@@ -140,8 +144,10 @@ def node_objects(cluster: ClusterSpec) -> list[tuple[dict[str, Any], dict[str, A
     return out
 
 
-def _ready_condition(ready: bool, reason: str | None = None) -> dict[str, Any]:
+def _ready_condition(ready: bool, reason: str | None = None, *, at: str) -> dict[str, Any]:
     return {
+        "lastHeartbeatTime": at,
+        "lastTransitionTime": at,
         "type": "Ready",
         "status": "True" if ready else "False",
         "reason": reason or ("KubeletReady" if ready else "NodeStatusUnknown"),

@@ -123,11 +123,17 @@ class Kubelet:
             current, "Succeeded" if code == 0 else "Failed", code, "Completed" if code == 0 else "Error"
         )
 
-    def _terminate(self, current: dict[str, Any], phase: str, code: int, reason: str) -> None:
+    def _terminate(
+        self, current: dict[str, Any], phase: str, code: int, reason: str, *, message: str | None = None
+    ) -> None:
+        """End the pod's containers with `code`; a `message` also sets the pod's reason and message."""
         now = self._timestamp()
         ended = copy.deepcopy(current)
         status = ended.setdefault("status", {})
         status["phase"] = phase
+        if message is not None:
+            status["reason"] = reason
+            status["message"] = message
         for container in status.get("containerStatuses") or []:
             started = ((container.get("state") or {}).get("running") or {}).get("startedAt", now)
             container["ready"] = False
@@ -151,6 +157,8 @@ class Kubelet:
                 "status": "False",
                 "reason": reason,
                 "message": "Kubelet stopped posting node status.",
+                "lastHeartbeatTime": self._timestamp(),
+                "lastTransitionTime": self._timestamp(),
             }
         )
         updated["status"]["conditions"] = conditions
@@ -168,6 +176,8 @@ class Kubelet:
                 "status": "True",
                 "reason": "KubeletReady",
                 "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": self._timestamp(),
+                "lastTransitionTime": self._timestamp(),
             }
         )
         updated["status"]["conditions"] = conditions
@@ -182,13 +192,8 @@ class Kubelet:
                 continue
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
-            self._terminate(pod, "Failed", 137, reason)
-            failed = self.server.store.find(self._pods, pod["metadata"]["namespace"], pod["metadata"]["name"])
-            if failed is not None:
-                updated = copy.deepcopy(failed)
-                updated["status"]["reason"] = reason
-                updated["status"]["message"] = message
-                self.server.store.replace(self._pods, failed, updated)
+            # One write: no watcher may see the pod Failed without its reason.
+            self._terminate(pod, "Failed", 137, reason, message=message)
 
     def _timestamp(self) -> str:
         return self.server.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -79,7 +79,7 @@ class Emulator:
         nodes = self.server.resource("", "v1", "nodes")
         topologies = self.server.resource("aisched.io", "v1alpha1", "gpunodetopologies")
         names = []
-        for node, topology in node_objects(cluster):
+        for node, topology in node_objects(cluster, now=self.server.clock()):
             created = self.server.create(nodes, None, node)
             names.append(created["metadata"]["name"])
             if topology is not None:

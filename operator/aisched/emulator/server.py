@@ -489,6 +489,10 @@ class ApiServer:
             raise StatusError.bad_request("the name of the object does not match the name on the URL")
         new.setdefault("metadata", {})
         if resource.namespaced:
+            if new["metadata"].get("namespace") not in (None, "", namespace):
+                raise StatusError.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             new["metadata"]["namespace"] = namespace
         if sub == "status":
             merged = copy.deepcopy(current)
@@ -505,9 +509,14 @@ class ApiServer:
         if dry_run:
             return new
         stored = self.store.replace(resource, current, new)
+        # Removing the last finalizer of a terminating object deletes it (the store has done so).
+        gone = bool(stored["metadata"].get("deletionTimestamp")) and not stored["metadata"].get("finalizers")
         if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            self._crd_changed(stored)
-        if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
+            if gone:
+                self._crd_deleted(stored)
+            else:
+                self._crd_changed(stored)
+        if gone:
             self._collect_garbage(stored)
         return stored
 
@@ -596,9 +605,11 @@ class ApiServer:
     def _collect_garbage(self, owner: Obj) -> None:
         """Delete the objects `owner` owned, as the garbage collector does in the background."""
         uid = owner["metadata"].get("uid")
+        live = {obj["metadata"].get("uid") for _, obj in self.store.all_objects()}
         for (group, plural), obj in list(self.store.all_objects()):
             refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-            if any(ref.get("uid") == uid for ref in refs):
+            # A dependent goes only with its last owner, as the real collector decides.
+            if any(ref.get("uid") == uid for ref in refs) and not any(ref.get("uid") in live for ref in refs):
                 dependent = next(
                     (r for (g, _, p), r in self._types.items() if g == group and p == plural), None
                 )
@@ -674,7 +685,8 @@ class ApiServer:
             spec.setdefault("restartPolicy", "Always")
             spec.setdefault("terminationGracePeriodSeconds", 30)
             spec.setdefault("dnsPolicy", "ClusterFirst")
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort", **(obj.get("status") or {})}
+            # As the real pod strategy does on create: clients cannot set a pod's status.
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         if resource.key == ("", "namespaces"):
             obj.setdefault("status", {}).setdefault("phase", "Active")
         return obj
