@@ -1,0 +1,175 @@
+"""The Binder: POSTs a gang's Bindings concurrently and rolls the gang back if it cannot complete."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from aisched.binder.ledger import BindOutcome, GangLedger, Verdict, judge_conflict, judge_error
+from aisched.binder.manifest import binding_body, binding_path, pod_path
+from aisched.binder.ratelimit import TokenBucket
+from aisched.framework.types import GangPlacement, PodInfo, PodPlacement
+from aisched.kube.client import ApiError, ApiUnavailable
+from aisched.observability.logging import get_logger
+
+__all__ = ["Binder", "BindingClient"]
+
+log = get_logger(__name__)
+
+
+class BindingClient(Protocol):
+    """The part of `aisched.kube.client.KubeClient` the binder uses."""
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get(self, path: str) -> dict[str, Any]: ...
+
+    async def delete(self, path: str) -> dict[str, Any]: ...
+
+
+class Binder:
+    """Makes gang placements real, one Binding per member, never leaving a gang half-bound.
+
+    One Binder serves every gang of the operator: `concurrency` bounds the requests in flight and
+    the token bucket (`qps`, `burst`) paces them across all gangs together. A transient failure
+    (5xx, 429, no answer) is retried on the same node `retries` times with a doubling backoff.
+    """
+
+    def __init__(
+        self,
+        client: BindingClient,
+        *,
+        concurrency: int = 32,
+        qps: float = 200.0,
+        burst: int = 400,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retries: int = 3,
+        backoff: float = 0.1,
+        max_backoff: float = 2.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if retries < 0:
+            raise ValueError(f"retries cannot be negative, not {retries}")
+        self.client = client
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._slots = asyncio.Semaphore(concurrency)
+        self._bucket = TokenBucket(qps=qps, burst=burst, clock=clock, sleep=sleep)
+
+    async def bind(self, placement: GangPlacement) -> BindOutcome:
+        """Bind every member of `placement` to its node, or roll the gang back.
+
+        API answers and outages are outcomes, never exceptions: the caller forgets
+        `outcome.forget` in its cache and requeues the gang if `outcome.rolled_back`.
+        """
+        gang_log = log.bind(gang=placement.gang.key)
+        ledger = GangLedger(
+            keys=[member.pod.key for member in placement.pods], min_member=placement.gang.min_member
+        )
+        # 1. Bind the members concurrently; the first member that loses the gang stops the rest.
+        async with asyncio.TaskGroup() as members:
+            for member in placement.pods:
+                members.create_task(self._bind_member(member, ledger))
+        if ledger.lost is None:
+            outcome = ledger.outcome()
+            gang_log.info("gang_bound", pods=len(outcome.bound), dropped=len(outcome.dropped))
+            return outcome
+        # 2. Roll back: delete what this call bound, so that the gang is not left half-bound.
+        pods = {member.pod.key: member.pod for member in placement.pods}
+        evicted, kept = await self._evict([pods[key] for key in ledger.bound])
+        outcome = ledger.outcome(evicted=evicted, kept=kept)
+        (gang_log.error if kept else gang_log.warning)(
+            "gang_rolled_back", reason=outcome.reason, evicted=len(evicted), kept=len(kept)
+        )
+        return outcome
+
+    # -- one member ------------------------------------------------------------------------------
+
+    async def _bind_member(self, member: PodPlacement, ledger: GangLedger) -> None:
+        path, body = binding_path(member.pod), binding_body(member)
+        detail = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await self._sleep(self._backoff(attempt))
+            answer = await self._attempt(member, path, body, ledger)
+            if answer is None:
+                return  # the gang is rolled back anyway; leave this member unbound
+            verdict, detail = answer
+            if verdict.final:
+                ledger.record(member.pod.key, verdict, detail)
+                return
+        ledger.record(member.pod.key, Verdict.FAILED, f"{detail} (after {self.retries + 1} attempts)")
+
+    async def _attempt(
+        self, member: PodPlacement, path: str, body: dict[str, Any], ledger: GangLedger
+    ) -> tuple[Verdict, str] | None:
+        """One POST; None when the gang was lost while this member waited for its turn."""
+        async with self._slots:
+            await self._bucket.acquire()
+            # Checked after the waits: another member may have lost the gang meanwhile.
+            if ledger.lost is not None:
+                return None
+            try:
+                await self.client.post(path, body)
+            except ApiError as exc:
+                verdict = judge_error(exc.status)
+                if verdict is Verdict.CHECK:
+                    return await self._check(member)
+                return verdict, f"{exc.status} {exc.reason}: {exc.message}"
+            except ApiUnavailable as exc:
+                return Verdict.RETRY, str(exc)
+        return Verdict.BOUND, ""
+
+    async def _check(self, member: PodPlacement) -> tuple[Verdict, str]:
+        """After a 409: read the pod to see whose binding won."""
+        await self._bucket.acquire()
+        try:
+            pod = await self.client.get(pod_path(member.pod))
+        except ApiError as exc:
+            if exc.status == 404:
+                return judge_conflict(None, node=member.node, uid=member.pod.uid)
+            verdict = Verdict.RETRY if judge_error(exc.status) is Verdict.RETRY else Verdict.FAILED
+            return verdict, f"409 Conflict, then reading the pod: {exc.status} {exc.reason}"
+        except ApiUnavailable as exc:
+            return Verdict.RETRY, f"409 Conflict, then reading the pod: {exc}"
+        return judge_conflict(pod, node=member.node, uid=member.pod.uid)
+
+    # -- rollback --------------------------------------------------------------------------------
+
+    async def _evict(self, pods: Sequence[PodInfo]) -> tuple[list[str], list[str]]:
+        """Delete `pods`; returns (deleted or already gone, still there)."""
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._evict_one(pod)) for pod in pods]
+        evicted = [pod.key for pod, task in zip(pods, tasks, strict=True) if task.result()]
+        kept = [pod.key for pod, task in zip(pods, tasks, strict=True) if not task.result()]
+        return evicted, kept
+
+    async def _evict_one(self, pod: PodInfo) -> bool:
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await self._sleep(self._backoff(attempt))
+            async with self._slots:
+                await self._bucket.acquire()
+                try:
+                    await self.client.delete(pod_path(pod))
+                except ApiError as exc:
+                    if exc.status == 404:
+                        return True
+                    if judge_error(exc.status) is not Verdict.RETRY:
+                        log.error("evict_refused", pod=pod.key, status=exc.status, reason=exc.reason)
+                        return False
+                except ApiUnavailable:
+                    continue  # no answer: retry, as for a 5xx
+                else:
+                    return True
+        log.error("evict_failed", pod=pod.key, attempts=self.retries + 1)
+        return False
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
