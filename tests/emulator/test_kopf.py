@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Final, cast
 
 import kopf
 import pytest
 
 from aisched.emulator.runner import Emulator
-from aisched.kube.client import KubeClient
+from aisched.kube.client import ApiError, JsonObject, KubeClient
+
+WIDGETS_PATH: Final = "/apis/example.com/v1/namespaces/default/widgets"
 
 WIDGETS = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -84,6 +86,21 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield api
 
 
+@contextlib.asynccontextmanager
+async def _watching(kube: KubeClient, path: str, **params: str) -> AsyncIterator[AsyncIterator[JsonObject]]:
+    stream = cast(AsyncGenerator[JsonObject, None], kube.watch(path, params=params))
+    async with contextlib.aclosing(stream):
+        yield stream
+
+
+async def _until(stream: AsyncIterator[JsonObject], wanted: Callable[[JsonObject], bool]) -> JsonObject:
+    async with asyncio.timeout(30):
+        async for event in stream:
+            if wanted(event):
+                return event
+    raise AssertionError("the watch ended before the event came")
+
+
 def _operator(url: str, created: asyncio.Queue[str], deleted: asyncio.Queue[str]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -130,7 +147,7 @@ async def test_a_kopf_operator_handles_creation_status_finalizers_and_deletion(e
         async with KubeClient(base_url=emulator.url) as kube:
             # Created the instant the operator is ready: it must not fall between its list and watch.
             await kube.post(
-                "/apis/example.com/v1/namespaces/default/widgets",
+                WIDGETS_PATH,
                 {
                     "apiVersion": "example.com/v1",
                     "kind": "Widget",
@@ -139,30 +156,19 @@ async def test_a_kopf_operator_handles_creation_status_finalizers_and_deletion(e
                 },
             )
             assert await asyncio.wait_for(created.get(), timeout=30) == "w1"
-            path = "/apis/example.com/v1/namespaces/default/widgets/w1"
-
-            async def handled() -> dict[str, Any]:
-                while True:
-                    widget = await kube.get(path)
-                    if (widget.get("status") or {}).get("on_create"):
-                        return widget
-                    await asyncio.sleep(0)
-
-            widget = await asyncio.wait_for(handled(), timeout=30)
-            assert widget["status"]["on_create"] == {"doubled": 42}
-            assert widget["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
-            await kube.delete(path)
-            assert await asyncio.wait_for(deleted.get(), timeout=30) == "w1"
-
-            async def gone() -> None:
-                while True:
-                    try:
-                        await kube.get(path)
-                    except Exception:
-                        return
-                    await asyncio.sleep(0)
-
-            await asyncio.wait_for(gone(), timeout=30)
+            async with _watching(kube, WIDGETS_PATH, fieldSelector="metadata.name=w1") as stream:
+                handled = await _until(
+                    stream, lambda e: bool((e["object"].get("status") or {}).get("on_create"))
+                )
+                widget = handled["object"]
+                assert widget["status"]["on_create"] == {"doubled": 42}
+                assert widget["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
+                await kube.delete(f"{WIDGETS_PATH}/w1")
+                assert await asyncio.wait_for(deleted.get(), timeout=30) == "w1"
+                await _until(stream, lambda e: e["type"] == "DELETED")  # the operator let it go
+            with pytest.raises(ApiError) as gone:
+                await kube.get(f"{WIDGETS_PATH}/w1")
+            assert gone.value.status == 404
             peering = await kube.get("/apis/kopf.dev/v1/clusterkopfpeerings/default")
             assert peering.get("status"), "the operator announced itself in the peering object"
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -94,16 +95,40 @@ async def test_an_invalid_aijob_is_refused_naming_the_field(
 
 async def test_get_watch_streams_new_objects(api: tuple[Emulator, Kubectl]) -> None:
     _, kubectl = api
+    before = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "before"}}
+    await kubectl.ok("apply", "-f", "-", stdin=json.dumps(before))
     watch = await kubectl.start("get", "configmaps", "-w", "--no-headers")
     try:
+        assert watch.stdout is not None
+        # kubectl prints what it listed, then watches from the list's resourceVersion.
+        line = await asyncio.wait_for(watch.stdout.readline(), timeout=30)
+        assert line.decode().split()[0] == "before"
         hello = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hello"}, "data": {"a": "b"}}
         await kubectl.ok("apply", "-f", "-", stdin=json.dumps(hello))
-        assert watch.stdout is not None
         line = await asyncio.wait_for(watch.stdout.readline(), timeout=30)
         assert line.decode().split()[0] == "hello"
     finally:
         watch.terminate()
         await watch.wait()
+
+
+async def test_get_events_prints_the_timestamps_kopf_posts(api: tuple[Emulator, Kubectl]) -> None:
+    _, kubectl = api
+    posted = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "widget-handled"},
+        "involvedObject": {"kind": "Widget", "name": "w1", "namespace": "default"},
+        "type": "Normal",
+        "reason": "Logging",
+        "message": "handled",
+        "firstTimestamp": posted,
+        "lastTimestamp": posted,
+    }
+    await kubectl.ok("create", "-f", "-", stdin=json.dumps(event))
+    out = await kubectl.ok("get", "events", "--no-headers")
+    assert out.split()[:4] == ["5m", "Normal", "Logging", "widget/w1"]
 
 
 async def test_describe_patch_label_and_delete(api: tuple[Emulator, Kubectl]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -203,6 +204,55 @@ async def test_a_crd_deleted_through_its_last_finalizer_stops_serving_its_resour
     for path in (f"{CRD_PATH}/aijobs.aisched.io", AIJOBS, "/apis/aisched.io/v1alpha1"):
         error = await _error(kube.get(path))
         assert error.status == 404, path
+
+
+def _widgets_crd(*versions: str, plural: str = "widgets") -> JsonObject:
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": plural, "kind": "Widget"},
+            "scope": "Namespaced",
+            "versions": [
+                {"name": v, "served": True, "storage": i == 0, "schema": schema}
+                for i, v in enumerate(versions)
+            ],
+        },
+    }
+
+
+async def test_a_version_removed_from_a_crd_is_no_longer_served_nor_watched(kube: KubeClient) -> None:
+    await kube.post(CRD_PATH, _widgets_crd("v1", "v2beta1"))
+    widgets = "/apis/example.com/{}/namespaces/default/widgets"
+    await kube.post(widgets.format("v1"), {"metadata": {"name": "w"}})
+    async with _watching(kube, widgets.format("v2beta1")) as stream:
+        assert (await _until(stream, lambda e: True))["type"] == "ADDED"  # the watch is on
+        await kube.put(
+            f"{CRD_PATH}/widgets.example.com",
+            {**_widgets_crd("v1"), "metadata": {"name": "widgets.example.com"}},
+        )
+        async with asyncio.timeout(5):
+            rest = [event async for event in stream]
+    assert rest == [], "the watch on the removed version ends, and no object was deleted"
+    for path in (widgets.format("v2beta1"), "/apis/example.com/v2beta1"):
+        assert (await _error(kube.get(path))).status == 404, path
+    assert (await kube.get("/apis/example.com"))["versions"] == [
+        {"groupVersion": "example.com/v1", "version": "v1"}
+    ]
+    assert _names(await kube.get(widgets.format("v1"))) == {"w"}
+
+
+async def test_a_crd_whose_plural_changes_stops_serving_the_old_one(kube: KubeClient) -> None:
+    await kube.post(CRD_PATH, _widgets_crd("v1"))
+    await kube.post("/apis/example.com/v1/namespaces/default/widgets", {"metadata": {"name": "w"}})
+    await kube.put(f"{CRD_PATH}/widgets.example.com", _widgets_crd("v1", plural="gizmos"))
+    assert (await _error(kube.get("/apis/example.com/v1/namespaces/default/widgets"))).status == 404
+    served = {r["name"] for r in (await kube.get("/apis/example.com/v1"))["resources"]}
+    assert served == {"gizmos"}
+    assert _names(await kube.get("/apis/example.com/v1/namespaces/default/gizmos")) == set()
 
 
 # -- verbs --------------------------------------------------------------------------------------
@@ -482,27 +532,33 @@ async def test_a_watch_sees_only_objects_its_selectors_select(kube: KubeClient) 
     ]
 
 
-async def test_an_object_leaving_a_watchers_selection_is_deleted_for_it(kube: KubeClient) -> None:
+async def test_an_object_leaving_a_watchers_selection_is_deleted_for_it_in_its_last_matching_state(
+    kube: KubeClient,
+) -> None:
     await kube.post(CONFIGMAPS, {"metadata": {"name": "cm", "labels": {"tier": "web"}}})
     async with _watching(kube, CONFIGMAPS, labelSelector="tier=web") as stream:
         added = await _until(stream, lambda e: True)
         assert added["type"] == "ADDED"
-        await kube.patch(f"{CONFIGMAPS}/cm", {"metadata": {"labels": {"tier": "db"}}})
+        moved = await kube.patch(f"{CONFIGMAPS}/cm", {"metadata": {"labels": {"tier": "db"}}})
         left = await _until(stream, lambda e: True)
         await kube.patch(f"{CONFIGMAPS}/cm", {"metadata": {"labels": {"tier": "web"}}})
         back = await _until(stream, lambda e: True)
-    assert (left["type"], left["object"]["metadata"]["labels"]) == ("DELETED", {"tier": "db"})
+    # As the real server sends it: the state the watcher last matched, at the change's revision.
+    assert (left["type"], left["object"]["metadata"]["labels"]) == ("DELETED", {"tier": "web"})
+    assert left["object"]["metadata"]["resourceVersion"] == moved["metadata"]["resourceVersion"]
     assert back["type"] == "ADDED"
     assert await kube.get(f"{CONFIGMAPS}/cm"), "the object itself was never deleted"
 
 
-async def test_binding_takes_a_pod_out_of_an_unbound_pods_watch(kube: KubeClient) -> None:
+async def test_binding_takes_a_pod_out_of_an_unbound_pods_watch_as_it_was_unbound(kube: KubeClient) -> None:
     await kube.post(PODS, _pod("pod", schedulerName="aisched"))
     async with _watching(kube, PODS, fieldSelector="spec.nodeName=,spec.schedulerName=aisched") as stream:
         assert (await _until(stream, lambda e: True))["type"] == "ADDED"
         await kube.post(f"{PODS}/pod/binding", _binding("pod", "node-1"))
         left = await _until(stream, lambda e: True)
-    assert (left["type"], left["object"]["spec"]["nodeName"]) == ("DELETED", "node-1")
+    bound = await kube.get(f"{PODS}/pod")
+    assert (left["type"], left["object"]["spec"].get("nodeName")) == ("DELETED", None)
+    assert left["object"]["metadata"]["resourceVersion"] == bound["metadata"]["resourceVersion"]
 
 
 async def test_a_replayed_watch_applies_its_selector_to_past_changes(kube: KubeClient) -> None:
@@ -594,3 +650,27 @@ async def test_a_pod_table_shows_readiness_and_status(kube: KubeClient, http: ai
     [row] = table["rows"]
     cells = dict(zip(columns, row["cells"], strict=True))
     assert (cells["Name"], cells["Ready"], cells["Status"]) == ("pod", "0/1", "Pending")
+
+
+async def test_an_event_table_reads_the_timestamps_kopf_posts(
+    kube: KubeClient, http: aiohttp.ClientSession
+) -> None:
+    now = datetime.now(UTC)
+    posted = (now - timedelta(minutes=5)).isoformat()  # microseconds and +00:00, as Kopf sends them
+    await kube.post(
+        "/api/v1/namespaces/default/events",
+        {
+            "metadata": {"generateName": "widget-"},
+            "involvedObject": {"kind": "Widget", "name": "w1", "namespace": "default"},
+            "type": "Normal",
+            "reason": "Logging",
+            "message": "handled",
+            "firstTimestamp": posted,
+            "lastTimestamp": posted,
+        },
+    )
+    table = await _table(http, "/api/v1/namespaces/default/events")
+    columns = [c["name"] for c in table["columnDefinitions"]]
+    [row] = table["rows"]
+    cells = dict(zip(columns, row["cells"], strict=True))
+    assert (cells["Last Seen"], cells["Object"], cells["Message"]) == ("5m", "widget/w1", "handled")

@@ -94,6 +94,23 @@ async def test_generation_is_bumped_by_spec_changes_only(kube: KubeClient) -> No
     assert generations == [1, 1, 1, 2]
 
 
+async def test_a_write_that_changes_nothing_is_not_committed(kube: KubeClient) -> None:
+    created = await kube.post(
+        CONFIGMAPS, {"metadata": {"name": "cm", "labels": {"a": "b"}}, "data": {"k": "1"}}
+    )
+    revision = created["metadata"]["resourceVersion"]
+    async with _watching(kube, CONFIGMAPS, resourceVersion=revision) as stream:
+        patched = await kube.patch(
+            f"{CONFIGMAPS}/cm", {"metadata": {"labels": {"a": "b"}}, "data": {"k": "1"}}
+        )
+        put = await kube.put(f"{CONFIGMAPS}/cm", {k: v for k, v in created.items() if k != "status"})
+        assert patched == put == created
+        changed = await kube.patch(f"{CONFIGMAPS}/cm", {"data": {"k": "2"}})
+        event = await _next(stream)
+    assert (event["type"], event["object"]["data"]) == ("MODIFIED", {"k": "2"})
+    assert int(changed["metadata"]["resourceVersion"]) == int(revision) + 1, "nothing was committed between"
+
+
 # -- finalizers ---------------------------------------------------------------------------------
 
 

@@ -52,7 +52,10 @@ class Emulator:
             self.install_crds()
             self.add_nodes(self._cluster)
         self.kubelet.start()
-        self._runner = web.AppRunner(self.server.app, handle_signals=False, access_log=None)
+        # Cancel a handler whose client went away, so an idle watch does not outlive its client.
+        self._runner = web.AppRunner(
+            self.server.app, handle_signals=False, access_log=None, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()

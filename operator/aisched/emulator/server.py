@@ -6,8 +6,6 @@ errors are v1 `Status` objects, and watches are newline-delimited JSON streams.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import json
 import random
@@ -19,12 +17,21 @@ from typing import Any, Final
 from aiohttp import web
 
 from aisched.emulator import patch as patches
+from aisched.emulator.admission import (
+    admit,
+    binding_target,
+    check_crd,
+    check_depth,
+    check_metadata,
+    delete_options,
+)
 from aisched.emulator.errors import StatusError, status_body
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
-from aisched.emulator.schema import validate_custom_resource
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
-from aisched.emulator.store import Event, Obj, Store
+from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store
 from aisched.emulator.tables import table
+from aisched.emulator.watch import stream_watch
+from aisched.observability.logging import get_logger
 
 __all__ = ["ApiServer"]
 
@@ -41,7 +48,10 @@ KUBERNETES_VERSION: Final = {
 }
 _SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
 _JSON: Final = "application/json"
-_WATCH_TIMEOUT: Final = 1800
+_CRDS: Final = ("apiextensions.k8s.io", "customresourcedefinitions")
+_NOT_FOUND: Final = "the server could not find the requested resource"
+
+log = get_logger(__name__)
 
 
 def _dumps(body: Any) -> str:
@@ -65,9 +75,14 @@ class ApiServer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         bookmark_every: float = 5.0,
         history: int | None = None,
+        watch_queue_limit: int = WATCH_QUEUE_LIMIT,
     ) -> None:
         self.clock = clock
-        self.store = Store(clock=clock) if history is None else Store(clock=clock, history=history)
+        self.store = (
+            Store(clock=clock, watch_queue_limit=watch_queue_limit)
+            if history is None
+            else Store(clock=clock, history=history, watch_queue_limit=watch_queue_limit)
+        )
         self.bookmark_every = bookmark_every
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._rng = random.Random(0)
@@ -84,14 +99,15 @@ class ApiServer:
     def register(self, resource: ResourceType) -> None:
         self._types[(resource.group, resource.version, resource.plural)] = resource
 
-    def unregister(self, group: str, plural: str) -> None:
-        for key in [k for k in self._types if k[0] == group and k[2] == plural]:
+    def unregister(self, group: str, plural: str, *, version: str | None = None) -> None:
+        """Stop serving `group`/`plural` (only its `version`, if given)."""
+        for key in [k for k in self._types if k[0] == group and k[2] == plural and version in (None, k[1])]:
             del self._types[key]
 
     def resource(self, group: str, version: str, plural: str) -> ResourceType:
         found = self._types.get((group, version, plural))
         if found is None:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         return found
 
     def group_versions(self) -> dict[str, list[str]]:
@@ -104,12 +120,22 @@ class ApiServer:
     # -- dispatch ---------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        """Route `request`; every failure is answered with a v1 Status, never aiohttp's text."""
         try:
             return await self._route(request)
         except StatusError as exc:
             return _response(exc.body(), exc.code)
         except SelectorError as exc:
             return _response(StatusError.bad_request(str(exc)).body(), 400)
+        except RecursionError:
+            return _response(StatusError.bad_request("the request is nested too deeply").body(), 400)
+        except web.HTTPException as exc:  # raised by aiohttp itself (a body over client_max_size)
+            reason = exc.reason.replace(" ", "")
+            return _response(status_body(exc.status, reason, exc.text or exc.reason), exc.status)
+        except Exception:
+            log.exception("request_failed", method=request.method, path=request.path)
+            message = f"an error on the server has prevented the {request.method} request from succeeding"
+            return _response(status_body(500, "InternalError", message), 500)
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -134,7 +160,7 @@ class ApiServer:
             if len(parts) == 2:
                 return _response(self._group(parts[1]))
             return await self._group_version(request, parts[1], parts[2], parts[3:])
-        raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise StatusError(404, "NotFound", _NOT_FOUND)
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -149,13 +175,13 @@ class ApiServer:
     def _group(self, group: str) -> dict[str, Any]:
         versions = self.group_versions().get(group)
         if not versions:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         return {"kind": "APIGroup", "apiVersion": "v1", **self._group_entry(group, versions)}
 
     def _resource_list(self, group: str, version: str) -> dict[str, Any]:
         resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
         if not resources:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",
@@ -167,20 +193,22 @@ class ApiServer:
         """OpenAPI v3: a document per group-version whose PATCH operations carry each kind and the
         `fieldValidation` parameter, which is what kubectl reads to leave validation to the server
         (the schemas themselves are not published; `kubectl explain` has nothing to show)."""
-        if parts[:1] != ["v3"]:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
-        versions = self.group_versions()
-        if len(parts) == 1:
+        if parts == ["v3"]:
             paths: dict[str, dict[str, str]] = {}
-            for group, group_versions in versions.items():
+            for group, group_versions in self.group_versions().items():
                 for version in group_versions:
                     key = f"apis/{group}/{version}" if group else f"api/{version}"
                     paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={self.store.revision}"}
             return {"paths": paths}
-        group, version = ("", parts[2]) if parts[1] == "api" and len(parts) == 3 else (parts[2], parts[3])
+        if len(parts) == 3 and parts[:2] == ["v3", "api"]:
+            group, version = "", parts[2]
+        elif len(parts) == 4 and parts[:2] == ["v3", "apis"]:
+            group, version = parts[2], parts[3]
+        else:
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
         if not resources:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         field_validation = {
             "name": "fieldValidation",
             "in": "query",
@@ -219,16 +247,23 @@ class ApiServer:
             namespace, rest = rest[1], rest[2:]
         resource = self.resource(group, version, rest[0])
         if namespace is not None and not resource.namespaced:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if len(rest) > 3 or (sub is not None and sub not in resource.subresources):
-            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise StatusError(404, "NotFound", _NOT_FOUND)
         method = request.method
         if name is None:
             if method == "GET":
                 if request.query.get("watch", "").lower() in ("true", "1"):
-                    return await self._watch(request, resource, namespace)
+                    return await stream_watch(
+                        request,
+                        store=self.store,
+                        resource=resource,
+                        namespace=namespace,
+                        clock=self.clock,
+                        bookmark_every=self.bookmark_every,
+                    )
                 return self._list(request, resource, namespace)
             if method == "POST":
                 body = await self._body(request)
@@ -274,8 +309,8 @@ class ApiServer:
                     )
                 )
             if method == "DELETE" and sub is None:
-                options = await self._body(request, required=False)
-                return _response(self.delete(resource, namespace, name, options or {}))
+                options = delete_options(await self._body(request, required=False))
+                return _response(self.delete(resource, namespace, name, options))
         raise StatusError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
         )
@@ -297,14 +332,20 @@ class ApiServer:
                 raise StatusError.bad_request("the request body is empty")
             return None
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
+        except RecursionError:
+            raise StatusError.bad_request("the request body is nested too deeply") from None
         except ValueError:
             try:
                 import yaml  # noqa: PLC0415 - apply-patch+yaml and YAML bodies are rare
 
-                return yaml.safe_load(raw)
+                body = yaml.safe_load(raw)
+            except RecursionError:
+                raise StatusError.bad_request("the request body is nested too deeply") from None
             except Exception as exc:
                 raise StatusError.bad_request(f"the request body is not JSON: {exc}") from None
+        check_depth(body)
+        return body
 
     def _object(self, request: web.Request, resource: ResourceType, obj: Obj) -> web.Response:
         if _wants_table(request):
@@ -329,95 +370,6 @@ class ApiServer:
             }
         )
 
-    # -- watch -------------------------------------------------------------------------------
-
-    async def _watch(
-        self, request: web.Request, resource: ResourceType, namespace: str | None
-    ) -> web.StreamResponse:
-        query = request.query
-        since_raw = query.get("resourceVersion", "")
-        since = int(since_raw) if since_raw not in ("", "0") and since_raw.isdigit() else None
-        if since_raw not in ("", "0") and not since_raw.isdigit():
-            raise StatusError.bad_request(f"invalid resourceVersion {since_raw!r}")
-        timeout = float(query.get("timeoutSeconds") or _WATCH_TIMEOUT)
-        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
-        as_table = _wants_table(request)
-        response = web.StreamResponse(headers={"Content-Type": _JSON, "Transfer-Encoding": "chunked"})
-        try:
-            watcher = self.store.watch(
-                resource,
-                namespace=namespace,
-                labels=label_selector(query.get("labelSelector")),
-                fields=field_selector(query.get("fieldSelector")),
-                since=since,
-            )
-        except StatusError as exc:
-            if exc.code != 410:
-                raise
-            await response.prepare(request)
-            await response.write((_dumps({"type": "ERROR", "object": exc.body()}) + "\n").encode())
-            return response
-        initial_end = since is None and query.get("sendInitialEvents", "").lower() in ("true", "1")
-        await response.prepare(request)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        try:
-            if initial_end:
-                await self._write_initial(response, watcher, resource, as_table)
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(
-                        watcher.queue.get(),
-                        timeout=min(remaining, self.bookmark_every) if bookmarks else remaining,
-                    )
-                except TimeoutError:
-                    if bookmarks and loop.time() < deadline:
-                        await response.write((_dumps(self._bookmark(resource)) + "\n").encode())
-                    continue
-                if item is None:
-                    break
-                kind, obj = item
-                body = (
-                    table(resource, [obj], revision=self.store.revision, now=self.clock())
-                    if as_table
-                    else obj
-                )
-                await response.write((_dumps({"type": kind, "object": body}) + "\n").encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.store.unwatch(watcher)
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
-        return response
-
-    async def _write_initial(
-        self, response: web.StreamResponse, watcher: Any, resource: ResourceType, as_table: bool
-    ) -> None:
-        while not watcher.queue.empty():
-            item = watcher.queue.get_nowait()
-            if item is None:
-                return
-            kind, obj = item
-            body = table(resource, [obj], revision=self.store.revision, now=self.clock()) if as_table else obj
-            await response.write((_dumps({"type": kind, "object": body}) + "\n").encode())
-        bookmark = self._bookmark(resource)
-        bookmark["object"]["metadata"]["annotations"] = {"k8s.io/initial-events-end": "true"}
-        await response.write((_dumps(bookmark) + "\n").encode())
-
-    def _bookmark(self, resource: ResourceType) -> dict[str, Any]:
-        return {
-            "type": "BOOKMARK",
-            "object": {
-                "kind": resource.kind,
-                "apiVersion": resource.api_version,
-                "metadata": {"resourceVersion": str(self.store.revision)},
-            },
-        }
-
     # -- verbs -----------------------------------------------------------------------------
 
     def create(
@@ -431,10 +383,10 @@ class ApiServer:
     ) -> Obj:
         if not isinstance(body, dict):
             raise StatusError.bad_request("the request body must be a JSON object")
+        check_metadata(resource.kind, body, group=resource.group)
         obj = copy.deepcopy(body)
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise StatusError.bad_request("metadata must be an object")
+        meta = obj.get("metadata") or {}
+        obj["metadata"] = meta
         if resource.namespaced:
             if namespace is None:
                 namespace = meta.get("namespace") or "default"
@@ -454,12 +406,14 @@ class ApiServer:
             )
         if "status" in resource.subresources and resource.custom:
             obj.pop("status", None)
-        obj = self._admit(resource, obj, old=None, field_validation=field_validation)
+        obj = admit(resource, obj, old=None, field_validation=field_validation)
+        if resource.key == _CRDS:
+            check_crd(obj)
         if dry_run:
             return obj
         created = self.store.create(resource, obj)
-        if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            self._crd_changed(created)
+        if resource.key == _CRDS:
+            self._crd_changed(created, old=None)
         return created
 
     def update(
@@ -475,6 +429,7 @@ class ApiServer:
     ) -> Obj:
         if not isinstance(body, dict):
             raise StatusError.bad_request("the request body must be a JSON object")
+        check_metadata(resource.kind, body, group=resource.group)
         current = self.store.get(resource, namespace, name)
         wanted = (body.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != current["metadata"]["resourceVersion"]:
@@ -487,7 +442,7 @@ class ApiServer:
         new = copy.deepcopy(body)
         if (new.get("metadata") or {}).get("name", name) != name:
             raise StatusError.bad_request("the name of the object does not match the name on the URL")
-        new.setdefault("metadata", {})
+        new["metadata"] = new.get("metadata") or {}
         if resource.namespaced:
             if new["metadata"].get("namespace") not in (None, "", namespace):
                 raise StatusError.bad_request(
@@ -505,17 +460,19 @@ class ApiServer:
                 new["status"] = copy.deepcopy(current["status"])
             else:
                 new.pop("status", None)
-        new = self._admit(resource, new, old=current, field_validation=field_validation)
+        new = admit(resource, new, old=current, field_validation=field_validation)
+        if resource.key == _CRDS:
+            check_crd(new)
         if dry_run:
             return new
         stored = self.store.replace(resource, current, new)
         # Removing the last finalizer of a terminating object deletes it (the store has done so).
         gone = bool(stored["metadata"].get("deletionTimestamp")) and not stored["metadata"].get("finalizers")
-        if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        if resource.key == _CRDS:
             if gone:
                 self._crd_deleted(stored)
             else:
-                self._crd_changed(stored)
+                self._crd_changed(stored, old=current)
         if gone:
             self._collect_garbage(stored)
         return stored
@@ -545,6 +502,7 @@ class ApiServer:
             raise StatusError(422, "Invalid", str(exc)) from None
         if not isinstance(patched, dict):
             raise StatusError(422, "Invalid", "the patch did not produce an object")
+        check_metadata(resource.kind, patched, group=resource.group)
         # A patch applies to the current object: it conflicts only if it names a resourceVersion.
         patched.setdefault("metadata", {}).setdefault(
             "resourceVersion", current["metadata"]["resourceVersion"]
@@ -577,7 +535,7 @@ class ApiServer:
             )
         result = self.store.delete(resource, namespace, name)
         if self.store.find(resource, namespace, name) is None:
-            if resource.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            if resource.key == _CRDS:
                 self._crd_deleted(result)
             if options.get("propagationPolicy") != "Orphan":
                 self._collect_garbage(result)
@@ -622,11 +580,8 @@ class ApiServer:
         """POST pods/<name>/binding: assign the pod to a node, once."""
         if resource.key != ("", "pods"):
             raise StatusError(405, "MethodNotAllowed", "binding is a pods subresource")
+        node, annotations = binding_target(name, body)
         pod = self.store.get(resource, namespace, name)
-        target = (body or {}).get("target") or {}
-        node = target.get("name")
-        if not node:
-            raise StatusError(422, "Invalid", f'Binding "{name}" is invalid: target.name: Required value')
         if (pod.get("spec") or {}).get("nodeName"):
             raise StatusError.conflict(
                 "pods/binding", name, f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"'
@@ -635,7 +590,6 @@ class ApiServer:
             raise StatusError.conflict("pods/binding", name, "pod is being deleted")
         bound = copy.deepcopy(pod)
         bound.setdefault("spec", {})["nodeName"] = node
-        annotations = ((body or {}).get("metadata") or {}).get("annotations") or {}
         if annotations:
             bound["metadata"].setdefault("annotations", {}).update(annotations)
         status = bound.setdefault("status", {})
@@ -648,53 +602,17 @@ class ApiServer:
         self.store.replace(resource, pod, bound)
         return status_body(201, "", "")
 
-    # -- admission: defaults and validation ---------------------------------------------------
+    # -- CustomResourceDefinitions ----------------------------------------------------------
 
-    def _admit(
-        self, resource: ResourceType, obj: Obj, *, old: Obj | None, field_validation: str = "Warn"
-    ) -> Obj:
-        if resource.custom and resource.schema is not None:
-            checked, errors, unknown = validate_custom_resource(resource.schema, obj, old=old)
-            if unknown and field_validation == "Strict":
-                listed = ", ".join(f'unknown field "{path}"' for path in unknown)
-                raise StatusError.bad_request(f"strict decoding error: {listed}")
-            if errors:
-                causes = [{"reason": e.reason, "message": e.body, "field": e.path} for e in errors]
-                raise StatusError(
-                    422,
-                    "Invalid",
-                    f'{resource.kind}.{resource.group} "{obj["metadata"].get("name", "")}" is invalid: '
-                    + ", ".join(str(e) for e in errors),
-                    details={
-                        "name": obj["metadata"].get("name", ""),
-                        "group": resource.group,
-                        "kind": resource.kind,
-                        "causes": causes,
-                    },
-                )
-            return checked
-        if resource.key == ("", "pods") and old is None:
-            spec = obj.setdefault("spec", {})
-            if not spec.get("containers"):
-                raise StatusError.invalid(
-                    "Pod",
-                    obj["metadata"].get("name", ""),
-                    [{"field": "spec.containers", "message": "Required value"}],
-                )
-            spec.setdefault("schedulerName", "default-scheduler")
-            spec.setdefault("restartPolicy", "Always")
-            spec.setdefault("terminationGracePeriodSeconds", 30)
-            spec.setdefault("dnsPolicy", "ClusterFirst")
-            # As the real pod strategy does on create: clients cannot set a pod's status.
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        if resource.key == ("", "namespaces"):
-            obj.setdefault("status", {}).setdefault("phase", "Active")
-        return obj
-
-    def _crd_changed(self, crd: Obj) -> None:
+    def _crd_changed(self, crd: Obj, *, old: Obj | None) -> None:
+        """Serve what `crd` defines; stop serving what `old` (the CRD before) defined and it does not
+        (a version removed or no longer served, a plural changed), as on deletion."""
         spec = crd.get("spec") or {}
-        for resource in from_crd(crd):
+        served = from_crd(crd)
+        for resource in served:
             self.register(resource)
+        if old is not None:
+            self._retire(from_crd(old), keep=served)
         accepted = copy.deepcopy(spec.get("names") or {})
         now = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         wanted_status = {
@@ -724,11 +642,24 @@ class ApiServer:
             self.store.replace(crds, crd, updated)
 
     def _crd_deleted(self, crd: Obj) -> None:
-        for resource in from_crd(crd):
+        self._retire(from_crd(crd), keep=[])
+
+    def _retire(self, resources: list[ResourceType], *, keep: list[ResourceType]) -> None:
+        """Unregister `resources` not in `keep`; a resource none of whose versions is kept loses its
+        objects (each watcher told) too, and a version's watchers end with it."""
+        kept_versions = {(r.group, r.version, r.plural) for r in keep}
+        kept_storage = {r.key for r in keep}
+        for resource in resources:
+            if (resource.group, resource.version, resource.plural) in kept_versions:
+                continue
             known = self._types.get((resource.group, resource.version, resource.plural))
-            if known is not None:
-                self.store.drop_resource(known)
-            self.unregister(resource.group, resource.plural)
+            if known is None:
+                continue
+            if known.key not in kept_storage:
+                self.store.drop_resource(known)  # its watchers hear the deletions, then end
+            else:
+                self.store.close_watchers(known)
+            self.unregister(known.group, known.plural, version=known.version)
 
     # -- for the simulated kubelet and tests -------------------------------------------------
 

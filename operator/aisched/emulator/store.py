@@ -2,13 +2,15 @@
 
 Everything here runs on the event loop without awaiting between a read and the write that follows,
 so each operation is atomic, and so is taking a list together with subscribing a watcher: a watch
-started from "now" never misses an event.
+started from "now" never misses an event. Watchers are offered each event inside the write that makes
+it, so a watcher whose queue is empty has been told of every change up to `Store.revision`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,12 +21,18 @@ from typing import Any, Final
 from aisched.emulator.errors import StatusError
 from aisched.emulator.resources import ResourceType
 from aisched.emulator.selectors import Matcher
+from aisched.observability.logging import get_logger
 
-__all__ = ["Event", "Store", "Watcher"]
+__all__ = ["WATCH_QUEUE_LIMIT", "Event", "Store", "Watcher"]
 
 Obj = dict[str, Any]
 ObjectKey = tuple[str, str]  # (namespace or "", name)
 _HISTORY: Final = 100_000
+#: Events a watcher may have waiting before it is closed as too slow (the real server drops slow
+#: watchers too; the client re-watches from the last resourceVersion it saw).
+WATCH_QUEUE_LIMIT: Final = 10_000
+
+log = get_logger(__name__)
 
 
 def _now(clock: Callable[[], datetime]) -> str:
@@ -50,8 +58,14 @@ class Watcher:
     namespace: str | None
     labels: Matcher
     fields: Matcher
+    #: The API version the stream was opened on (a CRD that stops serving it ends the stream).
+    version: str = ""
+    limit: int = WATCH_QUEUE_LIMIT
     queue: asyncio.Queue[tuple[str, Obj] | None] = field(default_factory=asyncio.Queue)
     selected: set[ObjectKey] = field(default_factory=set)
+    closed: bool = False
+    #: Set once the store no longer offers this watcher anything (`Store.unwatch`).
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def matches(self, obj: Obj) -> bool:
         meta = obj.get("metadata") or {}
@@ -61,7 +75,13 @@ class Watcher:
 
     def offer(self, event: Event) -> None:
         """Queue `event` as this watcher sees it: objects entering or leaving its selection are
-        ADDED or DELETED for it, whatever happened to them."""
+        ADDED or DELETED for it, whatever happened to them.
+
+        A DELETED carries the last state the watcher would have matched (the object before the
+        change), stamped with the event's resourceVersion, as the real API server sends it.
+        """
+        if self.closed:
+            return
         key = _key(event.object)
         was = key in self.selected
         now = event.type != "DELETED" and self.matches(event.object)
@@ -72,10 +92,28 @@ class Watcher:
             self.queue.put_nowait(("MODIFIED", event.object))
         elif was:
             self.selected.discard(key)
-            self.queue.put_nowait(("DELETED", event.object))
+            last = event.old if event.old is not None else event.object
+            self.queue.put_nowait(("DELETED", _as_of(last, event.revision)))
+        else:
+            return
+        if self.queue.qsize() > self.limit:
+            self.close(drop_pending=True)
 
-    def close(self) -> None:
+    def close(self, *, drop_pending: bool = False) -> None:
+        """End the stream after the events already queued (or without them, for a watcher too slow
+        to keep: its client resumes from the last resourceVersion it received)."""
+        if self.closed:
+            return
+        self.closed = True
+        if drop_pending:
+            while not self.queue.empty():
+                self.queue.get_nowait()
         self.queue.put_nowait(None)
+
+
+def _as_of(obj: Obj, revision: int) -> Obj:
+    """`obj` with its resourceVersion set to `revision` (a copy: stored objects are shared)."""
+    return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(revision)}}
 
 
 def _key(obj: Obj) -> ObjectKey:
@@ -87,9 +125,15 @@ class Store:
     """Every object the emulator holds, by resource, with history for watches from a revision."""
 
     def __init__(
-        self, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC), history: int = _HISTORY
+        self,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        history: int = _HISTORY,
+        watch_queue_limit: int = WATCH_QUEUE_LIMIT,
     ) -> None:
         self._clock = clock
+        #: The bound on each new watcher's queue (see `WATCH_QUEUE_LIMIT`).
+        self.watch_queue_limit = watch_queue_limit
         self.revision = 0
         self._objects: dict[tuple[str, str], dict[ObjectKey, Obj]] = {}
         self._history: deque[Event] = deque(maxlen=history)
@@ -130,6 +174,12 @@ class Store:
     # -- writing -------------------------------------------------------------------------
 
     def _commit(self, resource: ResourceType, kind: str, obj: Obj, old: Obj | None) -> Obj:
+        """Apply the write, record it, then tell watchers and listeners.
+
+        The write is whole before anyone is told, and one failing watcher or listener neither
+        undoes it nor keeps the others from hearing of it: that watcher is closed (its client
+        re-watches), the failure logged.
+        """
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         key = _key(obj)
@@ -142,10 +192,20 @@ class Store:
         event = Event(self.revision, resource.key, kind, obj, old)
         self._history.append(event)
         for watcher in list(self._watchers):
-            if watcher.resource == resource.key:
+            if watcher.resource != resource.key:
+                continue
+            try:
                 watcher.offer(event)
+            except Exception:
+                log.exception("watcher_offer_failed", resource=resource.plural, revision=event.revision)
+                watcher.close()
+            if watcher.closed:
+                self._watchers.discard(watcher)
         for listener in list(self.listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                log.exception("store_listener_failed", resource=resource.plural, revision=event.revision)
         return obj
 
     def create(self, resource: ResourceType, obj: Obj) -> Obj:
@@ -170,7 +230,11 @@ class Store:
 
     def replace(self, resource: ResourceType, current: Obj, new: Obj) -> Obj:
         """Store `new` in place of `current` (already checked by the caller); bumps generation on
-        spec changes; finishes a deletion whose last finalizer went away."""
+        spec changes; finishes a deletion whose last finalizer went away.
+
+        A write that changes nothing (resourceVersion and managed-field timestamps aside) is not
+        committed: `current` comes back with its resourceVersion, and no watcher hears of it.
+        """
         meta = new["metadata"]
         for immutable in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp"):
             if immutable in current["metadata"]:
@@ -182,6 +246,8 @@ class Store:
             meta["generation"] += 1
         new["apiVersion"] = resource.api_version
         new["kind"] = resource.kind
+        if _comparable(new) == _comparable(current):
+            return current
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._commit(resource, "DELETED", new, current)
         return self._commit(resource, "MODIFIED", new, current)
@@ -201,6 +267,7 @@ class Store:
         """Remove every object of `resource` (its CRD went away), telling the watchers."""
         for obj in list(self.objects(resource).values()):
             self._commit(resource, "DELETED", copy.deepcopy(obj), obj)
+        self._objects.pop(resource.key, None)
         for watcher in list(self._watchers):
             if watcher.resource == resource.key:
                 watcher.close()
@@ -220,7 +287,10 @@ class Store:
 
         Raises 410 Expired when `since` is older than the history kept.
         """
-        watcher = Watcher(resource.key, namespace, labels, fields)
+        # Unbounded while it takes the state or history it starts from; bounded after.
+        watcher = Watcher(
+            resource.key, namespace, labels, fields, version=resource.version, limit=sys.maxsize
+        )
         if since is None:
             for obj in sorted(self.objects(resource).values(), key=_key):
                 if watcher.matches(obj):
@@ -244,20 +314,41 @@ class Store:
             }
             for event in later:
                 watcher.offer(event)
+        watcher.limit = self.watch_queue_limit + watcher.queue.qsize()
         self._watchers.add(watcher)
         return watcher
 
-    def close_watchers(self) -> None:
-        """End every watch stream (the server is shutting down)."""
+    def close_watchers(self, resource: ResourceType | None = None) -> None:
+        """End every watch stream (the server is shutting down), or those opened on `resource`'s
+        version of it (the version is no longer served)."""
         for watcher in list(self._watchers):
-            watcher.close()
+            if resource is None or (watcher.resource, watcher.version) == (resource.key, resource.version):
+                watcher.close()
 
     def unwatch(self, watcher: Watcher) -> None:
+        """Stop offering `watcher` events (its stream has ended)."""
         self._watchers.discard(watcher)
+        watcher.done.set()
+
+    @property
+    def watchers(self) -> frozenset[Watcher]:
+        """The subscriptions being offered events."""
+        return frozenset(self._watchers)
 
     @property
     def oldest_revision(self) -> int:
         return self._compacted
+
+
+def _comparable(obj: Obj) -> Obj:
+    """`obj` without what every write changes by itself: its resourceVersion, managed-field times."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    if isinstance(meta.get("managedFields"), list):
+        meta["managedFields"] = [
+            {k: v for k, v in entry.items() if k != "time"} if isinstance(entry, dict) else entry
+            for entry in meta["managedFields"]
+        ]
+    return {**obj, "metadata": meta}
 
 
 def _spec(obj: Obj) -> Any:

@@ -13,17 +13,30 @@ from typing import Any, Final
 
 from aisched.emulator.resources import ResourceType
 
-__all__ = ["human_age", "table"]
+__all__ = ["human_age", "parse_time", "table"]
 
 Obj = Mapping[str, Any]
 Column = tuple[str, str, int, Callable[[Obj, datetime], Any]]  # name, type, priority, cell
 
 
-def human_age(timestamp: str | None, now: datetime) -> str:
-    """`5m`, `3h12m`, `2d` as kubectl shows ages; `<unknown>` when absent."""
-    if not timestamp:
+def parse_time(timestamp: Any) -> datetime | None:
+    """An RFC 3339 timestamp (`Z` or an offset, with or without a fraction) as an aware datetime;
+    None when absent or unreadable. Clients post more than the server's own `...T12:00:00Z`:
+    Kopf sends `isoformat()`, with microseconds and `+00:00`."""
+    if not isinstance(timestamp, str) or not timestamp:
+        return None
+    try:
+        parsed = datetime.fromisoformat(timestamp.upper())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def human_age(timestamp: Any, now: datetime) -> str:
+    """`5m`, `3h12m`, `2d` as kubectl shows ages; `<unknown>` when absent or unreadable."""
+    then = parse_time(timestamp)
+    if then is None:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     seconds = max(0, int((now - then).total_seconds()))
     if seconds < 120:
         return f"{seconds}s"
@@ -144,7 +157,7 @@ def _custom_columns(resource: ResourceType) -> list[Column]:
         def cell(obj: Obj, now: datetime, path: str = path, kind: str = kind) -> Any:
             value = json_path(obj, path)
             if kind == "date":
-                return human_age(value, now) if isinstance(value, str) else "<unknown>"
+                return human_age(value, now)
             return value
 
         columns.append(
