@@ -79,3 +79,34 @@ def test_operator_is_not_a_package_so_the_standard_library_module_wins() -> None
     )
     assert "operator/aisched" not in result.stdout
     assert result.stdout.strip().endswith("operator.py")
+
+
+#: DESIGN.md §1: which aisched packages each core package may import.
+ALLOWED_INTERNAL = {
+    "api": {"api"},
+    "topology": {"api", "topology"},
+    "framework": {"api", "topology", "framework"},
+    "plugins": {"api", "topology", "framework", "plugins"},
+    "queue": {"api", "topology", "framework", "queue"},
+    "cache": {"api", "topology", "cache"},
+    "scheduler": {"api", "topology", "framework", "plugins", "queue", "cache", "scheduler"},
+}
+
+
+def internal_imports(root: Path) -> set[str]:
+    """The aisched sub-packages imported anywhere under `root`."""
+    found = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found |= {n.split(".")[1] for n in names if n.startswith("aisched.") and n.count(".") >= 1}
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED_INTERNAL))
+def test_core_packages_import_only_the_layers_below_them(package: str) -> None:
+    assert internal_imports(PACKAGE / package) <= ALLOWED_INTERNAL[package]

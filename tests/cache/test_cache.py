@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from aisched.cache import Cache, PodUsage
-from aisched.framework.types import GangPlacement, PodInfo, PodPlacement
+from aisched.framework.types import PodInfo
 from aisched.topology import resources
 from aisched.topology.node import NodeInfo
 from aisched.topology.snapshot import Snapshot
-from tests.support.core import GiB, gang, node, pod
+from tests.support.core import GiB, node, pod
 
 CPU, MEMORY, GPU = resources.CPU, resources.MEMORY, resources.GPU
 ROW_COLUMNS = (
@@ -73,12 +73,9 @@ def assert_rows_equal(left: dict[str, Any], right: dict[str, Any]) -> None:
         np.testing.assert_array_equal(value, right[column], err_msg=column)
 
 
-def placement(*pods: tuple[PodInfo, str, int, int]) -> GangPlacement:
-    """A gang placement of (pod, node, slot, gpu mask) entries."""
-    return GangPlacement(
-        gang=gang("g", [p for p, *_ in pods]),
-        pods=tuple(PodPlacement(pod=p, node=n, slot=s, gpu_mask=m) for p, n, s, m in pods),
-    )
+def placement(*pods: tuple[PodInfo, str, int, int]) -> list[tuple[PodUsage, int]]:
+    """What the scheduler hands `Cache.assume` for (pod, node, slot, gpu mask) entries."""
+    return [(PodUsage(key=p.key, node=n, requests=p.requests, gpu_mask=m), s) for p, n, s, m in pods]
 
 
 def used(snapshot: Snapshot, name: str, resource: str) -> int:

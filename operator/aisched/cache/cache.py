@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from aisched.framework.types import GangPlacement
 from aisched.topology import resources
 from aisched.topology.node import NodeInfo
 from aisched.topology.snapshot import Snapshot
@@ -97,31 +96,25 @@ class Cache:
     def pod(self, key: str) -> PodUsage | None:
         return self._pods.get(key)
 
-    def assume(self, placement: GangPlacement) -> None:
-        """Account a placement before its bindings are confirmed, so later cycles see it taken.
+    def assume(self, placed: Iterable[tuple[PodUsage, int]]) -> None:
+        """Account pods placed but not yet bound, so later cycles see their resources taken.
 
-        The snapshot this cache last refreshed is updated in place, so the next cycle needs no
+        `placed` holds each pod's usage (marked assumed) with the snapshot slot it was placed in:
+        the snapshot this cache last refreshed is updated in place, so the next cycle needs no
         row rewrite for it.
         """
-        for pod in placement.pods:
-            usage = PodUsage(
-                key=pod.pod.key,
-                node=pod.node,
-                requests=pod.pod.requests,
-                gpu_mask=pod.gpu_mask,
-                gpu_uuids=pod.gpu_ids,
-                assumed=True,
-            )
+        for given, slot in placed:
+            usage = replace(given, assumed=True)
             in_place = (
                 self._snapshot is not None
                 and usage.key not in self._pods
-                and pod.node not in self._usage_dirty
-                and self._snapshot.slot_of.get(pod.node) == pod.slot
+                and usage.node not in self._usage_dirty
+                and self._snapshot.slot_of.get(usage.node) == slot
             )
             self.set_pod(usage)
             if in_place and self._snapshot is not None:
-                self._usage_dirty.discard(pod.node)
-                self._snapshot.assume(pod.slot, request=pod.pod.requests, gpus=pod.gpu_mask)
+                self._usage_dirty.discard(usage.node)
+                self._snapshot.assume(slot, request=usage.requests, gpus=usage.gpu_mask or 0)
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop assumed pods whose binding failed; pods confirmed bound in the meantime stay."""

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aisched.cache.cache import Cache
+from aisched.cache.cache import Cache, PodUsage
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.runtime import Framework
 from aisched.framework.status import Code, Status
-from aisched.framework.types import Gang, GangPlacement
+from aisched.framework.types import Gang, GangPlacement, PodPlacement
 from aisched.scheduler import explain
 from aisched.scheduler.placement import PlacementFailure, Role, place_gang
 from aisched.topology.snapshot import Snapshot
@@ -79,7 +79,7 @@ class Scheduler:
             # PostFilter (preemption) may make room for a later cycle; this one still fails.
             return ScheduleResult(self.framework.post_filter(state, gang, snapshot, failure))
         # 5. Reserve.
-        self.cache.assume(outcome)
+        self.cache.assume((_usage(p), p.slot) for p in outcome.pods)
         status = self.framework.reserve(state, outcome, snapshot)
         if not status.ok:
             self.forget(outcome)
@@ -110,3 +110,14 @@ class Scheduler:
         )
         code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable and not reasons else Code.UNSCHEDULABLE
         return Status(code, (text,), "Scheduler")
+
+
+def _usage(placed: PodPlacement) -> PodUsage:
+    """What a placed pod takes from its node, as the cache accounts it."""
+    return PodUsage(
+        key=placed.pod.key,
+        node=placed.node,
+        requests=placed.pod.requests,
+        gpu_mask=placed.gpu_mask,
+        gpu_uuids=placed.gpu_ids,
+    )

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus, MigInstance
 from aisched.topology.cost import PCIE_PATHS, Link, link_cost
 
-__all__ = ["GPU", "MAX_GPUS_PER_NODE", "GPUTopology", "popcount"]
+__all__ = ["GPU", "MAX_GPUS_PER_NODE", "GPUTopology"]
 
 #: The widest node the columnar snapshot holds (GPU masks are uint32 bit sets).
 MAX_GPUS_PER_NODE: Final = 32
@@ -27,10 +27,6 @@ MAX_GPUS_PER_NODE: Final = 32
 
 #: Up to this many GPUs, cliques are found exactly (all subsets); wider nodes grow them greedily.
 _EXACT_CLIQUE_GPUS: Final = 10
-
-
-def popcount(mask: int) -> int:
-    return mask.bit_count()
 
 
 @dataclass(frozen=True, kw_only=True)
