@@ -13,11 +13,12 @@ import pytest
 from aisched.agent.discovery import discover, nvml_session
 from aisched.agent.fake_nvml import FakeNvml
 from aisched.agent.health import GpuHealth
-from aisched.agent.publisher import Backoff, Publisher, PublishStopped, lease_name
+from aisched.agent.publisher import Publisher, PublishStopped, lease_name
 from aisched.agent.runner import with_health
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.kube.client import KubeClient
 from aisched.kube.rbac import AGENT_LEASE_NAMESPACE, AGENT_NAMESPACED_PERMISSIONS, AGENT_PERMISSIONS
+from aisched.kube.retry import Backoff
 from tests.support.fake_apiserver import FakeApiServer, RecordedRequest
 
 TOPOLOGY = "/apis/aisched.io/v1alpha1/gpunodetopologies/gpu-1"
@@ -186,12 +187,24 @@ async def test_server_errors_are_retried(server: FakeApiServer, client: KubeClie
     assert (await client.get(LEASE))["spec"]["holderIdentity"] == "gpu-1"
 
 
-def test_backoff_is_capped_and_jittered() -> None:
-    backoff = Backoff(initial=0.5, cap=30, jitter=0.2, rng=random.Random(1))
-    delays = [backoff.delay(n) for n in range(12)]
-    assert all(d <= 36 for d in delays)
-    assert delays[-1] >= 24
-    assert len({round(d, 6) for d in delays[-4:]}) == 4, "no jitter"
+@pytest.mark.parametrize("status", [408, 409, 425, 429, 502])
+async def test_transient_answers_and_conflicts_are_retried_at_the_normal_pace(
+    server: FakeApiServer, client: KubeClient, status: int
+) -> None:
+    sleeps = Sleeps()
+    server.fail_next(2, status=status)
+    await _publisher(client, sleeps).renew_lease()
+    assert len(sleeps.delays) == 2
+    assert all(d <= 0.5 * 2 * 1.2 for d in sleeps.delays)
+
+
+async def test_a_refusal_is_retried_slowly(server: FakeApiServer, client: KubeClient) -> None:
+    sleeps = Sleeps()
+    server.fail_next(1, status=403)
+    await _publisher(client, sleeps).renew_lease()
+    assert len(sleeps.delays) == 1
+    assert sleeps.delays[0] >= 30 * 0.8  # at the cap at once: RBAC will not fix itself soon
+    assert (await client.get(LEASE))["spec"]["holderIdentity"] == "gpu-1"
 
 
 async def test_a_node_without_gpus_publishes_zero_gpus_and_no_labels(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 from aisched.api import keys as api_keys
 from aisched.binder import Binder, BindingClient
 from aisched.kube.client import ApiError, ApiUnavailable, KubeClient
+from aisched.kube.retry import Backoff
 from tests.binder.fakes import (
     PODS,
     CountingClient,
@@ -30,6 +32,7 @@ def binder(
     retries: int = 3,
     qps: float = 200.0,
     burst: int = 400,
+    backoff: Backoff | None = None,
 ) -> Binder:
     return Binder(
         client,
@@ -39,6 +42,7 @@ def binder(
         retries=retries,
         qps=qps,
         burst=burst,
+        backoff=backoff,
     )
 
 
@@ -151,8 +155,36 @@ async def test_transient_503s_are_retried_on_the_same_node_with_backoff_until_bo
     assert not outcome.rolled_back
     assert outcome.bound == keys(pods)
     assert flaky.posts.count(f"{PODS}/train-1/binding") == 3
-    assert clock.slept == [0.1, 0.2]
+    assert len(clock.slept) == 2
+    assert 0.08 <= clock.slept[0] <= 0.12  # 0.1 s, then doubling, each ± 20 %
+    assert 0.16 <= clock.slept[1] <= 0.24
     assert await node_of(kube, "train-1") == "node-a"
+
+
+async def test_members_failing_together_retry_at_jittered_not_identical_times(kube: KubeClient) -> None:
+    pods = names(4)
+    await create_pods(kube, pods)
+    flaky = FlakyClient(kube, failures=4)  # every member's first POST
+    clock = FakeClock()
+
+    outcome = await binder(flaky, clock).bind(placement(pods))
+
+    assert outcome.bound == keys(pods)
+    assert len(clock.slept) == 4
+    assert len(set(clock.slept)) == 4, "members would retry in lockstep"
+
+
+async def test_an_injected_backoff_paces_the_retries(kube: KubeClient) -> None:
+    pods = names(1)
+    await create_pods(kube, pods)
+    flaky = FlakyClient(kube, failures=3)
+    clock = FakeClock()
+    backoff = Backoff(initial=0.5, cap=1.0, jitter=0.0, rng=random.Random(0))
+
+    outcome = await binder(flaky, clock, backoff=backoff).bind(placement(pods))
+
+    assert outcome.bound == keys(pods)
+    assert clock.slept == [0.5, 1.0, 1.0]
 
 
 async def test_an_unreachable_server_is_retried_like_a_5xx(kube: KubeClient) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from aisched.binder import GangLedger, Verdict, judge_conflict, judge_error
+from aisched.kube.client import ApiError
 
 KEYS = ["ns/a", "ns/b", "ns/c", "ns/d"]
 
@@ -16,17 +17,22 @@ KEYS = ["ns/a", "ns/b", "ns/c", "ns/d"]
     [
         (404, Verdict.GONE),
         (409, Verdict.CHECK),
+        (408, Verdict.RETRY),
+        (425, Verdict.RETRY),
         (429, Verdict.RETRY),
         (500, Verdict.RETRY),
+        (502, Verdict.RETRY),
         (503, Verdict.RETRY),
         (504, Verdict.RETRY),
         (400, Verdict.FAILED),
         (403, Verdict.FAILED),
         (422, Verdict.FAILED),
+        (501, Verdict.FAILED),
     ],
 )
 def test_error_answers_map_to_gone_check_retry_or_failed(status: int, verdict: Verdict) -> None:
-    assert judge_error(status) is verdict
+    error = ApiError(status=status, reason="", message="", body={})
+    assert judge_error(error) is verdict
 
 
 def pod(*, node: str | None = None, uid: str = "u1", deleting: bool = False) -> dict[str, Any]:

@@ -138,6 +138,28 @@ async def test_status_subresource_writes_go_to_the_status_path(
     assert server.requests[-1].path == f"{TOPOLOGIES}/n1/status"
 
 
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [
+        (408, True),
+        (425, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (400, False),
+        (403, False),
+        (404, False),
+        (409, False),
+        (422, False),
+        (501, False),
+    ],
+)
+def test_only_timeouts_throttling_and_overload_are_transient(status: int, transient: bool) -> None:
+    assert ApiError(status=status, reason="", message="", body={}).transient is transient
+
+
 async def test_missing_object_raises_not_found(client: KubeClient) -> None:
     with pytest.raises(ApiError) as raised:
         await client.get(f"{NODES}/nope")

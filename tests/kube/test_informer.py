@@ -15,7 +15,8 @@ import pytest
 
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, Params
-from aisched.kube.informer import Backoff, Informer, InformerHandler
+from aisched.kube.informer import Informer, InformerHandler
+from aisched.kube.retry import Backoff
 
 PODS: Final = "/api/v1/namespaces/default/pods"
 ALL_PODS: Final = "/api/v1/pods"
@@ -468,15 +469,6 @@ async def test_api_outage_backs_off_with_growing_delays_then_resumes_where_it_le
             assert informer.relists == 0
     finally:
         await emulator.stop()
-
-
-def test_backoff_grows_to_its_cap_with_bounded_jitter() -> None:
-    backoff = Backoff(initial=0.5, cap=8.0, factor=2.0, jitter=0.25, rng=random.Random(3))
-    delays = [backoff.delay(attempt) for attempt in range(8)]
-    for attempt, delay in enumerate(delays):
-        base = min(8.0, 0.5 * 2**attempt)
-        assert 0.75 * base <= delay <= 1.25 * base
-    assert len(set(delays)) == len(delays)  # jittered, so that informers do not retry in step
 
 
 async def test_stop_ends_run_promptly_while_the_watch_is_quiet(kube: KubeClient) -> None:

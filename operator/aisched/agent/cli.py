@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import functools
 import os
-import random
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aisched.agent.discovery import NvmlUnavailableError, discover, nvml_session
-from aisched.agent.publisher import Backoff, Publisher
+from aisched.agent.publisher import Publisher
 from aisched.agent.render import render
 from aisched.agent.runner import Agent, EventThreadError
 from aisched.kube.client import ConfigError, KubeClient
@@ -84,7 +83,6 @@ async def serve(nvml: Any, *, node: str, args: argparse.Namespace) -> int:
             namespace=args.namespace,
             now=lambda: datetime.now(UTC),
             sleep=asyncio.sleep,
-            backoff=Backoff(rng=random.Random()),
         )
         async with _nvml_session_off_loop(nvml):
             build = functools.partial(

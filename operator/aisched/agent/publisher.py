@@ -9,9 +9,7 @@ up as soon as it is set (`PublishStopped`), so that the agent exits promptly dur
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -20,35 +18,21 @@ from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopology, GPUNodeTopologyStatus
 from aisched.api.meta import API_VERSION, GROUP, VERSION
 from aisched.kube.client import ApiError, ApiUnavailable, KubeClient, resource_path
+from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
 
-__all__ = ["Backoff", "PublishStopped", "Publisher", "lease_name"]
+__all__ = ["PublishStopped", "Publisher", "lease_name"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 LEASE_DURATION_SECONDS: Final = 40
-_RETRIABLE: Final = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# A refusal is retried as if this many attempts had failed already: at the default backoff's cap.
+_REFUSAL_ATTEMPT: Final = 8
 
 
 def lease_name(node: str) -> str:
     return f"aisched-agent-{node}"
-
-
-@dataclass
-class Backoff:
-    """Delays between attempts: initial × factor^n, capped, with ± jitter from an injected RNG."""
-
-    initial: float = 0.5
-    cap: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    rng: random.Random | None = None
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.cap, self.initial * self.factor**attempt)
-        rng = self.rng or random.Random(0)
-        return base * (1 + self.jitter * (2 * rng.random() - 1))
 
 
 def _timestamp(moment: datetime) -> str:
@@ -68,14 +52,7 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None, what: 
     if stop is None:
         return await work
     task = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        task.cancel()
-        stopping.cancel()
-        await asyncio.gather(task, stopping, return_exceptions=True)
-    if task.cancelled():
+    if not await until_stopped(task, stop):
         raise PublishStopped(what)
     return task.result()
 
@@ -118,9 +95,11 @@ class Publisher:
             except ApiUnavailable as exc:
                 reason = f"API server unreachable: {exc}"
             except ApiError as exc:
-                if exc.status not in _RETRIABLE and exc.status < 500:
-                    # A refusal (RBAC, validation) will not fix itself quickly; retry slowly, loudly.
-                    failures = max(failures, 8)
+                # A 409 is retried at the normal pace too: each attempt re-reads the object, so a
+                # conflict (a stale resourceVersion, a create that raced) resolves itself. A refusal
+                # (RBAC, validation) will not fix itself quickly: retry it slowly, loudly.
+                if not (exc.transient or exc.status == 409):
+                    failures = max(failures, _REFUSAL_ATTEMPT)
                 reason = f"{exc.status} {exc.reason}: {exc.message}"
             delay = self._backoff.delay(failures)
             log.bind(node=self.node).warning(
@@ -137,9 +116,12 @@ class Publisher:
             group=GROUP, version=VERSION, plural=plural, name=self.node, subresource=subresource
         )
 
+    def _node_path(self) -> str:
+        return resource_path(group="", version="v1", plural="nodes", name=self.node)
+
     async def _node_uid(self) -> str:
         """The Node's uid, read afresh: a Node deleted and re-registered has a new one."""
-        node = await self.client.get(resource_path(group="", version="v1", plural="nodes", name=self.node))
+        node = await self.client.get(self._node_path())
         uid: str = node["metadata"]["uid"]
         return uid
 
@@ -203,7 +185,7 @@ class Publisher:
         first = next((gpu for gpu in status.gpus if gpu.health == "Healthy"), None)
         if first is None:
             return {}
-        path = resource_path(group="", version="v1", plural="nodes", name=self.node)
+        path = self._node_path()
         node = await self.client.get(path)
         existing = (node.get("metadata") or {}).get("labels") or {}
         wanted = {
@@ -223,16 +205,20 @@ class Publisher:
         """Create or renew `aisched-agent-<node>`: the scheduler's sign that this agent is alive."""
         await self.retrying("lease", self._renew_lease, stop=stop)
 
+    def _lease_path(self, *, name: str | None = None) -> str:
+        return resource_path(
+            group="coordination.k8s.io", version="v1", plural="leases", namespace=self.namespace, name=name
+        )
+
     async def _renew_lease(self) -> None:
-        collection = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
         now = _timestamp(self._now())
         try:
-            lease = await self.client.get(f"{collection}/{lease_name(self.node)}")
+            lease = await self.client.get(self._lease_path(name=lease_name(self.node)))
         except ApiError as exc:
             if exc.status != 404:
                 raise
             await self.client.post(
-                collection,
+                self._lease_path(),
                 {
                     "apiVersion": "coordination.k8s.io/v1",
                     "kind": "Lease",
@@ -248,4 +234,4 @@ class Publisher:
             return
         lease.setdefault("spec", {})["renewTime"] = now
         lease["spec"]["holderIdentity"] = self.node
-        await self.client.put(f"{collection}/{lease_name(self.node)}", lease)
+        await self.client.put(self._lease_path(name=lease_name(self.node)), lease)

@@ -18,6 +18,7 @@ from aisched.agent.discovery import Discovery, discover, fingerprint
 from aisched.agent.health import GpuHealth, HealthMonitor
 from aisched.agent.publisher import Publisher, PublishStopped
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
+from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
 
 __all__ = ["Agent", "AgentTimings", "EventThreadError", "with_health"]
@@ -154,7 +155,7 @@ class Agent:
             await asyncio.to_thread(events.join)
 
     async def _fail_with_event_thread(self, stop: asyncio.Event) -> None:
-        await _first(self._event_thread_failed.wait(), stop.wait())
+        await until_stopped(self._event_thread_failed.wait(), stop)
         error = self._event_thread_error
         if error is not None:
             raise EventThreadError(
@@ -175,7 +176,7 @@ class Agent:
 
     async def _publish_changes(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _first(self._changed.wait(), stop.wait())
+            await until_stopped(self._changed.wait(), stop)
             if stop.is_set():
                 return
             self._changed.clear()
@@ -185,15 +186,6 @@ class Agent:
         self, period: float, action: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
     ) -> None:
         while not stop.is_set():
-            await _first(self._sleep(period), stop.wait())
+            await until_stopped(self._sleep(period), stop)
             if not stop.is_set():
                 await action(stop)
-
-
-async def _first(*waits: Awaitable[object]) -> None:
-    """Wait until the first of `waits` finishes; cancel the others."""
-    tasks = {asyncio.ensure_future(w) for w in waits}
-    _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)

@@ -6,7 +6,14 @@ sleep so tests never wait.
 """
 
 from aisched.binder.binder import Binder, BindingClient
-from aisched.binder.ledger import BindOutcome, GangLedger, Verdict, judge_conflict, judge_error
+from aisched.binder.ledger import (
+    BindOutcome,
+    ErrorAnswer,
+    GangLedger,
+    Verdict,
+    judge_conflict,
+    judge_error,
+)
 from aisched.binder.manifest import binding_body, binding_path, device_annotations
 from aisched.binder.ratelimit import TokenBucket
 
@@ -14,6 +21,7 @@ __all__ = [
     "BindOutcome",
     "Binder",
     "BindingClient",
+    "ErrorAnswer",
     "GangLedger",
     "TokenBucket",
     "Verdict",

@@ -12,6 +12,7 @@ from aisched.binder.manifest import binding_body, binding_path, pod_path
 from aisched.binder.ratelimit import TokenBucket
 from aisched.framework.types import GangPlacement, PodInfo, PodPlacement
 from aisched.kube.client import ApiError, ApiUnavailable
+from aisched.kube.retry import Backoff
 from aisched.observability.logging import get_logger
 
 __all__ = ["Binder", "BindingClient"]
@@ -34,7 +35,8 @@ class Binder:
 
     One Binder serves every gang of the operator: `concurrency` bounds the requests in flight and
     the token bucket (`qps`, `burst`) paces them across all gangs together. A transient failure
-    (5xx, 429, no answer) is retried on the same node `retries` times with a doubling backoff.
+    (`ApiError.transient`, or no answer) is retried on the same node `retries` times after a
+    `backoff` (default: 0.1 s doubling to 2 s, jittered so that members do not retry in step).
     """
 
     def __init__(
@@ -47,8 +49,7 @@ class Binder:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retries: int = 3,
-        backoff: float = 0.1,
-        max_backoff: float = 2.0,
+        backoff: Backoff | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -56,8 +57,7 @@ class Binder:
             raise ValueError(f"retries cannot be negative, not {retries}")
         self.client = client
         self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.backoff = backoff or Backoff(initial=0.1, cap=2.0, factor=2.0, jitter=0.2)
         self._sleep = sleep
         self._slots = asyncio.Semaphore(concurrency)
         self._bucket = TokenBucket(qps=qps, burst=burst, clock=clock, sleep=sleep)
@@ -96,7 +96,7 @@ class Binder:
         detail = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                await self._sleep(self._backoff(attempt))
+                await self._sleep(self.backoff.delay(attempt - 1))
             answer = await self._attempt(member, path, body, ledger)
             if answer is None:
                 return  # the gang is rolled back anyway; leave this member unbound
@@ -118,7 +118,7 @@ class Binder:
             try:
                 await self.client.post(path, body)
             except ApiError as exc:
-                verdict = judge_error(exc.status)
+                verdict = judge_error(exc)
                 if verdict is Verdict.CHECK:
                     return await self._check(member)
                 return verdict, f"{exc.status} {exc.reason}: {exc.message}"
@@ -134,7 +134,7 @@ class Binder:
         except ApiError as exc:
             if exc.status == 404:
                 return judge_conflict(None, node=member.node, uid=member.pod.uid)
-            verdict = Verdict.RETRY if judge_error(exc.status) is Verdict.RETRY else Verdict.FAILED
+            verdict = Verdict.RETRY if exc.transient else Verdict.FAILED
             return verdict, f"409 Conflict, then reading the pod: {exc.status} {exc.reason}"
         except ApiUnavailable as exc:
             return Verdict.RETRY, f"409 Conflict, then reading the pod: {exc}"
@@ -153,7 +153,7 @@ class Binder:
     async def _evict_one(self, pod: PodInfo) -> bool:
         for attempt in range(self.retries + 1):
             if attempt:
-                await self._sleep(self._backoff(attempt))
+                await self._sleep(self.backoff.delay(attempt - 1))
             async with self._slots:
                 await self._bucket.acquire()
                 try:
@@ -161,7 +161,7 @@ class Binder:
                 except ApiError as exc:
                     if exc.status == 404:
                         return True
-                    if judge_error(exc.status) is not Verdict.RETRY:
+                    if not exc.transient:
                         log.error("evict_refused", pod=pod.key, status=exc.status, reason=exc.reason)
                         return False
                 except ApiUnavailable:
@@ -170,6 +170,3 @@ class Binder:
                     return True
         log.error("evict_failed", pod=pod.key, attempts=self.retries + 1)
         return False
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))

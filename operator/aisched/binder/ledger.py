@@ -9,9 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["BindOutcome", "GangLedger", "Verdict", "judge_conflict", "judge_error"]
+__all__ = ["BindOutcome", "ErrorAnswer", "GangLedger", "Verdict", "judge_conflict", "judge_error"]
+
+
+class ErrorAnswer(Protocol):
+    """What the ledger reads of an error answer (`aisched.kube.client.ApiError` has it)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def transient(self) -> bool: ...
 
 
 class Verdict(StrEnum):
@@ -29,13 +39,13 @@ class Verdict(StrEnum):
         return self not in (Verdict.RETRY, Verdict.CHECK)
 
 
-def judge_error(status: int) -> Verdict:
-    """The verdict on an error answer to a Binding POST."""
-    if status == 404:
+def judge_error(error: ErrorAnswer) -> Verdict:
+    """The verdict on an error answer to a Binding POST; `error.transient` says what is retried."""
+    if error.status == 404:
         return Verdict.GONE
-    if status == 409:
+    if error.status == 409:
         return Verdict.CHECK
-    if status == 429 or status >= 500:
+    if error.transient:
         return Verdict.RETRY
     return Verdict.FAILED
 

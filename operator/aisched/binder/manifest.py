@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from aisched.api import keys
 from aisched.framework.types import PodInfo, PodPlacement
+from aisched.kube.client import resource_path
 
 __all__ = ["binding_body", "binding_path", "device_annotations", "pod_path"]
 
@@ -23,12 +24,14 @@ _PASSTHROUGH: Final = (
 
 
 def pod_path(pod: PodInfo) -> str:
-    return f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}"
+    return resource_path(group="", version="v1", plural="pods", namespace=pod.namespace, name=pod.name)
 
 
 def binding_path(pod: PodInfo) -> str:
     """The pod's `binding` subresource."""
-    return f"{pod_path(pod)}/binding"
+    return resource_path(
+        group="", version="v1", plural="pods", namespace=pod.namespace, name=pod.name, subresource="binding"
+    )
 
 
 def device_annotations(member: PodPlacement) -> dict[str, str]:

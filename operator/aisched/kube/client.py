@@ -69,7 +69,9 @@ _REASONS: Final[Mapping[int, str]] = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
-_TRANSIENT: Final = frozenset({429, 500, 502, 503, 504})
+# Timeouts, "too early" (a replayed early-data request), throttling, overload and restarts. Not
+# 409: a conflict is fixed by reading the object again, which only the caller can decide to do.
+_TRANSIENT: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 _TRANSPORT_ERRORS: Final = (aiohttp.ClientError, OSError, TimeoutError)
 
 
@@ -103,7 +105,11 @@ class ApiError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Whether retrying the same request later may succeed (throttling, overload, restarts)."""
+        """Whether retrying the same request later may succeed (throttling, overload, restarts).
+
+        The one answer to "is this worth retrying" for every caller; `ApiUnavailable` (no answer
+        at all) is always worth retrying.
+        """
         return self.status in _TRANSIENT
 
 

@@ -14,26 +14,25 @@ What the handler is promised:
   a delete of the old one and an add of the new one.
 - An object leaving a server-side selection (`fieldSelector`, `labelSelector`) arrives as a delete.
 
-Outages (connection failures, 429 and 5xx) are retried with capped exponential backoff and jitter,
-resuming from the last seen resourceVersion; other API errors (400 bad selector, 403 forbidden,
-404 unknown resource) are configuration faults and end `run()` with the ApiError.
+Outages (no answer, or an `ApiError.transient` one: throttling, 5xx, timeouts) are retried with
+capped exponential backoff and jitter, resuming from the last seen resourceVersion; other API
+errors (400 bad selector, 403 forbidden, 404 unknown resource) are configuration faults and end
+`run()` with the ApiError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Protocol, cast
 
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, Params
+from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
 
 __all__ = [
-    "Backoff",
     "Informer",
     "InformerHandler",
     "ListWatchClient",
@@ -66,21 +65,6 @@ class ListWatchClient(Protocol):
     async def get(self, path: str, *, params: Params | None = None) -> JsonObject: ...
 
     def watch(self, path: str, *, params: Params | None = None) -> AsyncIterator[JsonObject]: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between failed attempts: initial × factor^n, capped, with ± jitter from `rng`."""
-
-    initial: float = 0.5
-    cap: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.cap, self.initial * self.factor**attempt)
-        return base * (1 + self.jitter * (2 * self.rng.random() - 1))
 
 
 def object_key(obj: JsonObject) -> ObjectKey:
@@ -173,16 +157,9 @@ class Informer:
             if stop.is_set():
                 return
             # Race the work against `stop`, so that a quiet stream or a backoff ends at once.
+            # An error that ends the work (a configuration fault) surfaces from here.
             work = asyncio.create_task(self._list_and_watch(), name=f"informer {self.path}")
-            stopping = asyncio.create_task(stop.wait())
-            try:
-                await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                work.cancel()
-                stopping.cancel()
-                await asyncio.gather(work, stopping, return_exceptions=True)
-            if not work.cancelled():
-                work.result()  # an error that ended the work (a configuration fault) surfaces
+            await until_stopped(work, stop)
         finally:
             self._running = False
 
