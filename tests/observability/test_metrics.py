@@ -1,0 +1,145 @@
+"""The scheduler's metrics: values follow what is observed, label values come from fixed sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aisched.observability.metrics import LATENCY_BUCKETS, Metrics
+
+
+def rendered(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of `render()`, parsed back: (name, labels) -> value."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    return rendered(metrics)[(name, frozenset(labels.items()))]
+
+
+def test_a_cycle_counts_an_attempt_by_result_and_observes_its_latency() -> None:
+    metrics = Metrics()
+    metrics.observe_cycle("scheduled", 0.0003)
+    metrics.observe_cycle("scheduled", 0.002)
+    metrics.observe_cycle("unschedulable", 0.004)
+
+    assert value(metrics, "aisched_scheduling_attempts_total", result="scheduled") == 2
+    assert value(metrics, "aisched_scheduling_attempts_total", result="unschedulable") == 1
+    assert value(metrics, "aisched_scheduling_attempts_total", result="error") == 0
+    cycle = "aisched_scheduling_cycle_duration_seconds"
+    assert value(metrics, f"{cycle}_count") == 3
+    assert value(metrics, f"{cycle}_sum") == pytest.approx(0.0063)
+    assert value(metrics, f"{cycle}_bucket", le="0.0005") == 1
+    assert value(metrics, f"{cycle}_bucket", le="0.0025") == 2
+
+
+def test_latency_buckets_run_from_100_microseconds_to_30_seconds() -> None:
+    metrics = Metrics()
+    metrics.observe_e2e(12.0)
+    e2e = "aisched_pod_scheduling_e2e_duration_seconds_bucket"
+    buckets = sorted(float(dict(labels)["le"]) for name, labels in rendered(metrics) if name == e2e)
+
+    assert (buckets[0], buckets[-2], buckets[-1]) == (0.0001, 30.0, float("inf"))
+    assert tuple(buckets[:-1]) == LATENCY_BUCKETS
+    assert value(metrics, e2e, le="10.0") == 0
+    assert value(metrics, e2e, le="30.0") == 1
+
+
+def test_queue_depth_is_set_per_state_and_states_left_out_are_empty() -> None:
+    metrics = Metrics()
+    metrics.set_queue_depth({"active": 3, "backoff": 2, "unschedulable": 7})
+    metrics.set_queue_depth({"active": 1, "unschedulable": 4})
+
+    assert value(metrics, "aisched_queue_gangs", state="active") == 1
+    assert value(metrics, "aisched_queue_gangs", state="backoff") == 0
+    assert value(metrics, "aisched_queue_gangs", state="unschedulable") == 4
+
+
+def test_binding_errors_gpus_and_informer_activity_are_counted() -> None:
+    metrics = Metrics()
+    metrics.binding_error("conflict")
+    metrics.binding_error("conflict")
+    metrics.binding_error("unavailable")
+    metrics.set_gpus_allocated(24)
+    metrics.informer_event("pods")
+    metrics.informer_event("pods")
+    metrics.informer_event("gpunodetopologies")
+    metrics.informer_relist("nodes")
+
+    assert value(metrics, "aisched_binding_errors_total", reason="conflict") == 2
+    assert value(metrics, "aisched_binding_errors_total", reason="unavailable") == 1
+    assert value(metrics, "aisched_binding_errors_total", reason="not_found") == 0
+    assert value(metrics, "aisched_gpus_allocated") == 24
+    assert value(metrics, "aisched_informer_events_total", resource="pods") == 2
+    assert value(metrics, "aisched_informer_events_total", resource="gpunodetopologies") == 1
+    assert value(metrics, "aisched_informer_relists_total", resource="nodes") == 1
+    assert value(metrics, "aisched_informer_relists_total", resource="pods") == 0
+
+
+def test_every_metric_is_prefixed_and_every_labelled_series_exists_before_any_observation() -> None:
+    samples = rendered(Metrics())
+
+    assert all(name.startswith("aisched_") for name, _ in samples)
+    assert {dict(labels)["reason"] for name, labels in samples if name == "aisched_binding_errors_total"} == {
+        "conflict",
+        "not_found",
+        "unavailable",
+        "other",
+    }
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda m, v: m.observe_cycle(v, 0.001), "team-a/llama-7b-worker-0"),
+        (lambda m, v: m.binding_error(v), "Conflict"),
+        (lambda m, v: m.informer_event(v), "configmaps"),
+        (lambda m, v: m.informer_relist(v), "aijobs"),
+        (lambda m, v: m.set_queue_depth({v: 1}), "gated"),
+    ],
+)
+def test_label_values_outside_their_fixed_set_are_refused(call: Any, argument: str) -> None:
+    metrics = Metrics()
+    before = metrics.render()
+
+    with pytest.raises(ValueError, match="expected one of"):
+        call(metrics, argument)
+    assert argument.encode() not in metrics.render()
+    assert metrics.render() == before
+
+
+def test_a_bad_queue_state_leaves_the_queue_gauge_unchanged() -> None:
+    metrics = Metrics()
+    metrics.set_queue_depth({"active": 5})
+
+    with pytest.raises(ValueError, match="queue state"):
+        metrics.set_queue_depth({"active": 1, "pending": 2})  # type: ignore[dict-item]
+    assert value(metrics, "aisched_queue_gangs", state="active") == 5
+
+
+@pytest.mark.parametrize("seconds", [-0.001, float("nan")])
+def test_negative_or_nan_durations_are_refused(seconds: float) -> None:
+    metrics = Metrics()
+
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.observe_cycle("scheduled", seconds)
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.observe_e2e(seconds)
+    assert value(metrics, "aisched_scheduling_attempts_total", result="scheduled") == 0
+
+
+def test_two_instances_do_not_share_state() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_cycle("error", 0.01)
+    first.set_gpus_allocated(8)
+
+    assert first.registry is not second.registry
+    assert value(first, "aisched_scheduling_attempts_total", result="error") == 1
+    assert value(second, "aisched_scheduling_attempts_total", result="error") == 0
+    assert value(second, "aisched_gpus_allocated") == 0
