@@ -6,16 +6,12 @@ import argparse
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-
 from aisched.agent.cli import serve
 from aisched.agent.fake_nvml import FakeNvml
-from aisched.kube.client import KubeClient
+from aisched.emulator.runner import write_kubeconfig
 from tests.support.fake_apiserver import FakeApiServer
 
 TOPOLOGY = "/apis/aisched.io/v1alpha1/gpunodetopologies/gpu-1"
@@ -81,32 +77,10 @@ class LoopWatchingNvml(FakeNvml):
         return super().nvmlDeviceGetHandleByIndex(index)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeApiServer]:
-    async with FakeApiServer(status_subresources=["gpunodetopologies"]) as fake:
-        async with KubeClient(base_url=fake.url) as client:
-            await client.post(
-                "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"}}
-            )
-        yield fake
-
-
 async def test_nvml_init_and_the_health_monitor_run_off_the_event_loop(
     server: FakeApiServer, tmp_path: Path
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
-                "users": [{"name": "agent", "user": {"token": "t"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "agent"}}],
-                "current-context": "fake",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
     nvml = LoopWatchingNvml(FakeNvml.for_machine("pcie-8gpu").machine, node="gpu-1")
     args = argparse.Namespace(
         kubeconfig=str(kubeconfig), namespace="aisched-agents", once=True, sysfs=tmp_path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,22 +52,6 @@ def _status(machine: str = "dgx-h100", *, lost: tuple[int, ...] = ()) -> GPUNode
         for index in lost:
             nvml.lose(index)
         return discover(nvml).status
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeApiServer]:
-    async with FakeApiServer(status_subresources=["gpunodetopologies"]) as fake:
-        async with KubeClient(base_url=fake.url) as client:
-            await client.post(
-                "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"}}
-            )
-        yield fake
-
-
-@pytest.fixture
-async def client(server: FakeApiServer) -> AsyncIterator[KubeClient]:
-    async with KubeClient(base_url=server.url) as kube:
-        yield kube
 
 
 def _publisher(client: KubeClient, sleeps: Sleeps | None = None, clock: Clock | None = None) -> Publisher:

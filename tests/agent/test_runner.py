@@ -11,33 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from aisched.agent.fake_nvml import FakeNvml
 from aisched.agent.publisher import Publisher
 from aisched.agent.runner import Agent, AgentTimings, EventThreadError
+from aisched.emulator.runner import write_kubeconfig
 from aisched.kube.client import KubeClient
 from tests.support.fake_apiserver import FakeApiServer
 
 TOPOLOGY = "/apis/aisched.io/v1alpha1/gpunodetopologies/gpu-1"
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/aisched-agents/leases/aisched-agent-gpu-1"
 NODE = "/api/v1/nodes/gpu-1"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeApiServer]:
-    async with FakeApiServer(status_subresources=["gpunodetopologies"]) as fake:
-        async with KubeClient(base_url=fake.url) as client:
-            await client.post(
-                "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"}}
-            )
-        yield fake
-
-
-@pytest.fixture
-async def client(server: FakeApiServer) -> AsyncIterator[KubeClient]:
-    async with KubeClient(base_url=server.url) as kube:
-        yield kube
 
 
 @pytest.fixture
@@ -223,19 +207,7 @@ async def test_the_agent_fails_loudly_when_the_event_thread_dies(
 async def test_aisched_agent_once_publishes_through_a_kubeconfig(
     server: FakeApiServer, tmp_path: Path
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
-                "users": [{"name": "agent", "user": {"token": "t"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "agent"}}],
-                "current-context": "fake",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -123,7 +123,7 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         # Polled: the state lives on the API server and in fake clocks, not behind an Event.
         while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0)
 
 
 async def lease_spec(kube: KubeClient) -> JsonObject:
