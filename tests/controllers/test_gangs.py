@@ -1,0 +1,121 @@
+"""Gang assembly from pending pods, and the book that tracks pending and placed members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aisched.controllers.gangs import GangBook, assemble, gang_key
+from aisched.framework.types import PodInfo
+
+
+def pod(
+    name: str,
+    *,
+    gang: str | None = None,
+    min_member: str | None = None,
+    namespace: str = "ml",
+    annotations: dict[str, str] | None = None,
+    priority: int = 0,
+    created: float = 0.0,
+) -> PodInfo:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"aisched.io/gang": gang} if gang else {},
+        "annotations": dict(annotations or {}),
+    }
+    if min_member is not None:
+        meta["annotations"]["aisched.io/gang-min-member"] = min_member
+    spec = {"schedulerName": "aisched", "priority": priority, "containers": [{"name": "c"}]}
+    return PodInfo.from_manifest({"metadata": meta, "spec": spec}, created=created)
+
+
+def test_a_pod_without_the_gang_label_is_a_gang_of_one() -> None:
+    single = pod("solo")
+    gang = assemble(gang_key(single), [single])
+    assert gang.key == "ml/solo"
+    assert [p.name for p in gang.members] == ["solo"]
+    assert gang.min_member == 1
+
+
+def test_pods_sharing_namespace_and_gang_label_form_one_gang_with_the_annotated_min_member() -> None:
+    a, b = pod("b", gang="g", min_member="3"), pod("a", gang="g", min_member="3")
+    assert gang_key(a) == gang_key(b) == "ml/gang:g"
+    assert gang_key(pod("x", gang="g", namespace="other")) != gang_key(a)
+    gang = assemble(gang_key(a), [a, b])
+    assert [p.name for p in gang.members] == ["a", "b"]
+    assert gang.min_member == 3
+
+
+def test_min_member_defaults_to_the_members_seen() -> None:
+    members = [pod(f"m{i}", gang="g") for i in range(4)]
+    assert assemble("ml/gang:g", members).min_member == 4
+    assert assemble("ml/gang:g", members[:1], placed=3).min_member == 4 - 3
+
+
+def test_members_already_placed_count_towards_min_member() -> None:
+    assert assemble("ml/gang:g", [pod("late", gang="g", min_member="3")], placed=2).min_member == 1
+
+
+def test_gang_takes_topology_priority_and_age_from_its_members() -> None:
+    required = {"aisched.io/topology-policy": "Required", "aisched.io/topology-level": "rack"}
+    gang = assemble(
+        "ml/gang:g",
+        [
+            pod("a", gang="g", priority=5, created=20.0),
+            pod("b", gang="g", annotations=required, priority=9, created=10.0),
+        ],
+    )
+    assert gang.topology_policy == "Required"
+    assert gang.topology_level == "rack"
+    assert gang.priority == 9
+    assert gang.created == 10.0
+
+
+def test_assembling_no_pod_is_a_bug() -> None:
+    with pytest.raises(ValueError, match="no pending member"):
+        assemble("ml/gang:g", [])
+
+
+def test_book_grows_a_gang_and_forgets_it_when_its_members_are_gone() -> None:
+    book = GangBook()
+    key = book.pending(pod("a", gang="g", min_member="3"))
+    book.pending(pod("b", gang="g", min_member="3"))
+    gang = book.gang(key)
+    assert gang is not None
+    assert gang.size == 2
+    assert gang.min_member == 3
+    assert book.remove("ml/a") == key
+    assert book.remove("ml/b") == key
+    assert book.gang(key) is None
+    assert book.remove("ml/a") is None
+
+
+def test_book_placed_members_leave_the_pending_gang_and_come_back_on_restore() -> None:
+    book = GangBook()
+    key = book.pending(pod("a", gang="g", min_member="2"))
+    book.pending(pod("b", gang="g", min_member="2"))
+    book.place(["ml/a", "ml/b"])
+    assert book.gang(key) is None
+    assert not book.is_pending("ml/a")
+    late = book.pending(pod("c", gang="g", min_member="2"))
+    gang = book.gang(late)
+    assert gang is not None
+    assert [p.name for p in gang.members] == ["c"]
+    assert gang.min_member == 1
+    assert book.restore(["ml/a", "ml/zzz"]) == {key}
+    gang = book.gang(key)
+    assert gang is not None
+    assert [p.name for p in gang.members] == ["a", "c"]
+
+
+def test_book_moves_a_relabelled_pod_to_its_new_gang() -> None:
+    book = GangBook()
+    old = book.pending(pod("a", gang="g"))
+    new = book.pending(pod("a", gang="h"))
+    assert book.gang(old) is None
+    gang = book.gang(new)
+    assert gang is not None
+    assert gang.key == "ml/gang:h"
