@@ -19,6 +19,7 @@ from aisched.agent.fake_nvml import FakeNvml
 from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopology
 from aisched.api.meta import API_VERSION
+from aisched.emulator.store import timestamp
 from aisched.topology.machines import MACHINES
 
 __all__ = ["ClusterSpec", "NodeGroup", "load_cluster", "node_objects"]
@@ -81,7 +82,7 @@ def node_objects(
     cluster: ClusterSpec, *, now: datetime | None = None
 ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(Node, GPUNodeTopology or None) for every simulated node."""
-    now_text = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now_text = timestamp(now or datetime.now(UTC))
     out = []
     address = 0
     for group in cluster.node_groups:
@@ -127,7 +128,7 @@ def node_objects(
                 "status": {
                     "capacity": resources,
                     "allocatable": resources,
-                    "conditions": [_ready_condition(True, at=now_text)],
+                    "conditions": [ready_condition(True, at=now_text)],
                     "addresses": [
                         {"type": "InternalIP", "address": f"10.0.{address // 250}.{address % 250 + 1}"},
                         {"type": "Hostname", "address": name},
@@ -144,7 +145,8 @@ def node_objects(
     return out
 
 
-def _ready_condition(ready: bool, reason: str | None = None, *, at: str) -> dict[str, Any]:
+def ready_condition(ready: bool, reason: str | None = None, *, at: str) -> dict[str, Any]:
+    """A Node's Ready condition as its kubelet reports it (or stops reporting it)."""
     return {
         "lastHeartbeatTime": at,
         "lastTransitionTime": at,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final
 
-from aisched.emulator.store import Event
+from aisched.emulator.cluster import ready_condition
+from aisched.emulator.store import Event, timestamp
 
 if TYPE_CHECKING:
     from aisched.emulator.server import ApiServer
@@ -145,45 +145,23 @@ class Kubelet:
 
     def fail_node(self, name: str, *, reason: str = "NodeStatusUnknown") -> None:
         """Make a node NotReady (as when its kubelet stops reporting); its pods keep running."""
-        node = self.server.store.get(self._nodes, None, name)
-        updated = copy.deepcopy(node)
-        conditions = [
-            c for c in updated.setdefault("status", {}).get("conditions", []) if c.get("type") != "Ready"
-        ]
-        conditions.append(
-            {
-                "type": "Ready",
-                "status": "False",
-                "reason": reason,
-                "message": "Kubelet stopped posting node status.",
-                "lastHeartbeatTime": self._timestamp(),
-                "lastTransitionTime": self._timestamp(),
-            }
-        )
-        updated["status"]["conditions"] = conditions
-        self.server.store.replace(self._nodes, node, updated)
+        self._set_ready(name, ready=False, reason=reason)
 
     def heal_node(self, name: str) -> None:
-        node = self.server.store.get(self._nodes, None, name)
-        updated = copy.deepcopy(node)
-        conditions = [
-            c for c in updated.setdefault("status", {}).get("conditions", []) if c.get("type") != "Ready"
-        ]
-        conditions.append(
-            {
-                "type": "Ready",
-                "status": "True",
-                "reason": "KubeletReady",
-                "message": "kubelet is posting ready status",
-                "lastHeartbeatTime": self._timestamp(),
-                "lastTransitionTime": self._timestamp(),
-            }
-        )
-        updated["status"]["conditions"] = conditions
-        self.server.store.replace(self._nodes, node, updated)
+        """Make a node Ready again; pods bound to it while it was down start."""
+        self._set_ready(name, ready=True, reason=None)
         for pod in list(self.server.store.objects(self._pods).values()):
             if (pod.get("spec") or {}).get("nodeName") == name:
                 self._consider(pod)
+
+    def _set_ready(self, name: str, *, ready: bool, reason: str | None) -> None:
+        node = self.server.store.get(self._nodes, None, name)
+        updated = copy.deepcopy(node)
+        status = updated.setdefault("status", {})
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Ready"]
+        conditions.append(ready_condition(ready, reason, at=self._timestamp()))
+        status["conditions"] = conditions
+        self.server.store.replace(self._nodes, node, updated)
 
     def _fail_pods_on(self, node: str, reason: str, message: str) -> None:
         for pod in list(self.server.store.objects(self._pods).values()):
@@ -195,7 +173,7 @@ class Kubelet:
             self._terminate(pod, "Failed", 137, reason, message=message)
 
     def _timestamp(self) -> str:
-        return self.server.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return timestamp(self.server.clock())
 
 
 def _key(pod: dict[str, Any]) -> str:

@@ -35,8 +35,13 @@ WATCH_QUEUE_LIMIT: Final = 10_000
 log = get_logger(__name__)
 
 
+def timestamp(moment: datetime) -> str:
+    """A Kubernetes timestamp (RFC 3339, whole seconds, UTC), as metadata and conditions carry."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _now(clock: Callable[[], datetime]) -> str:
-    return clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamp(clock())
 
 
 @dataclass(frozen=True)
