@@ -340,10 +340,6 @@ class Store:
         """The subscriptions being offered events."""
         return frozenset(self._watchers)
 
-    @property
-    def oldest_revision(self) -> int:
-        return self._compacted
-
 
 def _comparable(obj: Obj) -> Obj:
     """`obj` without what every write changes by itself: its resourceVersion, managed-field times."""

@@ -96,8 +96,6 @@ class GangQueue:
         """The gang is gone (deleted, or every member bound)."""
         self._entries.pop(key, None)
 
-    done = delete
-
     # -- the scheduling loop's side -------------------------------------------------------------
 
     def pop(self) -> Gang | None:

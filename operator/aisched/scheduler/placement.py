@@ -91,7 +91,7 @@ def slots(snapshot: Snapshot, role: Role, *, nvlink: bool = False) -> Ints:
         if nvlink:
             per_clique = np.bitwise_count(snapshot.gpu_free[:n, None] & snapshot.gpu_cliques[:n]).max(axis=1)
             np.minimum(out, per_clique.astype(np.int64) // role.gpus, out=out)
-        np.minimum(out, snapshot.gpus_free_count().astype(np.int64) // role.gpus, out=out)
+        np.minimum(out, snapshot.gpus_free_count() // role.gpus, out=out)
     out[~role.feasibility.mask] = 0
     np.maximum(out, 0, out=out)
     return np.minimum(out, len(role.pods))
