@@ -9,7 +9,7 @@ and sleeps on an event set by the handlers or until the next backoff ends: it ne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import pydantic
@@ -31,7 +31,7 @@ from aisched.plugins import default_registry
 from aisched.queue import ClusterEvent, GangQueue
 from aisched.scheduler import Scheduler
 
-__all__ = ["SchedulerRuntime"]
+__all__ = ["PodListener", "SchedulerRuntime"]
 
 log = get_logger(__name__)
 
@@ -39,6 +39,11 @@ PODS_PATH: Final = "/api/v1/pods"
 NODES_PATH: Final = "/api/v1/nodes"
 TOPOLOGIES_PATH: Final = "/apis/aisched.io/v1alpha1/gpunodetopologies"
 _TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+
+
+#: Told of every pod the informer sees: the object, and whether it was deleted. Listeners run inside
+#: the informer's handler, so they must be quick (mark something dirty, never wait).
+PodListener = Callable[[JsonObject, bool], None]
 
 
 class SchedulerRuntime:
@@ -51,8 +56,10 @@ class SchedulerRuntime:
         clock: Callable[[], float],
         profile: Profile | None = None,
         binder: Binder | None = None,
+        pod_listeners: Sequence[PodListener] = (),
     ) -> None:
         self.clock = clock
+        self.pod_listeners = tuple(pod_listeners)
         self.profile = profile if profile is not None else Profile()
         self.framework = Framework(self.profile, default_registry())
         self.cache = Cache()
@@ -253,12 +260,19 @@ class _PodHandler:
 
     def on_add(self, obj: JsonObject) -> None:
         self._runtime.pod_seen(obj)
+        self._tell(obj, deleted=False)
 
     def on_update(self, old: JsonObject, new: JsonObject) -> None:
         self._runtime.pod_seen(new)
+        self._tell(new, deleted=False)
 
     def on_delete(self, obj: JsonObject) -> None:
         self._runtime.pod_gone(obj)
+        self._tell(obj, deleted=True)
+
+    def _tell(self, obj: JsonObject, *, deleted: bool) -> None:
+        for listener in self._runtime.pod_listeners:
+            listener(obj, deleted)
 
     def on_synced(self) -> None:
         self._runtime.wake()
