@@ -7,10 +7,12 @@ sleep so tests never wait.
 
 from aisched.binder.binder import Binder, BindingClient
 from aisched.binder.ledger import (
+    BindErrorKind,
     BindOutcome,
     ErrorAnswer,
     GangLedger,
     Verdict,
+    error_kind,
     judge_conflict,
     judge_error,
 )
@@ -18,6 +20,7 @@ from aisched.binder.manifest import binding_body, binding_path, device_annotatio
 from aisched.binder.ratelimit import TokenBucket
 
 __all__ = [
+    "BindErrorKind",
     "BindOutcome",
     "Binder",
     "BindingClient",
@@ -28,6 +31,7 @@ __all__ = [
     "binding_body",
     "binding_path",
     "device_annotations",
+    "error_kind",
     "judge_conflict",
     "judge_error",
 ]

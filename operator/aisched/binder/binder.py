@@ -7,7 +7,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from aisched.binder.ledger import BindOutcome, GangLedger, Verdict, judge_conflict, judge_error
+from aisched.binder.ledger import (
+    BindOutcome,
+    GangLedger,
+    Verdict,
+    error_kind,
+    judge_conflict,
+    judge_error,
+)
 from aisched.binder.manifest import binding_body, binding_path, pod_path
 from aisched.binder.ratelimit import TokenBucket
 from aisched.framework.types import GangPlacement, PodInfo, PodPlacement
@@ -66,7 +73,8 @@ class Binder:
         """Bind every member of `placement` to its node, or roll the gang back.
 
         API answers and outages are outcomes, never exceptions: the caller forgets
-        `outcome.forget` in its cache and requeues the gang if `outcome.rolled_back`.
+        `outcome.forget` in its cache and requeues the gang if `outcome.rolled_back`;
+        `outcome.errors` lists every Binding call that failed, for metrics.
         """
         gang_log = log.bind(gang=placement.gang.key)
         ledger = GangLedger(
@@ -118,11 +126,13 @@ class Binder:
             try:
                 await self.client.post(path, body)
             except ApiError as exc:
+                ledger.failed_call(error_kind(exc))
                 verdict = judge_error(exc)
                 if verdict is Verdict.CHECK:
                     return await self._check(member)
                 return verdict, f"{exc.status} {exc.reason}: {exc.message}"
             except ApiUnavailable as exc:
+                ledger.failed_call(error_kind(None))
                 return Verdict.RETRY, str(exc)
         return Verdict.BOUND, ""
 

@@ -9,9 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-__all__ = ["BindOutcome", "ErrorAnswer", "GangLedger", "Verdict", "judge_conflict", "judge_error"]
+__all__ = [
+    "BindErrorKind",
+    "BindOutcome",
+    "ErrorAnswer",
+    "GangLedger",
+    "Verdict",
+    "error_kind",
+    "judge_conflict",
+    "judge_error",
+]
+
+#: How a failed Binding call is counted (the `reason` label of the binding-errors metric).
+BindErrorKind = Literal["conflict", "not_found", "unavailable", "other"]
 
 
 class ErrorAnswer(Protocol):
@@ -50,6 +62,19 @@ def judge_error(error: ErrorAnswer) -> Verdict:
     return Verdict.FAILED
 
 
+def error_kind(error: ErrorAnswer | None) -> BindErrorKind:
+    """The kind of a failed Binding call; `None` is a call that got no answer at all."""
+    if error is None:
+        return "unavailable"
+    if error.status == 409:
+        return "conflict"
+    if error.status == 404:
+        return "not_found"
+    if error.transient:
+        return "unavailable"
+    return "other"
+
+
 def judge_conflict(pod: Mapping[str, Any] | None, *, node: str, uid: str) -> tuple[Verdict, str]:
     """The verdict on a 409, from the pod as it is now (`None`: not found), with an explanation.
 
@@ -85,6 +110,8 @@ class BindOutcome:
     reason: str = ""
     #: Pods this call bound and then deleted in the rollback.
     evicted: list[str] = field(default_factory=list)
+    #: Every Binding call that failed, retries included, by kind, in the order they failed.
+    errors: list[BindErrorKind] = field(default_factory=list)
 
 
 class GangLedger:
@@ -98,6 +125,12 @@ class GangLedger:
         self._dropped: list[str] = []
         #: Why the gang cannot be completed as placed; None while it still can.
         self.lost: str | None = None
+        #: Failed Binding calls so far, by kind (`failed_call`).
+        self.errors: list[BindErrorKind] = []
+
+    def failed_call(self, kind: BindErrorKind) -> None:
+        """A Binding call failed (whatever its verdict): counted, not judged."""
+        self.errors.append(kind)
 
     @property
     def bound(self) -> list[str]:
@@ -142,7 +175,9 @@ class GangLedger:
             reason = f"bound {len(bound)} of {len(self.keys)}"
             if dropped:
                 reason += f", {len(dropped)} gone"
-            return BindOutcome(bound=bound, dropped=dropped, forget=dropped, reason=reason)
+            return BindOutcome(
+                bound=bound, dropped=dropped, forget=dropped, reason=reason, errors=list(self.errors)
+            )
         reason = self.lost
         if kept:
             reason += f"; could not evict {', '.join(kept)}, left bound"
@@ -153,4 +188,5 @@ class GangLedger:
             forget=list(self.keys),
             reason=reason,
             evicted=list(evicted),
+            errors=list(self.errors),
         )

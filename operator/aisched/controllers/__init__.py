@@ -2,13 +2,25 @@
 
 Contract: raw dicts (pods, nodes, GPUNodeTopology objects) stop here; everything past this package
 sees `NodeInfo`, `PodInfo`, `Gang` and `PodUsage`. `nodes` and `gangs` are pure (no I/O, no clock);
-`runtime` owns the I/O: three informers, the serial scheduling loop and the concurrent binder.
+`runtime` owns the I/O: three informers, the serial scheduling loop and the concurrent binder;
+`reporting` writes why pods wait (their PodScheduled condition, FailedScheduling Events) off the loop.
 Controllers may import every other aisched package; nothing in the pure core imports them.
 No Kopf here yet (AIJob handling and the Kopf hooks come later).
 """
 
 from aisched.controllers.gangs import GangBook, assemble, gang_key
 from aisched.controllers.nodes import node_info
-from aisched.controllers.runtime import SchedulerRuntime
+from aisched.controllers.reporting import FailureReporter, ReportingClient
+from aisched.controllers.runtime import PodListener, RuntimeClient, SchedulerRuntime
 
-__all__ = ["GangBook", "SchedulerRuntime", "assemble", "gang_key", "node_info"]
+__all__ = [
+    "FailureReporter",
+    "GangBook",
+    "PodListener",
+    "ReportingClient",
+    "RuntimeClient",
+    "SchedulerRuntime",
+    "assemble",
+    "gang_key",
+    "node_info",
+]

@@ -1,16 +1,18 @@
 """`SchedulerRuntime`: informers feed the cache and the gang queue; a serial loop schedules; the
-binder binds concurrently.
+binder binds concurrently; the reporter tells waiting pods why, off the loop.
 
 Handlers are synchronous and short (an event becomes a cache or queue update). The loop starts
 only once pods, nodes and GPUNodeTopology objects have all been listed, never on a partial view,
 and sleeps on an event set by the handlers or until the next backoff ends: it never polls.
+A cycle, a binding or a handler that raises (a bug, or data nobody foresaw) is logged and
+contained: its gang backs off and every other gang is scheduled as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
 import pydantic
 
@@ -20,18 +22,22 @@ from aisched.binder import Binder, BindOutcome
 from aisched.cache import Cache, PodUsage
 from aisched.controllers.gangs import GangBook
 from aisched.controllers.nodes import node_info
+from aisched.controllers.reporting import REASON_SCHEDULER_ERROR, REASON_UNSCHEDULABLE, FailureReporter
 from aisched.framework.profile import Profile
+from aisched.framework.registry import Registry
 from aisched.framework.runtime import Framework
+from aisched.framework.status import Code
 from aisched.framework.types import Gang, GangPlacement, PodInfo
-from aisched.kube.client import JsonObject, KubeClient
+from aisched.kube.client import JsonObject, Params, PatchType
 from aisched.kube.informer import Informer
 from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
+from aisched.observability.metrics import InformerResource, Metrics
 from aisched.plugins import default_registry
 from aisched.queue import ClusterEvent, GangQueue
 from aisched.scheduler import Scheduler
 
-__all__ = ["PodListener", "SchedulerRuntime"]
+__all__ = ["PodListener", "RuntimeClient", "SchedulerRuntime"]
 
 log = get_logger(__name__)
 
@@ -39,6 +45,9 @@ PODS_PATH: Final = "/api/v1/pods"
 NODES_PATH: Final = "/api/v1/nodes"
 TOPOLOGIES_PATH: Final = "/apis/aisched.io/v1alpha1/gpunodetopologies"
 _TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+#: While the loop is busy, the queue-depth gauge (a walk over every gang) is refreshed at most
+#: this often; whenever the loop goes idle it is refreshed at once.
+_QUEUE_DEPTH_EVERY: Final = 1.0
 
 
 #: Told of every pod the informer sees: the object, and whether it was deleted. Listeners run inside
@@ -46,35 +55,66 @@ _TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 PodListener = Callable[[JsonObject, bool], None]
 
 
+class RuntimeClient(Protocol):
+    """What the runtime asks of `aisched.kube.client.KubeClient`: list and watch (informers), post,
+    get and delete (binder), post and patch (reporter)."""
+
+    async def get(self, path: str, *, params: Params | None = None) -> JsonObject: ...
+
+    def watch(self, path: str, *, params: Params | None = None) -> AsyncIterator[JsonObject]: ...
+
+    async def post(self, path: str, body: JsonObject) -> JsonObject: ...
+
+    async def delete(self, path: str) -> JsonObject: ...
+
+    async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
+
+
 class SchedulerRuntime:
     """Everything the scheduler runs on, built once and passed around (no module-level state)."""
 
     def __init__(
         self,
-        client: KubeClient,
+        client: RuntimeClient,
         *,
         clock: Callable[[], float],
         profile: Profile | None = None,
         binder: Binder | None = None,
         pod_listeners: Sequence[PodListener] = (),
+        metrics: Metrics | None = None,
+        reporter: FailureReporter | None = None,
+        registry: Registry | None = None,
     ) -> None:
+        """`registry` names the plugins the profile may use (default: the built-in ones)."""
         self.clock = clock
         self.pod_listeners = tuple(pod_listeners)
         self.profile = profile if profile is not None else Profile()
-        self.framework = Framework(self.profile, default_registry())
+        self.framework = Framework(self.profile, registry if registry is not None else default_registry())
         self.cache = Cache()
         self.scheduler = Scheduler(framework=self.framework, cache=self.cache)
         self.queue = GangQueue(less=self.framework.less, clock=clock)
         self.binder = binder if binder is not None else Binder(client, clock=clock)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)
         self.gangs = GangBook()
         self._nodes: dict[str, JsonObject] = {}
         self._topologies: dict[str, GPUNodeTopologyStatus] = {}
         self._topology_node: dict[str, str] = {}  # GPUNodeTopology name -> node name
+        self._pending_since: dict[str, float] = {}  # pod key -> when first seen pending
+        self._gpus = 0  # GPUs held by bound or assumed pods, as the cache counts them
+        self._queue_published = float("-inf")
         self._wake = asyncio.Event()
         self.informers = (
-            Informer(client, path=PODS_PATH, handler=_PodHandler(self)),
-            Informer(client, path=NODES_PATH, handler=_NodeHandler(self)),
-            Informer(client, path=TOPOLOGIES_PATH, handler=_TopologyHandler(self)),
+            self._informer(client, PODS_PATH, _PodHandler(self), "pods"),
+            self._informer(client, NODES_PATH, _NodeHandler(self), "nodes"),
+            self._informer(client, TOPOLOGIES_PATH, _TopologyHandler(self), "gpunodetopologies"),
+        )
+
+    def _informer(
+        self, client: RuntimeClient, path: str, handler: _Handler, resource: InformerResource
+    ) -> Informer:
+        return Informer(
+            client, path=path, handler=handler, on_list=lambda: self.metrics.informer_relist(resource)
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -82,6 +122,7 @@ class SchedulerRuntime:
         async with asyncio.TaskGroup() as tasks:
             for informer in self.informers:
                 tasks.create_task(informer.run(stop), name=f"informer {informer.path}")
+            tasks.create_task(self.reporter.run(stop), name="failure reporter")
             tasks.create_task(self._schedule(stop), name="scheduling loop")
 
     # -- the scheduling loop -------------------------------------------------------------------
@@ -96,11 +137,14 @@ class SchedulerRuntime:
                 self._wake.clear()
                 gang = self.queue.pop()
                 if gang is None:
+                    self._publish_queue_depth()
                     await self._idle(stop)
                     continue
                 placement = self._cycle(gang)
                 if placement is not None:
                     bindings.create_task(self._bind(placement), name=f"bind {gang.key}")
+                if self.clock() - self._queue_published >= _QUEUE_DEPTH_EVERY:
+                    self._publish_queue_depth()
                 await asyncio.sleep(0)  # let watch events and bindings in between cycles
 
     async def _idle(self, stop: asyncio.Event) -> None:
@@ -118,30 +162,77 @@ class SchedulerRuntime:
 
     def _cycle(self, popped: Gang) -> GangPlacement | None:
         """One scheduling cycle; the placement to bind, already assumed, or None."""
-        gang = self.gangs.gang(popped.key)  # the freshest view; members placed meanwhile left it
-        if gang is None:
-            self.queue.delete(popped.key)
+        started = self.clock()
+        gang = popped
+        try:
+            fresh = self.gangs.gang(popped.key)  # the freshest view; members placed meanwhile left it
+            if fresh is None:
+                self.queue.delete(popped.key)
+                return None
+            gang = fresh
+            result = self.scheduler.schedule(gang)
+        except Exception as exc:
+            log.bind(gang=gang.key).exception("scheduling_cycle_failed")
+            message = f"scheduling cycle failed: {type(exc).__name__}: {exc}"
+            self._cycle_failed(gang, message, seconds=self.clock() - started)
             return None
-        result = self.scheduler.schedule(gang)
-        if result.placement is None:
+        seconds = max(0.0, self.clock() - started)
+        placement = result.placement
+        if placement is None and result.status.code is Code.ERROR:  # a plugin failed, not a verdict
+            log.bind(gang=gang.key).error("scheduling_cycle_failed", reason=result.message)
+            self._cycle_failed(gang, result.message, seconds=seconds)
+            return None
+        if placement is None:
+            self.metrics.observe_cycle("unschedulable", seconds)
             self.queue.unschedulable(gang, reason=result.message)
+            self._report(gang, message=result.message, reason=REASON_UNSCHEDULABLE)
             log.bind(gang=gang.key).info("gang_unschedulable", reason=result.message)
             return None
-        self.gangs.place(p.pod.key for p in result.placement.pods)
+        self.metrics.observe_cycle("scheduled", seconds)
+        self._held(sum(p.pod.gpus for p in placement.pods))
+        placed = [p.pod.key for p in placement.pods]
+        self.reporter.placed(placed)
+        self.gangs.place(placed)
         rest = self.gangs.gang(gang.key)
         if rest is None:
             self.queue.succeeded(gang)
         else:
             self.queue.add(rest)
-        return result.placement
+        return placement
+
+    def _cycle_failed(self, gang: Gang, message: str, *, seconds: float) -> None:
+        """A cycle raised or a plugin failed: count it, undo what it may have assumed, and back the
+        gang off (an error is no verdict on the cluster, so no cluster event is awaited)."""
+        self.metrics.observe_cycle("error", max(0.0, seconds))
+        self._forget(member.key for member in gang.members)
+        self.queue.backoff(gang, reason=message)
+        self._report(gang, message=message, reason=REASON_SCHEDULER_ERROR)
+
+    def _report(self, gang: Gang, *, message: str, reason: str) -> None:
+        """Hand the verdict on `gang` to the reporter, for each member still pending."""
+        index = self.informers[0].index
+        for member in gang.members:
+            obj = index.get((member.namespace, member.name))
+            if obj is not None and not (obj.get("spec") or {}).get("nodeName"):
+                self.reporter.report(obj, message=message, reason=reason)
 
     async def _bind(self, placement: GangPlacement) -> None:
-        outcome = await self.binder.bind(placement)
+        try:
+            outcome = await self.binder.bind(placement)
+        except Exception as exc:  # a bug in the binder: whatever it bound, the informer will tell
+            log.bind(gang=placement.gang.key).exception("binding_failed")
+            outcome = BindOutcome(
+                rolled_back=True,
+                forget=[p.pod.key for p in placement.pods],
+                reason=f"binding failed: {type(exc).__name__}: {exc}",
+            )
         self._settle(placement, outcome)
 
     def _settle(self, placement: GangPlacement, outcome: BindOutcome) -> None:
         """Undo in the cache what the binder could not make real; requeue a rolled-back gang."""
-        self.cache.forget(outcome.forget)
+        for kind in outcome.errors:
+            self.metrics.binding_error(kind)
+        self._forget(outcome.forget)
         # Pods confirmed bound meanwhile stay in the cache and stay placed.
         undone = [key for key in outcome.forget if self.cache.pod(key) is None]
         for gang_key in self.gangs.restore(undone):
@@ -155,6 +246,36 @@ class SchedulerRuntime:
             self._wake.set()
         if outcome.rolled_back:
             log.bind(gang=placement.gang.key).warning("gang_requeued", reason=outcome.reason)
+
+    def _publish_queue_depth(self) -> None:
+        self._queue_published = self.clock()
+        self.metrics.set_queue_depth({state.value: n for state, n in self.queue.depth().items()})
+
+    # -- the GPUs held, kept in step with the cache ---------------------------------------------
+
+    def _held(self, change: int) -> None:
+        self._gpus += change
+        self.metrics.set_gpus_allocated(self._gpus)
+
+    def _set_pod(self, usage: PodUsage) -> None:
+        old = self.cache.pod(usage.key)
+        self.cache.set_pod(usage)
+        self._held(usage.gpus - (old.gpus if old is not None else 0))
+
+    def _remove_pod(self, key: str) -> bool:
+        old = self.cache.pod(key)
+        if old is None:
+            return False
+        self.cache.remove_pod(key)
+        self._held(-old.gpus)
+        return True
+
+    def _forget(self, keys: Iterable[str]) -> None:
+        """Drop assumed pods (never bound ones) from the cache."""
+        assumed = [u for u in (self.cache.pod(k) for k in keys) if u is not None and u.assumed]
+        if assumed:
+            self.cache.forget(u.key for u in assumed)
+            self._held(-sum(u.gpus for u in assumed))
 
     # -- handlers' side ------------------------------------------------------------------------
 
@@ -170,20 +291,31 @@ class SchedulerRuntime:
             self.pod_gone(obj)
             return
         if pod.node_name:
-            self.cache.set_pod(_usage(pod, obj, node=pod.node_name))
-            # Our binding confirmed, or bound by someone else: a gang member counts as placed.
-            gang_key = self.gangs.placed(pod) if pod.gang else self.gangs.remove(pod.key)
-            if gang_key is not None:
-                self._requeue(gang_key)
+            self._bound(pod, obj)
             return
         if pod.scheduler_name != self.profile.scheduler_name or self.cache.pod(pod.key) is not None:
             return  # not ours, or assumed already: never schedule a pod twice
+        self._pending_since.setdefault(pod.key, self.clock())
         self._requeue(self.gangs.pending(pod))
+
+    def _bound(self, pod: PodInfo, obj: JsonObject) -> None:
+        """`pod` has a node: our binding confirmed, or someone else's."""
+        assumed = self.cache.pod(pod.key)
+        since = self._pending_since.pop(pod.key, None)
+        if since is not None and assumed is not None and assumed.assumed and assumed.node == pod.node_name:
+            self.metrics.observe_e2e(max(0.0, self.clock() - since))
+        self._set_pod(_usage(pod, obj, node=pod.node_name or ""))
+        self.reporter.forget(pod.key)
+        # A gang member counts as placed, whoever bound it.
+        gang_key = self.gangs.placed(pod) if pod.gang else self.gangs.remove(pod.key)
+        if gang_key is not None:
+            self._requeue(gang_key)
 
     def pod_gone(self, obj: JsonObject) -> None:
         key = _key(obj)
-        if self.cache.pod(key) is not None:
-            self.cache.remove_pod(key)
+        self._pending_since.pop(key, None)
+        self.reporter.forget(key)
+        if self._remove_pod(key):
             self.queue.on_event(ClusterEvent.POD_DELETED)
             self._wake.set()
         gang_key = self.gangs.remove(key)
@@ -238,7 +370,7 @@ class SchedulerRuntime:
             self.queue.delete(gang_key)
         else:
             self.queue.add(gang)
-            self._wake.set()
+        self._wake.set()  # also to refresh the queue-depth gauge
 
 
 def _key(obj: JsonObject) -> str:
@@ -254,59 +386,67 @@ def _usage(pod: PodInfo, obj: JsonObject, *, node: str) -> PodUsage:
     return PodUsage(key=pod.key, node=node, requests=pod.requests, gpu_uuids=uuids)
 
 
-class _PodHandler:
+class _Handler:
+    """Turns one informer's callbacks into runtime calls; counts each change for metrics. A change
+    whose handling raises is logged and skipped: one bad object never stops the informer."""
+
+    resource: InformerResource
+
     def __init__(self, runtime: SchedulerRuntime) -> None:
         self._runtime = runtime
 
     def on_add(self, obj: JsonObject) -> None:
-        self._runtime.pod_seen(obj)
-        self._tell(obj, deleted=False)
+        self._deliver(obj, added=True, deleted=False)
 
     def on_update(self, old: JsonObject, new: JsonObject) -> None:
-        self._runtime.pod_seen(new)
-        self._tell(new, deleted=False)
+        self._deliver(new, added=False, deleted=False)
 
     def on_delete(self, obj: JsonObject) -> None:
-        self._runtime.pod_gone(obj)
-        self._tell(obj, deleted=True)
-
-    def _tell(self, obj: JsonObject, *, deleted: bool) -> None:
-        for listener in self._runtime.pod_listeners:
-            listener(obj, deleted)
+        self._deliver(obj, added=False, deleted=True)
 
     def on_synced(self) -> None:
         self._runtime.wake()
 
+    def _deliver(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
+        self._runtime.metrics.informer_event(self.resource)
+        try:
+            self._apply(obj, added=added, deleted=deleted)
+        except Exception:
+            log.exception("event_handling_failed", resource=self.resource, object=_key(obj), deleted=deleted)
 
-class _NodeHandler:
-    def __init__(self, runtime: SchedulerRuntime) -> None:
-        self._runtime = runtime
-
-    def on_add(self, obj: JsonObject) -> None:
-        self._runtime.node_seen(obj, added=True)
-
-    def on_update(self, old: JsonObject, new: JsonObject) -> None:
-        self._runtime.node_seen(new, added=False)
-
-    def on_delete(self, obj: JsonObject) -> None:
-        self._runtime.node_gone(obj)
-
-    def on_synced(self) -> None:
-        self._runtime.wake()
+    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
+        raise NotImplementedError
 
 
-class _TopologyHandler:
-    def __init__(self, runtime: SchedulerRuntime) -> None:
-        self._runtime = runtime
+class _PodHandler(_Handler):
+    resource = "pods"
 
-    def on_add(self, obj: JsonObject) -> None:
-        self._runtime.topology_seen(obj)
+    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
+        try:
+            if deleted:
+                self._runtime.pod_gone(obj)
+            else:
+                self._runtime.pod_seen(obj)
+        finally:  # listeners hear of every pod, even one the runtime choked on
+            for listener in self._runtime.pod_listeners:
+                listener(obj, deleted)
 
-    def on_update(self, old: JsonObject, new: JsonObject) -> None:
-        self._runtime.topology_seen(new)
 
-    def on_delete(self, obj: JsonObject) -> None:
-        self._runtime.topology_gone(obj)
+class _NodeHandler(_Handler):
+    resource = "nodes"
 
-    def on_synced(self) -> None:
-        self._runtime.wake()
+    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
+        if deleted:
+            self._runtime.node_gone(obj)
+        else:
+            self._runtime.node_seen(obj, added=added)
+
+
+class _TopologyHandler(_Handler):
+    resource = "gpunodetopologies"
+
+    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
+        if deleted:
+            self._runtime.topology_gone(obj)
+        else:
+            self._runtime.topology_seen(obj)

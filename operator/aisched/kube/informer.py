@@ -109,9 +109,12 @@ class Informer:
         watch_timeout: int = WATCH_TIMEOUT_SECONDS,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         backoff: Backoff | None = None,
+        on_list: Callable[[], None] | None = None,
     ) -> None:
         """`resource_version` resumes from a view the handler already holds (`known`, as of that
-        version): no initial list, `on_synced` at once, and a list only if the watch has expired."""
+        version): no initial list, `on_synced` at once, and a list only if the watch has expired.
+        `on_list` is told of every full list once its difference has been delivered (the first
+        list, and each relist), for metrics; it must be quick and must not raise."""
         self._client = client
         self.path = path
         self._handler = handler
@@ -123,6 +126,7 @@ class Informer:
         self._watch_timeout = watch_timeout
         self._sleep = sleep
         self._backoff = backoff or Backoff()
+        self._on_list = on_list
         self._index: dict[ObjectKey, JsonObject] = {object_key(obj): obj for obj in known}
         self._resource_version = resource_version
         self._must_list = resource_version is None
@@ -209,6 +213,8 @@ class Informer:
         self._resource_version = version
         self._must_list = False
         self._failures = 0
+        if self._on_list is not None:
+            self._on_list()
         self._mark_synced()
 
     def _replace(self, items: list[JsonObject]) -> None:

@@ -1,0 +1,419 @@
+"""Telling users why a pod waits, as kube-scheduler does: the PodScheduled=False condition on the
+pod, and a FailedScheduling Event.
+
+The scheduling loop calls `FailureReporter.report()`, which is synchronous and only notes what to
+write; a few writer tasks (`run()`) make the writes in the background, so a slow or failing API
+server never holds up a cycle. A verdict repeated cycle after cycle costs no API call:
+
+- the condition is patched only when its reason or message differs from what the pod carries
+  (or what a write of ours has just given it, while the informer has not caught up);
+- an Event is created once per distinct (pod uid, message); a repeat only bumps its `count` and
+  `lastTimestamp`, and at most once per `event_interval`, as client-go's event recorder does.
+
+What is remembered per pod is dropped when the pod is bound or deleted (`forget`), and a pod
+keeps at most `messages_per_pod` distinct messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, PatchType, resource_path
+from aisched.kube.retry import until_stopped
+from aisched.observability.logging import get_logger
+
+__all__ = [
+    "COMPONENT",
+    "EVENT_REASON",
+    "REASON_SCHEDULER_ERROR",
+    "REASON_UNSCHEDULABLE",
+    "FailureReporter",
+    "ReportingClient",
+    "pod_scheduled_condition",
+]
+
+log = get_logger(__name__)
+
+#: The condition reasons kube-scheduler uses: no node fits, or the scheduler itself failed.
+REASON_UNSCHEDULABLE: Final = "Unschedulable"
+REASON_SCHEDULER_ERROR: Final = "SchedulerError"
+EVENT_REASON: Final = "FailedScheduling"
+COMPONENT: Final = "aisched"
+#: client-go's default: a repeated Event is updated at most this often (seconds).
+EVENT_INTERVAL: Final = 600.0
+_CONDITION: Final = "PodScheduled"
+# An Event name is a DNS subdomain (253 characters): the pod's name, a dot, 16 hex digits.
+_MAX_NAME_PREFIX: Final = 253 - 17
+_MAX_EVENT_MESSAGE: Final = 1024  # what the API server accepts for an Event's note
+
+
+class ReportingClient(Protocol):
+    """The two verbs the reporter needs (`aisched.kube.client.KubeClient` has them)."""
+
+    async def post(self, path: str, body: JsonObject) -> JsonObject: ...
+
+    async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
+
+
+def pod_scheduled_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod's PodScheduled condition, if it carries one."""
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == _CONDITION:
+            return condition
+    return None
+
+
+def _revision_of(version: object) -> int | None:
+    """A resourceVersion as a number (etcd's revision), or None where a server uses opaque ones."""
+    return int(version) if isinstance(version, str) and version.isdigit() else None
+
+
+def _revision(obj: Mapping[str, Any]) -> int | None:
+    return _revision_of((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Verdict = tuple[str, str]  # (condition reason, message)
+
+
+@dataclass
+class _Event:
+    """One FailedScheduling Event of one pod: what happened, and what the API object says."""
+
+    count: int
+    first: str
+    last: str
+    name: str | None = None  # set once created
+    written_at: float = 0.0  # clock() of the last create or update
+    writing: bool = False
+
+
+@dataclass
+class _Pod:
+    namespace: str
+    name: str
+    uid: str
+    #: The pod's resourceVersion when last reported: the condition patch's precondition, so that
+    #: a verdict can never land on a pod that changed since (bound meanwhile, say).
+    resource_version: str = ""
+    already_false: bool = False  # PodScheduled is False already: keep its lastTransitionTime
+    wanted: Verdict | None = None  # a condition to write, not started yet
+    writing: Verdict | None = None  # the condition being written
+    #: The condition our last write gave the pod, with the resourceVersion it got: trusted over
+    #: the informer's copy while that copy is older.
+    written: tuple[Verdict, int | None] | None = None
+    events: OrderedDict[str, _Event] = field(default_factory=OrderedDict)  # by message
+    dirty: set[str] = field(default_factory=set)  # messages whose Event needs a write
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def has_work(self) -> bool:
+        return self.wanted is not None or bool(self.dirty)
+
+
+class FailureReporter:
+    """Writes scheduling failures onto pods and as Events, deduplicated, off the scheduling loop."""
+
+    def __init__(
+        self,
+        client: ReportingClient,
+        *,
+        clock: Callable[[], float],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        event_interval: float = EVENT_INTERVAL,
+        writers: int = 2,
+        messages_per_pod: int = 8,
+        instance: str = "",
+    ) -> None:
+        """`clock` paces Event updates (seconds, monotonic); `now` stamps what is written;
+        `instance` is the Events' reportingInstance (the replica), left out when empty."""
+        if writers < 1:
+            raise ValueError(f"writers must be at least 1, not {writers}")
+        if messages_per_pod < 1:
+            raise ValueError(f"messages_per_pod must be at least 1, not {messages_per_pod}")
+        self.client = client
+        self.clock = clock
+        self.now = now
+        self.event_interval = event_interval
+        self.writers = writers
+        self.messages_per_pod = messages_per_pod
+        self.instance = instance
+        self._pods: dict[str, _Pod] = {}
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._busy: set[str] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_name_stamp = 0
+        #: Writes made so far, by kind, and writes that failed (for tests and debugging).
+        self.conditions_written = 0
+        self.events_created = 0
+        self.events_updated = 0
+        self.failures = 0
+
+    # -- the scheduling loop's side (synchronous, never waits) -----------------------------------
+
+    def report(self, pod: Mapping[str, Any], *, message: str, reason: str = REASON_UNSCHEDULABLE) -> None:
+        """`pod` (its latest object) cannot be scheduled, for `message`: note what to write."""
+        meta: Mapping[str, Any] = pod.get("metadata") or {}
+        namespace, name, uid = (
+            meta.get("namespace") or "default",
+            meta.get("name") or "",
+            meta.get("uid") or "",
+        )
+        key = f"{namespace}/{name}"
+        state = self._pods.get(key)
+        if state is None or state.uid != uid:  # new, or recreated under the same name
+            state = self._pods[key] = _Pod(namespace=namespace, name=name, uid=uid)
+        version = str(meta.get("resourceVersion") or "")
+        seen, known = _revision_of(version), _revision_of(state.resource_version)
+        if seen is None or known is None or seen >= known:  # not a copy older than our own write
+            state.resource_version = version
+        verdict = (reason, message)
+        carried = self._carried(state, pod)
+        state.wanted = None if verdict == carried else verdict
+        self._note_event(state, message)
+        if state.has_work():
+            self._enqueue(key)
+
+    def placed(self, keys: Iterable[str]) -> None:
+        """These pods were just placed: drop their condition writes not started yet (their Events
+        stay remembered, so a rollback that brings the same verdict back does not repeat one)."""
+        for key in keys:
+            state = self._pods.get(key)
+            if state is not None:
+                state.wanted = None
+
+    def forget(self, key: str) -> None:
+        """The pod is bound or deleted: nothing more to write or remember about it."""
+        self._pods.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._pods
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+    # -- the writers -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write until `stop` is set; writes still waiting then are dropped (a successor reports
+        again what is still true)."""
+        async with asyncio.TaskGroup() as writers:
+            for number in range(self.writers):
+                writers.create_task(until_stopped(self._work(), stop), name=f"reporter writer {number}")
+
+    async def wait_idle(self) -> None:
+        """Until no write is waiting or in flight."""
+        await self._idle.wait()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._busy.add(key)
+            try:
+                await self._write(key)
+            except Exception:  # a bug here must not end reporting (nor the scheduler with it)
+                self.failures += 1
+                log.exception("report_failed", pod=key)
+            finally:
+                self._busy.discard(key)
+                state = self._pods.get(key)
+                if state is not None and state.has_work():
+                    self._enqueue(key)
+                elif not self._queued and not self._busy:
+                    self._idle.set()
+
+    async def _write(self, key: str) -> None:
+        state = self._pods.get(key)
+        if state is None:
+            return
+        if state.wanted is not None:
+            await self._write_condition(state)
+        while state.dirty and self._pods.get(key) is state:
+            message = state.dirty.pop()
+            event = state.events.get(message)
+            if event is not None:
+                await self._write_event(state, message, event)
+
+    # -- the condition -----------------------------------------------------------------------------
+
+    def _carried(self, state: _Pod, pod: Mapping[str, Any]) -> Verdict | None:
+        """The PodScheduled=False verdict the pod has, or is about to have from a write of ours."""
+        if state.writing is not None:
+            return state.writing
+        if state.written is not None:
+            verdict, revision = state.written
+            seen = _revision(pod)
+            if revision is not None and seen is not None and seen < revision:
+                state.already_false = True
+                return verdict  # the informer has not seen our write yet
+        condition = pod_scheduled_condition(pod)
+        state.already_false = condition is not None and condition.get("status") == "False"
+        if condition is None or condition.get("status") != "False":
+            return None
+        return (str(condition.get("reason") or ""), str(condition.get("message") or ""))
+
+    async def _write_condition(self, state: _Pod) -> None:
+        verdict = state.wanted
+        if verdict is None:
+            return
+        state.wanted, state.writing = None, verdict
+        reason, message = verdict
+        condition: dict[str, Any] = {
+            "type": _CONDITION,
+            "status": "False",
+            "reason": reason,
+            "message": message,
+        }
+        if not state.already_false:
+            condition["lastTransitionTime"] = _rfc3339(self.now())
+        # A strategic merge on `type` leaves the other conditions alone; the resourceVersion makes
+        # the API server refuse the patch (409) if the pod changed since it was judged.
+        body: JsonObject = {"status": {"conditions": [condition]}}
+        if state.resource_version:
+            body["metadata"] = {"resourceVersion": state.resource_version}
+        path = resource_path(
+            group="",
+            version="v1",
+            plural="pods",
+            namespace=state.namespace,
+            name=state.name,
+            subresource="status",
+        )
+        try:
+            patched = await self.client.patch(path, body, patch="strategic")
+        except (ApiError, ApiUnavailable) as exc:
+            self._failed("condition", state, exc)
+            return
+        finally:
+            state.writing = None
+        self.conditions_written += 1
+        revision = _revision(patched)
+        state.written = (verdict, revision)
+        state.already_false = True
+        if revision is not None and revision > (_revision_of(state.resource_version) or 0):
+            state.resource_version = str(revision)  # the newest we know: the next write's precondition
+        log.debug("pod_condition_written", pod=state.key, reason=reason)
+
+    # -- the Events --------------------------------------------------------------------------------
+
+    def _note_event(self, state: _Pod, message: str) -> None:
+        stamp = _rfc3339(self.now())
+        event = state.events.get(message)
+        if event is None:
+            state.events[message] = _Event(count=1, first=stamp, last=stamp)
+            state.dirty.add(message)
+            while len(state.events) > self.messages_per_pod:
+                oldest, _ = state.events.popitem(last=False)
+                state.dirty.discard(oldest)
+            return
+        state.events.move_to_end(message)
+        event.count += 1
+        event.last = stamp
+        if (
+            event.name is not None
+            and not event.writing
+            and self.clock() - event.written_at >= self.event_interval
+        ):
+            state.dirty.add(message)
+
+    async def _write_event(self, state: _Pod, message: str, event: _Event) -> None:
+        event.writing = True
+        count, last = event.count, event.last
+        try:
+            if event.name is not None:
+                try:
+                    await self.client.patch(
+                        resource_path(
+                            group="",
+                            version="v1",
+                            plural="events",
+                            namespace=state.namespace,
+                            name=event.name,
+                        ),
+                        {"count": count, "lastTimestamp": last, "message": message[:_MAX_EVENT_MESSAGE]},
+                        patch="strategic",
+                    )
+                    self.events_updated += 1
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    event.name = None  # expired (Events live an hour): create a new one, as client-go does
+            if event.name is None:
+                name = self._event_name(state.name)
+                await self.client.post(
+                    resource_path(group="", version="v1", plural="events", namespace=state.namespace),
+                    self._event_body(state, name=name, message=message, event=event, count=count),
+                )
+                self.events_created += 1
+                event.name = name
+        except (ApiError, ApiUnavailable) as exc:
+            self._failed("event", state, exc)
+            if event.name is None:
+                state.events.pop(message, None)  # never created: the next report tries afresh
+            return
+        finally:
+            event.writing = False
+        event.written_at = self.clock()
+
+    def _event_body(self, state: _Pod, *, name: str, message: str, event: _Event, count: int) -> JsonObject:
+        body: JsonObject = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": state.namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "namespace": state.namespace,
+                "name": state.name,
+                "uid": state.uid,
+            },
+            "type": "Warning",
+            "reason": EVENT_REASON,
+            "message": message[:_MAX_EVENT_MESSAGE],
+            "action": "Scheduling",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": event.first,
+            "lastTimestamp": event.last,
+            "count": count,
+        }
+        if self.instance:
+            body["reportingInstance"] = self.instance
+            body["source"]["host"] = self.instance
+        return body
+
+    def _event_name(self, pod_name: str) -> str:
+        """client-go's `<object>.<unix nanoseconds in hex>`, kept increasing so names never clash."""
+        stamp = max(int(self.now().timestamp() * 1e9), self._last_name_stamp + 1)
+        self._last_name_stamp = stamp
+        return f"{pod_name[:_MAX_NAME_PREFIX].rstrip('-.')}.{stamp:016x}"
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _enqueue(self, key: str) -> None:
+        if key in self._queued or key in self._busy:
+            return  # a busy key is queued again by its writer when it has more to do
+        self._queued.add(key)
+        self._idle.clear()
+        self._queue.put_nowait(key)
+
+    def _failed(self, what: str, state: _Pod, exc: ApiError | ApiUnavailable) -> None:
+        self.failures += 1
+        if isinstance(exc, ApiError) and exc.status in (404, 409):
+            # The pod is gone, or changed since it was judged: the next cycle reports afresh.
+            log.debug("report_skipped", pod=state.key, write=what, status=exc.status)
+            return
+        log.warning("report_failed", pod=state.key, write=what, error=str(exc))
