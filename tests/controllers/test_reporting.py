@@ -44,36 +44,39 @@ OTHER_VERDICT: Final = "0/8 nodes are available: 8 GPU model not allowed."
 
 class MemoryClient:
     """Takes the reporter's writes as the API server would, without one: a patched pod comes back
-    with the next resourceVersion. `errors` are raised, in order, instead of the next calls."""
+    with the next resourceVersion. `errors[kind]` are raised, in order, instead of the next calls on
+    pod statuses ("status") or on Events ("events"): conditions and Events have writers of their own,
+    so only the order within a kind is known."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, JsonObject]] = []
-        self.errors: list[Exception] = []
+        self.errors: dict[str, list[Exception]] = {"status": [], "events": []}
         self.revision = 100
 
     async def post(self, path: str, body: JsonObject) -> JsonObject:
         self.calls.append(("POST", path, body))
-        self._fail()
+        self._fail(path)
         return body
 
     async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject:
         assert patch == "strategic"
         self.calls.append(("PATCH", path, body))
-        self._fail()
+        self._fail(path)
         self.revision += 1
         return {"metadata": {"resourceVersion": str(self.revision)}}
 
-    def _fail(self) -> None:
-        if self.errors:
-            raise self.errors.pop(0)
+    def _fail(self, path: str) -> None:
+        errors = self.errors[_kind(path)]
+        if errors:
+            raise errors.pop(0)
 
     def writes(self, method: str, kind: str) -> list[JsonObject]:
         """The bodies of the `method` calls on pod statuses ("status") or on Events ("events")."""
-        return [
-            body
-            for m, path, body in self.calls
-            if m == method and (path.endswith("/status") if kind == "status" else "/events" in path)
-        ]
+        return [body for m, path, body in self.calls if m == method and _kind(path) == kind]
+
+
+def _kind(path: str) -> str:
+    return "status" if path.endswith("/status") else "events"
 
 
 def pending(
@@ -153,6 +156,7 @@ async def test_a_verdict_repeated_every_cycle_is_written_once_as_condition_and_o
         "namespace": "default",
         "name": "trainer",
         "uid": "uid-1",
+        "resourceVersion": "10",
     }
     assert event["source"] == {"component": "aisched"}
     assert event["reportingComponent"] == "aisched"
@@ -219,7 +223,7 @@ async def test_an_event_gone_when_it_is_updated_is_created_again_with_its_count(
         reporter.report(pending(), message=VERDICT)
         await idle(reporter)
         clock.now += 601.0
-        client.errors = [ApiError(status=404, reason="NotFound", message="expired", body={})]
+        client.errors["events"] = [ApiError(status=404, reason="NotFound", message="expired", body={})]
         reporter.report(pending(), message=VERDICT)
 
     first, second = client.writes("POST", "events")
@@ -229,9 +233,9 @@ async def test_an_event_gone_when_it_is_updated_is_created_again_with_its_count(
 
 async def test_a_failed_write_is_counted_and_made_on_the_next_report() -> None:
     client = MemoryClient()
-    client.errors = [
-        ApiUnavailable("connection reset"),
-        ApiError(status=503, reason="ServiceUnavailable", message="etcd is sad", body={}),
+    client.errors["status"] = [ApiUnavailable("connection reset")]
+    client.errors["events"] = [
+        ApiError(status=503, reason="ServiceUnavailable", message="etcd is sad", body={})
     ]
     reporter = FailureReporter(client, clock=FakeClock())
     async with writing(reporter):
@@ -248,15 +252,16 @@ async def test_a_failed_write_is_counted_and_made_on_the_next_report() -> None:
 
 async def test_a_bug_in_a_write_is_logged_and_the_writers_go_on() -> None:
     client = MemoryClient()
-    client.errors = [RuntimeError("a bug")]
+    client.errors = {"status": [RuntimeError("a bug")], "events": [RuntimeError("another bug")]}
     reporter = FailureReporter(client, clock=FakeClock(), writers=1)
     async with writing(reporter):
         reporter.report(pending("first", uid="uid-1"), message=VERDICT)
         await idle(reporter)
         reporter.report(pending("second", uid="uid-2"), message=VERDICT)
 
-    assert reporter.failures == 1
-    assert reporter.conditions_written == 1  # the second pod's; the first's write hit the bug
+    assert reporter.failures == 2
+    # The second pod's; the first pod's condition and Event both hit a bug.
+    assert (reporter.conditions_written, reporter.events_created) == (1, 1)
     assert sorted(b["involvedObject"]["name"] for b in client.writes("POST", "events")) == ["first", "second"]
 
 
@@ -271,6 +276,7 @@ async def test_forgetting_a_pod_drops_what_is_remembered_and_waiting_for_it() ->
 
     assert client.calls == []
     assert len(reporter) == 0
+    assert len(reporter.events) == 0
 
 
 async def test_a_placed_pod_gets_no_condition_but_its_event_stays_remembered() -> None:
@@ -308,6 +314,7 @@ async def test_a_recreated_pod_is_reported_afresh() -> None:
         reporter.report(pending(uid="uid-2", version="200"), message=VERDICT)
 
     assert [e["involvedObject"]["uid"] for e in client.writes("POST", "events")] == ["uid-1", "uid-2"]
+    assert len(reporter.events) == 1, "the first pod's Event is forgotten with it"
 
 
 async def test_the_condition_never_lands_on_a_pod_that_changed_since_it_was_judged(kube: KubeClient) -> None:

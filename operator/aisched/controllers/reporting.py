@@ -7,8 +7,9 @@ server never holds up a cycle. A verdict repeated cycle after cycle costs no API
 
 - the condition is patched only when its reason or message differs from what the pod carries
   (or what a write of ours has just given it, while the informer has not caught up);
-- an Event is created once per distinct (pod uid, message); a repeat only bumps its `count` and
-  `lastTimestamp`, and at most once per `event_interval`, as client-go's event recorder does.
+- the Events are `aisched.controllers.events.EventRecorder`'s: one per distinct (pod uid, message),
+  a repeat only bumps its `count` and `lastTimestamp`, and at most once per `event_interval`, as
+  client-go's event recorder does.
 
 What is remembered per pod is dropped when the pod is bound or deleted (`forget`), and a pod
 keeps at most `messages_per_pod` distinct messages.
@@ -17,18 +18,19 @@ keeps at most `messages_per_pod` distinct messages.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, PatchType, resource_path
+from aisched.controllers.events import EVENT_INTERVAL, EventClient, EventRecorder, rfc3339
+from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
 from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
 
 __all__ = [
     "COMPONENT",
+    "EVENT_INTERVAL",
     "EVENT_REASON",
     "REASON_SCHEDULER_ERROR",
     "REASON_UNSCHEDULABLE",
@@ -44,20 +46,10 @@ REASON_UNSCHEDULABLE: Final = "Unschedulable"
 REASON_SCHEDULER_ERROR: Final = "SchedulerError"
 EVENT_REASON: Final = "FailedScheduling"
 COMPONENT: Final = "aisched"
-#: client-go's default: a repeated Event is updated at most this often (seconds).
-EVENT_INTERVAL: Final = 600.0
 _CONDITION: Final = "PodScheduled"
-# An Event name is a DNS subdomain (253 characters): the pod's name, a dot, 16 hex digits.
-_MAX_NAME_PREFIX: Final = 253 - 17
-_MAX_EVENT_MESSAGE: Final = 1024  # what the API server accepts for an Event's note
 
-
-class ReportingClient(Protocol):
-    """The two verbs the reporter needs (`aisched.kube.client.KubeClient` has them)."""
-
-    async def post(self, path: str, body: JsonObject) -> JsonObject: ...
-
-    async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
+#: The two verbs the reporter needs, post (Events) and patch (conditions, Events).
+ReportingClient = EventClient
 
 
 def pod_scheduled_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -77,23 +69,7 @@ def _revision(obj: Mapping[str, Any]) -> int | None:
     return _revision_of((obj.get("metadata") or {}).get("resourceVersion"))
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 Verdict = tuple[str, str]  # (condition reason, message)
-
-
-@dataclass
-class _Event:
-    """One FailedScheduling Event of one pod: what happened, and what the API object says."""
-
-    count: int
-    first: str
-    last: str
-    name: str | None = None  # set once created
-    written_at: float = 0.0  # clock() of the last create or update
-    writing: bool = False
 
 
 @dataclass
@@ -110,15 +86,10 @@ class _Pod:
     #: The condition our last write gave the pod, with the resourceVersion it got: trusted over
     #: the informer's copy while that copy is older.
     written: tuple[Verdict, int | None] | None = None
-    events: OrderedDict[str, _Event] = field(default_factory=OrderedDict)  # by message
-    dirty: set[str] = field(default_factory=set)  # messages whose Event needs a write
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    def has_work(self) -> bool:
-        return self.wanted is not None or bool(self.dirty)
 
 
 class FailureReporter:
@@ -136,30 +107,46 @@ class FailureReporter:
         instance: str = "",
     ) -> None:
         """`clock` paces Event updates (seconds, monotonic); `now` stamps what is written;
-        `instance` is the Events' reportingInstance (the replica), left out when empty."""
+        `instance` is the Events' reportingInstance (the replica; the component when empty)."""
         if writers < 1:
             raise ValueError(f"writers must be at least 1, not {writers}")
         if messages_per_pod < 1:
             raise ValueError(f"messages_per_pod must be at least 1, not {messages_per_pod}")
         self.client = client
-        self.clock = clock
         self.now = now
-        self.event_interval = event_interval
         self.writers = writers
-        self.messages_per_pod = messages_per_pod
-        self.instance = instance
+        self.events = EventRecorder(
+            client,
+            clock=clock,
+            now=now,
+            interval=event_interval,
+            component=COMPONENT,
+            instance=instance,
+            writers=writers,
+            per_object=messages_per_pod,
+        )
         self._pods: dict[str, _Pod] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._busy: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._last_name_stamp = 0
-        #: Writes made so far, by kind, and writes that failed (for tests and debugging).
+        #: Condition writes made so far, and those that failed (for tests and debugging).
         self.conditions_written = 0
-        self.events_created = 0
-        self.events_updated = 0
-        self.failures = 0
+        self.condition_failures = 0
+
+    @property
+    def events_created(self) -> int:
+        return self.events.created
+
+    @property
+    def events_updated(self) -> int:
+        return self.events.updated
+
+    @property
+    def failures(self) -> int:
+        """Writes that failed, conditions and Events."""
+        return self.condition_failures + self.events.failures
 
     # -- the scheduling loop's side (synchronous, never waits) -----------------------------------
 
@@ -174,6 +161,8 @@ class FailureReporter:
         key = f"{namespace}/{name}"
         state = self._pods.get(key)
         if state is None or state.uid != uid:  # new, or recreated under the same name
+            if state is not None:
+                self.events.forget(state.uid)
             state = self._pods[key] = _Pod(namespace=namespace, name=name, uid=uid)
         version = str(meta.get("resourceVersion") or "")
         seen, known = _revision_of(version), _revision_of(state.resource_version)
@@ -182,9 +171,10 @@ class FailureReporter:
         verdict = (reason, message)
         carried = self._carried(state, pod)
         state.wanted = None if verdict == carried else verdict
-        self._note_event(state, message)
-        if state.has_work():
+        if state.wanted is not None:
             self._enqueue(key)
+        pod_ref = {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
+        self.events.record(pod_ref, reason=EVENT_REASON, message=message, warning=True, action="Scheduling")
 
     def placed(self, keys: Iterable[str]) -> None:
         """These pods were just placed: drop their condition writes not started yet (their Events
@@ -196,7 +186,9 @@ class FailureReporter:
 
     def forget(self, key: str) -> None:
         """The pod is bound or deleted: nothing more to write or remember about it."""
-        self._pods.pop(key, None)
+        state = self._pods.pop(key, None)
+        if state is not None:
+            self.events.forget(state.uid)
 
     def __contains__(self, key: object) -> bool:
         return key in self._pods
@@ -209,13 +201,20 @@ class FailureReporter:
     async def run(self, stop: asyncio.Event) -> None:
         """Write until `stop` is set; writes still waiting then are dropped (a successor reports
         again what is still true)."""
-        async with asyncio.TaskGroup() as writers:
-            for number in range(self.writers):
-                writers.create_task(until_stopped(self._work(), stop), name=f"reporter writer {number}")
+        try:
+            async with asyncio.TaskGroup() as writers:
+                for number in range(self.writers):
+                    writers.create_task(until_stopped(self._work(), stop), name=f"reporter writer {number}")
+        finally:
+            await self.events.close()
 
     async def wait_idle(self) -> None:
-        """Until no write is waiting or in flight."""
-        await self._idle.wait()
+        """Until no write, condition or Event, is waiting or in flight."""
+        while True:
+            await self._idle.wait()
+            await self.events.wait_idle()
+            if self._idle.is_set():
+                return
 
     async def _work(self) -> None:
         while True:
@@ -225,27 +224,20 @@ class FailureReporter:
             try:
                 await self._write(key)
             except Exception:  # a bug here must not end reporting (nor the scheduler with it)
-                self.failures += 1
+                self.condition_failures += 1
                 log.exception("report_failed", pod=key)
             finally:
                 self._busy.discard(key)
                 state = self._pods.get(key)
-                if state is not None and state.has_work():
+                if state is not None and state.wanted is not None:
                     self._enqueue(key)
                 elif not self._queued and not self._busy:
                     self._idle.set()
 
     async def _write(self, key: str) -> None:
         state = self._pods.get(key)
-        if state is None:
-            return
-        if state.wanted is not None:
+        if state is not None:
             await self._write_condition(state)
-        while state.dirty and self._pods.get(key) is state:
-            message = state.dirty.pop()
-            event = state.events.get(message)
-            if event is not None:
-                await self._write_event(state, message, event)
 
     # -- the condition -----------------------------------------------------------------------------
 
@@ -278,7 +270,7 @@ class FailureReporter:
             "message": message,
         }
         if not state.already_false:
-            condition["lastTransitionTime"] = _rfc3339(self.now())
+            condition["lastTransitionTime"] = rfc3339(self.now())
         # A strategic merge on `type` leaves the other conditions alone; the resourceVersion makes
         # the API server refuse the patch (409) if the pod changed since it was judged.
         body: JsonObject = {"status": {"conditions": [condition]}}
@@ -295,7 +287,7 @@ class FailureReporter:
         try:
             patched = await self.client.patch(path, body, patch="strategic")
         except (ApiError, ApiUnavailable) as exc:
-            self._failed("condition", state, exc)
+            self._failed(state, exc)
             return
         finally:
             state.writing = None
@@ -307,100 +299,6 @@ class FailureReporter:
             state.resource_version = str(revision)  # the newest we know: the next write's precondition
         log.debug("pod_condition_written", pod=state.key, reason=reason)
 
-    # -- the Events --------------------------------------------------------------------------------
-
-    def _note_event(self, state: _Pod, message: str) -> None:
-        stamp = _rfc3339(self.now())
-        event = state.events.get(message)
-        if event is None:
-            state.events[message] = _Event(count=1, first=stamp, last=stamp)
-            state.dirty.add(message)
-            while len(state.events) > self.messages_per_pod:
-                oldest, _ = state.events.popitem(last=False)
-                state.dirty.discard(oldest)
-            return
-        state.events.move_to_end(message)
-        event.count += 1
-        event.last = stamp
-        if (
-            event.name is not None
-            and not event.writing
-            and self.clock() - event.written_at >= self.event_interval
-        ):
-            state.dirty.add(message)
-
-    async def _write_event(self, state: _Pod, message: str, event: _Event) -> None:
-        event.writing = True
-        count, last = event.count, event.last
-        try:
-            if event.name is not None:
-                try:
-                    await self.client.patch(
-                        resource_path(
-                            group="",
-                            version="v1",
-                            plural="events",
-                            namespace=state.namespace,
-                            name=event.name,
-                        ),
-                        {"count": count, "lastTimestamp": last, "message": message[:_MAX_EVENT_MESSAGE]},
-                        patch="strategic",
-                    )
-                    self.events_updated += 1
-                except ApiError as exc:
-                    if exc.status != 404:
-                        raise
-                    event.name = None  # expired (Events live an hour): create a new one, as client-go does
-            if event.name is None:
-                name = self._event_name(state.name)
-                await self.client.post(
-                    resource_path(group="", version="v1", plural="events", namespace=state.namespace),
-                    self._event_body(state, name=name, message=message, event=event, count=count),
-                )
-                self.events_created += 1
-                event.name = name
-        except (ApiError, ApiUnavailable) as exc:
-            self._failed("event", state, exc)
-            if event.name is None:
-                state.events.pop(message, None)  # never created: the next report tries afresh
-            return
-        finally:
-            event.writing = False
-        event.written_at = self.clock()
-
-    def _event_body(self, state: _Pod, *, name: str, message: str, event: _Event, count: int) -> JsonObject:
-        body: JsonObject = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": state.namespace},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "namespace": state.namespace,
-                "name": state.name,
-                "uid": state.uid,
-            },
-            "type": "Warning",
-            "reason": EVENT_REASON,
-            "message": message[:_MAX_EVENT_MESSAGE],
-            "action": "Scheduling",
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": event.first,
-            "lastTimestamp": event.last,
-            "count": count,
-        }
-        if self.instance:
-            body["reportingInstance"] = self.instance
-            body["source"]["host"] = self.instance
-        return body
-
-    def _event_name(self, pod_name: str) -> str:
-        """client-go's `<object>.<unix nanoseconds in hex>`, kept increasing so names never clash."""
-        stamp = max(int(self.now().timestamp() * 1e9), self._last_name_stamp + 1)
-        self._last_name_stamp = stamp
-        return f"{pod_name[:_MAX_NAME_PREFIX].rstrip('-.')}.{stamp:016x}"
-
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _enqueue(self, key: str) -> None:
@@ -410,10 +308,10 @@ class FailureReporter:
         self._idle.clear()
         self._queue.put_nowait(key)
 
-    def _failed(self, what: str, state: _Pod, exc: ApiError | ApiUnavailable) -> None:
-        self.failures += 1
+    def _failed(self, state: _Pod, exc: ApiError | ApiUnavailable) -> None:
+        self.condition_failures += 1
         if isinstance(exc, ApiError) and exc.status in (404, 409):
             # The pod is gone, or changed since it was judged: the next cycle reports afresh.
-            log.debug("report_skipped", pod=state.key, write=what, status=exc.status)
+            log.debug("report_skipped", pod=state.key, write="condition", status=exc.status)
             return
-        log.warning("report_failed", pod=state.key, write=what, error=str(exc))
+        log.warning("report_failed", pod=state.key, write="condition", error=str(exc))

@@ -1,9 +1,10 @@
 """`SchedulerRuntime`: informers feed the cache and the gang queue; a serial loop schedules; the
 binder binds concurrently; the reporter tells waiting pods why, off the loop.
 
-Handlers are synchronous and short (an event becomes a cache or queue update). The loop starts
-only once pods, nodes and GPUNodeTopology objects have all been listed, never on a partial view,
-and sleeps on an event set by the handlers or until the next backoff ends: it never polls.
+Handlers (in `controllers.handlers`) are synchronous and short (an event becomes a cache or queue
+update). The loop starts only once pods, nodes and GPUNodeTopology objects have all been listed,
+never on a partial view, and sleeps on an event set by the handlers or until the next backoff ends:
+it never polls.
 A cycle, a binding or a handler that raises (a bug, or data nobody foresaw) is logged and
 contained: its gang backs off and every other gang is scheduled as before.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import pydantic
 
@@ -21,6 +22,7 @@ from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.binder import Binder, BindOutcome
 from aisched.cache import Cache, PodUsage
 from aisched.controllers.gangs import GangBook
+from aisched.controllers.handlers import Handler, NodeHandler, PodHandler, TopologyHandler, pod_key
 from aisched.controllers.nodes import node_info
 from aisched.controllers.reporting import REASON_SCHEDULER_ERROR, REASON_UNSCHEDULABLE, FailureReporter
 from aisched.framework.profile import Profile
@@ -105,13 +107,13 @@ class SchedulerRuntime:
         self._queue_published = float("-inf")
         self._wake = asyncio.Event()
         self.informers = (
-            self._informer(client, PODS_PATH, _PodHandler(self), "pods"),
-            self._informer(client, NODES_PATH, _NodeHandler(self), "nodes"),
-            self._informer(client, TOPOLOGIES_PATH, _TopologyHandler(self), "gpunodetopologies"),
+            self._informer(client, PODS_PATH, PodHandler(self), "pods"),
+            self._informer(client, NODES_PATH, NodeHandler(self), "nodes"),
+            self._informer(client, TOPOLOGIES_PATH, TopologyHandler(self), "gpunodetopologies"),
         )
 
     def _informer(
-        self, client: RuntimeClient, path: str, handler: _Handler, resource: InformerResource
+        self, client: RuntimeClient, path: str, handler: Handler, resource: InformerResource
     ) -> Informer:
         return Informer(
             client, path=path, handler=handler, on_list=lambda: self.metrics.informer_relist(resource)
@@ -284,7 +286,7 @@ class SchedulerRuntime:
         try:
             pod = PodInfo.from_manifest(obj, created=self.clock())
         except ValueError as exc:
-            log.warning("pod_unparseable", pod=_key(obj), error=str(exc))
+            log.warning("pod_unparseable", pod=pod_key(obj), error=str(exc))
             return
         phase = (obj.get("status") or {}).get("phase")
         if phase in _TERMINAL:
@@ -312,7 +314,7 @@ class SchedulerRuntime:
             self._requeue(gang_key)
 
     def pod_gone(self, obj: JsonObject) -> None:
-        key = _key(obj)
+        key = pod_key(obj)
         self._pending_since.pop(key, None)
         self.reporter.forget(key)
         if self._remove_pod(key):
@@ -373,80 +375,9 @@ class SchedulerRuntime:
         self._wake.set()  # also to refresh the queue-depth gauge
 
 
-def _key(obj: JsonObject) -> str:
-    meta: Mapping[str, Any] = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
-
-
 def _usage(pod: PodInfo, obj: JsonObject, *, node: str) -> PodUsage:
     """What a bound pod takes from its node; its GPUs by UUID when the binding named them."""
     annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get(keys.ANNOTATION_GPUS, "")
     uuids = tuple(u.strip() for u in raw.split(",") if u.strip() and not u.strip().isdigit())
     return PodUsage(key=pod.key, node=node, requests=pod.requests, gpu_uuids=uuids)
-
-
-class _Handler:
-    """Turns one informer's callbacks into runtime calls; counts each change for metrics. A change
-    whose handling raises is logged and skipped: one bad object never stops the informer."""
-
-    resource: InformerResource
-
-    def __init__(self, runtime: SchedulerRuntime) -> None:
-        self._runtime = runtime
-
-    def on_add(self, obj: JsonObject) -> None:
-        self._deliver(obj, added=True, deleted=False)
-
-    def on_update(self, old: JsonObject, new: JsonObject) -> None:
-        self._deliver(new, added=False, deleted=False)
-
-    def on_delete(self, obj: JsonObject) -> None:
-        self._deliver(obj, added=False, deleted=True)
-
-    def on_synced(self) -> None:
-        self._runtime.wake()
-
-    def _deliver(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
-        self._runtime.metrics.informer_event(self.resource)
-        try:
-            self._apply(obj, added=added, deleted=deleted)
-        except Exception:
-            log.exception("event_handling_failed", resource=self.resource, object=_key(obj), deleted=deleted)
-
-    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
-        raise NotImplementedError
-
-
-class _PodHandler(_Handler):
-    resource = "pods"
-
-    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
-        try:
-            if deleted:
-                self._runtime.pod_gone(obj)
-            else:
-                self._runtime.pod_seen(obj)
-        finally:  # listeners hear of every pod, even one the runtime choked on
-            for listener in self._runtime.pod_listeners:
-                listener(obj, deleted)
-
-
-class _NodeHandler(_Handler):
-    resource = "nodes"
-
-    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
-        if deleted:
-            self._runtime.node_gone(obj)
-        else:
-            self._runtime.node_seen(obj, added=added)
-
-
-class _TopologyHandler(_Handler):
-    resource = "gpunodetopologies"
-
-    def _apply(self, obj: JsonObject, *, added: bool, deleted: bool) -> None:
-        if deleted:
-            self._runtime.topology_gone(obj)
-        else:
-            self._runtime.topology_seen(obj)

@@ -1,0 +1,316 @@
+"""Kubernetes Events about any object, written off the hot path and deduplicated as client-go's event
+recorder does.
+
+`EventRecorder.record` is synchronous and never waits: it notes the occurrence and, when something
+is to be written, queues it for a background writer. What reaches the API server:
+
+- one Event per distinct (object uid, reason, message); a repeat is counted in its `count` and
+  `lastTimestamp`, repeats that come before the first write lands included (they are merged into it);
+- an Event already written is updated (count, lastTimestamp) at most once per `interval` (client-go's
+  600 s), by the first repeat after that; if it is gone by then (Events expire), it is created anew;
+- a create that fails is not remembered as written: the next repeat tries it again.
+
+Memory is bounded: at most `capacity` Events are remembered (the least recently recorded go first),
+at most `per_object` of them per object, and `forget(uid)` drops an object's Events once it is gone.
+Up to `writers` tasks write, started by `record` when there is work and ending when there is none;
+the queue feeding them holds at most `queue_limit` Events (one more is dropped, and tried again on its
+next repeat). `close()` stops them. Failures are logged and counted, never raised: an Event is a
+courtesy, never a reason to stop scheduling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from aisched.api import keys
+from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, PatchType, resource_path
+from aisched.observability.logging import get_logger
+
+__all__ = ["EVENT_INTERVAL", "EventClient", "EventRecorder", "rfc3339"]
+
+log = get_logger(__name__)
+
+#: client-go's default: a repeated Event is updated at most this often (seconds).
+EVENT_INTERVAL: Final = 600.0
+_NOT_FOUND: Final = 404
+_MESSAGE_LIMIT: Final = 1024  # the API server refuses longer Event messages
+# An Event name is a DNS subdomain (253 characters): the object's name, a dot, 16 hex digits.
+_NAME_PREFIX_LIMIT: Final = 253 - 17
+
+EventKey = tuple[str, str, str]  # (object uid, reason, message)
+
+
+class EventClient(Protocol):
+    """The two verbs the recorder needs (`aisched.kube.client.KubeClient` has them)."""
+
+    async def post(self, path: str, body: JsonObject) -> JsonObject: ...
+
+    async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
+
+
+def rfc3339(moment: datetime) -> str:
+    """`moment` as Kubernetes writes timestamps (UTC, whole seconds)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Event:
+    """One Event: what was recorded, and what the API object (once `name` is set) says."""
+
+    involved: JsonObject  # the involvedObject reference
+    namespace: str
+    type: str
+    action: str
+    count: int
+    first: str
+    last: str
+    name: str | None = None  # set once created
+    written_at: float = 0.0  # clock() of the last create or update
+    queued: bool = False
+    writing: bool = False
+
+
+class EventRecorder:
+    """Writes core/v1 Events about objects; see the module's docstring."""
+
+    def __init__(
+        self,
+        client: EventClient,
+        *,
+        clock: Callable[[], float],
+        now: Callable[[], datetime] = _utcnow,
+        interval: float = EVENT_INTERVAL,
+        component: str = keys.SCHEDULER_NAME,
+        instance: str = "",
+        writers: int = 1,
+        capacity: int = 10_000,
+        per_object: int | None = None,
+        queue_limit: int = 4096,
+    ) -> None:
+        """`clock` paces updates (seconds, monotonic); `now` stamps what is written; `instance` is the
+        reportingInstance (the replica; `component` when empty)."""
+        for what, value in (("writers", writers), ("capacity", capacity), ("queue_limit", queue_limit)):
+            if value < 1:
+                raise ValueError(f"{what} must be at least 1, not {value}")
+        if per_object is not None and per_object < 1:
+            raise ValueError(f"per_object must be at least 1, not {per_object}")
+        self.client = client
+        self.clock = clock
+        self.now = now
+        self.interval = interval
+        self.component = component
+        self.instance = instance
+        self.writers = writers
+        self.capacity = capacity
+        self.per_object = per_object
+        self._events: OrderedDict[EventKey, _Event] = OrderedDict()  # least recently recorded first
+        self._by_object: dict[str, OrderedDict[EventKey, None]] = {}
+        self._queue: asyncio.Queue[EventKey] = asyncio.Queue(maxsize=queue_limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_name_stamp = 0
+        #: Writes made so far, and writes that failed or were dropped (for tests and debugging).
+        self.created = 0
+        self.updated = 0
+        self.failures = 0
+
+    # -- the caller's side (synchronous, never waits) --------------------------------------------
+
+    def record(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "",
+    ) -> None:
+        """Say `reason: message` about `obj` (a Normal Event, or a Warning), once however often."""
+        meta: Mapping[str, Any] = obj.get("metadata") or {}
+        message = message[:_MESSAGE_LIMIT]
+        uid = str(meta.get("uid") or f"{meta.get('namespace') or ''}/{meta.get('name')}")
+        key = (uid, reason, message)
+        stamp = rfc3339(self.now())
+        event = self._events.get(key)
+        if event is None:
+            event = self._remember(key, _new_event(obj, warning=warning, action=action, stamp=stamp))
+        else:
+            self._events.move_to_end(key)
+            self._by_object[uid].move_to_end(key)
+        event.count += 1
+        event.last = stamp
+        if event.queued or event.writing:
+            return  # the write to come, or the next one, carries this repeat
+        if event.name is not None and self.clock() - event.written_at < self.interval:
+            return  # written, and recently: counted only
+        self._enqueue(key, event)
+
+    def forget(self, uid: str) -> None:
+        """`uid`'s object is gone: its Events need not be remembered (nor written)."""
+        for key in self._by_object.pop(uid, {}):
+            self._events.pop(key, None)
+
+    def __len__(self) -> int:
+        """How many Events are remembered."""
+        return len(self._events)
+
+    # -- the writers -----------------------------------------------------------------------------
+
+    async def wait_idle(self) -> None:
+        """Until no write is waiting or in flight."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop the writers; Events still queued are dropped (what was written stays remembered,
+        and a later `record` starts writing again)."""
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        while not self._queue.empty():
+            event = self._events.get(self._queue.get_nowait())
+            if event is not None:
+                event.queued = False
+        self._idle.set()
+
+    def _remember(self, key: EventKey, event: _Event) -> _Event:
+        uid = key[0]
+        self._events[key] = event
+        of_object = self._by_object.setdefault(uid, OrderedDict())
+        of_object[key] = None
+        if self.per_object is not None and len(of_object) > self.per_object:
+            self._drop(next(iter(of_object)))
+        if len(self._events) > self.capacity:
+            self._drop(next(iter(self._events)))
+        return event
+
+    def _drop(self, key: EventKey) -> None:
+        self._events.pop(key, None)
+        of_object = self._by_object.get(key[0])
+        if of_object is not None:
+            of_object.pop(key, None)
+            if not of_object:
+                del self._by_object[key[0]]
+
+    def _enqueue(self, key: EventKey, event: _Event) -> None:
+        try:
+            self._queue.put_nowait(key)
+        except asyncio.QueueFull:
+            self.failures += 1
+            log.warning("event_dropped", reason=key[1], object=key[0])
+            return
+        event.queued = True
+        self._idle.clear()
+        self._tasks = {task for task in self._tasks if not task.done()}
+        if len(self._tasks) < min(self.writers, self._queue.qsize()):
+            self._tasks.add(asyncio.get_running_loop().create_task(self._work(), name="event writer"))
+
+    async def _work(self) -> None:
+        while not self._queue.empty():
+            key = self._queue.get_nowait()
+            event = self._events.get(key)
+            if event is None or not event.queued:
+                continue  # forgotten (or forgotten and recorded anew) meanwhile
+            event.queued, event.writing = False, True
+            self._in_flight += 1
+            try:
+                await self._write(key, event)
+            except (ApiError, ApiUnavailable) as exc:
+                self.failures += 1
+                log.warning("event_write_failed", reason=key[1], object=key[0], error=str(exc))
+            except Exception:  # a bug here must not end the writer, nor reach the caller
+                self.failures += 1
+                log.exception("event_write_failed", reason=key[1], object=key[0])
+            finally:
+                event.writing = False
+                self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def _write(self, key: EventKey, event: _Event) -> None:
+        count, last = event.count, event.last
+        if event.name is not None:
+            try:
+                await self.client.patch(
+                    _events_path(event.namespace, event.name),
+                    {"count": count, "lastTimestamp": last},
+                    patch="strategic",
+                )
+            except ApiError as exc:
+                if exc.status != _NOT_FOUND:
+                    raise
+                event.name = None  # expired (Events live an hour): created anew, as client-go does
+            else:
+                self.updated += 1
+                event.written_at = self.clock()
+                return
+        name = self._name(str(event.involved.get("name") or ""))
+        await self.client.post(_events_path(event.namespace), self._body(key, event, name=name, count=count))
+        self.created += 1
+        event.name, event.written_at = name, self.clock()
+
+    def _body(self, key: EventKey, event: _Event, *, name: str, count: int) -> JsonObject:
+        _, reason, message = key
+        body: JsonObject = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": event.namespace},
+            "involvedObject": dict(event.involved),
+            "type": event.type,
+            "reason": reason,
+            "message": message,
+            "count": count,
+            "firstTimestamp": event.first,
+            "lastTimestamp": event.last,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance or self.component,
+        }
+        if event.action:
+            body["action"] = event.action
+        if self.instance:
+            body["source"]["host"] = self.instance
+        return body
+
+    def _name(self, object_name: str) -> str:
+        """client-go's `<object>.<unix nanoseconds in hex>`, kept increasing so names never clash."""
+        stamp = max(int(self.now().timestamp() * 1e9), self._last_name_stamp + 1)
+        self._last_name_stamp = stamp
+        prefix = object_name[:_NAME_PREFIX_LIMIT].rstrip("-.") or "object"
+        return f"{prefix}.{stamp:016x}"
+
+
+def _new_event(obj: Mapping[str, Any], *, warning: bool, action: str, stamp: str) -> _Event:
+    meta: Mapping[str, Any] = obj.get("metadata") or {}
+    reference = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    return _Event(
+        involved={field: value for field, value in reference.items() if value},
+        namespace=meta.get("namespace") or "default",
+        type="Warning" if warning else "Normal",
+        action=action,
+        count=0,
+        first=stamp,
+        last=stamp,
+    )
+
+
+def _events_path(namespace: str, name: str | None = None) -> str:
+    return resource_path(group="", version="v1", plural="events", namespace=namespace, name=name)
