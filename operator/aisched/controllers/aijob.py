@@ -1,0 +1,520 @@
+"""What an AIJob should look like in the cluster, and what its pods say about it. Pure: no I/O.
+
+`job_pods` and `job_service` are the objects the controller creates for one attempt of a job:
+one pod per replica of every role, all in one gang, with the PyTorch rendezvous variables set,
+and a headless Service so that `MASTER_ADDR` resolves. `reconcile` compares a job with its pods
+and returns a `Plan`: pods to create or delete, and the status to write.
+
+Attempts: a job's pods carry the attempt they belong to (`aisched.io/attempt`, equal to the job's
+`status.restarts` when they were made). Restarting a gang writes `restarts + 1` first, then
+deletes the pods; pods of an older attempt are deleted on sight and the new attempt's pods are
+created only once they are gone, so two attempts never run side by side, even across a restart
+of the operator between the two writes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aisched.api import keys
+from aisched.api.aijob import AIJob, AIJobSpec
+from aisched.api.validation import InvalidObjectError, parse
+
+__all__ = [
+    "ANNOTATION_ATTEMPT",
+    "CONDITION_TYPES",
+    "DEFAULT_MASTER_PORT",
+    "Plan",
+    "job_pods",
+    "job_service",
+    "master_role",
+    "pod_name",
+    "reconcile",
+]
+
+ANNOTATION_ATTEMPT: Final = "aisched.io/attempt"
+DEFAULT_MASTER_PORT: Final = 29500
+#: The AIJob's conditions, in the order `kubectl describe` shows them.
+CONDITION_TYPES: Final = ("Valid", "Scheduled", "Running", "Complete", "Failed")
+
+_TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
+_JOB_API_VERSION: Final = "aisched.io/v1alpha1"
+
+
+def master_role(spec: AIJobSpec) -> str:
+    """The role whose first pod hosts the rendezvous: `master` if there is one, else the first role."""
+    names = [r.name for r in spec.replicas]
+    return "master" if "master" in names else names[0]
+
+
+def _ordered_roles(spec: AIJobSpec) -> list[int]:
+    """Indexes of `spec.replicas`, the master role first, so that the master pod gets RANK 0."""
+    master = master_role(spec)
+    return sorted(range(len(spec.replicas)), key=lambda i: spec.replicas[i].name != master)
+
+
+def pod_name(job: str, role: str, index: int) -> str:
+    return f"{job}-{role}-{index}"
+
+
+def _env(name: str, value: str) -> dict[str, str]:
+    return {"name": name, "value": value}
+
+
+def job_pods(obj: Mapping[str, Any], job: AIJob, *, attempt: int) -> list[dict[str, Any]]:
+    """The pods of `job` for `attempt`, built from the raw object `obj` (whose templates keep every
+    field, including those the models do not describe)."""
+    meta = obj["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    spec = job.spec
+    raw_roles = {r["name"]: r for r in obj["spec"]["replicas"]}
+    world_size = spec.total_replicas()
+    master = master_role(spec)
+    master_addr = f"{pod_name(name, master, 0)}.{name}.{namespace}.svc"
+    owner = {
+        "apiVersion": _JOB_API_VERSION,
+        "kind": "AIJob",
+        "name": name,
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    annotations = _placement_annotations(spec)
+    annotations[ANNOTATION_ATTEMPT] = str(attempt)
+    pods = []
+    rank = 0
+    for role_index in _ordered_roles(spec):
+        role = spec.replicas[role_index]
+        template = raw_roles[role.name].get("template") or {}
+        for index in range(role.count):
+            pod_meta = copy.deepcopy(template.get("metadata") or {})
+            pod_meta.pop("name", None)
+            pod_meta.pop("generateName", None)
+            pod_meta["name"] = pod_name(name, role.name, index)
+            pod_meta["namespace"] = namespace
+            pod_meta["labels"] = {
+                **(pod_meta.get("labels") or {}),
+                keys.LABEL_JOB: name,
+                keys.LABEL_ROLE: role.name,
+                keys.LABEL_INDEX: str(index),
+            }
+            pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
+            pod_meta["ownerReferences"] = [owner]
+            pod_spec = copy.deepcopy(template.get("spec") or {})
+            pod_spec["schedulerName"] = keys.SCHEDULER_NAME
+            pod_spec["hostname"] = pod_meta["name"]
+            pod_spec["subdomain"] = name
+            variables = {
+                "WORLD_SIZE": str(world_size),
+                "RANK": str(rank),
+                "MASTER_ADDR": master_addr,
+                "MASTER_PORT": str(DEFAULT_MASTER_PORT),
+                "AISCHED_JOB_NAME": name,
+                "AISCHED_ROLE": role.name,
+                "AISCHED_ROLE_INDEX": str(index),
+            }
+            for container in [*pod_spec.get("containers", []), *pod_spec.get("initContainers", [])]:
+                env = container.setdefault("env", [])
+                present = {e.get("name") for e in env}
+                env.extend(_env(k, v) for k, v in variables.items() if k not in present)
+            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
+            rank += 1
+    return pods
+
+
+def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
+    """What the scheduler reads from each pod: gang size, topology constraint, allowed GPU models."""
+    out = {
+        keys.ANNOTATION_GANG_MIN_MEMBER: str(spec.min_member()),
+        keys.ANNOTATION_TOPOLOGY_POLICY: spec.topology.policy,
+    }
+    if spec.topology.level is not None:
+        out[keys.ANNOTATION_TOPOLOGY_LEVEL] = spec.topology.level
+    if spec.gpu is not None and spec.gpu.models:
+        out[keys.ANNOTATION_GPU_MODELS] = ",".join(spec.gpu.models)
+    if spec.gpu is not None and spec.gpu.milli is not None:
+        out[keys.ANNOTATION_GPU_MILLI] = str(spec.gpu.milli)
+    if spec.gpu is not None and spec.gpu.memory is not None:
+        out[keys.ANNOTATION_GPU_MEMORY] = str(spec.gpu.memory)
+    if spec.gpu is not None and spec.gpu.mig_profile is not None:
+        out[keys.ANNOTATION_MIG] = spec.gpu.mig_profile
+    return out
+
+
+def job_service(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The headless Service giving every pod of the job a DNS name (`<pod>.<job>.<ns>.svc`)."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": {keys.LABEL_JOB: meta["name"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": _JOB_API_VERSION,
+                    "kind": "AIJob",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {keys.LABEL_JOB: meta["name"]},
+            "ports": [{"name": "rendezvous", "port": DEFAULT_MASTER_PORT, "targetPort": DEFAULT_MASTER_PORT}],
+        },
+    }
+
+
+# -- reconciling ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What the controller does next for one job."""
+
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)  # pod names
+    status: dict[str, Any] | None = None  # the whole new status, or None when unchanged
+    #: When the job must be looked at again even if nothing changes (its gang timeout), as epoch s.
+    recheck_at: float | None = None
+    #: Why the job changed state, for an Event (reason, message), or None.
+    event: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Pods:
+    """The job's pods of the current attempt, sorted out by what they are doing."""
+
+    current: dict[str, Mapping[str, Any]]
+    stale: list[str]  # pods of an older attempt, or being deleted
+
+    @classmethod
+    def of(cls, pods: Sequence[Mapping[str, Any]], *, attempt: int) -> _Pods:
+        current: dict[str, Mapping[str, Any]] = {}
+        stale = []
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            if pod["metadata"].get("deletionTimestamp") or _attempt_of(pod) < attempt:
+                stale.append(name)
+            else:
+                current[name] = pod
+        return cls(current=current, stale=sorted(stale))
+
+    def phase_of(self, name: str) -> str:
+        return str((self.current[name].get("status") or {}).get("phase") or "Pending")
+
+    def with_phase(self, *phases: str) -> list[str]:
+        return sorted(n for n in self.current if self.phase_of(n) in phases)
+
+    def bound(self) -> list[str]:
+        return sorted(n for n in self.current if (self.current[n].get("spec") or {}).get("nodeName"))
+
+    def node_count(self) -> int:
+        return len({(self.current[n].get("spec") or {}).get("nodeName") for n in self.bound()})
+
+    def unschedulable_message(self) -> str | None:
+        """The scheduler's verdict on the pending pods (their PodScheduled=False), if it gave one."""
+        for name in sorted(self.current):
+            pod = self.current[name]
+            if (pod.get("spec") or {}).get("nodeName"):
+                continue
+            for condition in (pod.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                    return str(condition.get("message") or condition.get("reason") or "unschedulable")
+        return None
+
+    def failure(self, name: str) -> str:
+        """Why pod `name` failed, as `kubectl describe` would put it."""
+        if name not in self.current:
+            return f"pod {name} disappeared"
+        status = self.current[name].get("status") or {}
+        for container in status.get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            if terminated and terminated.get("exitCode", 0) != 0:
+                detail = status.get("message") or terminated.get("reason") or "Error"
+                return (
+                    f"pod {name} failed: container {container.get('name')} exited with code"
+                    f" {terminated.get('exitCode')} ({detail})"
+                )
+        reason = status.get("reason") or "Failed"
+        message = status.get("message")
+        return f"pod {name} failed: {reason}" + (f" ({message})" if message else "")
+
+    def placement(self) -> list[dict[str, Any]]:
+        out = []
+        for name in self.bound():
+            pod = self.current[name]
+            meta = pod.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            annotations = meta.get("annotations") or {}
+            index = labels.get(keys.LABEL_INDEX, "0")
+            entry: dict[str, Any] = {
+                "pod": name,
+                "role": labels.get(keys.LABEL_ROLE, ""),
+                "index": int(index) if index.isdigit() else 0,
+                "node": pod["spec"]["nodeName"],
+                "gpus": [g for g in annotations.get(keys.ANNOTATION_GPUS, "").split(",") if g],
+            }
+            milli = annotations.get(keys.ANNOTATION_GPU_MILLI, "")
+            if milli.isdigit():
+                entry["gpuMilli"] = int(milli)
+            if keys.ANNOTATION_MIG in annotations:
+                entry["mig"] = annotations[keys.ANNOTATION_MIG]
+            out.append(entry)
+        return out
+
+
+def _attempt_of(pod: Mapping[str, Any]) -> int:
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_ATTEMPT, "0")
+    return int(raw) if str(raw).isdigit() else 0
+
+
+def _utc(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(text: object) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _live(pods: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Pods still holding resources (not ended, not being deleted)."""
+    return sorted(
+        p["metadata"]["name"]
+        for p in pods
+        if (p.get("status") or {}).get("phase") not in _TERMINAL_PHASES
+        and not p["metadata"].get("deletionTimestamp")
+    )
+
+
+class _Step:
+    """One reconciliation of one job: the old status, the new one being built, and the plan."""
+
+    def __init__(self, obj: Mapping[str, Any], now: float, tenant: str | None) -> None:
+        self.obj = obj
+        self.now = now
+        self.old: Mapping[str, Any] = obj.get("status") or {}
+        self.new: dict[str, Any] = copy.deepcopy(dict(self.old))
+        self.new.setdefault("restarts", 0)
+        self.new.setdefault("conditions", [])
+        generation = (obj.get("metadata") or {}).get("generation")
+        if isinstance(generation, int):
+            self.new["observedGeneration"] = generation
+        if tenant is not None:
+            self.new["tenant"] = tenant
+        self.plan = Plan()
+
+    def set(self, **fields: Any) -> None:
+        self.new.update(fields)
+
+    def stamp(self, name: str) -> None:
+        """Set the timestamp `name` (e.g. startTime) unless it is set already."""
+        self.new.setdefault(name, _utc(self.now))
+
+    def condition(self, kind: str, value: str, reason: str, message: str = "") -> None:
+        """Set one condition, keeping its lastTransitionTime unless its status flips."""
+        conditions: list[dict[str, Any]] = self.new["conditions"]
+        for existing in conditions:
+            if existing.get("type") == kind:
+                if existing.get("status") != value:
+                    existing["lastTransitionTime"] = _utc(self.now)
+                existing.update(status=value, reason=reason, message=message)
+                break
+        else:
+            conditions.append(
+                {
+                    "type": kind,
+                    "status": value,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": _utc(self.now),
+                }
+            )
+        conditions.sort(
+            key=lambda c: CONDITION_TYPES.index(c["type"]) if c["type"] in CONDITION_TYPES else 99
+        )
+
+    def had_condition(self, kind: str, value: str, reason: str, message: str) -> bool:
+        return any(
+            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+            == (kind, value, reason, message)
+            for c in self.old.get("conditions") or []
+        )
+
+    def finish(self, event: tuple[str, str] | None = None) -> Plan:
+        self.plan.status = None if self.old == self.new else self.new
+        if event is not None and self.plan.status is not None:
+            self.plan.event = event
+        return self.plan
+
+
+def reconcile(
+    obj: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    *,
+    now: float,
+    tenant: str | None = None,
+) -> Plan:
+    """The next step for the job `obj` given its `pods` (all pods labelled with its name).
+
+    `tenant` is the TenantQuota whose namespaces hold the job, used when the job names none.
+    """
+    step = _Step(obj, now, tenant)
+    try:
+        job = parse(AIJob, obj)
+    except InvalidObjectError as exc:
+        return _invalid(step, pods, "; ".join(str(e) for e in exc.errors))
+    if job.spec.tenant is not None:
+        step.set(tenant=job.spec.tenant)
+    step.set(gpus=job.spec.total_gpus())
+    step.condition("Valid", "True", "SpecAccepted")
+    if step.old.get("phase") in _TERMINAL_PHASES:
+        step.plan.delete = _live(pods)  # finished: nothing may keep running or wait for a place
+        return step.finish()
+
+    restarts = int(step.new["restarts"])
+    sorted_pods = _Pods.of(pods, attempt=restarts)
+    step.plan.delete = list(sorted_pods.stale)
+    failed = sorted_pods.with_phase("Failed")
+    wanted = {p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=restarts)}
+    missing = sorted(wanted.keys() - sorted_pods.current.keys())
+    if step.old.get("phase") == "Running" and missing and not failed:
+        failed = missing  # a member of a running gang vanished: the gang is broken
+    if failed:
+        return _fail_or_restart(step, job, sorted_pods, sorted_pods.failure(failed[0]))
+    if _succeeded(job, sorted_pods):
+        message = "all pods succeeded" + (f" after {restarts} restart(s)" if restarts else "")
+        step.set(phase="Succeeded", message=message, placement=sorted_pods.placement())
+        step.stamp("completionTime")
+        step.condition("Running", "False", "Completed")
+        step.condition("Complete", "True", "AllPodsSucceeded", message)
+        step.plan.delete.extend(sorted_pods.with_phase("Pending", "Running"))
+        return step.finish(("Completed", message))
+    if missing and not sorted_pods.stale:
+        step.plan.create = [wanted[name] for name in missing]
+    step.set(placement=sorted_pods.placement())
+    return _progress(step, job, sorted_pods)
+
+
+def _progress(step: _Step, job: AIJob, pods: _Pods) -> Plan:
+    """Status of a job neither finished nor failing: queued, scheduling or running."""
+    min_member = job.spec.min_member()
+    running = pods.with_phase("Running", "Succeeded")
+    bound = pods.bound()
+    if len(running) >= min_member:
+        message = f"{len(running)} pod(s) running on {pods.node_count()} node(s)"
+        step.set(phase="Running", message=message)
+        step.stamp("scheduledTime")
+        step.stamp("startTime")
+        step.condition("Scheduled", "True", "GangPlaced", f"{len(bound)} pod(s) bound")
+        step.condition("Running", "True", "PodsRunning", message)
+        return step.finish(("Running", message) if step.old.get("phase") != "Running" else None)
+    if len(bound) >= min_member:
+        step.set(phase="Scheduling", message=f"{len(bound)} pod(s) bound, starting")
+        step.stamp("scheduledTime")
+        step.condition("Scheduled", "True", "GangPlaced", f"{len(bound)} pod(s) bound")
+        return step.finish()
+    if step.old.get("phase") == "Restarting" and pods.stale:
+        step.set(phase="Restarting")  # the last attempt's pods are still going away
+    else:
+        step.set(phase="Queued" if pods.current or step.plan.create else "Pending")
+    step.stamp("queuedTime")
+    verdict = pods.unschedulable_message()
+    event = None
+    if verdict is not None:
+        step.set(message=f"waiting for room for {min_member} pod(s) together: {verdict}")
+        if not step.had_condition("Scheduled", "False", "Unschedulable", verdict):
+            event = ("Unschedulable", verdict)
+        step.condition("Scheduled", "False", "Unschedulable", verdict)
+    else:
+        step.set(message=f"waiting to place {min_member} pod(s) together")
+        step.condition("Scheduled", "False", "Queued", step.new["message"])
+    timeout = job.spec.gang.timeout_seconds
+    queued_at = _epoch(step.new.get("queuedTime"))
+    if timeout is not None and queued_at is not None:
+        if step.now >= queued_at + timeout:
+            return _give_up(step, pods, timeout, verdict)
+        step.plan.recheck_at = queued_at + timeout
+    return step.finish(event)
+
+
+def _invalid(step: _Step, pods: Sequence[Mapping[str, Any]], message: str) -> Plan:
+    """A spec the models refuse (the CRD's schema let it through): the job fails, naming the field."""
+    step.set(phase="Failed", message=f"invalid spec: {message}")
+    step.stamp("completionTime")
+    step.condition("Valid", "False", "InvalidSpec", message)
+    step.condition("Failed", "True", "InvalidSpec", message)
+    step.plan.delete = _live(pods)
+    return step.finish(("InvalidSpec", message))
+
+
+def _succeeded(job: AIJob, pods: _Pods) -> bool:
+    """Done when the master role's pods succeeded, or, without a master role, every pod did."""
+    names = {r.name for r in job.spec.replicas}
+    judged = {"master"} if "master" in names else names
+    wanted = {
+        pod_name(job.metadata.name or "", r.name, i)
+        for r in job.spec.replicas
+        if r.name in judged
+        for i in range(r.count)
+    }
+    return bool(wanted) and wanted <= set(pods.with_phase("Succeeded"))
+
+
+def _fail_or_restart(step: _Step, job: AIJob, pods: _Pods, why: str) -> Plan:
+    """A pod failed: restart the whole gang while the policy allows, else fail the job.
+
+    The status is written before the pods go (the controller keeps that order). A restart
+    deletes every pod of the attempt (the next attempt reuses their names); a failed job only
+    those still holding resources, keeping the ended ones for their logs.
+    """
+    restarts = int(step.new["restarts"])
+    restart = job.spec.restart
+    if restart.policy == "OnFailure" and restarts < restart.backoff_limit:
+        message = f"restarting the gang ({restarts + 1}/{restart.backoff_limit}): {why}"
+        step.set(phase="Restarting", restarts=restarts + 1, message=message, placement=[])
+        step.new.pop("scheduledTime", None)
+        step.new.pop("startTime", None)
+        step.new["queuedTime"] = _utc(step.now)
+        step.condition("Scheduled", "False", "Restarting", why)
+        step.condition("Running", "False", "Restarting", why)
+        step.plan.delete = sorted({*step.plan.delete, *pods.current})
+        return step.finish(("Restarting", message))
+    limit = (
+        "restart policy Never"
+        if restart.policy == "Never"
+        else f"backoffLimit {restart.backoff_limit} reached"
+    )
+    message = f"{why}; {limit}"
+    step.set(phase="Failed", message=message, placement=pods.placement())
+    step.stamp("completionTime")
+    step.condition("Running", "False", "PodFailed", why)
+    step.condition("Failed", "True", "BackoffLimitExceeded", message)
+    step.plan.delete = sorted({*step.plan.delete, *pods.with_phase("Pending", "Running")})
+    return step.finish(("Failed", message))
+
+
+def _give_up(step: _Step, pods: _Pods, timeout: int, verdict: str | None) -> Plan:
+    message = f"the gang could not be placed within {timeout}s" + (f": {verdict}" if verdict else "")
+    step.set(phase="Failed", message=message)
+    step.stamp("completionTime")
+    step.condition("Failed", "True", "GangTimeout", message)
+    step.plan.delete = sorted({*step.plan.delete, *pods.current})
+    step.plan.create = []
+    step.plan.recheck_at = None
+    return step.finish(("GangTimeout", message))

@@ -1,0 +1,334 @@
+"""The AIJob controller: makes each job's pods and Service and keeps its status.
+
+`JobIndex` holds the AIJobs and TenantQuotas as Kopf delivers them; it lives as long as the process,
+so a replica that is not leading still knows every job. A `JobController` runs for one leadership
+term: it learns the jobs' pods from the scheduler's pod informer (`pod_event` is a pod listener),
+waits until that informer has listed everything, then reconciles every job once and after that only
+the jobs something happened to, one at a time, from a set of dirty keys (no polling). A job whose
+reconciliation fails is retried with backoff; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+from aisched.controllers.aijob import Plan, job_service, reconcile
+from aisched.controllers.events import EventRecorder
+from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
+from aisched.kube.retry import Backoff, until_stopped
+from aisched.observability.logging import get_logger
+
+__all__ = ["AIJOBS_PATH", "TENANTQUOTAS_PATH", "JobController", "JobIndex", "owning_job"]
+
+log = get_logger(__name__)
+
+AIJOBS_PATH: Final = "/apis/aisched.io/v1alpha1/aijobs"
+TENANTQUOTAS_PATH: Final = "/apis/aisched.io/v1alpha1/tenantquotas"
+_NOT_FOUND: Final = 404
+_CONFLICT: Final = 409
+_WRITES_IN_FLIGHT: Final = 16
+_RETRY: Final = Backoff(initial=1.0, cap=60.0)
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name')}"
+
+
+def _newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether `new` is not older than `old` by resourceVersion (numeric where both are)."""
+    if old is None:
+        return True
+    a = str((new.get("metadata") or {}).get("resourceVersion") or "")
+    b = str((old.get("metadata") or {}).get("resourceVersion") or "")
+    if a.isdigit() and b.isdigit():
+        return int(a) >= int(b)
+    return True
+
+
+def owning_job(pod: Mapping[str, Any]) -> str | None:
+    """The key (`namespace/name`) of the AIJob that owns `pod`, if one does."""
+    meta = pod.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "AIJob" and str(ref.get("apiVersion", "")).startswith("aisched.io/"):
+            return f"{meta.get('namespace') or ''}/{ref.get('name')}"
+    return None
+
+
+class JobIndex:
+    """The AIJobs and the namespace → tenant map, as last seen; fed by Kopf's event handlers."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JsonObject] = {}
+        self._tenant_of: dict[str, str] = {}  # namespace -> TenantQuota name
+        self._quotas: dict[str, list[str]] = {}  # TenantQuota name -> its namespaces
+        self._listeners: list[Callable[[str], None]] = []
+        self._quota_listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, on_job: Callable[[str], None], on_quota: Callable[[], None]) -> Callable[[], None]:
+        """Call `on_job(key)` on every job change and `on_quota()` on every quota change; returns the
+        function that ends the subscription."""
+        self._listeners.append(on_job)
+        self._quota_listeners.append(on_quota)
+
+        def unsubscribe() -> None:
+            self._listeners.remove(on_job)
+            self._quota_listeners.remove(on_quota)
+
+        return unsubscribe
+
+    def job_event(self, kind: str | None, obj: JsonObject) -> None:
+        """An AIJob was listed, added, changed (`kind` None, ADDED, MODIFIED) or deleted (DELETED)."""
+        key = _key(obj)
+        if kind == "DELETED":
+            self.jobs.pop(key, None)
+        elif _newer_or_same(obj, self.jobs.get(key)):
+            self.jobs[key] = obj
+        else:
+            return  # an older copy than one we already hold (e.g. our own status write's answer)
+        for listener in list(self._listeners):
+            listener(key)
+
+    def replace_jobs(self, objs: Iterable[JsonObject]) -> set[str]:
+        """The full list of AIJobs (a fresh LIST); returns the keys that were dropped."""
+        listed = {_key(o): o for o in objs}
+        dropped = self.jobs.keys() - listed.keys()
+        for key, obj in listed.items():
+            if _newer_or_same(obj, self.jobs.get(key)):
+                self.jobs[key] = obj
+        for key in dropped:
+            del self.jobs[key]
+        return dropped
+
+    def tenant_event(self, kind: str | None, obj: JsonObject) -> None:
+        name = (obj.get("metadata") or {}).get("name") or ""
+        for namespace in self._quotas.pop(name, []):
+            if self._tenant_of.get(namespace) == name:
+                del self._tenant_of[namespace]
+        if kind != "DELETED":
+            namespaces = [n for n in ((obj.get("spec") or {}).get("namespaces") or []) if isinstance(n, str)]
+            self._quotas[name] = namespaces
+            for namespace in namespaces:
+                self._tenant_of.setdefault(namespace, name)
+        for listener in list(self._quota_listeners):
+            listener()
+        for key in list(self.jobs):  # their status names the tenant
+            for on_job in list(self._listeners):
+                on_job(key)
+
+    def tenant_for(self, namespace: str) -> str | None:
+        return self._tenant_of.get(namespace)
+
+
+class JobController:
+    """Reconciles AIJobs for one leadership term; see the module's docstring."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        index: JobIndex,
+        *,
+        clock: Callable[[], float],
+        pods_synced: asyncio.Event,
+        events: EventRecorder | None = None,
+    ) -> None:
+        """`clock` is wall-clock time (epoch seconds: it stamps the status); `pods_synced` is set once
+        the pod informer feeding `pod_event` has listed every pod."""
+        self._client = client
+        self._index = index
+        self._clock = clock
+        self._pods_synced = pods_synced
+        self._events = events if events is not None else EventRecorder(client, clock=clock)
+        self._pods: dict[str, dict[str, JsonObject]] = {}  # job key -> pod name -> pod
+        self._dirty: dict[str, None] = {}  # insertion-ordered set
+        self._wake = asyncio.Event()
+        self._services: set[str] = set()  # uids of jobs whose Service exists
+        self._failures: dict[str, int] = {}  # job key -> reconciliations failed in a row
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    # -- what it is told -----------------------------------------------------------------------
+
+    def pod_event(self, pod: JsonObject, deleted: bool) -> None:
+        """A pod listener for the scheduler's pod informer: index the pods AIJobs own."""
+        job = owning_job(pod)
+        if job is None:
+            return
+        name = pod["metadata"]["name"]
+        if deleted:
+            pods = self._pods.get(job)
+            if pods is not None:
+                pods.pop(name, None)
+                if not pods:
+                    del self._pods[job]
+        else:
+            self._pods.setdefault(job, {})[name] = pod
+        self.mark(job)
+
+    def mark(self, key: str) -> None:
+        """Look at job `key` again soon."""
+        self._dirty[key] = None
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile until `stop` is set."""
+        unsubscribe = self._index.subscribe(self.mark, lambda: None)
+        try:
+            if not await until_stopped(self._pods_synced.wait(), stop):
+                return
+            if not await until_stopped(self._relist(), stop):
+                return
+            for key in [*self._index.jobs, *self._pods]:
+                self.mark(key)
+            log.info("job_controller_started", jobs=len(self._index.jobs))
+            while not stop.is_set():
+                if not self._dirty:
+                    self._wake.clear()
+                    if not await until_stopped(self._wake.wait(), stop):
+                        return
+                    continue
+                key = next(iter(self._dirty))
+                del self._dirty[key]
+                await self._reconcile_safely(key)
+        finally:
+            unsubscribe()
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            await self._events.close()
+
+    async def _relist(self) -> None:
+        """A fresh list of AIJobs: the index may have missed deletions while no one was leading."""
+        while True:
+            try:
+                listing = await self._client.get(AIJOBS_PATH)
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("aijob_list_failed", error=str(exc))
+                await asyncio.sleep(_RETRY.initial)
+                continue
+            self._index.replace_jobs(listing.get("items") or [])
+            return
+
+    async def _reconcile_safely(self, key: str) -> None:
+        try:
+            await self._reconcile(key)
+        except (ApiError, ApiUnavailable) as exc:
+            self._retry(key, str(exc))
+        except Exception as exc:  # one job's bad data must not stop the others
+            log.exception("aijob_reconcile_failed", job=key)
+            self._retry(key, repr(exc))
+        else:
+            self._failures.pop(key, None)
+
+    def _retry(self, key: str, error: str) -> None:
+        attempt = self._failures.get(key, 0)
+        self._failures[key] = attempt + 1
+        delay = _RETRY.delay(attempt)
+        log.warning("aijob_reconcile_retry", job=key, error=error, retry_in=round(delay, 2))
+        self._later(key, delay)
+
+    def _later(self, key: str, delay: float) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(max(0.0, delay), self._due, key)
+
+    def _due(self, key: str) -> None:
+        self._timers.pop(key, None)
+        self.mark(key)
+
+    # -- one job -------------------------------------------------------------------------------
+
+    async def _reconcile(self, key: str) -> None:
+        obj = self._index.jobs.get(key)
+        pods = list(self._pods.get(key, {}).values())
+        if obj is None:
+            await self._orphaned(key, pods)
+            return
+        namespace = obj["metadata"]["namespace"]
+        plan = reconcile(obj, pods, now=self._clock(), tenant=self._index.tenant_for(namespace))
+        # The status first: a restart must be on record before its pods go (see controllers.aijob).
+        if plan.status is not None:
+            await self._write_status(key, obj, plan)
+        if plan.event is not None:
+            reason, message = plan.event
+            warning = reason in ("Failed", "Unschedulable", "InvalidSpec", "GangTimeout", "Restarting")
+            self._events.record(obj, reason=reason, message=message, warning=warning)
+        if plan.create:
+            await self._ensure_service(obj)
+        await self._write_pods(namespace, plan)
+        if plan.recheck_at is not None:
+            self._later(key, plan.recheck_at - self._clock())
+
+    async def _write_status(self, key: str, obj: JsonObject, plan: Plan) -> None:
+        meta = obj["metadata"]
+        path = resource_path(
+            group="aisched.io",
+            version="v1alpha1",
+            plural="aijobs",
+            namespace=meta["namespace"],
+            name=meta["name"],
+        )
+        try:
+            updated = await self._client.patch(f"{path}/status", {"status": plan.status})
+        except ApiError as exc:
+            if exc.status == _NOT_FOUND:
+                return  # deleted meanwhile; its DELETED event follows
+            raise
+        self._index.job_event("MODIFIED", updated)
+        log.info(
+            "aijob_status",
+            job=key,
+            phase=(plan.status or {}).get("phase"),
+            message=(plan.status or {}).get("message"),
+        )
+
+    async def _ensure_service(self, obj: JsonObject) -> None:
+        uid = obj["metadata"]["uid"]
+        if uid in self._services:
+            return
+        namespace = obj["metadata"]["namespace"]
+        try:
+            await self._client.post(f"/api/v1/namespaces/{namespace}/services", job_service(obj))
+        except ApiError as exc:
+            if exc.status != _CONFLICT:  # AlreadyExists: made by an earlier term
+                raise
+        self._services.add(uid)
+
+    async def _write_pods(self, namespace: str, plan: Plan) -> None:
+        limit = asyncio.Semaphore(_WRITES_IN_FLIGHT)
+        pods_path = f"/api/v1/namespaces/{namespace}/pods"
+
+        async def create(pod: JsonObject) -> None:
+            async with limit:
+                try:
+                    await self._client.post(pods_path, pod)
+                except ApiError as exc:
+                    if exc.status != _CONFLICT:  # AlreadyExists: its ADDED event is on the way
+                        raise
+
+        async def delete(name: str) -> None:
+            async with limit:
+                try:
+                    await self._client.delete(f"{pods_path}/{name}")
+                except ApiError as exc:
+                    if exc.status != _NOT_FOUND:
+                        raise
+
+        results = await asyncio.gather(
+            *(create(p) for p in plan.create), *(delete(n) for n in plan.delete), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def _orphaned(self, key: str, pods: list[JsonObject]) -> None:
+        """The job is gone: its pods go too (the garbage collector would, but not at once)."""
+        if not pods:
+            return
+        namespace = key.split("/", 1)[0]
+        await self._write_pods(namespace, Plan(delete=sorted(p["metadata"]["name"] for p in pods)))
+        log.info("aijob_pods_deleted", job=key, pods=len(pods))

@@ -1,0 +1,291 @@
+"""The AIJob's pods, Service and status, decided without I/O."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Final
+
+from aisched.api.aijob import AIJob
+from aisched.api.validation import parse
+from aisched.controllers.aijob import ANNOTATION_ATTEMPT, job_pods, job_service, reconcile
+from aisched.framework.types import PodInfo
+from aisched.kube.client import JsonObject
+
+NOW: Final = 1_800_000_000.0
+
+
+def aijob(
+    *,
+    workers: int = 1,
+    gpus: int = 8,
+    restart: dict[str, Any] | None = None,
+    gang: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+) -> JsonObject:
+    def role(name: str, count: int) -> dict[str, Any]:
+        return {
+            "name": name,
+            "count": count,
+            "template": {
+                "metadata": {"labels": {"team": "research"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "pytorch",
+                            "image": "pytorch",
+                            "env": [{"name": "MASTER_PORT", "value": "23456"}],
+                            "resources": {"limits": {"nvidia.com/gpu": gpus}},
+                        }
+                    ],
+                },
+            },
+        }
+
+    spec: dict[str, Any] = {
+        # The worker role first: the master must still get RANK 0.
+        "replicas": [role("worker", workers), role("master", 1)],
+        "gpu": {"models": ["H100-80GB"]},
+        "topology": {"policy": "Required", "level": "rack"},
+    }
+    if restart is not None:
+        spec["restart"] = restart
+    if gang is not None:
+        spec["gang"] = gang
+    obj: JsonObject = {
+        "apiVersion": "aisched.io/v1alpha1",
+        "kind": "AIJob",
+        "metadata": {"name": "ddp", "namespace": "ml", "uid": "u-1", "generation": 1, "resourceVersion": "5"},
+        "spec": spec,
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def env_of(pod: JsonObject) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+def with_phase(pod: JsonObject, phase: str, *, node: str | None = "n1", **status: Any) -> JsonObject:
+    out = copy.deepcopy(pod)
+    if node is not None:
+        out["spec"]["nodeName"] = node
+        out["metadata"]["annotations"]["aisched.io/gpus"] = "GPU-a,GPU-b"
+    out["status"] = {"phase": phase, **status}
+    return out
+
+
+def apply_status(obj: JsonObject, status: dict[str, Any] | None) -> JsonObject:
+    assert status is not None
+    return {**obj, "status": status}
+
+
+def test_pods_form_one_gang_with_rank_world_size_and_master_address() -> None:
+    obj = aijob(workers=3)
+    plan = reconcile(obj, [], now=NOW)
+    pods = {p["metadata"]["name"]: p for p in plan.create}
+    assert sorted(pods) == ["ddp-master-0", "ddp-worker-0", "ddp-worker-1", "ddp-worker-2"]
+    master = env_of(pods["ddp-master-0"])
+    assert master["RANK"] == "0"
+    assert master["WORLD_SIZE"] == "4"
+    assert master["MASTER_ADDR"] == "ddp-master-0.ddp.ml.svc"
+    assert master["MASTER_PORT"] == "23456", "a variable the user set is kept"
+    assert sorted(env_of(pods[f"ddp-worker-{i}"])["RANK"] for i in range(3)) == ["1", "2", "3"]
+    infos = [PodInfo.from_manifest(p) for p in plan.create]
+    assert {i.gang for i in infos} == {"ddp"}
+    assert {i.gang_min_member for i in infos} == {4}
+    assert {(i.topology_policy, i.topology_level) for i in infos} == {("Required", "rack")}
+    assert {i.gpu_models for i in infos} == {("H100-80GB",)}
+    assert {i.scheduler_name for i in infos} == {"aisched"}
+    worker = pods["ddp-worker-1"]
+    assert worker["metadata"]["labels"] == {
+        "team": "research",
+        "aisched.io/job": "ddp",
+        "aisched.io/role": "worker",
+        "aisched.io/index": "1",
+    }
+    assert worker["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert worker["spec"]["hostname"] == "ddp-worker-1"
+    assert worker["spec"]["subdomain"] == "ddp"
+    assert plan.status is not None
+    assert plan.status["phase"] == "Queued"
+    assert plan.status["gpus"] == 32
+
+
+def test_the_headless_service_selects_the_jobs_pods() -> None:
+    service = job_service(aijob())
+    assert service["metadata"]["name"] == "ddp"
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"aisched.io/job": "ddp"}
+
+
+def test_nothing_is_created_twice_and_an_unchanged_status_is_not_written() -> None:
+    obj = aijob()
+    first = reconcile(obj, [], now=NOW)
+    obj = apply_status(obj, first.status)
+    again = reconcile(obj, first.create, now=NOW + 5)
+    assert again.create == []
+    assert again.delete == []
+    assert again.status is None
+
+
+def test_phase_follows_the_pods_from_queued_to_running_to_succeeded() -> None:
+    obj = aijob()
+    created = reconcile(obj, [], now=NOW)
+    obj = apply_status(obj, created.status)
+    pods = created.create
+    bound = reconcile(obj, [with_phase(p, "Pending") for p in pods], now=NOW + 1)
+    assert bound.status is not None
+    assert bound.status["phase"] == "Scheduling"
+    obj = apply_status(obj, bound.status)
+    running = reconcile(obj, [with_phase(p, "Running") for p in pods], now=NOW + 2)
+    assert running.status is not None
+    assert running.status["phase"] == "Running"
+    assert running.event is not None
+    assert running.event[0] == "Running"
+    assert [p["node"] for p in running.status["placement"]] == ["n1", "n1"]
+    assert running.status["placement"][0]["gpus"] == ["GPU-a", "GPU-b"]
+    obj = apply_status(obj, running.status)
+    master_done = [
+        with_phase(p, "Succeeded" if "master" in p["metadata"]["name"] else "Running") for p in pods
+    ]
+    done = reconcile(obj, master_done, now=NOW + 3)
+    assert done.status is not None
+    assert done.status["phase"] == "Succeeded"
+    assert done.delete == ["ddp-worker-0"], "a worker still running after the master finished is stopped"
+    complete = {c["type"]: c["status"] for c in done.status["conditions"]}
+    assert complete["Complete"] == "True"
+
+
+def test_an_unschedulable_verdict_reaches_the_jobs_condition_and_one_event() -> None:
+    obj = aijob(gpus=9)
+    created = reconcile(obj, [], now=NOW)
+    obj = apply_status(obj, created.status)
+    verdict = "0/32 nodes are available: 32 Insufficient nvidia.com/gpu."
+    waiting = [
+        {
+            **p,
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": verdict}
+                ],
+            },
+        }
+        for p in created.create
+    ]
+    plan = reconcile(obj, waiting, now=NOW + 1)
+    assert plan.status is not None
+    scheduled = next(c for c in plan.status["conditions"] if c["type"] == "Scheduled")
+    assert (scheduled["status"], scheduled["reason"], scheduled["message"]) == (
+        "False",
+        "Unschedulable",
+        verdict,
+    )
+    assert plan.event == ("Unschedulable", verdict)
+    assert verdict in plan.status["message"]
+    repeat = reconcile(apply_status(obj, plan.status), waiting, now=NOW + 2)
+    assert repeat.event is None
+    assert repeat.status is None
+
+
+def test_a_failed_pod_restarts_the_whole_gang_then_the_new_attempt_is_created() -> None:
+    obj = aijob(workers=2, restart={"policy": "OnFailure", "backoffLimit": 2})
+    created = reconcile(obj, [], now=NOW)
+    obj = apply_status(obj, created.status)
+    pods = [with_phase(p, "Running") for p in created.create]
+    obj = apply_status(obj, reconcile(obj, pods, now=NOW + 1).status)
+    assert obj["status"]["phase"] == "Running"
+    pods[1] = with_phase(
+        pods[1],
+        "Failed",
+        containerStatuses=[{"name": "pytorch", "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}],
+    )
+    restart = reconcile(obj, pods, now=NOW + 2)
+    assert restart.status is not None
+    assert restart.status["phase"] == "Restarting"
+    assert restart.status["restarts"] == 1
+    assert "exited with code 3" in restart.status["message"]
+    assert sorted(restart.delete) == sorted(p["metadata"]["name"] for p in pods)
+    assert restart.create == []
+    obj = apply_status(obj, restart.status)
+    # The old attempt's pods are still there (being deleted): nothing new yet.
+    waiting = reconcile(obj, pods, now=NOW + 3)
+    assert waiting.create == []
+    assert waiting.status is None or waiting.status["phase"] == "Restarting"
+    fresh = reconcile(obj, [], now=NOW + 4)
+    assert len(fresh.create) == 3
+    assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
+
+
+def test_the_job_fails_when_the_backoff_limit_is_spent() -> None:
+    obj = aijob(
+        restart={"policy": "OnFailure", "backoffLimit": 1}, status={"phase": "Running", "restarts": 1}
+    )
+    pods = job_pods(obj, _parsed(obj), attempt=1)
+    failed = [with_phase(pods[0], "Failed", reason="Evicted"), with_phase(pods[1], "Running")]
+    plan = reconcile(obj, failed, now=NOW)
+    assert plan.status is not None
+    assert plan.status["phase"] == "Failed"
+    assert "backoffLimit 1 reached" in plan.status["message"]
+    assert plan.delete == [failed[1]["metadata"]["name"]], "only the pod still holding GPUs is deleted"
+
+
+def test_a_vanished_member_of_a_running_gang_counts_as_a_failure() -> None:
+    obj = aijob(restart={"policy": "Never"}, status={"phase": "Running", "restarts": 0})
+    pods = job_pods(obj, _parsed(obj), attempt=0)
+    plan = reconcile(obj, [with_phase(pods[0], "Running")], now=NOW)
+    assert plan.status is not None
+    assert plan.status["phase"] == "Failed"
+    assert "disappeared" in plan.status["message"]
+
+
+def test_a_gang_that_waits_past_its_timeout_fails_with_the_reason() -> None:
+    obj = aijob(gang={"timeoutSeconds": 30})
+    created = reconcile(obj, [], now=NOW)
+    assert created.recheck_at == NOW + 30
+    obj = apply_status(obj, created.status)
+    still = reconcile(obj, created.create, now=NOW + 29)
+    assert still.recheck_at == NOW + 30
+    late = reconcile(obj, created.create, now=NOW + 30)
+    assert late.status is not None
+    assert late.status["phase"] == "Failed"
+    assert "within 30s" in late.status["message"]
+    assert sorted(late.delete) == sorted(p["metadata"]["name"] for p in created.create)
+
+
+def test_an_invalid_spec_fails_the_job_naming_the_field_and_creates_nothing() -> None:
+    obj = aijob()
+    obj["spec"]["gang"] = {"minMember": 99}
+    plan = reconcile(obj, [], now=NOW)
+    assert plan.create == []
+    assert plan.status is not None
+    assert plan.status["phase"] == "Failed"
+    assert "spec.gang.minMember" in plan.status["message"]
+    assert plan.event is not None
+    assert plan.event[0] == "InvalidSpec"
+
+
+def test_a_finished_job_lets_remaining_pods_go_and_stays_finished() -> None:
+    obj = aijob(status={"phase": "Succeeded", "restarts": 0})
+    pods = job_pods(obj, _parsed(obj), attempt=0)
+    plan = reconcile(obj, [with_phase(pods[0], "Running"), with_phase(pods[1], "Succeeded")], now=NOW)
+    assert plan.create == []
+    assert plan.delete == [pods[0]["metadata"]["name"]]
+    assert plan.status is None or plan.status["phase"] == "Succeeded"
+
+
+def test_the_tenant_comes_from_the_namespace_unless_the_job_names_one() -> None:
+    plan = reconcile(aijob(), [], now=NOW, tenant="research")
+    assert plan.status is not None
+    assert plan.status["tenant"] == "research"
+    named = aijob()
+    named["spec"]["tenant"] = "inference"
+    plan = reconcile(named, [], now=NOW, tenant="research")
+    assert plan.status is not None
+    assert plan.status["tenant"] == "inference"
+
+
+def _parsed(obj: JsonObject) -> AIJob:
+    return parse(AIJob, obj)
