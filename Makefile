@@ -4,7 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint typecheck unit crds validate bench venv clean
+.PHONY: demo run test lint typecheck unit crds validate bench venv clean
+
+demo: $(STAMP)  ## the scheduler on the embedded emulator (32 DGX H100 in 4 racks) with example jobs
+	$(BIN)/aisched demo --cluster examples/clusters/dgx-h100-4racks.yaml --examples examples
+
+run: $(STAMP)  ## the operator on the embedded emulator, until Ctrl-C (kubectl with ./aisched-emulator.kubeconfig)
+	$(BIN)/aisched run --emulator --cluster examples/clusters/dgx-h100-4racks.yaml
 
 test: lint typecheck unit  ## ruff, mypy --strict and every test
 
@@ -35,6 +41,7 @@ validate: $(STAMP)  ## validate the examples offline
 bench: $(STAMP)  ## benchmarks: JSON on stdout, a readable table on stderr
 	$(BIN)/aisched bench core --nodes 5000 --json
 	$(BIN)/aisched bench emulator --pods 3000 --json
+	$(BIN)/aisched bench e2e --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

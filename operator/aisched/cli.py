@@ -2,6 +2,8 @@
 
 aisched crds [--output-dir crds/] [--check]   write (or check) the CRDs generated from the models
 aisched validate -f FILE_OR_DIR ...          validate manifests offline with the same models
+aisched run [--kubeconfig PATH | --emulator]  the scheduler and the AIJob controller
+aisched demo --cluster FILE --examples DIR     the scheduler on the emulator, with example jobs
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for the emulator here")
     emulator.set_defaults(handler=_emulator)
 
+    _add_operator_commands(commands)
+
     bench = commands.add_parser("bench", help="benchmarks: JSON on stdout with --json, a table on stderr")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     core = benches.add_parser(
@@ -109,7 +113,58 @@ def _parser() -> argparse.ArgumentParser:
     emulated.add_argument("--concurrency", type=int, default=16, help="Binding POSTs in flight")
     emulated.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     emulated.set_defaults(handler=_bench_emulator)
+    e2e = benches.add_parser(
+        "e2e", help="the scheduler runtime against the emulator: pods bound/s, creation-to-binding p50/p99"
+    )
+    e2e.add_argument("--nodes", type=int, default=1000, help="simulated DGX H100 nodes (8 GPUs each)")
+    e2e.add_argument("--pods", type=int, default=5000, help="single-GPU pods")
+    e2e.add_argument("--gangs", type=int, default=200, help="gangs of single-GPU pods")
+    e2e.add_argument("--gang-size", type=int, default=8, help="members per gang")
+    e2e.add_argument("--concurrency", type=int, default=32, help="pod creations in flight")
+    e2e.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    e2e.set_defaults(handler=_bench_e2e)
     return parser
+
+
+def _add_operator_commands(commands: Any) -> None:
+    """`aisched run` and `aisched demo`."""
+    run = commands.add_parser(
+        "run", help="run the scheduler and the AIJob controller against an API server (or the emulator)"
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
+    run.add_argument(
+        "--emulator", action="store_true", help="start the embedded API emulator and schedule onto it"
+    )
+    run.add_argument(
+        "--cluster",
+        type=Path,
+        help="with --emulator: a SimulatedCluster file (default: 32 DGX H100 nodes in 4 racks)",
+    )
+    run.add_argument(
+        "--emulator-port", type=int, default=6443, help="with --emulator: its port on 127.0.0.1 (0: any)"
+    )
+    run.add_argument(
+        "--write-kubeconfig",
+        type=Path,
+        default=Path("aisched-emulator.kubeconfig"),
+        help="with --emulator: write a kubeconfig for kubectl here (default: ./aisched-emulator.kubeconfig)",
+    )
+    run.add_argument(
+        "--no-leader-elect",
+        action="store_true",
+        help="schedule without taking the Lease (one replica only; also AISCHED_LEADER_ELECTION__ENABLED)",
+    )
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser(
+        "demo", help="the embedded emulator, the scheduler and example jobs, with a live table of the jobs"
+    )
+    demo.add_argument(
+        "--cluster", type=Path, required=True, help="a SimulatedCluster file (examples/clusters/*.yaml)"
+    )
+    demo.add_argument("--examples", type=Path, required=True, help="the examples directory to apply")
+    demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    demo.set_defaults(handler=_demo)
 
 
 def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -158,6 +213,27 @@ def _emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.runner import run_command  # noqa: PLC0415 - Kopf and aiohttp load only for the operator
+
+    return run_command(
+        kubeconfig=args.kubeconfig,
+        emulator=args.emulator,
+        cluster=args.cluster,
+        emulator_port=args.emulator_port,
+        kubeconfig_out=args.write_kubeconfig,
+        leader_elect=False if args.no_leader_elect else None,
+        out=out,
+        err=err,
+    )
+
+
+def _demo(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.demo import run_demo  # noqa: PLC0415 - Kopf and aiohttp load only for the demo
+
+    return run_demo(cluster=args.cluster, examples=args.examples, timeout=args.timeout, out=out, err=err)
+
+
 def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.bench.core import run_core_benchmark  # noqa: PLC0415 - heavy; only this command needs it
 
@@ -174,6 +250,24 @@ def _bench_emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> in
     from aisched.bench.emulator import run_emulator_benchmark  # noqa: PLC0415 - only this command needs it
 
     result = run_emulator_benchmark(pods=args.pods, concurrency=args.concurrency)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2), file=out)
+        print(result.table(), file=err)
+    else:
+        print(result.table(), file=out)
+    return 0
+
+
+def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.bench.e2e import run_e2e_benchmark  # noqa: PLC0415 - only this command needs it
+
+    result = run_e2e_benchmark(
+        nodes=args.nodes,
+        pods=args.pods,
+        gangs=args.gangs,
+        gang_size=args.gang_size,
+        concurrency=args.concurrency,
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=2), file=out)
         print(result.table(), file=err)

@@ -11,9 +11,18 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ENV_PREFIX", "LoggingSettings", "MetricsSettings", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "LeaderElectionSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "SchedulerSettings",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 ENV_PREFIX: Final = "AISCHED_"
 _NESTING: Final = "__"
@@ -38,11 +47,40 @@ class MetricsSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
 
+class LeaderElectionSettings(_Section):
+    """The Lease the scheduler's replicas compete for; only its holder schedules and binds."""
+
+    enabled: bool = True
+    namespace: str = "aisched-system"
+    name: str = "aisched-scheduler"
+    lease_duration: Annotated[int, Field(ge=2, le=3600)] = 15
+    renew_deadline: Annotated[float, Field(gt=0)] = 10.0
+    retry_period: Annotated[float, Field(gt=0)] = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionSettings:
+        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        return self
+
+
+class SchedulerSettings(_Section):
+    """How fast the scheduler may write Bindings, and which pods are its own."""
+
+    scheduler_name: str = "aisched"
+    #: Binding POSTs in flight, and their rate across all gangs (token bucket).
+    bind_concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
+    bind_qps: Annotated[float, Field(gt=0)] = 1000.0
+    bind_burst: Annotated[int, Field(ge=1)] = 2000
+
+
 class Settings(_Section):
     """All settings of the aisched process."""
 
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
 
 
 class SettingsError(ValueError):

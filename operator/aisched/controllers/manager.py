@@ -1,0 +1,168 @@
+"""`Manager`: one scheduler process — leader election, the scheduling runtime, the AIJob controller
+and the metrics server, started and stopped together.
+
+Every replica keeps the job index Kopf feeds and serves its metrics; only the Lease holder runs a
+term: a fresh `SchedulerRuntime` (its informers list pods, nodes and topologies from scratch) and a
+`JobController` reading the runtime's pods. When leadership ends the term is cancelled and all its
+state dropped, so a replica that leads again, or the one that takes over, rebuilds from the API:
+bound pods are accounted from their nodeName, pods that were assumed but never bound are pending
+again and get scheduled, and no pod is bound twice (the API server refuses a second Binding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aisched.binder import Binder
+from aisched.controllers.events import EventRecorder
+from aisched.controllers.jobs import JobController, JobIndex
+from aisched.controllers.runtime import SchedulerRuntime
+from aisched.framework.profile import Profile
+from aisched.kube.client import KubeClient
+from aisched.kube.leader import LeaderElector
+from aisched.observability.http import HealthServer
+from aisched.observability.logging import get_logger
+from aisched.observability.metrics import Metrics
+from aisched.queue import ClusterEvent
+from aisched.settings import Settings
+
+__all__ = ["Manager", "default_identity"]
+
+log = get_logger(__name__)
+
+
+def default_identity() -> str:
+    """This replica's name in the Lease: the pod name (hostname in a pod) plus a random suffix, so a
+    restarted container never mistakes the previous one's Lease for its own."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+class Manager:
+    """See the module's docstring. `run` it for the life of the process."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        settings: Settings,
+        *,
+        identity: str | None = None,
+        metrics: Metrics | None = None,
+        serve_metrics: bool = True,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.identity = identity or default_identity()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.index = JobIndex()
+        self.runtime: SchedulerRuntime | None = None  # the current term's, while leading
+        self.jobs: JobController | None = None
+        self.leading = asyncio.Event()  # set while a term runs
+        self._serve_metrics = serve_metrics
+        self._alive = True
+        election = settings.leader_election
+        self._elector = (
+            LeaderElector(
+                client,
+                namespace=election.namespace,
+                name=election.name,
+                identity=self.identity,
+                lease_duration=election.lease_duration,
+                renew_deadline=election.renew_deadline,
+                retry_period=election.retry_period,
+                clock=lambda: datetime.now(UTC),
+                sleep=asyncio.sleep,
+            )
+            if election.enabled
+            else None
+        )
+        self.index.subscribe(lambda key: None, self._quota_changed)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve metrics, campaign, and lead when elected, until `stop` is set."""
+        health = HealthServer(
+            self.metrics,
+            host=self.settings.metrics.host,
+            port=self.settings.metrics.port,
+            ready=self._ready,
+            live=lambda: self._alive,
+        )
+        if self._serve_metrics:
+            await health.start()
+        try:
+            if self._elector is None:
+                await self._term(stop)
+            else:
+                await self._elector.run(stop, on_started_leading=self._lead, on_stopped_leading=self._follow)
+        except BaseException:
+            self._alive = False
+            raise
+        finally:
+            if self._serve_metrics:
+                await health.stop()
+
+    def _ready(self) -> bool:
+        """Ready when following, or when leading with a full view of the cluster."""
+        runtime = self.runtime
+        return runtime is None or all(i.synced.is_set() for i in runtime.informers)
+
+    async def _lead(self) -> None:
+        """One leadership term; cancelled when the Lease is lost."""
+        never = asyncio.Event()
+        await self._term(never)
+
+    def _follow(self) -> None:
+        log.info("stopped_leading", identity=self.identity)
+
+    async def _term(self, stop: asyncio.Event) -> None:
+        settings = self.settings.scheduler
+        clock: Callable[[], float] = time.monotonic
+        binder = Binder(
+            self.client,
+            concurrency=settings.bind_concurrency,
+            qps=settings.bind_qps,
+            burst=settings.bind_burst,
+            clock=clock,
+        )
+        jobs: JobController | None = None
+
+        def tell_jobs(pod: dict[str, object], deleted: bool) -> None:
+            if jobs is not None:
+                jobs.pod_event(pod, deleted)
+
+        runtime = SchedulerRuntime(
+            self.client,
+            clock=clock,
+            profile=Profile(scheduler_name=settings.scheduler_name),
+            binder=binder,
+            pod_listeners=[tell_jobs],
+            metrics=self.metrics,
+        )
+        pods_synced = runtime.informers[0].synced
+        jobs = JobController(
+            self.client,
+            self.index,
+            clock=time.time,
+            pods_synced=pods_synced,
+            events=EventRecorder(self.client, clock=time.monotonic),
+        )
+        self.runtime, self.jobs = runtime, jobs
+        self.leading.set()
+        log.info("started_leading", identity=self.identity)
+        try:
+            async with asyncio.TaskGroup() as term:
+                term.create_task(runtime.run(stop), name="scheduling runtime")
+                term.create_task(jobs.run(stop), name="aijob controller")
+        finally:
+            self.leading.clear()
+            self.runtime = self.jobs = None
+
+    def _quota_changed(self) -> None:
+        runtime = self.runtime
+        if runtime is not None and runtime.queue.on_event(ClusterEvent.QUOTA_CHANGED):
+            runtime.wake()

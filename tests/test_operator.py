@@ -1,0 +1,366 @@
+"""The whole operator (Kopf, leader election, informers, scheduler, binder, AIJob controller) against
+the emulator over HTTP, as `aisched run --emulator` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pytest
+
+from aisched.controllers.manager import Manager
+from aisched.emulator.cluster import ClusterSpec
+from aisched.emulator.runner import Emulator
+from aisched.kopf_app import Connection, run_operator
+from aisched.kube.client import JsonObject, KubeClient
+from aisched.runner import DEFAULT_CLUSTER, ensure_namespace
+from aisched.settings import Settings, load_settings
+
+NAMESPACE: Final = "ml"
+AIJOBS: Final = f"/apis/aisched.io/v1alpha1/namespaces/{NAMESPACE}/aijobs"
+PODS: Final = f"/api/v1/namespaces/{NAMESPACE}/pods"
+WAIT: Final = 30.0
+
+
+def settings(**election: Any) -> Settings:
+    return load_settings(
+        {},
+        metrics={"port": 0, "host": "127.0.0.1"},
+        leader_election={"lease_duration": 3, "renew_deadline": 2.0, "retry_period": 0.25, **election},
+    )
+
+
+@dataclass
+class Operator:
+    api: Emulator
+    kube: KubeClient
+
+
+async def _start(api: Emulator, config: Settings, stop: asyncio.Event) -> asyncio.Task[int]:
+    return asyncio.create_task(run_operator(Connection(server=api.url), config, stop=stop))
+
+
+@pytest.fixture
+async def operator(request: pytest.FixtureRequest) -> AsyncIterator[Operator]:
+    """One operator replica on a cluster (default: 32 DGX H100 nodes in 4 racks); param: a ClusterSpec."""
+    cluster = getattr(request, "param", DEFAULT_CLUSTER)
+    async with Emulator(cluster=cluster) as api, KubeClient(base_url=api.url, timeout=10.0) as kube:
+        ensure_namespace(api, "aisched-system")
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        stop = asyncio.Event()
+        task = await _start(api, settings(), stop)
+        try:
+            yield Operator(api, kube)
+        finally:
+            stop.set()
+            async with asyncio.timeout(WAIT):
+                assert await task == 0, "the operator exited with an error"
+
+
+def job(
+    name: str,
+    *,
+    workers: int = 1,
+    gpus: int = 8,
+    seconds: float | None = None,
+    models: list[str] | None = None,
+    timeout: int | None = None,
+) -> JsonObject:
+    template: dict[str, Any] = {
+        "metadata": {"annotations": {"aisched.io/sim-duration": f"{seconds}s"} if seconds else {}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "pytorch",
+                    "image": "nvcr.io/nvidia/pytorch:24.05-py3",
+                    "resources": {
+                        "requests": {"cpu": "16", "memory": "64Gi"},
+                        "limits": {"nvidia.com/gpu": gpus, "memory": "64Gi"},
+                    },
+                }
+            ],
+        },
+    }
+    spec: dict[str, Any] = {
+        "topology": {"policy": "Required", "level": "rack"},
+        "restart": {"policy": "Never"},
+        "replicas": [
+            {"name": "master", "count": 1, "template": template},
+            {"name": "worker", "count": workers, "template": copy.deepcopy(template)},
+        ],
+    }
+    if models is not None:
+        spec["gpu"] = {"models": models}
+    if timeout is not None:
+        spec["gang"] = {"timeoutSeconds": timeout}
+    return {
+        "apiVersion": "aisched.io/v1alpha1",
+        "kind": "AIJob",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+
+
+async def until(
+    kube: KubeClient, path: str, wanted: Callable[[dict[str, JsonObject]], bool]
+) -> dict[str, JsonObject]:
+    """The objects at `path` by name, once `wanted` holds for them: a list, then its watch."""
+    async with asyncio.timeout(WAIT):
+        listing = await kube.get(path)
+        objects = {o["metadata"]["name"]: o for o in listing["items"]}
+        version = listing["metadata"]["resourceVersion"]
+        while not wanted(objects):
+            async for event in kube.watch(
+                path, params={"resourceVersion": version, "allowWatchBookmarks": "true"}
+            ):
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                if event["type"] == "DELETED":
+                    objects.pop(obj["metadata"]["name"], None)
+                elif event["type"] != "BOOKMARK":
+                    objects[obj["metadata"]["name"]] = obj
+                if wanted(objects):
+                    break
+    return objects
+
+
+def phase(jobs: dict[str, JsonObject], name: str) -> str | None:
+    found = jobs.get(name)
+    return None if found is None else (found.get("status") or {}).get("phase")
+
+
+def condition(obj: JsonObject, kind: str) -> JsonObject:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+async def test_a_16_gpu_ddp_job_runs_as_one_gang_in_one_rack_and_succeeds(operator: Operator) -> None:
+    kube = operator.kube
+    await kube.post(AIJOBS, job("ddp", seconds=1.5))
+    jobs = await until(kube, AIJOBS, lambda j: phase(j, "ddp") == "Running")
+    running = jobs["ddp"]
+    placement = running["status"]["placement"]
+    assert sorted(p["pod"] for p in placement) == ["ddp-master-0", "ddp-worker-0"]
+    nodes = {
+        (await kube.get(f"/api/v1/nodes/{p['node']}"))["metadata"]["labels"]["aisched.io/rack"]
+        for p in placement
+    }
+    assert len(nodes) == 1, f"one rack, got {nodes}"
+    assert all(len(set(p["gpus"])) == 8 for p in placement)
+    pods = {p["metadata"]["name"]: p for p in (await kube.get(PODS))["items"]}
+    master, worker = pods["ddp-master-0"], pods["ddp-worker-0"]
+    env = {e["name"]: e["value"] for e in worker["spec"]["containers"][0]["env"]}
+    assert env["WORLD_SIZE"] == "2"
+    assert env["RANK"] == "1"
+    assert env["MASTER_ADDR"] == "ddp-master-0.ddp.ml.svc"
+    assert master["metadata"]["annotations"]["aisched.io/gpus"].count(",") == 7
+    service = await kube.get(f"/api/v1/namespaces/{NAMESPACE}/services/ddp")
+    assert service["spec"]["clusterIP"] == "None"
+    done = await until(kube, AIJOBS, lambda j: phase(j, "ddp") in ("Succeeded", "Failed"))
+    assert phase(done, "ddp") == "Succeeded", done["ddp"]["status"]["message"]
+    assert done["ddp"]["status"]["completionTime"]
+
+
+TWO_NODES: Final = ClusterSpec.model_validate(
+    {"nodeGroups": [{"name": "gpu", "count": 2, "machine": "dgx-h100", "rack": "r1"}]}
+)
+
+
+@pytest.mark.parametrize("operator", [TWO_NODES], indirect=True)
+async def test_two_gangs_competing_for_the_last_gpus_one_waits_whole_then_runs(operator: Operator) -> None:
+    kube = operator.kube
+    await kube.post(AIJOBS, job("first"))  # runs until the test ends its pods
+    await until(kube, AIJOBS, lambda j: phase(j, "first") == "Running")
+    await kube.post(AIJOBS, job("second", seconds=0.5))
+    waiting = await until(
+        kube, AIJOBS, lambda j: _has_condition(j.get("second"), "Scheduled", "Unschedulable")
+    )
+    assert phase(waiting, "second") == "Queued"
+    assert "0/2 nodes are available" in condition(waiting["second"], "Scheduled")["message"]
+    pods = (await kube.get(PODS))["items"]
+    seconds = [p for p in pods if p["metadata"]["name"].startswith("second-")]
+    assert len(seconds) == 2
+    assert not [p for p in seconds if p["spec"].get("nodeName")], "no member of the waiting gang is bound"
+    for name in ("first-master-0", "first-worker-0"):
+        await _finish(kube, name)
+    done = await until(kube, AIJOBS, lambda j: phase(j, "second") in ("Succeeded", "Failed"))
+    assert phase(done, "first") == "Succeeded"
+    assert phase(done, "second") == "Succeeded"
+
+
+def _has_condition(obj: JsonObject | None, kind: str, reason: str) -> bool:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("reason") == reason for c in conditions)
+
+
+async def _finish(kube: KubeClient, name: str) -> None:
+    """End pod `name` successfully, as its kubelet would when the container exits 0."""
+    await kube.patch(
+        f"{PODS}/{name}/status",
+        {
+            "status": {
+                "phase": "Succeeded",
+                "containerStatuses": [
+                    {
+                        "name": "pytorch",
+                        "ready": False,
+                        "restartCount": 0,
+                        "image": "",
+                        "imageID": "",
+                        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                    }
+                ],
+            }
+        },
+    )
+
+
+async def test_broken_jobs_end_with_a_clear_condition_while_others_keep_scheduling(
+    operator: Operator,
+) -> None:
+    kube = operator.kube
+    await kube.post(AIJOBS, job("too-big", gpus=9, timeout=2))
+    await kube.post(AIJOBS, job("no-such-gpu", models=["B300-288GB"]))
+    await kube.post(AIJOBS, job("fine", seconds=0.5))
+    jobs = await until(
+        kube,
+        AIJOBS,
+        lambda j: (
+            phase(j, "too-big") == "Failed"
+            and phase(j, "fine") == "Succeeded"
+            and _has_condition(j.get("no-such-gpu"), "Scheduled", "Unschedulable")
+        ),
+    )
+    too_big = jobs["too-big"]["status"]
+    assert condition(jobs["too-big"], "Failed")["reason"] == "GangTimeout"
+    assert "Insufficient nvidia.com/gpu" in too_big["message"], too_big["message"]
+    unknown = condition(jobs["no-such-gpu"], "Scheduled")
+    assert unknown["status"] == "False"
+    assert "GPU model" in unknown["message"], unknown["message"]
+    events = (await kube.get(f"/api/v1/namespaces/{NAMESPACE}/events"))["items"]
+    about = [
+        e for e in events if e["involvedObject"].get("kind") == "AIJob" and e["reason"] == "Unschedulable"
+    ]
+    assert {e["involvedObject"]["name"] for e in about} >= {"no-such-gpu"}
+    assert len([e for e in about if e["involvedObject"]["name"] == "no-such-gpu"]) == 1, (
+        "one Event, not one per cycle"
+    )
+
+
+async def test_a_failed_pod_restarts_the_whole_gang(operator: Operator) -> None:
+    kube = operator.kube
+    body = job("flaky", seconds=0.5)
+    body["spec"]["restart"] = {"policy": "OnFailure", "backoffLimit": 1}
+    # Every attempt's worker exits 1: one restart, then the job fails.
+    body["spec"]["replicas"][1]["template"]["metadata"]["annotations"]["aisched.io/sim-exit-code"] = "1"
+    await kube.post(AIJOBS, body)
+    jobs = await until(kube, AIJOBS, lambda j: phase(j, "flaky") == "Failed")
+    status = jobs["flaky"]["status"]
+    assert status["restarts"] == 1
+    assert "exited with code 1" in status["message"]
+    assert "backoffLimit 1 reached" in status["message"]
+
+
+async def test_deleting_a_job_deletes_its_pods(operator: Operator) -> None:
+    kube = operator.kube
+    await kube.post(AIJOBS, job("doomed"))
+    await until(kube, AIJOBS, lambda j: phase(j, "doomed") == "Running")
+    await kube.delete(f"{AIJOBS}/doomed")
+    await until(kube, PODS, lambda pods: not any(n.startswith("doomed-") for n in pods))
+
+
+async def test_killing_the_leader_hands_over_to_the_other_replica() -> None:
+    async with Emulator(cluster=DEFAULT_CLUSTER) as api, KubeClient(base_url=api.url, timeout=10.0) as kube:
+        ensure_namespace(api, "aisched-system")
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        stops = [asyncio.Event(), asyncio.Event()]
+        managers: list[Manager] = []
+        clients = [KubeClient(base_url=api.url, timeout=10.0) for _ in stops]
+        tasks = []
+        for i, client in enumerate(clients):
+            await client.__aenter__()
+            managers.append(Manager(client, settings(), identity=f"replica-{i}", serve_metrics=False))
+            tasks.append(asyncio.create_task(managers[i].run(stops[i])))
+        try:
+            waiters = [asyncio.create_task(m.leading.wait()) for m in managers]
+            try:
+                async with asyncio.timeout(WAIT):
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            leader = 0 if managers[0].leading.is_set() else 1
+            other = 1 - leader
+            assert not managers[other].leading.is_set(), "only one replica leads"
+            await kube.post(PODS, _pod("before"))
+            await until(kube, PODS, lambda p: bool(p.get("before", {}).get("spec", {}).get("nodeName")))
+            tasks[leader].cancel()  # a crash: the Lease is not released, it has to expire
+            await asyncio.gather(tasks[leader], return_exceptions=True)
+            await kube.post(PODS, _pod("after"))
+            pods = await until(kube, PODS, lambda p: bool(p.get("after", {}).get("spec", {}).get("nodeName")))
+            assert managers[other].leading.is_set()
+            lease = await kube.get(
+                "/apis/coordination.k8s.io/v1/namespaces/aisched-system/leases/aisched-scheduler"
+            )
+            assert lease["spec"]["holderIdentity"] == f"replica-{other}"
+            assert pods["before"]["spec"]["nodeName"], "the first pod stayed bound where it was"
+            runtime = managers[other].runtime
+            assert runtime is not None
+            assert runtime.cache.pod(f"{NAMESPACE}/before") is not None, (
+                "the new leader accounted the bound pod"
+            )
+        finally:
+            for stop in stops:
+                stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for client in clients:
+                await client.close()
+
+
+def _pod(name: str) -> JsonObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "schedulerName": "aisched",
+            "containers": [{"name": "c", "image": "busybox", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+        },
+    }
+
+
+async def test_a_restarted_operator_picks_up_running_jobs_without_touching_their_pods() -> None:
+    async with Emulator(cluster=TWO_NODES) as api, KubeClient(base_url=api.url, timeout=10.0) as kube:
+        ensure_namespace(api, "aisched-system")
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        stop = asyncio.Event()
+        first = await _start(api, settings(), stop)
+        await kube.post(AIJOBS, job("long"))
+        await until(kube, AIJOBS, lambda j: phase(j, "long") == "Running")
+        before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}
+        stop.set()
+        assert await first == 0
+        # While no operator runs, a second job arrives; the first job's pods finish.
+        await kube.post(AIJOBS, job("later", seconds=0.5))
+        again = asyncio.Event()
+        second = await _start(api, settings(), again)
+        try:
+            await until(kube, AIJOBS, lambda j: phase(j, "later") == "Queued")
+            pods = (await kube.get(PODS))["items"]
+            after = {
+                p["metadata"]["name"]: p["metadata"]["uid"]
+                for p in pods
+                if p["metadata"]["name"].startswith("long-")
+            }
+            assert after == before, "the running job's pods were left alone"
+            for name in before:
+                await _finish(kube, name)
+            done = await until(kube, AIJOBS, lambda j: phase(j, "later") in ("Succeeded", "Failed"))
+            assert phase(done, "long") == "Succeeded"
+            assert phase(done, "later") == "Succeeded"
+        finally:
+            again.set()
+            assert await second == 0
