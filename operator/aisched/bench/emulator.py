@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["EmulatorBenchmark", "run_emulator_benchmark"]
+__all__ = ["EmulatorBenchmark", "free_port", "run_emulator_benchmark", "wait_ready"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,18 @@ class EmulatorBenchmark:
         return "\n".join(f"{name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server started next)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(600):
+async def wait_ready(session: aiohttp.ClientSession, url: str, *, within: float = 30.0) -> None:
+    """Wait until the API server at `url` answers /readyz, for at most `within` seconds (a large
+    simulated cluster takes a while to start)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         try:
             async with session.get(f"{url}/readyz") as response:
                 if response.status == 200:
@@ -66,7 +70,7 @@ async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
 
 async def _run(url: str, pods: int, concurrency: int) -> EmulatorBenchmark:
     async with aiohttp.ClientSession() as session:
-        await _wait_ready(session, url)
+        await wait_ready(session, url)
         collection = f"{url}/api/v1/namespaces/default/pods"
         for i in range(pods):
             body = {"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
@@ -131,7 +135,7 @@ async def _run(url: str, pods: int, concurrency: int) -> EmulatorBenchmark:
 
 
 def run_emulator_benchmark(*, pods: int = 3000, concurrency: int = 16) -> EmulatorBenchmark:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "aisched.cli", "emulator", "--port", str(port)],
         stdout=subprocess.DEVNULL,
