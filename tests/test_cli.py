@@ -84,3 +84,22 @@ def test_the_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "spec.topology.level: is required when policy is Required" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["run", "--emulator", "--kubeconfig", "k"], "exclude each other"),
+        (["run", "--cluster", "examples/clusters/demo.yaml"], "add --emulator"),
+    ],
+)
+def test_run_refuses_options_that_contradict_each_other(
+    args: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_run_without_a_cluster_to_talk_to_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--kubeconfig", str(tmp_path / "missing")]) == 1
+    assert "no cluster to schedule onto" in capsys.readouterr().err

@@ -198,11 +198,16 @@ def _has_condition(obj: JsonObject | None, kind: str, reason: str) -> bool:
 
 async def _finish(kube: KubeClient, name: str) -> None:
     """End pod `name` successfully, as its kubelet would when the container exits 0."""
+    await _end(kube, name, code=0)
+
+
+async def _end(kube: KubeClient, name: str, *, code: int) -> None:
+    """End pod `name`'s container with exit `code`, as its kubelet would."""
     await kube.patch(
         f"{PODS}/{name}/status",
         {
             "status": {
-                "phase": "Succeeded",
+                "phase": "Succeeded" if code == 0 else "Failed",
                 "containerStatuses": [
                     {
                         "name": "pytorch",
@@ -210,7 +215,9 @@ async def _finish(kube: KubeClient, name: str) -> None:
                         "restartCount": 0,
                         "image": "",
                         "imageID": "",
-                        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                        "state": {
+                            "terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+                        },
                     }
                 ],
             }
@@ -250,18 +257,33 @@ async def test_broken_jobs_end_with_a_clear_condition_while_others_keep_scheduli
     )
 
 
-async def test_a_failed_pod_restarts_the_whole_gang(operator: Operator) -> None:
+async def test_a_failed_pod_restarts_the_whole_gang_once(operator: Operator) -> None:
     kube = operator.kube
-    body = job("flaky", seconds=0.5)
-    body["spec"]["restart"] = {"policy": "OnFailure", "backoffLimit": 1}
-    # Every attempt's worker exits 1: one restart, then the job fails.
-    body["spec"]["replicas"][1]["template"]["metadata"]["annotations"]["aisched.io/sim-exit-code"] = "1"
+    body = job("flaky", workers=2)
+    body["spec"]["restart"] = {"policy": "OnFailure", "backoffLimit": 3}
     await kube.post(AIJOBS, body)
-    jobs = await until(kube, AIJOBS, lambda j: phase(j, "flaky") == "Failed")
+    await until(kube, AIJOBS, lambda j: phase(j, "flaky") == "Running")
+    first = {p["metadata"]["name"]: p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}
+    await _end(kube, "flaky-worker-1", code=3)
+    # A new attempt: every pod replaced (new uids), the gang placed and running again.
+    jobs = await until(
+        kube,
+        AIJOBS,
+        lambda j: phase(j, "flaky") == "Running" and (j["flaky"]["status"].get("restarts") or 0) >= 1,
+    )
     status = jobs["flaky"]["status"]
-    assert status["restarts"] == 1
-    assert "exited with code 1" in status["message"]
-    assert "backoffLimit 1 reached" in status["message"]
+    assert status["restarts"] == 1, "one failure, one restart"
+    pods = (await kube.get(PODS))["items"]
+    second = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+    assert second.keys() == first.keys()
+    assert not set(second.values()) & set(first.values()), "the whole gang was replaced"
+    assert {p["metadata"]["annotations"]["aisched.io/attempt"] for p in pods} == {"1"}
+    assert "startTime" in status
+    for name in second:
+        await _end(kube, name, code=0)
+    done = await until(kube, AIJOBS, lambda j: phase(j, "flaky") in ("Succeeded", "Failed"))
+    assert phase(done, "flaky") == "Succeeded"
+    assert done["flaky"]["status"]["restarts"] == 1
 
 
 async def test_deleting_a_job_deletes_its_pods(operator: Operator) -> None:
@@ -364,3 +386,50 @@ async def test_a_restarted_operator_picks_up_running_jobs_without_touching_their
         finally:
             again.set()
             assert await second == 0
+
+
+class _HeldBindings(KubeClient):
+    """A client whose Binding POSTs, but the first, wait until the test lets them through."""
+
+    def __init__(self, *, base_url: str) -> None:
+        super().__init__(base_url=base_url, timeout=10.0)
+        self.release = asyncio.Event()
+        self.held = 0
+        self.some_held = asyncio.Event()
+
+    async def post(self, path: str, body: JsonObject, **options: Any) -> JsonObject:
+        if path.endswith("/binding") and not path.endswith("/g-0/binding"):
+            self.held += 1
+            self.some_held.set()
+            await self.release.wait()
+        return await super().post(path, body, **options)
+
+
+async def test_stopping_the_leader_mid_gang_finishes_the_gangs_bindings_first() -> None:
+    async with Emulator(cluster=DEFAULT_CLUSTER) as api, KubeClient(base_url=api.url, timeout=10.0) as kube:
+        ensure_namespace(api, "aisched-system")
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        async with _HeldBindings(base_url=api.url) as client:
+            manager = Manager(client, settings(), identity="solo", serve_metrics=False)
+            stop = asyncio.Event()
+            task = asyncio.create_task(manager.run(stop))
+            async with asyncio.timeout(WAIT):
+                await manager.leading.wait()
+            for i in range(4):
+                member = _pod(f"g-{i}")
+                member["metadata"]["labels"] = {"aisched.io/gang": "g"}
+                member["metadata"]["annotations"] = {"aisched.io/gang-min-member": "4"}
+                member["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = 8
+                await kube.post(PODS, member)
+            await until(kube, PODS, lambda p: bool(p.get("g-0", {}).get("spec", {}).get("nodeName")))
+            async with asyncio.timeout(WAIT):
+                await client.some_held.wait()
+            stop.set()  # SIGTERM while three Bindings are in flight (a rolling update)
+            for _ in range(200):  # let the stop reach the term (a cancelled term would drop them now)
+                await asyncio.sleep(0)
+            client.release.set()
+            async with asyncio.timeout(WAIT):
+                await task
+        pods = (await kube.get(PODS))["items"]
+        bound = sorted(p["metadata"]["name"] for p in pods if p["spec"].get("nodeName"))
+        assert bound == ["g-0", "g-1", "g-2", "g-3"], "the gang's bindings finished before the term ended"

@@ -106,8 +106,7 @@ async def test_plain_kopf_run_loads_the_operator_module(tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             str(KOPF),
             "run",
-            "--all-namespaces",
-            "--standalone",
+            "--all-namespaces",  # no --standalone: the startup hook turns Kopf's peering off itself
             "-m",
             "aisched.kopf_main",
             stdout=asyncio.subprocess.PIPE,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
+import signal
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,16 +50,27 @@ class Connection:
             return KubeClient(base_url=self.server)
         return await KubeClient.auto(self.kubeconfig)
 
-    def login(self, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    async def login(self, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+        """Kopf's credentials: the same server and identity aisched's own client uses.
+
+        Kopf reads the kubeconfig itself but does not run `exec` credential plugins (EKS, GKE,
+        AKS logins); the token those give is resolved here, anew at every (re)login.
+        """
         if self.server is not None:
             return kopf.ConnectionInfo(server=self.server, insecure=True)
         path = self.kubeconfig or os.environ.get("KUBECONFIG")
-        if path:
-            with _environment("KUBECONFIG", path):
-                return kopf.login_with_kubeconfig(settings=settings)
-        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-            settings=settings
-        )
+        if not path:
+            return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+                settings=settings
+            )
+        with _environment("KUBECONFIG", path):
+            info = kopf.login_with_kubeconfig(settings=settings)
+        has_identity = info is not None and (info.token or info.certificate_path or info.certificate_data)
+        if info is not None and not has_identity:
+            resolved = await KubeClient.from_kubeconfig(path)
+            if resolved.token:
+                info = dataclasses.replace(info, token=resolved.token)
+        return info
 
 
 @contextlib.contextmanager
@@ -85,11 +98,16 @@ class OperatorMemo:
     task: asyncio.Task[None] | None = None
     #: Set when the Manager ended on its own (an error): the process should exit.
     failed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: True under `run_operator`, which watches `failed`; under plain `kopf run` nobody does.
+    embedded: bool = False
 
     def manager_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("manager_failed", error=repr(task.exception()))
-            self.failed.set()
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("manager_failed", error=repr(task.exception()))
+        self.failed.set()
+        if not self.embedded:
+            signal.raise_signal(signal.SIGTERM)  # Kopf stops gracefully on it, running cleanup
 
 
 def _memo(memo: Any) -> OperatorMemo:
@@ -106,8 +124,8 @@ def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
     """Register aisched's handlers on `registry`; returns it."""
 
     @kopf.on.login(registry=registry)
-    def login(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> kopf.ConnectionInfo | None:
-        return _memo(memo).connection.login(settings)
+    async def login(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> kopf.ConnectionInfo | None:
+        return await _memo(memo).connection.login(settings)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
@@ -164,7 +182,11 @@ async def run_operator(
     """
     async with await connection.client() as client:
         state = OperatorMemo(
-            connection=connection, settings=settings, client=None, manager=Manager(client, settings)
+            connection=connection,
+            settings=settings,
+            client=None,
+            manager=Manager(client, settings),
+            embedded=True,
         )
         if manager_ready is not None:
             manager_ready.set()

@@ -50,6 +50,12 @@ def run_command(
     err: TextIO,
 ) -> int:
     """Run until SIGINT or SIGTERM; the exit code."""
+    if emulator and kubeconfig:
+        print("aisched run: --kubeconfig and --emulator exclude each other", file=err)
+        return 2
+    if cluster is not None and not emulator:
+        print("aisched run: --cluster describes the emulator's cluster; add --emulator", file=err)
+        return 2
     try:
         overrides = {} if leader_elect is None else {"leader_election": {"enabled": leader_elect}}
         settings = load_settings(None, **overrides)

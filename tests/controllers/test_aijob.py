@@ -289,3 +289,33 @@ def test_the_tenant_comes_from_the_namespace_unless_the_job_names_one() -> None:
 
 def _parsed(obj: JsonObject) -> AIJob:
     return parse(AIJob, obj)
+
+
+def test_pods_never_restart_in_place_and_name_the_configured_scheduler() -> None:
+    obj = aijob()
+    obj["spec"]["replicas"][0]["template"]["spec"]["restartPolicy"] = "Always"
+    plan = reconcile(obj, [], now=NOW, scheduler_name="gpu-scheduler")
+    assert {p["spec"]["restartPolicy"] for p in plan.create} == {"Never"}
+    assert {p["spec"]["schedulerName"] for p in plan.create} == {"gpu-scheduler"}
+
+
+def test_pods_of_an_earlier_job_with_the_same_name_are_not_taken_over() -> None:
+    old = aijob()
+    old["metadata"]["uid"] = "u-old"
+    leftovers = [with_phase(p, "Running") for p in job_pods(old, _parsed(old), attempt=0)]
+    plan = reconcile(aijob(), leftovers, now=NOW)
+    assert sorted(plan.delete) == sorted(p["metadata"]["name"] for p in leftovers)
+    assert plan.create == [], "the new job's pods wait until the old ones are gone"
+    assert plan.status is not None
+    assert plan.status["phase"] != "Running"
+
+
+def test_a_refused_pod_creation_is_on_the_jobs_status() -> None:
+    plan = reconcile(aijob(), [], now=NOW, create_error="pods ddp-master-0: exceeded quota: gpu-quota")
+    assert plan.status is not None
+    scheduled = next(c for c in plan.status["conditions"] if c["type"] == "Scheduled")
+    assert scheduled["reason"] == "PodCreateFailed"
+    assert "exceeded quota" in plan.status["message"]
+    assert len(plan.create) == 2, "and the creation is tried again"
+    assert plan.event is not None
+    assert plan.event[0] == "PodCreateFailed"

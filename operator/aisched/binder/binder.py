@@ -86,7 +86,9 @@ class Binder:
                 members.create_task(self._bind_member(member, ledger))
         if ledger.lost is None:
             outcome = ledger.outcome()
-            gang_log.info("gang_bound", pods=len(outcome.bound), dropped=len(outcome.dropped))
+            # One line per multi-pod gang; single pods (the bulk of the traffic) only at DEBUG.
+            bound_log = gang_log.info if len(placement.pods) > 1 else gang_log.debug
+            bound_log("gang_bound", pods=len(outcome.bound), dropped=len(outcome.dropped))
             return outcome
         # 2. Roll back: delete what this call bound, so that the gang is not left half-bound.
         pods = {member.pod.key: member.pod for member in placement.pods}

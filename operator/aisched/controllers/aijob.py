@@ -65,9 +65,16 @@ def _env(name: str, value: str) -> dict[str, str]:
     return {"name": name, "value": value}
 
 
-def job_pods(obj: Mapping[str, Any], job: AIJob, *, attempt: int) -> list[dict[str, Any]]:
+def job_pods(
+    obj: Mapping[str, Any], job: AIJob, *, attempt: int, scheduler_name: str = keys.SCHEDULER_NAME
+) -> list[dict[str, Any]]:
     """The pods of `job` for `attempt`, built from the raw object `obj` (whose templates keep every
-    field, including those the models do not describe)."""
+    field, including those the models do not describe).
+
+    `restartPolicy` is always Never: a failed container fails its pod, and the controller restarts
+    the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
+    and the pod would never end for the controller to see).
+    """
     meta = obj["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     spec = job.spec
@@ -105,7 +112,8 @@ def job_pods(obj: Mapping[str, Any], job: AIJob, *, attempt: int) -> list[dict[s
             pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
             pod_meta["ownerReferences"] = [owner]
             pod_spec = copy.deepcopy(template.get("spec") or {})
-            pod_spec["schedulerName"] = keys.SCHEDULER_NAME
+            pod_spec["schedulerName"] = scheduler_name
+            pod_spec["restartPolicy"] = "Never"
             pod_spec["hostname"] = pod_meta["name"]
             pod_spec["subdomain"] = name
             variables = {
@@ -199,12 +207,17 @@ class _Pods:
     stale: list[str]  # pods of an older attempt, or being deleted
 
     @classmethod
-    def of(cls, pods: Sequence[Mapping[str, Any]], *, attempt: int) -> _Pods:
+    def of(cls, pods: Sequence[Mapping[str, Any]], *, attempt: int, uid: str) -> _Pods:
+        """Sort `pods` out: of this attempt of the job with `uid`, or stale (an older attempt, being
+        deleted, or left by an earlier job of the same name)."""
         current: dict[str, Mapping[str, Any]] = {}
         stale = []
         for pod in pods:
             name = pod["metadata"]["name"]
-            if pod["metadata"].get("deletionTimestamp") or _attempt_of(pod) < attempt:
+            owners = {
+                r.get("uid") for r in pod["metadata"].get("ownerReferences") or () if r.get("controller")
+            }
+            if pod["metadata"].get("deletionTimestamp") or _attempt_of(pod) < attempt or uid not in owners:
                 stale.append(name)
             else:
                 current[name] = pod
@@ -369,11 +382,17 @@ def reconcile(
     *,
     now: float,
     tenant: str | None = None,
+    scheduler_name: str = keys.SCHEDULER_NAME,
+    create_error: str | None = None,
 ) -> Plan:
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
-    `tenant` is the TenantQuota whose namespaces hold the job, used when the job names none.
+    `tenant` is the TenantQuota whose namespaces hold the job, used when the job names none;
+    `create_error` is why the API server refused to create the job's pods last time, if it did.
+    A job being deleted gets nothing: the garbage collector takes its pods.
     """
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return Plan()
     step = _Step(obj, now, tenant)
     try:
         job = parse(AIJob, obj)
@@ -388,10 +407,12 @@ def reconcile(
         return step.finish()
 
     restarts = int(step.new["restarts"])
-    sorted_pods = _Pods.of(pods, attempt=restarts)
+    sorted_pods = _Pods.of(pods, attempt=restarts, uid=str(obj["metadata"].get("uid") or ""))
     step.plan.delete = list(sorted_pods.stale)
     failed = sorted_pods.with_phase("Failed")
-    wanted = {p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=restarts)}
+    wanted = {
+        p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=restarts, scheduler_name=scheduler_name)
+    }
     missing = sorted(wanted.keys() - sorted_pods.current.keys())
     if step.old.get("phase") == "Running" and missing and not failed:
         failed = missing  # a member of a running gang vanished: the gang is broken
@@ -408,6 +429,13 @@ def reconcile(
     if missing and not sorted_pods.stale:
         step.plan.create = [wanted[name] for name in missing]
     step.set(placement=sorted_pods.placement())
+    if create_error is not None and step.plan.create:
+        message = f"cannot create the job's pods: {create_error}"
+        step.set(
+            phase="Pending" if not sorted_pods.current else step.new.get("phase", "Queued"), message=message
+        )
+        step.condition("Scheduled", "False", "PodCreateFailed", create_error)
+        return step.finish(("PodCreateFailed", create_error))
     return _progress(step, job, sorted_pods)
 
 

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from aisched.api import keys
 from aisched.controllers.aijob import Plan, job_service, reconcile
 from aisched.controllers.events import EventRecorder
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
@@ -30,6 +31,20 @@ _NOT_FOUND: Final = 404
 _CONFLICT: Final = 409
 _WRITES_IN_FLIGHT: Final = 16
 _RETRY: Final = Backoff(initial=1.0, cap=60.0)
+_WARNINGS: Final = frozenset(
+    {"Failed", "Unschedulable", "InvalidSpec", "GangTimeout", "Restarting", "PodCreateFailed"}
+)
+
+
+def _job_path(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    return resource_path(
+        group="aisched.io",
+        version="v1alpha1",
+        plural="aijobs",
+        namespace=meta["namespace"],
+        name=meta["name"],
+    )
 
 
 def _key(obj: Mapping[str, Any]) -> str:
@@ -100,6 +115,8 @@ class JobIndex:
                 self.jobs[key] = obj
         for key in dropped:
             del self.jobs[key]
+            for listener in list(self._listeners):
+                listener(key)
         return dropped
 
     def tenant_event(self, kind: str | None, obj: JsonObject) -> None:
@@ -133,6 +150,7 @@ class JobController:
         clock: Callable[[], float],
         pods_synced: asyncio.Event,
         events: EventRecorder | None = None,
+        scheduler_name: str = keys.SCHEDULER_NAME,
     ) -> None:
         """`clock` is wall-clock time (epoch seconds: it stamps the status); `pods_synced` is set once
         the pod informer feeding `pod_event` has listed every pod."""
@@ -140,6 +158,8 @@ class JobController:
         self._index = index
         self._clock = clock
         self._pods_synced = pods_synced
+        self._scheduler_name = scheduler_name
+        self._create_errors: dict[str, str] = {}  # job key -> why its pods could not be created
         self._events = events if events is not None else EventRecorder(client, clock=clock)
         self._pods: dict[str, dict[str, JsonObject]] = {}  # job key -> pod name -> pod
         self._dirty: dict[str, None] = {}  # insertion-ordered set
@@ -249,42 +269,57 @@ class JobController:
             await self._orphaned(key, pods)
             return
         namespace = obj["metadata"]["namespace"]
-        plan = reconcile(obj, pods, now=self._clock(), tenant=self._index.tenant_for(namespace))
+        plan = reconcile(
+            obj,
+            pods,
+            now=self._clock(),
+            tenant=self._index.tenant_for(namespace),
+            scheduler_name=self._scheduler_name,
+            create_error=self._create_errors.get(key),
+        )
         # The status first: a restart must be on record before its pods go (see controllers.aijob).
-        if plan.status is not None:
-            await self._write_status(key, obj, plan)
+        if plan.status is not None and not await self._write_status(key, obj, plan.status):
+            return  # the job is gone
         if plan.event is not None:
             reason, message = plan.event
-            warning = reason in ("Failed", "Unschedulable", "InvalidSpec", "GangTimeout", "Restarting")
+            warning = reason in _WARNINGS
             self._events.record(obj, reason=reason, message=message, warning=warning)
         if plan.create:
+            if not await self._still_there(key, obj):
+                return
             await self._ensure_service(obj)
-        await self._write_pods(namespace, plan)
+        await self._write_pods(key, obj, plan)
         if plan.recheck_at is not None:
             self._later(key, plan.recheck_at - self._clock())
 
-    async def _write_status(self, key: str, obj: JsonObject, plan: Plan) -> None:
-        meta = obj["metadata"]
-        path = resource_path(
-            group="aisched.io",
-            version="v1alpha1",
-            plural="aijobs",
-            namespace=meta["namespace"],
-            name=meta["name"],
-        )
+    async def _write_status(self, key: str, obj: JsonObject, status: JsonObject) -> bool:
+        """Write `status` over the job's; False when the job no longer exists."""
+        # A merge patch keeps keys it does not mention: the ones dropped are sent as null.
+        patch: JsonObject = {**{k: None for k in obj.get("status") or {} if k not in status}, **status}
         try:
-            updated = await self._client.patch(f"{path}/status", {"status": plan.status})
+            updated = await self._client.patch(f"{_job_path(obj)}/status", {"status": patch})
         except ApiError as exc:
             if exc.status == _NOT_FOUND:
-                return  # deleted meanwhile; its DELETED event follows
+                self._index.job_event("DELETED", obj)  # gone meanwhile (its DELETED may never come)
+                return False
             raise
         self._index.job_event("MODIFIED", updated)
-        log.info(
-            "aijob_status",
-            job=key,
-            phase=(plan.status or {}).get("phase"),
-            message=(plan.status or {}).get("message"),
-        )
+        log.info("aijob_status", job=key, phase=status.get("phase"), message=status.get("message"))
+        return True
+
+    async def _still_there(self, key: str, obj: JsonObject) -> bool:
+        """Whether the job `obj` (this uid) still exists: pods are never made for a deleted job,
+        however late the news of its deletion is."""
+        try:
+            current = await self._client.get(_job_path(obj))
+        except ApiError as exc:
+            if exc.status != _NOT_FOUND:
+                raise
+            current = None
+        if current is None or current["metadata"].get("uid") != obj["metadata"].get("uid"):
+            self._index.job_event("DELETED", obj)
+            return False
+        return True
 
     async def _ensure_service(self, obj: JsonObject) -> None:
         uid = obj["metadata"]["uid"]
@@ -298,17 +333,24 @@ class JobController:
                 raise
         self._services.add(uid)
 
-    async def _write_pods(self, namespace: str, plan: Plan) -> None:
+    async def _write_pods(self, key: str, obj: JsonObject | None, plan: Plan) -> None:
+        """Create and delete pods as `plan` says. A refused creation that will not clear by itself
+        (a foreign pod holding the name, a quota or policy refusal) is remembered, so the job's
+        status says why, and retried with backoff."""
         limit = asyncio.Semaphore(_WRITES_IN_FLIGHT)
-        pods_path = f"/api/v1/namespaces/{namespace}/pods"
+        pods_path = f"/api/v1/namespaces/{key.split('/', 1)[0]}/pods"
+        uid = (obj or {}).get("metadata", {}).get("uid")
 
         async def create(pod: JsonObject) -> None:
             async with limit:
                 try:
                     await self._client.post(pods_path, pod)
                 except ApiError as exc:
-                    if exc.status != _CONFLICT:  # AlreadyExists: its ADDED event is on the way
-                        raise
+                    if exc.status == _CONFLICT and await self._ours(pods_path, pod, uid):
+                        return  # made by us already: its ADDED event is on the way
+                    if not exc.transient:
+                        self._create_errors[key] = f"pod {pod['metadata']['name']}: {exc}"
+                    raise
 
         async def delete(name: str) -> None:
             async with limit:
@@ -324,11 +366,20 @@ class JobController:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
+        if plan.create:
+            self._create_errors.pop(key, None)
+
+    async def _ours(self, pods_path: str, pod: JsonObject, uid: object) -> bool:
+        """Whether the existing pod named like `pod` belongs to the job with `uid`."""
+        try:
+            existing = await self._client.get(f"{pods_path}/{pod['metadata']['name']}")
+        except ApiError:
+            return False
+        return any(r.get("uid") == uid for r in existing["metadata"].get("ownerReferences") or ())
 
     async def _orphaned(self, key: str, pods: list[JsonObject]) -> None:
         """The job is gone: its pods go too (the garbage collector would, but not at once)."""
         if not pods:
             return
-        namespace = key.split("/", 1)[0]
-        await self._write_pods(namespace, Plan(delete=sorted(p["metadata"]["name"] for p in pods)))
+        await self._write_pods(key, None, Plan(delete=sorted(p["metadata"]["name"] for p in pods)))
         log.info("aijob_pods_deleted", job=key, pods=len(pods))

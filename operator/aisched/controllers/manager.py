@@ -18,13 +18,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
 from aisched.binder import Binder
 from aisched.controllers.events import EventRecorder
 from aisched.controllers.jobs import JobController, JobIndex
 from aisched.controllers.runtime import SchedulerRuntime
 from aisched.framework.profile import Profile
-from aisched.kube.client import KubeClient
+from aisched.kube.client import ApiError, ConfigError, KubeClient
 from aisched.kube.leader import LeaderElector
 from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
@@ -35,6 +36,8 @@ from aisched.settings import Settings
 __all__ = ["Manager", "default_identity"]
 
 log = get_logger(__name__)
+
+_FORBIDDEN: Final = 403
 
 
 def default_identity() -> str:
@@ -92,6 +95,8 @@ class Manager:
             ready=self._ready,
             live=lambda: self._alive,
         )
+        if self._elector is not None:
+            await self._check_lease_namespace()
         if self._serve_metrics:
             await health.start()
         try:
@@ -106,15 +111,58 @@ class Manager:
             if self._serve_metrics:
                 await health.stop()
 
+    async def _check_lease_namespace(self) -> None:
+        """Fail at start, with the way out, when the Lease's namespace is missing: otherwise the
+        replica would campaign forever and never lead."""
+        namespace = self.settings.leader_election.namespace
+        try:
+            found = await self.client.get(
+                "/api/v1/namespaces", params={"fieldSelector": f"metadata.name={namespace}"}
+            )
+        except ApiError as exc:
+            if exc.status == _FORBIDDEN:
+                return  # cannot tell; the elector reports its own errors
+            raise
+        if not found.get("items"):
+            raise ConfigError(
+                f"the leader-election Lease's namespace {namespace!r} does not exist: create it "
+                "(manifests/00-namespace.yaml) or set AISCHED_LEADER_ELECTION__NAMESPACE"
+            )
+
     def _ready(self) -> bool:
         """Ready when following, or when leading with a full view of the cluster."""
         runtime = self.runtime
         return runtime is None or all(i.synced.is_set() for i in runtime.informers)
 
     async def _lead(self) -> None:
-        """One leadership term; cancelled when the Lease is lost."""
-        never = asyncio.Event()
-        await self._term(never)
+        """One leadership term; cancelled by the elector when the Lease is lost or the process stops.
+
+        Cancellation is turned into a graceful stop: the term stops scheduling and lets the bindings
+        in flight finish (or roll their gang back), within `_grace()` seconds, so that no gang is
+        left half-bound; only then is it cancelled outright.
+        """
+        stop = asyncio.Event()
+        term = asyncio.create_task(self._term(stop), name="leadership term")
+        try:
+            await asyncio.shield(term)
+        except asyncio.CancelledError:
+            stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(term), timeout=self._grace())
+            except TimeoutError:
+                log.warning("term_stop_timed_out", grace=self._grace())
+                term.cancel()
+                await asyncio.gather(term, return_exceptions=True)
+            except asyncio.CancelledError:
+                term.cancel()
+                await asyncio.gather(term, return_exceptions=True)
+            raise
+
+    def _grace(self) -> float:
+        """How long a stopping term may take: until the next leader could start, at the earliest
+        (a Lease not renewed for `lease_duration` expires; we stopped renewing `renew_deadline` in)."""
+        election = self.settings.leader_election
+        return max(0.5, election.lease_duration - election.renew_deadline - election.retry_period)
 
     def _follow(self) -> None:
         log.info("stopped_leading", identity=self.identity)
@@ -149,6 +197,7 @@ class Manager:
             self.index,
             clock=time.time,
             pods_synced=pods_synced,
+            scheduler_name=settings.scheduler_name,
             events=EventRecorder(self.client, clock=time.monotonic),
         )
         self.runtime, self.jobs = runtime, jobs

@@ -283,12 +283,20 @@ class SchedulerRuntime:
 
     def pod_seen(self, obj: JsonObject) -> None:
         """A pod was added or changed."""
+        phase = (obj.get("status") or {}).get("phase")
+        known = self.cache.pod(pod_key(obj))
+        if (
+            known is not None
+            and not known.assumed
+            and phase not in _TERMINAL
+            and known.node == (obj.get("spec") or {}).get("nodeName")
+        ):
+            return  # a status update of a pod already accounted where it runs (the kubelet's)
         try:
             pod = PodInfo.from_manifest(obj, created=self.clock())
         except ValueError as exc:
             log.warning("pod_unparseable", pod=pod_key(obj), error=str(exc))
             return
-        phase = (obj.get("status") or {}).get("phase")
         if phase in _TERMINAL:
             self.pod_gone(obj)
             return
@@ -297,6 +305,9 @@ class SchedulerRuntime:
             return
         if pod.scheduler_name != self.profile.scheduler_name or self.cache.pod(pod.key) is not None:
             return  # not ours, or assumed already: never schedule a pod twice
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            self.pod_gone(obj)  # being deleted (a finalizer holds it): nothing to place
+            return
         self._pending_since.setdefault(pod.key, self.clock())
         self._requeue(self.gangs.pending(pod))
 
