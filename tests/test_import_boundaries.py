@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "operator" / "aisched"
-PURE_CORE = ("api", "topology", "framework", "plugins", "queue", "cache", "scheduler")
+PURE_CORE = ("api", "topology", "framework", "plugins", "queue", "cache", "scheduler", "quota")
 FORBIDDEN = ("kopf", "kubernetes_asyncio", "kubernetes", "pynvml", "aiohttp")
 
 
@@ -89,6 +89,7 @@ ALLOWED_INTERNAL = {
     "plugins": {"api", "topology", "framework", "plugins"},
     "queue": {"api", "topology", "framework", "queue"},
     "cache": {"api", "topology", "cache"},
+    "quota": {"api", "topology", "framework", "quota"},
     "scheduler": {"api", "topology", "framework", "plugins", "queue", "cache", "scheduler"},
 }
 

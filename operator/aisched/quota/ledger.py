@@ -1,0 +1,177 @@
+"""`QuotaLedger`: every tenant's usage, the admission check, and weighted dominant shares.
+
+Admission follows the cohort model Kueue uses: a cohort pools its tenants' guarantees, and
+nothing is admitted beyond that pool (its guarantees less everything its tenants use). Within the
+pool a tenant may use its `guaranteed` amount, and more by borrowing what the others leave idle,
+never beyond its `max`. What is lent stays the lender's: a tenant refused what it is guaranteed
+because others borrow it gets `reclaim=True`, and preemption takes it back.
+
+Shares are DRF's: a tenant's share of a resource is its usage over the cluster's capacity; its
+dominant share is the largest of those; fair ordering compares dominant share / weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from aisched.quota.tenants import Tenant, display
+
+__all__ = ["Admission", "QuotaLedger"]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to "may this tenant take this much more?": `reason` says why not."""
+
+    admitted: bool
+    reason: str = ""
+    #: Resources the request would take beyond the tenant's guarantee (borrowed from its cohort).
+    borrowing: Mapping[str, int] | None = None
+    #: Refused only because others borrow what the tenant is guaranteed: preemption may reclaim it.
+    reclaim: bool = False
+
+
+class QuotaLedger:
+    """Tenants, cluster capacity and what each pod charges to which tenant."""
+
+    def __init__(self, tenants: Iterable[Tenant] = (), *, capacity: Mapping[str, int] | None = None) -> None:
+        self._tenants: dict[str, Tenant] = {}
+        self._tenant_of: dict[str, str] = {}  # namespace -> tenant name
+        self._used: dict[str, dict[str, int]] = {}
+        self._charges: dict[str, tuple[str, dict[str, int]]] = {}  # pod key -> (tenant, usage)
+        self.capacity: dict[str, int] = dict(capacity or {})
+        self.set_tenants(tenants)
+
+    # -- what it is told ---------------------------------------------------------------------
+
+    def set_tenants(self, tenants: Iterable[Tenant]) -> None:
+        """Replace the tenants (all TenantQuotas as last seen). Charges of a tenant that is gone
+        stay recorded under its name, and count again if it comes back."""
+        self._tenants = {t.name: t for t in tenants}
+        self._tenant_of = {}
+        for tenant in sorted(self._tenants.values(), key=lambda t: t.name):
+            for namespace in tenant.namespaces:
+                self._tenant_of.setdefault(namespace, tenant.name)
+
+    def set_capacity(self, capacity: Mapping[str, int]) -> None:
+        """The cluster's allocatable totals, for dominant shares."""
+        self.capacity = dict(capacity)
+
+    def charge(self, pod_key: str, tenant: str, usage: Mapping[str, int]) -> None:
+        """Pod `pod_key` (bound or assumed) uses `usage` of `tenant`'s quota; replaces an earlier charge."""
+        self.release(pod_key)
+        self._charges[pod_key] = (tenant, dict(usage))
+        used = self._used.setdefault(tenant, {})
+        for resource, amount in usage.items():
+            used[resource] = used.get(resource, 0) + amount
+
+    def release(self, pod_key: str) -> None:
+        """Pod `pod_key` no longer holds anything (deleted, finished, or its binding undone)."""
+        found = self._charges.pop(pod_key, None)
+        if found is None:
+            return
+        tenant, usage = found
+        used = self._used[tenant]
+        for resource, amount in usage.items():
+            used[resource] -= amount
+            if not used[resource]:
+                del used[resource]
+
+    # -- what it answers -----------------------------------------------------------------------
+
+    def tenant(self, name: str) -> Tenant | None:
+        return self._tenants.get(name)
+
+    def tenants(self) -> list[Tenant]:
+        return sorted(self._tenants.values(), key=lambda t: t.name)
+
+    def tenant_for(self, namespace: str) -> Tenant | None:
+        """The tenant whose TenantQuota lists `namespace` (the first by name if several do)."""
+        name = self._tenant_of.get(namespace)
+        return None if name is None else self._tenants.get(name)
+
+    def used(self, tenant: str) -> dict[str, int]:
+        return dict(self._used.get(tenant, {}))
+
+    def borrowed(self, tenant: str) -> dict[str, int]:
+        """What `tenant` uses beyond its guarantee, per resource it has a quota for."""
+        found = self._tenants.get(tenant)
+        if found is None:
+            return {}
+        used = self._used.get(tenant, {})
+        out = {}
+        for resource in found.resources():
+            over = used.get(resource, 0) - found.guaranteed.get(resource, 0)
+            if over > 0:
+                out[resource] = over
+        return out
+
+    def cohort(self, name: str | None) -> list[Tenant]:
+        return [] if name is None else [t for t in self.tenants() if t.cohort == name]
+
+    def admit(self, tenant: str, request: Mapping[str, int]) -> Admission:
+        """Whether `tenant` may take `request` more now (see the module's docstring)."""
+        found = self._tenants.get(tenant)
+        if found is None:
+            return Admission(True)
+        used = self._used.get(tenant, {})
+        borrowing = {}
+        for resource, amount in sorted(request.items()):
+            if amount <= 0 or resource not in found.resources():
+                continue
+            after = used.get(resource, 0) + amount
+            limit = found.limit(resource)
+            if limit is not None and after > limit:
+                label = "max" if found.cohort is not None and resource in found.maximum else "quota"
+                return Admission(
+                    False,
+                    f"tenant {tenant} would use {display(resource, after)}, over its {label} of "
+                    f"{display(resource, limit)} (in use: {display(resource, used.get(resource, 0))})",
+                )
+            guaranteed = found.guaranteed.get(resource)
+            if guaranteed is None or found.cohort is None:
+                continue
+            free = self._pool_free(found.cohort, resource)
+            if amount > free:
+                if after <= guaranteed:
+                    lent = amount - max(free, 0)
+                    return Admission(
+                        False,
+                        f"tenant {tenant} is within its guaranteed {display(resource, guaranteed)}, but "
+                        f"{display(resource, lent)} of it is lent to other tenants of cohort {found.cohort}",
+                        reclaim=True,
+                    )
+                need = after - max(guaranteed, used.get(resource, 0))
+                return Admission(
+                    False,
+                    f"tenant {tenant} needs to borrow {display(resource, need)} beyond its guaranteed "
+                    f"{display(resource, guaranteed)}; cohort {found.cohort} has "
+                    f"{display(resource, max(free - max(guaranteed - used.get(resource, 0), 0), 0))} unused",
+                )
+            if after > guaranteed:
+                borrowing[resource] = after - guaranteed
+        return Admission(True, borrowing=borrowing or None)
+
+    def _pool_free(self, cohort: str, resource: str) -> int:
+        """The cohort's pooled guarantees of `resource` less everything its tenants use."""
+        members = self.cohort(cohort)
+        pool = sum(t.guaranteed.get(resource, 0) for t in members)
+        return pool - sum(self._used.get(t.name, {}).get(resource, 0) for t in members)
+
+    def share(self, tenant: str) -> tuple[float, str | None]:
+        """`tenant`'s dominant share (largest used / capacity) and the resource it is of."""
+        best, which = 0.0, None
+        for resource, amount in self._used.get(tenant, {}).items():
+            total = self.capacity.get(resource, 0)
+            if total > 0 and amount / total > best:
+                best, which = amount / total, resource
+        return best, which
+
+    def weighted_share(self, tenant: str | None) -> float:
+        """Dominant share / weight: who is furthest below its fair share goes first."""
+        if tenant is None:
+            return 0.0
+        found = self._tenants.get(tenant)
+        share, _ = self.share(tenant)
+        return share / (found.weight if found is not None else 1.0)
