@@ -14,12 +14,17 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+import pydantic
+
 from aisched.api import keys
+from aisched.api.tenantquota import TenantQuotaSpec
 from aisched.controllers.aijob import Plan, job_service, reconcile
 from aisched.controllers.events import EventRecorder
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
+from aisched.kube.merge import merge_patch
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
+from aisched.quota import Tenant
 
 __all__ = ["AIJOBS_PATH", "TENANTQUOTAS_PATH", "JobController", "JobIndex", "owning_job"]
 
@@ -77,8 +82,8 @@ class JobIndex:
 
     def __init__(self) -> None:
         self.jobs: dict[str, JsonObject] = {}
+        self.quotas: dict[str, JsonObject] = {}  # TenantQuota name -> object
         self._tenant_of: dict[str, str] = {}  # namespace -> TenantQuota name
-        self._quotas: dict[str, list[str]] = {}  # TenantQuota name -> its namespaces
         self._listeners: list[Callable[[str], None]] = []
         self._quota_listeners: list[Callable[[], None]] = []
 
@@ -120,15 +125,18 @@ class JobIndex:
         return dropped
 
     def tenant_event(self, kind: str | None, obj: JsonObject) -> None:
+        """A TenantQuota was listed, added, changed or deleted."""
         name = (obj.get("metadata") or {}).get("name") or ""
-        for namespace in self._quotas.pop(name, []):
-            if self._tenant_of.get(namespace) == name:
-                del self._tenant_of[namespace]
-        if kind != "DELETED":
-            namespaces = [n for n in ((obj.get("spec") or {}).get("namespaces") or []) if isinstance(n, str)]
-            self._quotas[name] = namespaces
-            for namespace in namespaces:
-                self._tenant_of.setdefault(namespace, name)
+        if kind == "DELETED":
+            self.quotas.pop(name, None)
+        else:
+            self.quotas[name] = obj
+        self._tenant_of = {}
+        for quota_name in sorted(self.quotas):  # a namespace two quotas list goes to the first by name
+            spec = self.quotas[quota_name].get("spec") or {}
+            for namespace in spec.get("namespaces") or []:
+                if isinstance(namespace, str):
+                    self._tenant_of.setdefault(namespace, quota_name)
         for listener in list(self._quota_listeners):
             listener()
         for key in list(self.jobs):  # their status names the tenant
@@ -137,6 +145,19 @@ class JobIndex:
 
     def tenant_for(self, namespace: str) -> str | None:
         return self._tenant_of.get(namespace)
+
+    def tenants(self) -> list[Tenant]:
+        """Every TenantQuota as quota arithmetic sees it; one whose spec does not parse is left out
+        (and logged), never allowed to stop the others."""
+        out = []
+        for name, obj in sorted(self.quotas.items()):
+            try:
+                spec = TenantQuotaSpec.model_validate(obj.get("spec") or {})
+            except pydantic.ValidationError as exc:
+                log.warning("tenantquota_invalid", tenantquota=name, error=" ".join(str(exc).split()))
+                continue
+            out.append(Tenant.from_spec(name, spec))
+        return out
 
 
 class JobController:
@@ -294,8 +315,7 @@ class JobController:
 
     async def _write_status(self, key: str, obj: JsonObject, status: JsonObject) -> bool:
         """Write `status` over the job's; False when the job no longer exists."""
-        # A merge patch keeps keys it does not mention: the ones dropped are sent as null.
-        patch: JsonObject = {**{k: None for k in obj.get("status") or {} if k not in status}, **status}
+        patch = merge_patch(obj.get("status") or {}, status)  # dropped keys (restart: startTime) as null
         try:
             updated = await self._client.patch(f"{_job_path(obj)}/status", {"status": patch})
         except ApiError as exc:

@@ -1,0 +1,203 @@
+"""The TenantQuota controller: charges bound pods to their tenants and keeps TenantQuota.status.
+
+Runs for one leadership term next to the AIJob controller. It learns pods from the scheduler's pod
+informer (`pod_event` is a pod listener) and the TenantQuotas from the job index Kopf feeds; every
+bound, unfinished pod is charged to its tenant in the `QuotaLedger` (the AIJob's `spec.tenant`
+travels on its pods as `aisched.io/tenant`; otherwise the TenantQuota listing the namespace).
+A tenant whose usage or jobs changed gets its status rewritten, at most once per `min_interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aisched.controllers.jobs import JobIndex
+from aisched.framework.types import PodInfo
+from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
+from aisched.kube.merge import merge_patch
+from aisched.kube.retry import until_stopped
+from aisched.observability.logging import get_logger
+from aisched.quota import GPU_MILLI, QuotaLedger, quota_usage
+from aisched.topology import resources
+
+__all__ = ["ANNOTATION_TENANT", "QuotaController", "quota_status"]
+
+log = get_logger(__name__)
+
+ANNOTATION_TENANT: Final = "aisched.io/tenant"
+_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+_ADMITTED: Final = frozenset({"Scheduling", "Running"})
+_PENDING: Final = frozenset({"Pending", "Queued", "Restarting", "Preempted"})
+_NOT_FOUND: Final = 404
+
+
+def _quantity(resource: str, amount: int) -> str:
+    """`amount` (quota units: GPUs in thousandths, CPU in milli) as a Kubernetes quantity."""
+    if resource in (GPU_MILLI, resources.CPU):
+        return str(amount // 1000) if amount % 1000 == 0 else f"{amount}m"
+    for suffix, size in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if amount and amount % size == 0:
+            return f"{amount // size}{suffix}"
+    return str(amount)
+
+
+def quota_status(
+    ledger: QuotaLedger, tenant: str, jobs: Mapping[str, JsonObject], *, now: float
+) -> JsonObject:
+    """The status of TenantQuota `tenant`: usage, borrowing, dominant share and its jobs."""
+    found = ledger.tenant(tenant)
+    used = ledger.used(tenant)
+    borrowed = ledger.borrowed(tenant)
+    share, dominant = ledger.share(tenant)
+    phases = [
+        (job.get("status") or {}).get("phase", "Pending")
+        for job in jobs.values()
+        if (job.get("status") or {}).get("tenant") == tenant
+    ]
+    wanted = sorted({*(found.resources() if found else ()), *used})
+    return {
+        "used": {r: _quantity(r, used.get(r, 0)) for r in wanted},
+        "borrowed": {r: _quantity(r, a) for r, a in sorted(borrowed.items())},
+        "usedGPUs": used.get(GPU_MILLI, 0) / 1000,
+        "guaranteedGPUs": (found.guaranteed.get(GPU_MILLI, 0) if found else 0) / 1000,
+        "borrowedGPUs": borrowed.get(GPU_MILLI, 0) / 1000,
+        "dominantShare": round(share, 4),
+        "dominantResource": dominant,
+        "admittedJobs": sum(p in _ADMITTED for p in phases),
+        "pendingJobs": sum(p in _PENDING for p in phases),
+        "lastUpdateTime": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+class QuotaController:
+    """See the module's docstring."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        index: JobIndex,
+        ledger: QuotaLedger,
+        *,
+        clock: Callable[[], float],
+        pods_synced: asyncio.Event,
+        capacity: Callable[[], Mapping[str, int]],
+        min_interval: float = 1.0,
+    ) -> None:
+        """`clock` is wall-clock time (it stamps lastUpdateTime); `capacity` gives the cluster's
+        allocatable totals in quota units, for dominant shares."""
+        self._client = client
+        self._index = index
+        self.ledger = ledger
+        self._clock = clock
+        self._pods_synced = pods_synced
+        self._capacity = capacity
+        self._min_interval = min_interval
+        self._charged: dict[str, str] = {}  # pod key -> tenant
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._written: dict[str, float] = {}  # tenant -> when its status was last written
+        self.ledger.set_tenants(index.tenants())
+
+    # -- what it is told ---------------------------------------------------------------------
+
+    def pod_event(self, pod: JsonObject, deleted: bool) -> None:
+        """A pod listener: charge a bound, unfinished pod to its tenant; release anything else."""
+        meta = pod.get("metadata") or {}
+        key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+        phase = (pod.get("status") or {}).get("phase")
+        node = (pod.get("spec") or {}).get("nodeName")
+        before = self._charged.pop(key, None)
+        if before is not None:
+            self.ledger.release(key)
+            self._mark(before)
+        if deleted or not node or phase in _TERMINAL:
+            return
+        tenant = (meta.get("annotations") or {}).get(ANNOTATION_TENANT) or self._index.tenant_for(
+            meta.get("namespace") or "default"
+        )
+        if tenant is None:
+            return
+        try:
+            usage = quota_usage(PodInfo.from_manifest(pod))
+        except ValueError as exc:
+            log.warning("pod_unparseable", pod=key, error=str(exc))
+            return
+        self.ledger.charge(key, tenant, usage)
+        self._charged[key] = tenant
+        self._mark(tenant)
+
+    def quotas_changed(self) -> None:
+        """The TenantQuotas changed (Kopf): re-read them all; every tenant's status is redone."""
+        self.ledger.set_tenants(self._index.tenants())
+        for tenant in self.ledger.tenants():
+            self._mark(tenant.name)
+
+    def job_changed(self, key: str) -> None:
+        """An AIJob changed: its tenant's job counts may have."""
+        job = self._index.jobs.get(key)
+        tenant = ((job or {}).get("status") or {}).get("tenant")
+        if tenant:
+            self._mark(tenant)
+
+    def _mark(self, tenant: str) -> None:
+        self._dirty.add(tenant)
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the statuses current until `stop` is set."""
+        unsubscribe = self._index.subscribe(self.job_changed, self.quotas_changed)
+        try:
+            if not await until_stopped(self._pods_synced.wait(), stop):
+                return
+            self.quotas_changed()
+            while not stop.is_set():
+                if not self._dirty:
+                    self._wake.clear()
+                    if not await until_stopped(self._wake.wait(), stop):
+                        return
+                    continue
+                due = min(self._written.get(t, -1e18) + self._min_interval for t in self._dirty)
+                wait = due - self._clock()
+                # At most one write per tenant per interval; the dirty set keeps what comes meanwhile.
+                if wait > 0 and not await until_stopped(asyncio.sleep(wait), stop):
+                    return
+                await self._write_due()
+        finally:
+            unsubscribe()
+
+    async def _write_due(self) -> None:
+        now = self._clock()
+        self.ledger.set_capacity(self._capacity())
+        for tenant in sorted(self._dirty):
+            if self._written.get(tenant, -1e18) + self._min_interval > now:
+                continue
+            self._dirty.discard(tenant)
+            if self.ledger.tenant(tenant) is None:
+                continue  # pods charged to a tenant with no TenantQuota: nothing to write to
+            self._written[tenant] = now
+            try:
+                await self._write(tenant, now)
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("tenantquota_status_failed", tenant=tenant, error=str(exc))
+                self._dirty.add(tenant)
+
+    async def _write(self, tenant: str, now: float) -> None:
+        status: dict[str, Any] = quota_status(self.ledger, tenant, self._index.jobs, now=now)
+        current = (self._index.quotas.get(tenant) or {}).get("status") or {}
+        if {k: v for k, v in status.items() if k != "lastUpdateTime"} == {
+            k: v for k, v in current.items() if k in status and k != "lastUpdateTime"
+        }:
+            return
+        path = resource_path(group="aisched.io", version="v1alpha1", plural="tenantquotas", name=tenant)
+        try:
+            updated = await self._client.patch(f"{path}/status", {"status": merge_patch(current, status)})
+        except ApiError as exc:
+            if exc.status == _NOT_FOUND:
+                return
+            raise
+        self._index.quotas[tenant] = updated
