@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aisched.api import keys
 from aisched.binder import binding_body, binding_path, device_annotations
 from aisched.framework.types import PodInfo, PodPlacement
@@ -40,19 +38,32 @@ def test_gpu_indices_stand_in_when_the_node_published_no_uuids() -> None:
     assert device_annotations(member) == {keys.ANNOTATION_GPUS: "1,3"}
 
 
-@dataclass(frozen=True, slots=True)
-class SharedPlacement(PodPlacement):
-    """A placement as it will look once the core places shared and MIG GPUs."""
-
-    gpu_milli: int = 0
-    mig: str = ""
-
-
-def test_sharing_and_mig_fields_of_a_placement_pass_through_as_annotations() -> None:
-    member = SharedPlacement(pod=POD, node="n1", slot=0, gpu_ids=("GPU-a",), gpu_milli=250, mig="1g.10gb")
+def test_a_shared_gpu_is_annotated_with_its_uuid_milli_and_memory() -> None:
+    member = PodPlacement(
+        pod=POD, node="n1", slot=0, gpu_mask=0b100, gpu_ids=("GPU-c",), gpu_milli=250, gpu_memory=2**30
+    )
 
     assert device_annotations(member) == {
-        keys.ANNOTATION_GPUS: "GPU-a",
+        keys.ANNOTATION_GPUS: "GPU-c",
         keys.ANNOTATION_GPU_MILLI: "250",
-        keys.ANNOTATION_MIG: "1g.10gb",
+        keys.ANNOTATION_GPU_MEMORY: str(2**30),
     }
+
+
+def test_a_mig_instance_is_annotated_as_device_profile_and_start() -> None:
+    pod = PodInfo(namespace="ml", name="m-0", mig_profile="3g.40gb")
+    member = PodPlacement(
+        pod=pod, node="n1", slot=0, gpu_mask=0b1000, gpu_ids=("GPU-d",), mig=(3, 4), mig_slots=0b1111_0000
+    )
+
+    assert device_annotations(member) == {
+        keys.ANNOTATION_GPUS: "GPU-d",
+        keys.ANNOTATION_MIG: "GPU-d:3g.40gb@4",
+    }
+
+
+def test_a_mig_instance_on_a_node_without_uuids_names_the_gpu_index() -> None:
+    pod = PodInfo(namespace="ml", name="m-0", mig_profile="1g.10gb")
+    member = PodPlacement(pod=pod, node="n1", slot=0, gpu_mask=0b10, mig=(1, 6), mig_slots=0b0100_0000)
+
+    assert device_annotations(member)[keys.ANNOTATION_MIG] == "1:1g.10gb@6"

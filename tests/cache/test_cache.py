@@ -26,6 +26,8 @@ ROW_COLUMNS = (
     "gpu_free_count",
     "gpu_set_score",
 )
+#: Per-GPU columns: slot first, one entry per GPU.
+GPU_COLUMNS = ("gpu_milli_free", "gpu_memory_free", "mig_free")
 
 
 class RecordingSnapshot(Snapshot):
@@ -39,9 +41,9 @@ class RecordingSnapshot(Snapshot):
         self.writes.append(("set_node", info.name))
         super().set_node(slot, info)
 
-    def set_usage(self, slot: int, *, used: Any, gpus_held: int, gpus_unassigned: int) -> None:
+    def set_usage(self, slot: int, **usage: Any) -> None:
         self.writes.append(("set_usage", self.node_names([slot])[0]))
-        super().set_usage(slot, used=used, gpus_held=gpus_held, gpus_unassigned=gpus_unassigned)
+        super().set_usage(slot, **usage)
 
     def remove_node(self, name: str) -> None:
         self.writes.append(("remove_node", name))
@@ -64,7 +66,8 @@ def cache_with(*nodes: NodeInfo) -> Cache:
 
 def row(snapshot: Snapshot, name: str) -> dict[str, Any]:
     slot = snapshot.slot_of[name]
-    return {column: np.copy(getattr(snapshot, column)[..., slot]) for column in ROW_COLUMNS}
+    out = {column: np.copy(getattr(snapshot, column)[..., slot]) for column in ROW_COLUMNS}
+    return out | {column: np.copy(getattr(snapshot, column)[slot]) for column in GPU_COLUMNS}
 
 
 def assert_rows_equal(left: dict[str, Any], right: dict[str, Any]) -> None:

@@ -319,3 +319,20 @@ def test_a_refused_pod_creation_is_on_the_jobs_status() -> None:
     assert len(plan.create) == 2, "and the creation is tried again"
     assert plan.event is not None
     assert plan.event[0] == "PodCreateFailed"
+
+
+def test_a_jobs_gpu_share_and_mig_profile_reach_the_schedulers_view_of_its_pods() -> None:
+    shared = aijob()
+    mig = aijob()
+    for obj, gpu in ((shared, {"milli": 250, "memory": "20Gi"}), (mig, {"migProfile": "3g.40gb"})):
+        obj["spec"]["gpu"] = {"models": ["A100-80GB"], **gpu}
+        for role in obj["spec"]["replicas"]:
+            role["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "2"}}
+
+    shared_pods = [PodInfo.from_manifest(p) for p in reconcile(shared, [], now=NOW).create]
+    mig_pods = [PodInfo.from_manifest(p) for p in reconcile(mig, [], now=NOW).create]
+
+    assert {(p.gpu_milli, p.gpu_memory, p.mig_profile, p.gpus) for p in shared_pods} == {
+        (250, 20 * 2**30, None, 0)
+    }
+    assert {(p.gpu_milli, p.gpu_memory, p.mig_profile, p.gpus) for p in mig_pods} == {(0, 0, "3g.40gb", 0)}

@@ -23,6 +23,7 @@ def test_default_profile_runs_static_filters_before_usage_filters() -> None:
         "GPUModel",
         "ResourceFit",
         "GPUHealth",
+        "GPUSharing",
     )
 
 

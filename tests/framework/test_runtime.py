@@ -195,6 +195,7 @@ def test_default_profile_builds_with_the_default_registry() -> None:
         ("GPUTopology", 2.0),
         ("MostAllocated", 1.0),  # GPUBinPacking is MostAllocated over GPUs
         ("LeastAllocated", 1.0),
+        ("GPUSharing", 1.0),
     ]
     assert fw.queue_sort.name == "PrioritySort"
 

@@ -22,6 +22,7 @@ def test_registry_names_every_built_in_plugin() -> None:
         "GPUBinPacking",
         "GPUHealth",
         "GPUModel",
+        "GPUSharing",
         "GPUTopology",
         "Gang",
         "LeastAllocated",

@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["MIG_MEMORY_SLOTS", "MIG_PROFILES", "MIG_PROFILE_NAMES", "MigProfile", "mig_profiles_for"]
+__all__ = [
+    "MIG_MEMORY_SLOTS",
+    "MIG_PROFILES",
+    "MIG_PROFILE_NAMES",
+    "MigAnnotation",
+    "MigProfile",
+    "mig_profiles_for",
+]
 
 MIG_MEMORY_SLOTS: Final = 8
 
@@ -32,6 +39,10 @@ class MigProfile:
     def fits_at(self, start: int) -> bool:
         """Whether an instance of this profile may begin at memory slot `start`."""
         return start in self.starts
+
+    def slots_at(self, start: int) -> int:
+        """The memory slots an instance beginning at `start` holds, as an 8-bit mask (bit i: slot i)."""
+        return ((1 << self.memory_slots) - 1) << start
 
 
 def _family(model: str, mem: tuple[str, str, str, str, str], gib: tuple[float, ...]) -> list[MigProfile]:
@@ -118,3 +129,38 @@ MIG_PROFILE_NAMES: Final[tuple[str, ...]] = tuple(
 def mig_profiles_for(model: str) -> dict[str, MigProfile]:
     """The profiles of `model` by name; empty for a model without MIG."""
     return {p.name: p for p in MIG_PROFILES.get(model, ())}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigAnnotation:
+    """The `aisched.io/mig` annotation: a profile asked for, or (once bound) where it was placed.
+
+    A pending pod carries the profile alone (`3g.40gb`); the binding writes
+    `<device>:<profile>@<start>` (`GPU-8f3c…:3g.40gb@4`), the device being the GPU's UUID (its
+    index when the node published no topology) and `start` the first memory slot of the instance.
+    """
+
+    profile: str
+    device: str | None = None
+    start: int | None = None
+
+    def __str__(self) -> str:
+        if self.device is None or self.start is None:
+            return self.profile
+        return f"{self.device}:{self.profile}@{self.start}"
+
+    @classmethod
+    def parse(cls, text: str) -> MigAnnotation:
+        """The annotation's parts; a `ValueError` names what is malformed."""
+        raw = text.strip()
+        if "@" not in raw:
+            if not raw or ":" in raw:
+                raise ValueError(
+                    f"MIG annotation {text!r} is neither a profile nor <device>:<profile>@<start>"
+                )
+            return cls(profile=raw)
+        placed, _, start = raw.rpartition("@")
+        device, colon, profile = placed.rpartition(":")
+        if not colon or not device or not profile or not start.isdigit() or int(start) >= MIG_MEMORY_SLOTS:
+            raise ValueError(f"MIG annotation {text!r} is not <device>:<profile>@<start slot 0-7>")
+        return cls(profile=profile, device=device, start=int(start))

@@ -6,21 +6,14 @@ how the chosen devices travel with the binding (DESIGN.md §2).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from aisched.api import keys
+from aisched.api.mig import MigAnnotation
 from aisched.framework.types import PodInfo, PodPlacement
 from aisched.kube.client import resource_path
 
 __all__ = ["binding_body", "binding_path", "device_annotations", "pod_path"]
-
-# Sharing and MIG placements will be fields of PodPlacement; whatever the placement carries under
-# these names is passed through as is, so the binder needs no change when they arrive.
-_PASSTHROUGH: Final = (
-    ("gpu_milli", keys.ANNOTATION_GPU_MILLI),
-    ("gpu_memory", keys.ANNOTATION_GPU_MEMORY),
-    ("mig", keys.ANNOTATION_MIG),
-)
 
 
 def pod_path(pod: PodInfo) -> str:
@@ -35,16 +28,20 @@ def binding_path(pod: PodInfo) -> str:
 
 
 def device_annotations(member: PodPlacement) -> dict[str, str]:
-    """The device annotations of one member: GPU UUIDs (indices when the node published none)."""
+    """The device annotations of one member: GPU UUIDs (indices when the node published none);
+    for a shared GPU the milli and memory granted on it; for a MIG instance
+    `<device>:<profile>@<first memory slot>` (see `MigAnnotation`)."""
     annotations: dict[str, str] = {}
-    if member.gpu_ids:
-        annotations[keys.ANNOTATION_GPUS] = ",".join(member.gpu_ids)
-    elif member.gpu_mask:
-        annotations[keys.ANNOTATION_GPUS] = ",".join(str(i) for i in member.gpu_indices)
-    for attribute, annotation in _PASSTHROUGH:
-        value = getattr(member, attribute, None)
-        if value not in (None, "", 0):
-            annotations[annotation] = str(value)
+    devices: tuple[str, ...] = member.gpu_ids or tuple(str(i) for i in member.gpu_indices)
+    if devices:
+        annotations[keys.ANNOTATION_GPUS] = ",".join(devices)
+    if member.gpu_milli:
+        annotations[keys.ANNOTATION_GPU_MILLI] = str(member.gpu_milli)
+    if member.gpu_memory:
+        annotations[keys.ANNOTATION_GPU_MEMORY] = str(member.gpu_memory)
+    if member.mig is not None and member.pod.mig_profile is not None and devices:
+        placed = MigAnnotation(profile=member.pod.mig_profile, device=devices[0], start=member.mig[1])
+        annotations[keys.ANNOTATION_MIG] = str(placed)
     return annotations
 
 

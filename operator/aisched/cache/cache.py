@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from aisched.cache.devices import NodeDevices
 from aisched.topology import resources
 from aisched.topology.node import NodeInfo
 from aisched.topology.snapshot import Snapshot
@@ -14,7 +15,13 @@ __all__ = ["Cache", "PodUsage"]
 
 @dataclass(frozen=True, slots=True)
 class PodUsage:
-    """What one pod takes from its node: its requests, and its GPUs by index or by UUID if known."""
+    """What one pod takes from its node: its requests, and its GPUs by index or by UUID if known.
+
+    A pod sharing a GPU takes `gpu_milli` and `gpu_memory` of the one GPU that `gpu_mask` or
+    `gpu_uuids` names; a MIG pod takes an instance `mig` = (profile, first memory slot) there.
+    When that GPU is unknown (a pod bound by another scheduler), the share is charged to the GPU
+    aisched would have chosen, so it is not given twice.
+    """
 
     key: str
     node: str
@@ -22,10 +29,18 @@ class PodUsage:
     gpu_mask: int | None = None
     gpu_uuids: tuple[str, ...] = ()
     assumed: bool = False
+    gpu_milli: int = 0
+    gpu_memory: int = 0
+    mig: tuple[str, int | None] | None = None
 
     @property
     def gpus(self) -> int:
+        """Whole GPUs the pod holds."""
         return self.requests.get(resources.GPU, 0)
+
+    @property
+    def shares_gpu(self) -> bool:
+        return self.gpu_milli > 0 or self.gpu_memory > 0
 
 
 @dataclass
@@ -104,7 +119,7 @@ class Cache:
         row rewrite for it.
         """
         for given, slot in placed:
-            usage = replace(given, assumed=True)
+            usage = given if given.assumed else replace(given, assumed=True)
             in_place = (
                 self._snapshot is not None
                 and usage.key not in self._pods
@@ -113,8 +128,27 @@ class Cache:
             )
             self.set_pod(usage)
             if in_place and self._snapshot is not None:
-                self._usage_dirty.discard(usage.node)
-                self._snapshot.assume(slot, request=usage.requests, gpus=usage.gpu_mask or 0)
+                self._assume_in_place(self._snapshot, slot, usage)
+
+    def _assume_in_place(self, snapshot: Snapshot, slot: int, usage: PodUsage) -> None:
+        mig_slots = 0
+        if usage.mig is not None:
+            profile = snapshot.mig_profile(slot, usage.mig[0])
+            start = usage.mig[1]
+            if profile is None or start is None or not usage.gpu_mask:
+                return  # not placeable in place: the node's row is rewritten at the next refresh
+            mig_slots = profile.slots_at(start)
+        elif usage.shares_gpu and not usage.gpu_mask:
+            return
+        self._usage_dirty.discard(usage.node)
+        snapshot.assume(
+            slot,
+            request=usage.requests,
+            gpus=usage.gpu_mask or 0,
+            gpu_milli=usage.gpu_milli,
+            gpu_memory=usage.gpu_memory,
+            mig_slots=mig_slots,
+        )
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop assumed pods whose binding failed; pods confirmed bound in the meantime stay."""
@@ -170,16 +204,20 @@ class Cache:
         used: dict[str, int] = {}
         held = 0
         unassigned = 0
-        topology = snapshot.topologies[slot]
-        index_of = {g.uuid: g.index for g in topology.gpus} if topology is not None else {}
+        devices = NodeDevices(snapshot, slot)
         for usage in entry.pods.values():
             for name, value in usage.requests.items():
                 used[name] = used.get(name, 0) + value
-            if usage.gpu_mask is not None:
+            if usage.shares_gpu or usage.mig is not None:
+                devices.add(usage)
+            elif usage.gpu_mask is not None:
                 held |= usage.gpu_mask
-            elif usage.gpu_uuids and all(u in index_of for u in usage.gpu_uuids):
+            elif usage.gpu_uuids and all(u in devices.index_of for u in usage.gpu_uuids):
                 for uuid in usage.gpu_uuids:
-                    held |= 1 << index_of[uuid]
+                    held |= 1 << devices.index_of[uuid]
             else:
                 unassigned += usage.gpus
-        snapshot.set_usage(slot, used=used, gpus_held=held, gpus_unassigned=unassigned)
+        shared, mig_held = devices.settle(snapshot, slot, used=used, held=held, unassigned=unassigned)
+        snapshot.set_usage(
+            slot, used=used, gpus_held=held, gpus_unassigned=unassigned, shared=shared, mig_held=mig_held
+        )

@@ -19,6 +19,7 @@ import pydantic
 
 from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
+from aisched.api.mig import MigAnnotation
 from aisched.binder import Binder, BindOutcome
 from aisched.cache import Cache, PodUsage
 from aisched.controllers.gangs import GangBook
@@ -387,8 +388,34 @@ class SchedulerRuntime:
 
 
 def _usage(pod: PodInfo, obj: JsonObject, *, node: str) -> PodUsage:
-    """What a bound pod takes from its node; its GPUs by UUID when the binding named them."""
+    """What a bound pod takes from its node; its GPUs by UUID when the binding named them.
+
+    A sharing pod's GPU is the one `aisched.io/gpus` names (its milli and memory are the granted
+    ones the binding wrote over the request); a MIG pod's GPU and slots come from
+    `aisched.io/mig` (`<device>:<profile>@<start>`). A device written as an index (a node that
+    published no topology) matches that node's uniform GPUs, whose UUIDs are their indices.
+    """
     annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get(keys.ANNOTATION_GPUS, "")
-    uuids = tuple(u.strip() for u in raw.split(",") if u.strip() and not u.strip().isdigit())
+    devices = tuple(u.strip() for u in raw.split(",") if u.strip())
+    if pod.mig_profile is not None:
+        placed = MigAnnotation.parse(annotations.get(keys.ANNOTATION_MIG) or pod.mig_profile)
+        device = (placed.device,) if placed.device is not None else devices[:1]
+        return PodUsage(
+            key=pod.key,
+            node=node,
+            requests=pod.requests,
+            gpu_uuids=device,
+            mig=(pod.mig_profile, placed.start),
+        )
+    if pod.shares_gpu:
+        return PodUsage(
+            key=pod.key,
+            node=node,
+            requests=pod.requests,
+            gpu_uuids=devices[:1],
+            gpu_milli=pod.gpu_milli,
+            gpu_memory=pod.gpu_memory,
+        )
+    uuids = tuple(u for u in devices if not u.isdigit())
     return PodUsage(key=pod.key, node=node, requests=pod.requests, gpu_uuids=uuids)

@@ -26,6 +26,7 @@ __all__ = [
     "FilterPlugin",
     "FilterResult",
     "Floats",
+    "GPUPicker",
     "NormalizeScorePlugin",
     "PermitPlugin",
     "Plugin",
@@ -99,6 +100,25 @@ class PreScorePlugin(Plugin, Protocol):
 class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Floats:
         """0..100 for every node slot (only feasible ones are looked at), as a new array."""
+
+
+@runtime_checkable
+class GPUPicker(Plugin, Protocol):
+    """Optional, on a score plugin: which GPU of a node a pod sharing one GPU gets.
+
+    The placement asks the first score plugin of the profile that implements it; without one it
+    takes the best fit (the GPU with the least free milli that still fits, lowest index on ties).
+    Whole-GPU pods always get the best-connected set of fully free GPUs; MIG pods the placement's
+    own slot choice.
+    """
+
+    def pick_gpu(self, pod: PodInfo, snapshot: Snapshot, slot: int) -> int | None:
+        """The index of the GPU on node `slot` that `pod` shares; None if none fits.
+
+        The snapshot's per-GPU columns (`gpu_milli_free`, `gpu_memory_free`) already account the
+        earlier members of the pod's gang. An index that does not fit is refused and the
+        best fit taken instead.
+        """
 
 
 @runtime_checkable

@@ -37,17 +37,23 @@ class Profile(BaseModel):
         "GPUModel",
         "ResourceFit",
         "GPUHealth",
+        "GPUSharing",
     )
     post_filter: tuple[str, ...] = ()
     score: tuple[ScorePluginRef, ...] = (
         ScorePluginRef(name="GPUTopology", weight=2),
         ScorePluginRef(name="GPUBinPacking", weight=1),
         ScorePluginRef(name="LeastAllocated", weight=1),
+        ScorePluginRef(name="GPUSharing", weight=1),
     )
     reserve: tuple[str, ...] = ()
     permit: tuple[str, ...] = ()
     #: Arguments by plugin name, passed to the plugin's factory.
     plugin_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Breaks ties between equally scored nodes: each node gets a fixed random priority from this
+    #: seed and its name (stable as nodes come and go), and the best priority among the top scores
+    #: wins. None: the lowest snapshot slot wins (slots follow node names on a fresh snapshot).
+    tie_break_seed: int | None = None
 
     def plugin_names(self) -> list[str]:
         """Every plugin the profile uses, each once, in first-use order."""

@@ -19,6 +19,7 @@ from aisched.framework.interface import (
     FilterPlugin,
     FilterResult,
     Floats,
+    GPUPicker,
     NormalizeScorePlugin,
     PermitPlugin,
     Plugin,
@@ -32,8 +33,9 @@ from aisched.framework.interface import (
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
 from aisched.framework.status import Code, Status
+from aisched.framework.tie_break import TieBreak
 from aisched.framework.types import Gang, GangPlacement, PodInfo
-from aisched.topology.snapshot import Snapshot
+from aisched.topology.snapshot import Int64s, Snapshot
 
 __all__ = ["Feasibility", "Framework"]
 
@@ -93,6 +95,11 @@ class Framework:
         # Resolved once: a runtime Protocol check per pod would cost more than the score itself.
         self._pre_scores = [p if isinstance(p, PreScorePlugin) else None for p, _ in self.scores]
         self._normalizers = [p if isinstance(p, NormalizeScorePlugin) else None for p, _ in self.scores]
+        #: Chooses the GPU a sharing pod gets: the first score plugin that can (None: best fit).
+        self.gpu_picker: GPUPicker | None = next(
+            (p for p, _ in self.scores if isinstance(p, GPUPicker)), None
+        )
+        self._tie_break = TieBreak(profile.tie_break_seed) if profile.tie_break_seed is not None else None
         self.reserves: list[ReservePlugin] = [
             _as(plugins[n], ReservePlugin, "reserve") for n in profile.reserve
         ]
@@ -177,6 +184,10 @@ class Framework:
                 part *= weight
             total = part if total is None else np.add(total, part, out=total)
         return total if total is not None else np.zeros(snapshot.size)
+
+    def tie_break(self, snapshot: Snapshot) -> Int64s | None:
+        """Per slot, the rank that decides between equal scores (lower wins); None: the lowest slot."""
+        return self._tie_break.ranks(snapshot) if self._tie_break is not None else None
 
     # -- post-filter, reserve, permit --------------------------------------------------------
 

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from aisched.api import keys
+from aisched.api.mig import MigAnnotation
 from aisched.api.quantity import Quantity, QuantityError
 from aisched.topology import resources
 
@@ -91,6 +92,12 @@ class PodInfo:
     created: float = 0.0
     node_name: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: A pod sharing one GPU: the milli (1..999) of that GPU it needs; 0 for whole-GPU or no-GPU pods.
+    gpu_milli: int = 0
+    #: A pod sharing one GPU: the GPU memory (bytes) it needs there; 0 when it names none.
+    gpu_memory: int = 0
+    #: A pod asking for one MIG instance: its profile (e.g. `3g.40gb`), placed on a MIG-enabled GPU.
+    mig_profile: str | None = None
 
     @property
     def key(self) -> str:
@@ -98,7 +105,18 @@ class PodInfo:
 
     @property
     def gpus(self) -> int:
+        """Whole GPUs the pod asks for (`nvidia.com/gpu`)."""
         return self.requests.get(resources.GPU, 0)
+
+    @property
+    def shares_gpu(self) -> bool:
+        """Whether the pod takes part of one GPU (milli and/or memory) rather than whole GPUs."""
+        return self.gpu_milli > 0 or self.gpu_memory > 0
+
+    @property
+    def uses_gpu(self) -> bool:
+        """Whether the pod needs any GPU: whole ones, a share of one, or a MIG instance."""
+        return self.gpus > 0 or self.shares_gpu or self.mig_profile is not None
 
     @cached_property
     def template_key(self) -> tuple[object, ...]:
@@ -109,15 +127,24 @@ class PodInfo:
             self.affinity,
             self.tolerations,
             self.gpu_models,
+            self.gpu_milli,
+            self.gpu_memory,
+            self.mig_profile,
         )
 
     @classmethod
     def from_manifest(cls, pod: Mapping[str, Any], *, created: float = 0.0) -> PodInfo:
-        """The scheduling view of a pod's JSON; unparseable quantities raise `ValueError`."""
+        """The scheduling view of a pod's JSON.
+
+        Unparseable quantities, and GPU requests that contradict each other (a share of a GPU or a
+        MIG instance together with whole GPUs), raise `ValueError`.
+        """
         meta: Mapping[str, Any] = pod.get("metadata") or {}
         spec: Mapping[str, Any] = pod.get("spec") or {}
         labels: Mapping[str, str] = meta.get("labels") or {}
         annotations: Mapping[str, str] = meta.get("annotations") or {}
+        requests = pod_requests(spec)
+        share = _gpu_share(requests, annotations)
         models = annotations.get(keys.ANNOTATION_GPU_MODELS, "")
         min_member = annotations.get(keys.ANNOTATION_GANG_MIN_MEMBER)
         policy = annotations.get(keys.ANNOTATION_TOPOLOGY_POLICY, "Preferred")
@@ -126,7 +153,7 @@ class PodInfo:
             namespace=meta.get("namespace") or "default",
             name=meta.get("name") or "",
             uid=meta.get("uid") or "",
-            requests=pod_requests(spec),
+            requests=requests,
             node_selector=tuple(sorted((spec.get("nodeSelector") or {}).items())),
             affinity=_required_affinity(spec),
             tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
@@ -140,7 +167,65 @@ class PodInfo:
             created=created,
             node_name=spec.get("nodeName"),
             labels=labels,
+            gpu_milli=share.milli,
+            gpu_memory=share.memory,
+            mig_profile=share.mig_profile,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Share:
+    milli: int = 0
+    memory: int = 0
+    mig_profile: str | None = None
+
+
+def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Share:
+    """The pod's share of one GPU or MIG instance, from its annotations and `nvidia.com/mig-*` requests.
+
+    The MIG resource is taken out of `requests`: aisched chooses the instance's memory slots
+    itself, so no node needs to advertise that resource.
+    """
+    raw_milli = annotations.get(keys.ANNOTATION_GPU_MILLI, "").strip()
+    raw_memory = annotations.get(keys.ANNOTATION_GPU_MEMORY, "").strip()
+    raw_mig = annotations.get(keys.ANNOTATION_MIG, "").strip()
+    milli = 0
+    if raw_milli:
+        if not raw_milli.isdigit() or not 1 <= int(raw_milli) <= 999:
+            raise ValueError(
+                f"{keys.ANNOTATION_GPU_MILLI}={raw_milli!r}: must be an integer from 1 to 999"
+                f" (ask for {keys.GPU_RESOURCE} for whole GPUs)"
+            )
+        milli = int(raw_milli)
+    memory = 0
+    if raw_memory:
+        try:
+            memory = Quantity(raw_memory).value()
+        except QuantityError as exc:
+            raise ValueError(f"{keys.ANNOTATION_GPU_MEMORY}: {exc}") from None
+        if memory <= 0:
+            raise ValueError(f"{keys.ANNOTATION_GPU_MEMORY}={raw_memory!r}: must be more than zero")
+    mig = MigAnnotation.parse(raw_mig).profile if raw_mig else None
+    for name in [n for n in requests if n.startswith(keys.MIG_RESOURCE_PREFIX)]:
+        count = requests.pop(name)
+        if count <= 0:
+            continue
+        profile = name.removeprefix(keys.MIG_RESOURCE_PREFIX)
+        if count > 1 or (mig is not None and mig != profile):
+            raise ValueError(f"{name}: a pod may ask for one MIG instance only")
+        mig = profile
+    whole = requests.get(resources.GPU, 0) > 0
+    if mig is not None and (milli or memory or whole):
+        raise ValueError(
+            f"MIG profile {mig} cannot be combined with {keys.GPU_RESOURCE},"
+            f" {keys.ANNOTATION_GPU_MILLI} or {keys.ANNOTATION_GPU_MEMORY}"
+        )
+    if (milli or memory) and whole:
+        raise ValueError(
+            f"a shared GPU ({keys.ANNOTATION_GPU_MILLI}/{keys.ANNOTATION_GPU_MEMORY}) cannot be combined"
+            f" with {keys.GPU_RESOURCE}: a pod takes part of one GPU or whole GPUs"
+        )
+    return _Share(milli=milli, memory=memory, mig_profile=mig)
 
 
 def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
@@ -249,13 +334,22 @@ class Gang:
 
 @dataclass(frozen=True, slots=True)
 class PodPlacement:
-    """Where one pod goes and which GPUs it gets (`gpu_mask` bits; UUIDs for the binding)."""
+    """Where one pod goes and which GPUs it gets (`gpu_mask` bits; UUIDs for the binding).
+
+    A pod sharing a GPU or holding a MIG instance gets one GPU in `gpu_mask`/`gpu_ids`, with the
+    milli and memory granted there (`gpu_milli`, `gpu_memory`) or its instance's place
+    (`mig`: GPU index and first memory slot; `mig_slots`: the memory slots it holds, bit i slot i).
+    """
 
     pod: PodInfo
     node: str
     slot: int
     gpu_mask: int = 0
     gpu_ids: tuple[str, ...] = ()
+    gpu_milli: int = 0
+    gpu_memory: int = 0
+    mig: tuple[int, int] | None = None
+    mig_slots: int = 0
 
     @property
     def gpu_indices(self) -> tuple[int, ...]:

@@ -1,7 +1,8 @@
 """LeastAllocated: prefer the nodes with the most room left (spreads load; default for CPU and memory).
 
-By default it scores only pods without GPUs: GPU pods are placed by GPU packing and topology, and
-spreading their CPU would scatter GPU jobs across half-used nodes (`gpuPods: true` turns it on).
+By default it scores only pods without GPUs (whole, shared or MIG): GPU pods are placed by GPU
+packing and topology, and spreading their CPU would scatter GPU jobs across half-used nodes
+(`gpuPods: true` turns it on).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class LeastAllocated:
         self.gpu_pods = gpu_pods
 
     def pre_score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status:
-        if (pod.gpus and not self.gpu_pods) or not requested_share(pod, self.weights):
+        if (pod.uses_gpu and not self.gpu_pods) or not requested_share(pod, self.weights):
             return _SKIP
         return Status.success()
 

@@ -10,10 +10,12 @@ first where some domain can hold the gang; `None` goes straight to the cluster. 
    tried best fit first (the least capacity left over), so large domains stay whole;
 3. inside the domain, nodes are taken most slots first (fewest nodes), the last one best fit,
    ties broken by score; a single node that holds the whole role wins outright;
-4. inside a node, each pod's GPUs are a table look-up of the best-connected free set.
+4. inside a node, each pod's devices: whole GPUs by a table look-up of the best-connected free
+   set, a share of one GPU or a MIG instance as `scheduler.devices` chooses.
 
 Roles are placed one after another against a scratch record of what earlier roles took, so a
-failure of any role abandons the whole gang.
+failure of any role abandons the whole gang. Equal scores go to the lowest slot, or, when the
+profile sets a tie-break seed, to the node of the best fixed random priority.
 """
 
 from __future__ import annotations
@@ -25,44 +27,18 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from aisched.framework.interface import Bools, Floats
-from aisched.framework.runtime import Feasibility
-from aisched.framework.types import LEVELS, Gang, GangPlacement, PodInfo, PodPlacement, TopologyLevel
-from aisched.topology.gpuset import best_gpu_set
+from aisched.framework.interface import Bools, Floats, GPUPicker
+from aisched.framework.types import LEVELS, Gang, GangPlacement, PodPlacement, TopologyLevel
+from aisched.scheduler.devices import DeviceLedger, choose_devices, device_fit, unfit_device
+from aisched.scheduler.roles import Role, Scratch, slots
 from aisched.topology.snapshot import Snapshot
 
-__all__ = ["Level", "PlacementFailure", "Role", "place_gang", "plan_levels"]
+__all__ = ["Level", "PlacementFailure", "Role", "place_gang", "plan_levels", "slots"]
 
 Level = TopologyLevel | str  # "cluster" above the four named levels
 Ints = npt.NDArray[np.int64]
 #: How many candidate domains of one level are tried before the level is given up.
 MAX_DOMAIN_ATTEMPTS: Final = 8
-_UNLIMITED: Final = np.iinfo(np.int64).max // 4
-
-
-@dataclass(frozen=True)
-class Role:
-    """Pods of one template in a gang, with what the framework said about them."""
-
-    pods: Sequence[PodInfo]
-    feasibility: Feasibility
-    score: Floats
-
-    @property
-    def template(self) -> PodInfo:
-        return self.pods[0]
-
-    @property
-    def gpus(self) -> int:
-        return self.template.gpus
-
-    def needs(self, snapshot: Snapshot) -> list[tuple[int, int]]:
-        """(column, amount) of every resource the role's pods request."""
-        return [
-            (snapshot.resource_index[name], value)
-            for name, value in self.template.requests.items()
-            if value > 0 and name in snapshot.resource_index
-        ]
 
 
 @dataclass
@@ -81,22 +57,6 @@ def plan_levels(gang: Gang) -> list[Level]:
     return [*LEVELS, "cluster"]
 
 
-def slots(snapshot: Snapshot, role: Role, *, nvlink: bool = False) -> Ints:
-    """How many pods of `role` each node can take (0 where the role is infeasible)."""
-    n = snapshot.size
-    out = np.full(n, _UNLIMITED, dtype=np.int64)
-    for column, value in role.needs(snapshot):
-        np.minimum(out, snapshot.free[column, :n] // value, out=out)
-    if role.gpus:
-        if nvlink:
-            per_clique = np.bitwise_count(snapshot.gpu_free[:n, None] & snapshot.gpu_cliques[:n]).max(axis=1)
-            np.minimum(out, per_clique.astype(np.int64) // role.gpus, out=out)
-        np.minimum(out, snapshot.gpus_free_count() // role.gpus, out=out)
-    out[~role.feasibility.mask] = 0
-    np.maximum(out, 0, out=out)
-    return np.minimum(out, len(role.pods))
-
-
 def domain_ids(snapshot: Snapshot, level: Level) -> Ints:
     """The domain of each node at `level`; nodes without a label are each a domain of their own."""
     n = snapshot.size
@@ -110,57 +70,22 @@ def domain_ids(snapshot: Snapshot, level: Level) -> Ints:
     return np.where(labelled >= 0, labelled, labelled.max(initial=-1) + 1 + own)
 
 
-class _Scratch:
-    """What earlier pods of this gang took, per node: resources and GPUs, not yet in the snapshot."""
+def place_gang(
+    snapshot: Snapshot, gang: Gang, roles: Sequence[Role], *, picker: GPUPicker | None = None
+) -> GangPlacement | PlacementFailure:
+    """Place every pod of every role, or say why that cannot be done.
 
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.taken: dict[int, dict[int, int]] = {}
-        self.gpu_free: dict[int, int] = {}
-        #: At the nvlink level: the NVLink clique the gang uses on each node it touches.
-        self.clique: dict[int, int] = {}
-
-    def free_gpus(self, slot: int) -> int:
-        return self.gpu_free.get(slot, int(self.snapshot.gpu_free[slot]))
-
-    def take(self, slot: int, needs: list[tuple[int, int]], gpu_mask: int) -> None:
-        used = self.taken.setdefault(slot, {})
-        for column, value in needs:
-            used[column] = used.get(column, 0) + value
-        self.gpu_free[slot] = self.free_gpus(slot) & ~gpu_mask
-
-    def slots(self, slot: int, role: Role, needs: list[tuple[int, int]], nvlink: bool) -> int:
-        """`role`'s slots on a node that earlier roles already used."""
-        snapshot = self.snapshot
-        used = self.taken.get(slot, {})
-        count = len(role.pods)
-        for column, value in needs:
-            count = min(count, int(snapshot.free[column, slot] - used.get(column, 0)) // value)
-        if role.gpus:
-            free = self.free_gpus(slot)
-            if nvlink and slot in self.clique:
-                usable = (free & self.clique[slot]).bit_count()
-            else:
-                usable = max(_clique_capacity(snapshot, slot, free)) if nvlink else free.bit_count()
-            usable -= int(snapshot.gpu_unassigned[slot])
-            count = min(count, usable // role.gpus)
-        return max(count, 0)
-
-
-def _clique_capacity(snapshot: Snapshot, slot: int, free: int) -> list[int]:
-    return [(free & int(c)).bit_count() for c in snapshot.gpu_cliques[slot] if c] or [0]
-
-
-def place_gang(snapshot: Snapshot, gang: Gang, roles: Sequence[Role]) -> GangPlacement | PlacementFailure:
-    """Place every pod of every role, or say why that cannot be done."""
+    `picker` chooses the GPU each sharing pod gets on its node (None: the best fit).
+    """
     if (
         len(roles) == 1
         and len(roles[0].pods) == 1
         and not (gang.topology_policy == "Required" and gang.topology_level == "nvlink")
     ):
-        return _place_one(snapshot, gang, roles[0])
+        return _place_one(snapshot, gang, roles[0], picker)
     failure = PlacementFailure()
     levels = plan_levels(gang)
+    shares = any(r.template.shares_gpu or r.template.mig_profile is not None for r in roles)
     for level in levels:
         nvlink = level == "nvlink"
         if nvlink and not any(r.gpus for r in roles):
@@ -175,9 +100,19 @@ def place_gang(snapshot: Snapshot, gang: Gang, roles: Sequence[Role]) -> GangPla
                 failure.reasons.append(reason)
             continue
         for domain in _candidate_domains(snapshot, roles, role_slots, domains):
-            placed = _place_in_domain(
-                snapshot, roles=roles, role_slots=role_slots, in_domain=domains == domain, nvlink=nvlink
-            )
+            ledger = DeviceLedger(snapshot, active=shares)
+            try:
+                placed = _place_in_domain(
+                    snapshot,
+                    roles=roles,
+                    role_slots=role_slots,
+                    in_domain=domains == domain,
+                    nvlink=nvlink,
+                    picker=picker,
+                    ledger=ledger,
+                )
+            finally:
+                ledger.restore()
             if placed is not None:
                 return GangPlacement(
                     gang=gang,
@@ -188,29 +123,39 @@ def place_gang(snapshot: Snapshot, gang: Gang, roles: Sequence[Role]) -> GangPla
     return failure
 
 
-def _place_one(snapshot: Snapshot, gang: Gang, role: Role) -> GangPlacement | PlacementFailure:
+def _place_one(
+    snapshot: Snapshot, gang: Gang, role: Role, picker: GPUPicker | None
+) -> GangPlacement | PlacementFailure:
     """A lone pod: every level holds it, so the best-scoring node that fits wins."""
     scores = role.score  # the framework's fresh array: this cycle may overwrite it
     np.copyto(scores, -np.inf, where=~role.feasibility.mask)
-    slot = int(np.argmax(scores))
-    gpus = role.gpus
-    mask = choose_gpus(snapshot, slot, int(snapshot.gpu_free[slot]), gpus) if gpus else 0
-    if mask.bit_count() != gpus or scores[slot] == -np.inf:
-        # The profile's filters did not count free GPUs (no GPUHealth); count them here.
-        scores[snapshot.gpus_free_count() < gpus] = -np.inf
-        slot = int(np.argmax(scores))
-        if scores[slot] == -np.inf:
-            return PlacementFailure([f"no node that passes the filters has {gpus} free GPUs"])
-        mask = choose_gpus(snapshot, slot, int(snapshot.gpu_free[slot]), gpus)
-    topology = snapshot.topologies[slot]
-    pod = PodPlacement(
-        pod=role.pods[0],
-        node=snapshot.infos[slot].name,  # type: ignore[union-attr]
-        slot=slot,
-        gpu_mask=mask,
-        gpu_ids=tuple(topology.uuids(mask)) if topology is not None and mask else (),
+    pod = role.pods[0]
+    slot = _top(scores, role.tie_break)
+    devices = (
+        choose_devices(snapshot, slot, pod, free=int(snapshot.gpu_free[slot]), picker=picker)
+        if scores[slot] != -np.inf
+        else None
     )
-    return GangPlacement(gang=gang, pods=(pod,), domain=("node", pod.node))
+    if devices is None:
+        # The profile's filters did not look at the devices (no GPUHealth, GPUSharing): look here.
+        scores[~device_fit(snapshot, pod)] = -np.inf
+        slot = _top(scores, role.tie_break)
+        if scores[slot] == -np.inf:
+            return PlacementFailure([unfit_device(pod)])
+        devices = choose_devices(snapshot, slot, pod, free=int(snapshot.gpu_free[slot]), picker=picker)
+        if devices is None:
+            return PlacementFailure([unfit_device(pod)])
+    placed = devices.placement(snapshot, slot, pod)
+    return GangPlacement(gang=gang, pods=(placed,), domain=("node", placed.node))
+
+
+def _top(scores: Floats, tie_break: Ints | None) -> int:
+    """The slot of the best score; among equal best scores, the lowest slot or the best tie-break rank."""
+    slot = int(np.argmax(scores))
+    if tie_break is None:
+        return slot
+    tied = np.flatnonzero(scores == scores[slot])
+    return int(tied[np.argmin(tie_break[tied])]) if tied.size > 1 else slot
 
 
 def _unfit_reason(
@@ -261,7 +206,8 @@ def _unfit_reason(
 def _candidate_domains(
     snapshot: Snapshot, roles: Sequence[Role], role_slots: list[Ints], domains: Ints
 ) -> list[int]:
-    """Domains that can hold every role, best fit first (least capacity left over), at most a few."""
+    """Domains that can hold every role, best fit first (least capacity left over), at most a few;
+    equal fits in domain order, or by their best node's tie-break rank when the profile seeds one."""
     size = int(domains.max(initial=0)) + 1
     fits = np.ones(size, dtype=np.bool_)
     leftover = np.zeros(size)
@@ -271,7 +217,13 @@ def _candidate_domains(
         weight = role.gpus or 1
         leftover += (cap - len(role.pods)) * weight
     candidates = np.nonzero(fits)[0]
-    order = np.lexsort((candidates, leftover[candidates]))
+    tie_break = roles[0].tie_break
+    rank = candidates
+    if tie_break is not None:
+        best = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, domains, tie_break)
+        rank = best[candidates]
+    order = np.lexsort((rank, leftover[candidates]))
     return [int(d) for d in candidates[order][:MAX_DOMAIN_ATTEMPTS]]
 
 
@@ -282,8 +234,10 @@ def _place_in_domain(
     role_slots: list[Ints],
     in_domain: Bools,
     nvlink: bool,
+    picker: GPUPicker | None,
+    ledger: DeviceLedger,
 ) -> list[PodPlacement] | None:
-    scratch = _Scratch(snapshot)
+    scratch = Scratch(snapshot)
     placed: list[PodPlacement] = []
     gpus_to_place = sum(r.gpus * len(r.pods) for r in roles)
     for role, base in zip(roles, role_slots, strict=True):
@@ -300,7 +254,8 @@ def _place_in_domain(
             if scratch.taken
             else base[nodes]
         )
-        chosen = _choose_nodes(nodes, counts, role.score[nodes], len(role.pods))
+        tie_break = role.tie_break[nodes] if role.tie_break is not None else None
+        chosen = _choose_nodes(nodes, counts, role.score[nodes], len(role.pods), tie_break)
         if chosen is None:
             return None
         pods = iter(role.pods)
@@ -320,34 +275,32 @@ def _place_in_domain(
             for _ in range(count):
                 pod = next(pods)
                 free = scratch.free_gpus(slot)
-                mask = choose_gpus(snapshot, slot, free & clique if clique is not None else free, role.gpus)
-                if role.gpus and mask.bit_count() != role.gpus:
-                    return None
-                scratch.take(slot, needs, mask)
-                gpus_to_place -= role.gpus
-                topology = snapshot.topologies[slot]
-                placed.append(
-                    PodPlacement(
-                        pod=pod,
-                        node=snapshot.infos[slot].name,  # type: ignore[union-attr]
-                        slot=slot,
-                        gpu_mask=mask,
-                        gpu_ids=tuple(topology.uuids(mask)) if topology is not None else (),
-                    )
+                devices = choose_devices(
+                    snapshot, slot, pod, free=free & clique if clique is not None else free, picker=picker
                 )
+                if devices is None:
+                    return None
+                scratch.take(slot, needs, devices.mask)
+                ledger.take(slot, devices)
+                gpus_to_place -= role.gpus
+                placed.append(devices.placement(snapshot, slot, pod))
     return placed
 
 
-def _choose_nodes(nodes: Ints, counts: Ints, scores: Floats, k: int) -> list[tuple[int, int]] | None:
-    """Nodes and how many pods each takes: fewest nodes, the last one best fit, ties by score."""
+def _choose_nodes(
+    nodes: Ints, counts: Ints, scores: Floats, k: int, tie_break: Ints | None = None
+) -> list[tuple[int, int]] | None:
+    """Nodes and how many pods each takes: fewest nodes, the last one best fit, ties by score
+    (then by `tie_break` rank, else by slot)."""
     if counts.sum() < k:
         return None
+    rank = tie_break if tie_break is not None else np.arange(len(nodes))
     whole = counts >= k
     if whole.any():
         candidates = np.nonzero(whole)[0]
-        best = candidates[np.argmax(scores[candidates])]
+        best = candidates[np.lexsort((rank[candidates], -scores[candidates]))[0]]
         return [(int(nodes[best]), k)]
-    order = np.lexsort((-scores, -counts))
+    order = np.lexsort((rank, -scores, -counts))
     cumulative = np.cumsum(counts[order])
     m = int(np.searchsorted(cumulative, k)) + 1  # fewest nodes that hold k
     first = order[: m - 1]
@@ -355,7 +308,7 @@ def _choose_nodes(nodes: Ints, counts: Ints, scores: Floats, k: int) -> list[tup
     rest = order[m - 1 :]
     fitting = rest[counts[rest] >= remaining]
     # Best fit for the last node: the fewest spare slots, then the best score.
-    last = fitting[np.lexsort((-scores[fitting], counts[fitting]))[0]]
+    last = fitting[np.lexsort((rank[fitting], -scores[fitting], counts[fitting]))[0]]
     return [(int(nodes[i]), int(counts[i])) for i in first] + [(int(nodes[last]), remaining)]
 
 
@@ -368,18 +321,6 @@ def _pick_clique(snapshot: Snapshot, slot: int, free: int, wanted: int, needed: 
         return min(whole, key=lambda c: (c[1], c[0]))[0]
     roomy = max(counts, key=lambda c: (c[1], -c[0]), default=None)
     return roomy[0] if roomy is not None and roomy[1] >= needed else None
-
-
-def choose_gpus(snapshot: Snapshot, slot: int, free: int, gpus: int) -> int:
-    """The best-connected `gpus` GPUs among `free` on node `slot` (a bit mask; 0 for none)."""
-    if gpus <= 0:
-        return 0
-    table = int(snapshot.gpu_table[slot])
-    if table >= 0:
-        tables = snapshot.gpu_tables
-        return int(tables.best[tables.index(table, free, gpus)]) if free.bit_count() >= gpus else 0
-    topology = snapshot.topologies[slot]
-    return best_gpu_set(topology, free, gpus) if topology is not None else 0
 
 
 def _domain_name(snapshot: Snapshot, level: Level, domains: Ints, domain: int) -> str:

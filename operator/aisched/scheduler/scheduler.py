@@ -59,15 +59,16 @@ class Scheduler:
             return ScheduleResult(status)
         # 3. Filter and score each role.
         roles = []
+        tie_break = self.framework.tie_break(snapshot)
         for pods in gang.roles():
             feasibility = self.framework.filter(state, pods[0], snapshot)
             if not feasibility.mask.any():
                 failure = self._unschedulable(snapshot, feasibility.reasons(), (), unresolvable=True)
                 return ScheduleResult(self.framework.post_filter(state, gang, snapshot, failure))
             score = self.framework.score(state, pods[0], snapshot, feasibility.mask)
-            roles.append(Role(pods, feasibility, score))
+            roles.append(Role(pods, feasibility, score, tie_break))
         # 4. Place.
-        outcome = place_gang(snapshot, gang, roles)
+        outcome = place_gang(snapshot, gang, roles, picker=self.framework.gpu_picker)
         if isinstance(outcome, PlacementFailure):
             feasible = np.logical_and.reduce([r.feasibility.mask for r in roles])
             reasons: Counter[str] = Counter()
@@ -114,10 +115,15 @@ class Scheduler:
 
 def _usage(placed: PodPlacement) -> PodUsage:
     """What a placed pod takes from its node, as the cache accounts it."""
+    profile = placed.pod.mig_profile
     return PodUsage(
         key=placed.pod.key,
         node=placed.node,
         requests=placed.pod.requests,
         gpu_mask=placed.gpu_mask,
         gpu_uuids=placed.gpu_ids,
+        gpu_milli=placed.gpu_milli,
+        gpu_memory=placed.gpu_memory,
+        mig=(profile, placed.mig[1]) if profile is not None and placed.mig is not None else None,
+        assumed=True,
     )

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
+from aisched.api.mig import mig_profiles_for
 from aisched.topology.cost import PCIE_PATHS, Link
 from aisched.topology.gpu import GPU, GPUTopology
 
@@ -40,6 +41,13 @@ class MachineType:
     def gpu_count(self) -> int:
         return len(self.numa)
 
+    def mig_mask(self, index: int) -> int:
+        """The memory slots GPU `index`'s existing MIG instances hold (bit i: slot i)."""
+        if index >= len(self.mig_instances):
+            return 0
+        profiles = mig_profiles_for(self.gpu_model)
+        return sum(profiles[name].slots_at(start) for name, start in self.mig_instances[index])
+
     def pci_bus_id(self, index: int) -> str:
         return f"00000000:{0x18 + 0x10 * index:02X}:00.0"
 
@@ -63,6 +71,8 @@ class MachineType:
                 memory_bytes=self.gpu_memory_gib * 2**30,
                 pci_bus_id=self.pci_bus_id(i),
                 numa_node=self.numa[i],
+                mig_enabled=i < len(self.mig_enabled) and self.mig_enabled[i],
+                mig_mask=self.mig_mask(i),
             )
             for i in range(n)
         )

@@ -6,7 +6,12 @@ its rows in place. Filters and scores read whole columns at once.
 
 Static columns (readiness, labels, taints, GPU model, domains) change only when a node changes;
 `static_generation` counts those changes so plugins can cache masks computed from them.
-Usage columns (`used`, GPU masks) change with every pod.
+Usage columns (`used`, GPU masks, per-GPU milli, memory and MIG slots) change with every pod.
+
+GPUs are given three ways. Whole: a pod takes k GPUs from `gpu_free`. Shared: a pod takes milli
+(of 1000) and memory of one GPU (`gpu_milli_free`, `gpu_memory_free`); a GPU any sharing pod
+uses is no longer in `gpu_free`. MIG: a pod takes an instance's memory slots on a MIG-enabled
+GPU (`mig_free`); such GPUs are never given whole or shared.
 """
 
 from __future__ import annotations
@@ -18,40 +23,26 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from aisched.api import keys
+from aisched.api.mig import MigProfile, mig_profiles_for
 from aisched.topology import resources
 from aisched.topology.gpu import MAX_GPUS_PER_NODE, GPUTopology
 from aisched.topology.gpuset import GPUSetTables
+from aisched.topology.mig import ALL_SLOTS, MigTables
 from aisched.topology.node import NodeInfo, Taint
+from aisched.topology.vocabulary import Vocabulary
 
-__all__ = ["Snapshot", "Vocabulary"]
+__all__ = ["MILLI_PER_GPU", "Snapshot", "Vocabulary"]
 
 _INITIAL_SLOTS: Final = 64
+#: A whole GPU, in the milli that sharing pods ask for.
+MILLI_PER_GPU: Final = 1000
+_BITS: Final = np.left_shift(1, np.arange(MAX_GPUS_PER_NODE, dtype=np.int64))
+_MIB: Final = 2**20
 Int64s = npt.NDArray[np.int64]
 Int32s = npt.NDArray[np.int32]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
-
-
-class Vocabulary:
-    """Strings ↔ dense integer ids (label values, rack names, GPU models, taints)."""
-
-    def __init__(self) -> None:
-        self._ids: dict[object, int] = {}
-        self.values: list[object] = []
-
-    def id(self, value: object) -> int:
-        found = self._ids.get(value)
-        if found is None:
-            found = self._ids[value] = len(self.values)
-            self.values.append(value)
-        return found
-
-    def get(self, value: object) -> int:
-        """The id of `value`, or -1 if it was never seen (so it matches no node)."""
-        return self._ids.get(value, -1)
-
-    def __len__(self) -> int:
-        return len(self.values)
 
 
 class Snapshot:
@@ -64,6 +55,9 @@ class Snapshot:
         self.resource_index: dict[str, int] = {name: i for i, name in enumerate(resources.FIXED)}
         self.gpu_tables = GPUSetTables()
         self.models = Vocabulary()
+        self.mig_tables = MigTables(self.models.values)
+        #: The most GPUs any node has had: per-GPU columns are read up to here.
+        self.gpu_width = 0
         self.domains = {"rack": Vocabulary(), "block": Vocabulary(), "fabric": Vocabulary()}
         self.taint_vocabulary = Vocabulary()
         self._label_vocabularies: dict[str, Vocabulary] = {}
@@ -119,6 +113,22 @@ class Snapshot:
         #: 0..100, kept current as GPUs are taken, so topology scoring is one row copy.
         width = self.gpu_tables.width
         self.gpu_set_score: Floats = grow(get("gpu_set_score"), (width + 1, n), 0.0, np.float64)
+        g = MAX_GPUS_PER_NODE
+        #: Healthy GPUs not in MIG mode: those that can be given whole or shared (static).
+        self.gpu_whole: Int64s = grow(get("gpu_whole"), (n,), 0, np.int64)
+        #: Healthy GPUs in MIG mode (static).
+        self.gpu_mig: Int64s = grow(get("gpu_mig"), (n,), 0, np.int64)
+        #: Per GPU: its memory in bytes, 0 if unknown (static).
+        self.gpu_memory: Int64s = grow(get("gpu_memory"), (n, g), 0, np.int64)
+        #: Per MIG GPU: the memory slots no published MIG instance holds (static; 0: not MIG).
+        self.mig_open: Int32s = grow(get("mig_open"), (n, g), 0, np.int32)
+        #: Per GPU: the milli a sharing pod can still get there: 1000 for a whole free GPU, less as
+        #: sharing pods use it, 0 for an absent, unhealthy, MIG-mode or wholly held GPU.
+        self.gpu_milli_free: Int32s = grow(get("gpu_milli_free"), (n, g), 0, np.int32)
+        #: Per GPU: the memory (bytes) a sharing pod can still get there, 0 where milli is 0.
+        self.gpu_memory_free: Int64s = grow(get("gpu_memory_free"), (n, g), 0, np.int64)
+        #: Per MIG GPU: free memory slots (8-bit mask, bit i: slot i); 0 for GPUs not in MIG mode.
+        self.mig_free: Int32s = grow(get("mig_free"), (n, g), 0, np.int32)
         old_taints = get("taints")
         t = max(len(self.taint_vocabulary), 1, old_taints.shape[1] if old_taints is not None else 0)
         self.taints: Bools = grow(get("taints"), (n, t), False, np.bool_)
@@ -174,7 +184,9 @@ class Snapshot:
         model = info.gpu_model
         self.gpu_model[slot] = self.models.id(model) if model else -1
         self.gpu_count[slot] = topology.count
+        self.gpu_width = max(self.gpu_width, topology.count)
         self.gpu_healthy[slot] = topology.healthy_mask
+        self._set_devices(slot, info, topology)
         self.gpu_table[slot] = table = self.gpu_tables.table_id(topology)
         self.gpu_table_base[slot] = self.gpu_tables.base(table)
         self.gpu_table_mask[slot] = (1 << self.gpu_tables.width) - 1 if table >= 0 else 0
@@ -188,6 +200,20 @@ class Snapshot:
             label_ids[slot] = self._label_vocabularies[key].id(label) if label is not None else -1
         self.static_generation += 1
         self.generation += 1
+
+    def _set_devices(self, slot: int, info: NodeInfo, topology: GPUTopology) -> None:
+        """The static per-GPU columns: which GPUs are whole or MIG, their memory, MIG slots left open."""
+        label = info.labels.get(keys.LABEL_GPU_MEMORY, "")
+        fallback = int(label) * _MIB if label.isdigit() else 0  # GPU feature discovery: MiB
+        mig = sum(1 << gpu.index for gpu in topology.gpus if gpu.healthy and gpu.mig_enabled)
+        self.gpu_mig[slot] = mig
+        self.gpu_whole[slot] = topology.healthy_mask & ~mig
+        self.gpu_memory[slot] = 0
+        self.mig_open[slot] = 0
+        for gpu in topology.gpus:
+            self.gpu_memory[slot, gpu.index] = gpu.memory_bytes or fallback
+            if mig >> gpu.index & 1:
+                self.mig_open[slot, gpu.index] = ALL_SLOTS & ~gpu.mig_mask
 
     def _set_taints(self, slot: int, taints: tuple[Taint, ...]) -> None:
         ids = [self.taint_vocabulary.id(t) for t in taints if t.effect != "PreferNoSchedule"]
@@ -206,28 +232,66 @@ class Snapshot:
         self.inverse_allocatable[:, slot] = 0.0
         self.utilisation[:, slot] = 1.0
         self.gpu_free[slot] = self.gpu_healthy[slot] = self.gpu_free_count[slot] = 0
+        self.gpu_whole[slot] = self.gpu_mig[slot] = self.gpu_count[slot] = 0
+        self.gpu_memory[slot] = self.mig_open[slot] = 0
+        self.gpu_milli_free[slot] = self.gpu_memory_free[slot] = self.mig_free[slot] = 0
         self.gpu_set_score[:, slot] = 0.0
         heapq.heappush(self._free_slots, slot)
         self.static_generation += 1
         self.generation += 1
 
-    def set_usage(self, slot: int, *, used: Mapping[str, int], gpus_held: int, gpus_unassigned: int) -> None:
-        """Rewrite the usage columns of `slot`: summed requests, GPUs held by device, GPUs held blind."""
+    def set_usage(
+        self,
+        slot: int,
+        *,
+        used: Mapping[str, int],
+        gpus_held: int,
+        gpus_unassigned: int,
+        shared: Mapping[int, tuple[int, int]] | None = None,
+        mig_held: Mapping[int, int] | None = None,
+    ) -> None:
+        """Rewrite the usage columns of `slot`: summed requests, GPUs held whole by device, GPUs
+        held blind, and per GPU index the (milli, memory) sharing pods use and the MIG slots held."""
         self.used[:, slot] = 0
         for name, value in used.items():
             column = self.resource_column(name)  # may grow the arrays: index them only after
             self.used[column, slot] = value
         self.free[:, slot] = self.allocatable[:, slot] - self.used[:, slot]
         self._refresh_utilisation(slot)
-        free = int(self.gpu_healthy[slot]) & ~gpus_held
+        free = int(self.gpu_whole[slot]) & ~gpus_held
+        usable = (free & _BITS) != 0
+        milli = self.gpu_milli_free[slot]
+        memory = self.gpu_memory_free[slot]
+        np.copyto(milli, np.where(usable, MILLI_PER_GPU, 0))
+        np.copyto(memory, np.where(usable, self.gpu_memory[slot], 0))
+        for index, (milli_used, memory_used) in (shared or {}).items():
+            milli[index] = max(int(milli[index]) - milli_used, 0)
+            memory[index] = max(int(memory[index]) - memory_used, 0)
+            free &= ~(1 << index)  # a shared GPU is no longer whole
+        self.mig_free[slot] = self.mig_open[slot]
+        for index, held in (mig_held or {}).items():
+            self.mig_free[slot, index] &= ~held
         self.gpu_free[slot] = free
         self.gpu_unassigned[slot] = gpus_unassigned
         self.gpu_free_count[slot] = free.bit_count() - gpus_unassigned
         self._refresh_gpu_set_score(slot)
         self.generation += 1
 
-    def assume(self, slot: int, *, request: Mapping[str, int], gpus: int) -> None:
-        """Account a placement in place (no rebuild): `request` more used, GPU mask `gpus` taken."""
+    def assume(
+        self,
+        slot: int,
+        *,
+        request: Mapping[str, int],
+        gpus: int,
+        gpu_milli: int = 0,
+        gpu_memory: int = 0,
+        mig_slots: int = 0,
+    ) -> None:
+        """Account a placement in place (no rebuild): `request` more used, GPU mask `gpus` taken.
+
+        A pod sharing a GPU (`gpu_milli`/`gpu_memory`) or holding a MIG instance (`mig_slots`)
+        names its one GPU in `gpus`; otherwise `gpus` are taken whole.
+        """
         index = self.resource_index
         for name, value in request.items():
             column = index.get(name)
@@ -240,11 +304,45 @@ class Snapshot:
             if inverse:
                 self.utilisation[column, slot] = used * inverse
         if gpus:
+            if gpu_milli or gpu_memory or mig_slots:
+                self.take_devices(
+                    slot, gpus=gpus, gpu_milli=gpu_milli, gpu_memory=gpu_memory, mig_slots=mig_slots
+                )
+            else:
+                self._take_whole(slot, gpus)
             free = self.gpu_free.item(slot) & ~gpus
             self.gpu_free[slot] = free
             self.gpu_free_count[slot] = free.bit_count() - self.gpu_unassigned.item(slot)
             self._refresh_gpu_set_score(slot)
         self.generation += 1
+
+    def take_devices(
+        self, slot: int, *, gpus: int, gpu_milli: int = 0, gpu_memory: int = 0, mig_slots: int = 0
+    ) -> None:
+        """Take devices in the per-GPU columns only (`assume` also counts requests and whole GPUs):
+        a share of, or MIG slots on, the one GPU in `gpus`, else the GPUs `gpus` whole."""
+        index = gpus.bit_length() - 1
+        if mig_slots:
+            self.mig_free[slot, index] = self.mig_free.item(slot, index) & ~mig_slots
+        elif gpu_milli or gpu_memory:
+            self.gpu_milli_free[slot, index] = max(self.gpu_milli_free.item(slot, index) - gpu_milli, 0)
+            self.gpu_memory_free[slot, index] = max(self.gpu_memory_free.item(slot, index) - gpu_memory, 0)
+        else:
+            self._take_whole(slot, gpus)
+
+    def _take_whole(self, slot: int, gpus: int) -> None:
+        # A scalar write per GPU: cheaper than a vectorised one for a handful of GPUs.
+        milli_row, memory_row = self.gpu_milli_free[slot], self.gpu_memory_free[slot]
+        rest = gpus
+        while rest:
+            lowest = rest & -rest
+            milli_row[lowest.bit_length() - 1] = memory_row[lowest.bit_length() - 1] = 0
+            rest ^= lowest
+
+    def mig_profile(self, slot: int, name: str) -> MigProfile | None:
+        """Profile `name` on the GPU model of node `slot` (None: the model does not offer it)."""
+        model = int(self.gpu_model[slot])
+        return mig_profiles_for(str(self.models.values[model])).get(name) if model >= 0 else None
 
     def _refresh_gpu_set_score(self, slot: int) -> None:
         tables = self.gpu_tables
