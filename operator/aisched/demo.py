@@ -4,9 +4,10 @@ Starts the emulator with a simulated cluster, runs the operator against it exact
 (Kopf, leader election, informers, binder, all over HTTP), applies the examples directory and a
 burst of generated jobs that asks for more GPUs than the cluster has, and shows a live table of the
 jobs until every one has finished. The simulated kubelet ends each demo pod after the time in its
-`aisched.io/sim-duration` annotation, which the demo adds to what it applies. Jobs that need GPU
-sharing or MIG are left out. One job is broken on purpose (9 GPUs per pod on 8-GPU nodes, with a
-gang timeout): it must end Failed with the scheduler's explanation, while the others run.
+`aisched.io/sim-duration` annotation, which the demo adds to what it applies. Jobs that need MIG
+are left out (the cluster has no MIG-enabled GPUs); the shared-GPU job runs, its four pods on
+quarters of GPUs. One job is broken on purpose (9 GPUs per pod on 8-GPU nodes, with a gang
+timeout): it must end Failed with the scheduler's explanation, while the others run.
 
 Exit code 0 when every job ended as expected, 1 otherwise (or on timeout).
 """
@@ -84,9 +85,8 @@ def _documents(examples: Path) -> Iterator[JsonObject]:
                 yield doc
 
 
-def _shares_gpu(job: JsonObject) -> bool:
-    gpu = (job.get("spec") or {}).get("gpu") or {}
-    return any(k in gpu for k in ("milli", "memory", "migProfile"))
+def _needs_mig(job: JsonObject) -> bool:
+    return "migProfile" in ((job.get("spec") or {}).get("gpu") or {})
 
 
 def _with_duration(template: JsonObject, seconds: float) -> None:
@@ -166,8 +166,8 @@ async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
     await _create(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
     for doc in _documents(examples):
         kind = doc.get("kind")
-        if kind == "AIJob" and _shares_gpu(doc):
-            continue  # fractional and MIG GPUs are not part of this demo
+        if kind == "AIJob" and _needs_mig(doc):
+            continue  # the demo's cluster has no MIG-enabled GPUs
         if kind == "AIJob":
             for role in doc["spec"]["replicas"]:
                 _with_duration(role.setdefault("template", {}), 10)
