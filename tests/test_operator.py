@@ -433,3 +433,32 @@ async def test_stopping_the_leader_mid_gang_finishes_the_gangs_bindings_first() 
         pods = (await kube.get(PODS))["items"]
         bound = sorted(p["metadata"]["name"] for p in pods if p["spec"].get("nodeName"))
         assert bound == ["g-0", "g-1", "g-2", "g-3"], "the gang's bindings finished before the term ended"
+
+
+async def test_a_tenants_usage_and_jobs_show_in_its_tenantquota_status(operator: Operator) -> None:
+    kube = operator.kube
+    quotas = "/apis/aisched.io/v1alpha1/tenantquotas"
+    await kube.post(
+        quotas,
+        {
+            "apiVersion": "aisched.io/v1alpha1",
+            "kind": "TenantQuota",
+            "metadata": {"name": "research"},
+            "spec": {
+                "namespaces": [NAMESPACE],
+                "cohort": "pool",
+                "resources": {"nvidia.com/gpu": {"guaranteed": "8", "max": "32"}},
+            },
+        },
+    )
+    await kube.post(AIJOBS, job("ddp"))
+    await until(kube, AIJOBS, lambda j: phase(j, "ddp") == "Running")
+    found = await until(
+        kube, quotas, lambda q: ((q.get("research") or {}).get("status") or {}).get("admittedJobs") == 1
+    )
+    status = found["research"]["status"]
+    assert status["usedGPUs"] == 16.0
+    assert status["borrowedGPUs"] == 8.0
+    assert status["used"]["nvidia.com/gpu"] == "16"
+    jobs = await kube.get(AIJOBS)
+    assert jobs["items"][0]["status"]["tenant"] == "research"

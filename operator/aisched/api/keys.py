@@ -29,6 +29,8 @@ ANNOTATION_MIG: Final = "aisched.io/mig"
 ANNOTATION_GPU_MODELS: Final = "aisched.io/gpu-models"  # comma-separated allowed models
 ANNOTATION_TOPOLOGY_POLICY: Final = "aisched.io/topology-policy"  # Required | Preferred | None
 ANNOTATION_TOPOLOGY_LEVEL: Final = "aisched.io/topology-level"  # nvlink | node | rack | block
+# The TenantQuota a pod is charged to (an AIJob's spec.tenant); else the one listing its namespace.
+ANNOTATION_TENANT: Final = "aisched.io/tenant"
 
 # Node labels that place a node in the topology domains above it.
 LABEL_RACK: Final = "aisched.io/rack"

@@ -88,6 +88,15 @@ class Cache:
     def node_count(self) -> int:
         return sum(1 for e in self._nodes.values() if e.info is not None)
 
+    def allocatable_total(self) -> dict[str, int]:
+        """Every node's allocatable resources summed (snapshot units): the cluster's capacity."""
+        total: dict[str, int] = {}
+        for entry in self._nodes.values():
+            if entry.info is not None:
+                for name, value in entry.info.allocatable.items():
+                    total[name] = total.get(name, 0) + value
+        return total
+
     # -- pods --------------------------------------------------------------------------
 
     def set_pod(self, usage: PodUsage) -> None:

@@ -23,6 +23,7 @@ from typing import Final
 from aisched.binder import Binder
 from aisched.controllers.events import EventRecorder
 from aisched.controllers.jobs import JobController, JobIndex
+from aisched.controllers.quotas import QuotaController, quota_capacity
 from aisched.controllers.runtime import SchedulerRuntime
 from aisched.framework.profile import Profile
 from aisched.kube.client import ApiError, ConfigError, KubeClient
@@ -31,6 +32,7 @@ from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
 from aisched.queue import ClusterEvent
+from aisched.quota import QuotaLedger
 from aisched.settings import Settings
 
 __all__ = ["Manager", "default_identity"]
@@ -65,6 +67,7 @@ class Manager:
         self.index = JobIndex()
         self.runtime: SchedulerRuntime | None = None  # the current term's, while leading
         self.jobs: JobController | None = None
+        self.quotas: QuotaController | None = None
         self.leading = asyncio.Event()  # set while a term runs
         self._serve_metrics = serve_metrics
         self._alive = True
@@ -178,10 +181,13 @@ class Manager:
             clock=clock,
         )
         jobs: JobController | None = None
+        quotas: QuotaController | None = None
 
         def tell_jobs(pod: dict[str, object], deleted: bool) -> None:
             if jobs is not None:
                 jobs.pod_event(pod, deleted)
+            if quotas is not None:
+                quotas.pod_event(pod, deleted)
 
         runtime = SchedulerRuntime(
             self.client,
@@ -200,16 +206,25 @@ class Manager:
             scheduler_name=settings.scheduler_name,
             events=EventRecorder(self.client, clock=time.monotonic),
         )
-        self.runtime, self.jobs = runtime, jobs
+        quotas = QuotaController(
+            self.client,
+            self.index,
+            QuotaLedger(),
+            clock=time.time,
+            pods_synced=pods_synced,
+            capacity=lambda: quota_capacity(runtime.cache.allocatable_total()),
+        )
+        self.runtime, self.jobs, self.quotas = runtime, jobs, quotas
         self.leading.set()
         log.info("started_leading", identity=self.identity)
         try:
             async with asyncio.TaskGroup() as term:
                 term.create_task(runtime.run(stop), name="scheduling runtime")
                 term.create_task(jobs.run(stop), name="aijob controller")
+                term.create_task(quotas.run(stop), name="tenantquota controller")
         finally:
             self.leading.clear()
-            self.runtime = self.jobs = None
+            self.runtime = self.jobs = self.quotas = None
 
     def _quota_changed(self) -> None:
         runtime = self.runtime

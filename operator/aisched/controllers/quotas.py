@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from aisched.api import keys
 from aisched.controllers.jobs import JobIndex
 from aisched.framework.types import PodInfo
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
@@ -23,11 +24,10 @@ from aisched.observability.logging import get_logger
 from aisched.quota import GPU_MILLI, QuotaLedger, quota_usage
 from aisched.topology import resources
 
-__all__ = ["ANNOTATION_TENANT", "QuotaController", "quota_status"]
+__all__ = ["QuotaController", "quota_capacity", "quota_status"]
 
 log = get_logger(__name__)
 
-ANNOTATION_TENANT: Final = "aisched.io/tenant"
 _TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 _ADMITTED: Final = frozenset({"Scheduling", "Running"})
 _PENDING: Final = frozenset({"Pending", "Queued", "Restarting", "Preempted"})
@@ -42,6 +42,14 @@ def _quantity(resource: str, amount: int) -> str:
         if amount and amount % size == 0:
             return f"{amount // size}{suffix}"
     return str(amount)
+
+
+def quota_capacity(allocatable: Mapping[str, int]) -> dict[str, int]:
+    """The cluster's allocatable totals (snapshot units) in quota units: GPUs in milli-GPUs."""
+    out = {name: value for name, value in allocatable.items() if name != resources.PODS}
+    if resources.GPU in out:
+        out[GPU_MILLI] = out.pop(resources.GPU) * 1000
+    return out
 
 
 def quota_status(
@@ -115,7 +123,7 @@ class QuotaController:
             self._mark(before)
         if deleted or not node or phase in _TERMINAL:
             return
-        tenant = (meta.get("annotations") or {}).get(ANNOTATION_TENANT) or self._index.tenant_for(
+        tenant = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT) or self._index.tenant_for(
             meta.get("namespace") or "default"
         )
         if tenant is None:
