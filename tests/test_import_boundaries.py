@@ -86,11 +86,11 @@ ALLOWED_INTERNAL = {
     "api": {"api"},
     "topology": {"api", "topology"},
     "framework": {"api", "topology", "framework"},
-    "plugins": {"api", "topology", "framework", "plugins"},
+    "plugins": {"api", "topology", "framework", "plugins", "quota"},
     "queue": {"api", "topology", "framework", "queue"},
     "cache": {"api", "topology", "cache"},
     "quota": {"api", "topology", "framework", "quota"},
-    "scheduler": {"api", "topology", "framework", "plugins", "queue", "cache", "scheduler"},
+    "scheduler": {"api", "topology", "framework", "plugins", "queue", "cache", "scheduler", "quota"},
 }
 
 

@@ -438,20 +438,21 @@ async def test_stopping_the_leader_mid_gang_finishes_the_gangs_bindings_first() 
 async def test_a_tenants_usage_and_jobs_show_in_its_tenantquota_status(operator: Operator) -> None:
     kube = operator.kube
     quotas = "/apis/aisched.io/v1alpha1/tenantquotas"
-    await kube.post(
-        quotas,
-        {
-            "apiVersion": "aisched.io/v1alpha1",
-            "kind": "TenantQuota",
-            "metadata": {"name": "research"},
-            "spec": {
-                "namespaces": [NAMESPACE],
-                "cohort": "pool",
-                "resources": {"nvidia.com/gpu": {"guaranteed": "8", "max": "32"}},
+    for name, namespaces, guaranteed in (("research", [NAMESPACE], "8"), ("inference", ["serve"], "32")):
+        await kube.post(
+            quotas,
+            {
+                "apiVersion": "aisched.io/v1alpha1",
+                "kind": "TenantQuota",
+                "metadata": {"name": name},
+                "spec": {
+                    "namespaces": namespaces,
+                    "cohort": "pool",
+                    "resources": {"nvidia.com/gpu": {"guaranteed": guaranteed, "max": "32"}},
+                },
             },
-        },
-    )
-    await kube.post(AIJOBS, job("ddp"))
+        )
+    await kube.post(AIJOBS, job("ddp"))  # 16 GPUs: 8 guaranteed, 8 borrowed from inference's idle 32
     await until(kube, AIJOBS, lambda j: phase(j, "ddp") == "Running")
     found = await until(
         kube, quotas, lambda q: ((q.get("research") or {}).get("status") or {}).get("admittedJobs") == 1
@@ -462,3 +463,38 @@ async def test_a_tenants_usage_and_jobs_show_in_its_tenantquota_status(operator:
     assert status["used"]["nvidia.com/gpu"] == "16"
     jobs = await kube.get(AIJOBS)
     assert jobs["items"][0]["status"]["tenant"] == "research"
+
+
+async def test_a_tenant_at_its_quota_waits_with_a_clear_message_while_others_proceed(
+    operator: Operator,
+) -> None:
+    kube = operator.kube
+    quotas = "/apis/aisched.io/v1alpha1/tenantquotas"
+    await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
+    for name, namespace, gpus in (("research", NAMESPACE, 8), ("inference", "serve", 64)):
+        await kube.post(
+            quotas,
+            {
+                "apiVersion": "aisched.io/v1alpha1",
+                "kind": "TenantQuota",
+                "metadata": {"name": name},
+                "spec": {
+                    "namespaces": [namespace],
+                    "resources": {"nvidia.com/gpu": {"guaranteed": str(gpus)}},
+                },
+            },
+        )
+    other = job("other")
+    other["metadata"]["namespace"] = "serve"
+    await kube.post("/apis/aisched.io/v1alpha1/namespaces/serve/aijobs", other)
+    await kube.post(AIJOBS, job("big"))  # 16 GPUs for a tenant allowed 8
+    waiting = await until(kube, AIJOBS, lambda j: _has_condition(j.get("big"), "Scheduled", "Unschedulable"))
+    message = condition(waiting["big"], "Scheduled")["message"]
+    assert "waiting for quota: tenant research would use 16 nvidia.com/gpu, over its quota of 8" in message
+    assert phase(waiting, "big") == "Queued"
+    served = await until(
+        kube, "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs", lambda j: phase(j, "other") == "Running"
+    )
+    assert phase(served, "other") == "Running", "the other tenant was not held up"
+    await kube.patch(f"{quotas}/research", {"spec": {"resources": {"nvidia.com/gpu": {"guaranteed": "16"}}}})
+    await until(kube, AIJOBS, lambda j: phase(j, "big") == "Running")

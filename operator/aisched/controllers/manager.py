@@ -31,6 +31,9 @@ from aisched.kube.leader import LeaderElector
 from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
+from aisched.plugins import default_registry
+from aisched.plugins.quota import NAME as QUOTA
+from aisched.plugins.quota import Quota
 from aisched.queue import ClusterEvent
 from aisched.quota import QuotaLedger
 from aisched.settings import Settings
@@ -189,13 +192,18 @@ class Manager:
             if quotas is not None:
                 quotas.pod_event(pod, deleted)
 
+        ledger = QuotaLedger()
+        registry = default_registry()
+        registry.register(QUOTA, lambda args: Quota(ledger))
         runtime = SchedulerRuntime(
             self.client,
             clock=clock,
-            profile=Profile(scheduler_name=settings.scheduler_name),
+            profile=Profile(scheduler_name=settings.scheduler_name, pre_filter=("Gang", QUOTA)),
             binder=binder,
             pod_listeners=[tell_jobs],
             metrics=self.metrics,
+            registry=registry,
+            quota=ledger,
         )
         pods_synced = runtime.informers[0].synced
         jobs = JobController(
@@ -209,7 +217,7 @@ class Manager:
         quotas = QuotaController(
             self.client,
             self.index,
-            QuotaLedger(),
+            ledger,
             clock=time.time,
             pods_synced=pods_synced,
             capacity=lambda: quota_capacity(runtime.cache.allocatable_total()),

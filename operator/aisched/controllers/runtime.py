@@ -38,6 +38,7 @@ from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
 from aisched.plugins import default_registry
 from aisched.queue import ClusterEvent, GangQueue
+from aisched.quota import QuotaLedger, quota_usage
 from aisched.scheduler import Scheduler
 
 __all__ = ["PodListener", "RuntimeClient", "SchedulerRuntime"]
@@ -87,9 +88,13 @@ class SchedulerRuntime:
         metrics: Metrics | None = None,
         reporter: FailureReporter | None = None,
         registry: Registry | None = None,
+        quota: QuotaLedger | None = None,
     ) -> None:
-        """`registry` names the plugins the profile may use (default: the built-in ones)."""
+        """`registry` names the plugins the profile may use (default: the built-in ones); `quota`,
+        when given, is charged with every placement assumed and released when one is undone (bound
+        pods are charged by the TenantQuota controller sharing it)."""
         self.clock = clock
+        self.quota = quota
         self.pod_listeners = tuple(pod_listeners)
         self.profile = profile if profile is not None else Profile()
         self.framework = Framework(self.profile, registry if registry is not None else default_registry())
@@ -194,6 +199,9 @@ class SchedulerRuntime:
         self.metrics.observe_cycle("scheduled", seconds)
         self._held(sum(p.pod.gpus for p in placement.pods))
         placed = [p.pod.key for p in placement.pods]
+        if self.quota is not None:
+            for member in placement.pods:
+                self._charge(member.pod)
         self.reporter.placed(placed)
         self.gangs.place(placed)
         rest = self.gangs.gang(gang.key)
@@ -279,6 +287,19 @@ class SchedulerRuntime:
         if assumed:
             self.cache.forget(u.key for u in assumed)
             self._held(-sum(u.gpus for u in assumed))
+            if self.quota is not None:
+                for usage in assumed:
+                    self.quota.release(usage.key)
+
+    def _charge(self, pod: PodInfo) -> None:
+        """Charge an assumed placement to its tenant's quota, until bound (or undone)."""
+        assert self.quota is not None
+        tenant = pod.tenant
+        if tenant is None:
+            found = self.quota.tenant_for(pod.namespace)
+            tenant = None if found is None else found.name
+        if tenant is not None:
+            self.quota.charge(pod.key, tenant, quota_usage(pod))
 
     # -- handlers' side ------------------------------------------------------------------------
 
@@ -328,6 +349,8 @@ class SchedulerRuntime:
     def pod_gone(self, obj: JsonObject) -> None:
         key = pod_key(obj)
         self._pending_since.pop(key, None)
+        if self.quota is not None:
+            self.quota.release(key)
         self.reporter.forget(key)
         if self._remove_pod(key):
             self.queue.on_event(ClusterEvent.POD_DELETED)

@@ -98,6 +98,9 @@ class PodInfo:
     gpu_memory: int = 0
     #: A pod asking for one MIG instance: its profile (e.g. `3g.40gb`), placed on a MIG-enabled GPU.
     mig_profile: str | None = None
+    #: The TenantQuota the pod is charged to when it names one (`aisched.io/tenant`); else its
+    #: namespace decides.
+    tenant: str | None = None
 
     @property
     def key(self) -> str:
@@ -170,6 +173,7 @@ class PodInfo:
             gpu_milli=share.milli,
             gpu_memory=share.memory,
             mig_profile=share.mig_profile,
+            tenant=annotations.get(keys.ANNOTATION_TENANT) or None,
         )
 
 
@@ -318,6 +322,11 @@ class Gang:
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant a member names (an AIJob's pods all name the same), if any."""
+        return next((m.tenant for m in self.members if m.tenant), None)
 
     def roles(self) -> list[list[PodInfo]]:
         """Members grouped by template (identical requests and constraints), in first-seen order."""

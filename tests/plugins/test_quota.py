@@ -1,0 +1,60 @@
+"""Quota admission as a PreFilter: gangs wait, with the resource and amount named, past a quota."""
+
+from __future__ import annotations
+
+from aisched.framework.cycle_state import CycleState
+from aisched.framework.status import Code
+from aisched.framework.types import Gang, PodInfo
+from aisched.plugins.quota import Quota
+from aisched.quota import GPU_MILLI, QuotaLedger, Tenant
+from aisched.topology.snapshot import Snapshot
+
+
+def member(name: str, *, gpus: int, namespace: str = "ml", tenant: str | None = None) -> PodInfo:
+    return PodInfo(
+        namespace=namespace, name=name, requests={"nvidia.com/gpu": gpus, "pods": 1}, gang="g", tenant=tenant
+    )
+
+
+def gang(*members: PodInfo) -> Gang:
+    return Gang(key="ml/gang:g", members=members, min_member=len(members))
+
+
+def ledger() -> QuotaLedger:
+    return QuotaLedger(
+        [
+            Tenant(name="research", namespaces=frozenset({"ml"}), guaranteed={GPU_MILLI: 8000}),
+            Tenant(name="inference", namespaces=frozenset({"serve"}), guaranteed={GPU_MILLI: 32000}),
+        ]
+    )
+
+
+def test_a_gang_within_its_tenants_quota_passes() -> None:
+    plugin = Quota(ledger())
+    status = plugin.pre_filter(CycleState(), gang(member("a", gpus=4), member("b", gpus=4)), Snapshot())
+    assert status.code is Code.SUCCESS
+
+
+def test_a_gang_past_its_quota_waits_and_says_what_and_how_much() -> None:
+    quota = ledger()
+    quota.charge("ml/running", "research", {GPU_MILLI: 4000})
+    status = Quota(quota).pre_filter(CycleState(), gang(member("a", gpus=4), member("b", gpus=4)), Snapshot())
+    assert status.code is Code.UNSCHEDULABLE
+    assert (
+        "waiting for quota: tenant research would use 12 nvidia.com/gpu, over its quota of 8"
+        in status.message()
+    )
+
+
+def test_the_tenant_a_pod_names_wins_over_its_namespace() -> None:
+    status = Quota(ledger()).pre_filter(
+        CycleState(), gang(member("a", gpus=16, tenant="inference")), Snapshot()
+    )
+    assert status.code is Code.SUCCESS
+
+
+def test_pods_of_no_tenant_are_not_limited() -> None:
+    status = Quota(ledger()).pre_filter(
+        CycleState(), gang(member("a", gpus=64, namespace="other")), Snapshot()
+    )
+    assert status.code is Code.SUCCESS
