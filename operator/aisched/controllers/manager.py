@@ -32,6 +32,8 @@ from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
 from aisched.plugins import default_registry
+from aisched.plugins.fair_share import NAME as FAIR_SHARE
+from aisched.plugins.fair_share import FairShare
 from aisched.plugins.quota import NAME as QUOTA
 from aisched.plugins.quota import Quota
 from aisched.queue import ClusterEvent
@@ -195,10 +197,13 @@ class Manager:
         ledger = QuotaLedger()
         registry = default_registry()
         registry.register(QUOTA, lambda args: Quota(ledger))
+        registry.register(FAIR_SHARE, lambda args: FairShare(ledger))
         runtime = SchedulerRuntime(
             self.client,
             clock=clock,
-            profile=Profile(scheduler_name=settings.scheduler_name, pre_filter=("Gang", QUOTA)),
+            profile=Profile(
+                scheduler_name=settings.scheduler_name, queue_sort=FAIR_SHARE, pre_filter=("Gang", QUOTA)
+            ),
             binder=binder,
             pod_listeners=[tell_jobs],
             metrics=self.metrics,

@@ -100,7 +100,11 @@ class SchedulerRuntime:
         self.framework = Framework(self.profile, registry if registry is not None else default_registry())
         self.cache = Cache()
         self.scheduler = Scheduler(framework=self.framework, cache=self.cache)
-        self.queue = GangQueue(less=self.framework.less, clock=clock)
+        self.queue = GangQueue(
+            less=self.framework.less,
+            clock=clock,
+            order_version=getattr(self.framework.queue_sort, "order_version", None),
+        )
         self.binder = binder if binder is not None else Binder(client, clock=clock)
         self.metrics = metrics if metrics is not None else Metrics()
         self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)

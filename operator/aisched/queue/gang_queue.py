@@ -59,10 +59,16 @@ class GangQueue:
     clock: Callable[[], float]
     initial_backoff: float = 1.0
     max_backoff: float = 60.0
+    #: For an order that changes while gangs wait (fair share): a counter that moves when it does.
+    #: The active gangs are then re-sorted before a pop, at most every `resort_interval` seconds.
+    order_version: Callable[[], int] | None = None
+    resort_interval: float = 0.05
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _active: list[tuple[Any, int, str, int]] = field(default_factory=list)
     _backoff: list[tuple[float, int, str, int]] = field(default_factory=list)
     _counter: Iterator[int] = field(default_factory=itertools.count)
+    _sorted_version: int | None = None
+    _sorted_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         less = self.less
@@ -101,6 +107,7 @@ class GangQueue:
     def pop(self) -> Gang | None:
         """The next gang to try, or None when nothing is active. Expired backoffs move first."""
         self.flush_backoff()
+        self._resort_if_stale()
         while self._active:
             _, _, key, version = heapq.heappop(self._active)
             entry = self._entries.get(key)
@@ -204,6 +211,21 @@ class GangQueue:
             entry = self._entries[gang.key] = _Entry(gang, QueueState.ACTIVE, waiting_since=self.clock())
         entry.gang = gang
         return entry
+
+    def _resort_if_stale(self) -> None:
+        if self.order_version is None:
+            return
+        version = self.order_version()
+        now = self.clock()
+        if version == self._sorted_version or now - self._sorted_at < self.resort_interval:
+            return
+        self._sorted_version, self._sorted_at = version, now
+        self._active = [
+            (self._key(entry.gang), next(self._counter), key, entry.version)
+            for key, entry in self._entries.items()
+            if entry.state is QueueState.ACTIVE
+        ]
+        heapq.heapify(self._active)
 
     def _activate(self, entry: _Entry) -> None:
         entry.state = QueueState.ACTIVE

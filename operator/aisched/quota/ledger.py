@@ -41,6 +41,8 @@ class QuotaLedger:
         self._used: dict[str, dict[str, int]] = {}
         self._charges: dict[str, tuple[str, dict[str, int]]] = {}  # pod key -> (tenant, usage)
         self.capacity: dict[str, int] = dict(capacity or {})
+        #: Counts every change that can move a tenant's share (for orderings that cache them).
+        self.generation = 0
         self.set_tenants(tenants)
 
     # -- what it is told ---------------------------------------------------------------------
@@ -49,6 +51,7 @@ class QuotaLedger:
         """Replace the tenants (all TenantQuotas as last seen). Charges of a tenant that is gone
         stay recorded under its name, and count again if it comes back."""
         self._tenants = {t.name: t for t in tenants}
+        self.generation += 1
         self._tenant_of = {}
         for tenant in sorted(self._tenants.values(), key=lambda t: t.name):
             for namespace in tenant.namespaces:
@@ -56,11 +59,14 @@ class QuotaLedger:
 
     def set_capacity(self, capacity: Mapping[str, int]) -> None:
         """The cluster's allocatable totals, for dominant shares."""
-        self.capacity = dict(capacity)
+        if capacity != self.capacity:
+            self.capacity = dict(capacity)
+            self.generation += 1
 
     def charge(self, pod_key: str, tenant: str, usage: Mapping[str, int]) -> None:
         """Pod `pod_key` (bound or assumed) uses `usage` of `tenant`'s quota; replaces an earlier charge."""
         self.release(pod_key)
+        self.generation += 1
         self._charges[pod_key] = (tenant, dict(usage))
         used = self._used.setdefault(tenant, {})
         for resource, amount in usage.items():
@@ -72,6 +78,7 @@ class QuotaLedger:
         if found is None:
             return
         tenant, usage = found
+        self.generation += 1
         used = self._used[tenant]
         for resource, amount in usage.items():
             used[resource] -= amount

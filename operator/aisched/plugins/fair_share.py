@@ -1,0 +1,48 @@
+"""FairShare (QueueSort): priority first, then the tenant furthest below its fair share, then age.
+
+A tenant's place is its weighted dominant-resource share (DRF: its largest used / capacity, over
+its TenantQuota weight), lowest first, so a tenant using little goes before one using much.
+Shares move with every placement; `order_version` tells the queue when, so it re-sorts waiting
+gangs instead of keeping an order computed from stale shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aisched.framework.types import Gang
+from aisched.quota import QuotaLedger
+
+__all__ = ["NAME", "FairShare", "new"]
+
+NAME: Final = "FairShare"
+
+
+class FairShare:
+    name = NAME
+
+    def __init__(self, ledger: QuotaLedger | None = None) -> None:
+        self.ledger = ledger if ledger is not None else QuotaLedger()
+
+    def less(self, a: Gang, b: Gang) -> bool:
+        return self._key(a) < self._key(b)
+
+    def order_version(self) -> int:
+        """Changes whenever a share may have: orderings computed before are stale."""
+        return self.ledger.generation
+
+    def _key(self, gang: Gang) -> tuple[int, float, float, str]:
+        return (-gang.priority, self.ledger.weighted_share(self._tenant(gang)), gang.created, gang.key)
+
+    def _tenant(self, gang: Gang) -> str | None:
+        if gang.tenant is not None:
+            return gang.tenant
+        if not gang.members:
+            return None
+        found = self.ledger.tenant_for(gang.members[0].namespace)
+        return None if found is None else found.name
+
+
+def new(args: Mapping[str, Any]) -> FairShare:
+    return FairShare()
