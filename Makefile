@@ -42,6 +42,7 @@ bench: $(STAMP)  ## benchmarks: JSON on stdout, a readable table on stderr
 	$(BIN)/aisched bench core --nodes 5000 --json
 	$(BIN)/aisched bench emulator --pods 3000 --json
 	$(BIN)/aisched bench e2e --json
+	$(BIN)/aisched bench sim --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -4,6 +4,7 @@ aisched crds [--output-dir crds/] [--check]   write (or check) the CRDs generate
 aisched validate -f FILE_OR_DIR ...          validate manifests offline with the same models
 aisched run [--kubeconfig PATH | --emulator]  the scheduler and the AIJob controller
 aisched demo --cluster FILE --examples DIR     the scheduler on the emulator, with example jobs
+aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace through the core (FGD experiment)
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from aisched.topology.machines import MACHINES
 __all__ = ["main"]
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: The simulator's placement policies, in the FGD paper's order (`aisched.simulator.cluster.POLICIES`).
+_POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     emulator.set_defaults(handler=_emulator)
 
     _add_operator_commands(commands)
+    _add_simulate_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks: JSON on stdout with --json, a table on stderr")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
@@ -123,7 +127,79 @@ def _parser() -> argparse.ArgumentParser:
     e2e.add_argument("--concurrency", type=int, default=32, help="pod creations in flight")
     e2e.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     e2e.set_defaults(handler=_bench_e2e)
+    _add_bench_sim(benches)
     return parser
+
+
+def _add_bench_sim(benches: Any) -> None:
+    """`aisched bench sim`."""
+    simulated = benches.add_parser(
+        "sim", help="the FGD experiment: every placement policy over seeds on a trace, against the paper"
+    )
+    _add_trace_options(simulated)
+    simulated.add_argument(
+        "--seeds", default="42..51", help="seeds: N, N..M or a comma list (default: 42..51)"
+    )
+    simulated.add_argument(
+        "--policies", default=",".join(_POLICIES), help=f"comma list (default: {','.join(_POLICIES)})"
+    )
+    simulated.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    simulated.set_defaults(handler=_bench_sim)
+
+
+def _add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """Where the trace and the paper's results are, which workload, how much load, how many processes."""
+    parser.add_argument(
+        "--traces",
+        type=Path,
+        default=Path("../shared/traces/alibaba-gpu-v2023"),
+        help="folder of the Alibaba v2023 CSVs (default: ../shared/traces/alibaba-gpu-v2023,"
+        " from the working directory or else the repository root)",
+    )
+    parser.add_argument(
+        "--expected",
+        type=Path,
+        default=Path("../shared/traces/fgd-expected-results"),
+        help="folder of the FGD authors' results, drawn beside ours"
+        " (default: ../shared/traces/fgd-expected-results)",
+    )
+    parser.add_argument(
+        "--workload",
+        default="default",
+        help="pod list(s), comma-separated, e.g. default,gpushare40; `all` for every list (default: default)",
+    )
+    parser.add_argument(
+        "--tune", type=float, default=1.3, help="inflate arrivals to this × GPU capacity (default: 1.3)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="replays run at once, one process each (default: 1)"
+    )
+
+
+def _add_simulate_command(commands: Any) -> None:
+    """`aisched simulate`."""
+    simulate = commands.add_parser(
+        "simulate", help="replay a cluster trace through the scheduling core with a virtual clock"
+    )
+    _add_trace_options(simulate)
+    simulate.add_argument(
+        "--policy",
+        dest="policies",
+        action="append",
+        choices=_POLICIES,
+        help="placement policy; may be repeated (default: all six)",
+    )
+    simulate.add_argument("--seeds", default="42", help="seeds: N, N..M or a comma list (default: 42)")
+    simulate.add_argument(
+        "--output-dir", type=Path, default=Path("sim-results"), help="where to write (default: ./sim-results)"
+    )
+    simulate.add_argument(
+        "--trace-events",
+        action="store_true",
+        help="replay the trace's own creation and deletion times (pods depart; waits and job completion"
+        " times are recorded) instead of the FGD arrival experiment",
+    )
+    simulate.set_defaults(handler=_simulate)
 
 
 def _add_operator_commands(commands: Any) -> None:
@@ -274,6 +350,40 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     else:
         print(result.table(), file=out)
     return 0
+
+
+def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.simulator.bench import run_sim_benchmark  # noqa: PLC0415 - numpy-heavy; only this command needs it
+    from aisched.simulator.experiment import parse_seeds  # noqa: PLC0415
+
+    try:
+        seeds = parse_seeds(args.seeds)
+        policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+        document, text = run_sim_benchmark(
+            traces=args.traces,
+            expected=args.expected,
+            workload=args.workload,
+            policies=policies,
+            seeds=seeds,
+            tune=args.tune,
+            jobs=args.jobs,
+            log=err,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"aisched bench sim: {exc}", file=err)
+        return 1
+    if args.json:
+        print(json.dumps(document, indent=2), file=out)
+        print(text, file=err)
+    else:
+        print(text, file=out)
+    return 0
+
+
+def _simulate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.simulator.command import simulate  # noqa: PLC0415 - numpy and matplotlib load only for the simulator
+
+    return simulate(args, out=out, err=err)
 
 
 def _validate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:

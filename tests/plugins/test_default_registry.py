@@ -19,17 +19,23 @@ def test_every_plugin_of_the_default_profile_is_registered() -> None:
 
 def test_registry_names_every_built_in_plugin() -> None:
     assert sorted(default_registry()) == [
+        "BestFit",
+        "DotProd",
+        "FGD",
         "GPUBinPacking",
         "GPUHealth",
         "GPUModel",
         "GPUSharing",
         "GPUTopology",
         "Gang",
+        "GpuClustering",
+        "GpuPacking",
         "LeastAllocated",
         "MostAllocated",
         "NodeAffinity",
         "NodeUnschedulable",
         "PrioritySort",
+        "Random",
         "ResourceFit",
         "TaintToleration",
     ]
@@ -38,9 +44,11 @@ def test_registry_names_every_built_in_plugin() -> None:
 def test_each_plugin_is_built_under_the_name_it_is_registered_by() -> None:
     registry = default_registry()
 
+    # FGD cannot score without the workload's typical pods: it is given one.
+    args = {"FGD": {"typicalPods": [{"cpu": 1000, "gpuMilli": 500, "gpus": 1, "weight": 1.0}]}}
     for name in registry:
         expected = "MostAllocated" if name == "GPUBinPacking" else name
-        assert registry.build(name, {}).name == expected
+        assert registry.build(name, args.get(name, {})).name == expected
 
 
 @pytest.mark.parametrize(

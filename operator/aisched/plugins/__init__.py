@@ -17,6 +17,7 @@ from aisched.plugins import (
     most_allocated,
     node_affinity,
     node_unschedulable,
+    policies,
     priority_sort,
     resource_fit,
     taint_toleration,
@@ -46,4 +47,6 @@ def default_registry() -> Registry:
     registry.register(
         "GPUBinPacking", lambda args: most_allocated.new({"resources": {"nvidia.com/gpu": 1}, **args})
     )
+    for name, factory in policies.FACTORIES.items():  # the FGD paper's placement policies
+        registry.register(name, factory)
     return registry
