@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from aisched.simulator.trace import Trace, TraceNode, TracePod
 
-REAL_TRACES = Path(__file__).parents[2] / ".." / "shared" / "traces" / "alibaba-gpu-v2023"
-REAL_EXPECTED = Path(__file__).parents[2] / ".." / "shared" / "traces" / "fgd-expected-results"
+#: The shared traces beside this checkout (`../shared/traces`), or where AISCHED_TEST_TRACES says.
+SHARED_TRACES = Path(
+    os.environ.get("AISCHED_TEST_TRACES") or Path(__file__).parents[2] / ".." / "shared" / "traces"
+)
+
+
+def real_traces() -> Path:
+    """The Alibaba v2023 trace folder; the test is skipped, saying why, when it is not there (the
+    data lives outside the repository, e.g. not beside a clone in /tmp)."""
+    return _shared("alibaba-gpu-v2023")
+
+
+def real_expected() -> Path:
+    """The FGD paper's result tables (see `real_traces`)."""
+    return _shared("fgd-expected-results")
+
+
+def _shared(name: str) -> Path:
+    folder = SHARED_TRACES / name
+    if not folder.is_dir():
+        pytest.skip(
+            f"{folder} is not there: the shared traces live beside the checkout, or set AISCHED_TEST_TRACES"
+        )
+    return folder
+
+
 POD_COLUMNS = (
     "name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec",
     "qos", "pod_phase", "creation_time", "deletion_time", "scheduled_time",

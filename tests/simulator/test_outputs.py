@@ -10,19 +10,19 @@ import pytest
 
 from aisched.simulator.expected import paper_curves
 from aisched.simulator.experiment import parse_seeds, run_experiment, write_outputs
-from tests.simulator._traces import REAL_EXPECTED, small_trace, write_expected
+from tests.simulator._traces import real_expected, small_trace, write_expected
 
 FLAT = [min(float(x), 100.0) for x in range(131)]  # allocation = arrived, capped at 100
 
 
 def test_the_papers_headline_numbers_come_out_of_its_files() -> None:
-    paper = paper_curves(REAL_EXPECTED, "openb_pod_list_default")
+    paper = paper_curves(real_expected(), "openb_pod_list_default")
 
     at_130 = {policy: round(curves.unallocated_at(130), 2) for policy, curves in paper.items()}
     assert at_130 == {"random": 12.53, "dotprod": 9.15, "clustering": 8.12, "packing": 8.0,
                       "bestfit": 6.92, "fgd": 4.61}  # fmt: skip
     assert round(paper["fgd"].unallocated_at(100), 2) == 4.77
-    assert paper_curves(REAL_EXPECTED, "openb_pod_list_default", seeds=[42])["fgd"].unallocated_at(130) != (
+    assert paper_curves(real_expected(), "openb_pod_list_default", seeds=[42])["fgd"].unallocated_at(130) != (
         paper["fgd"].unallocated_at(130)
     )
 

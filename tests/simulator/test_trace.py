@@ -8,7 +8,7 @@ import pytest
 
 from aisched.simulator import trace as trace_module
 from aisched.simulator.trace import DEFAULT_TRACES, load_pods, load_trace, resolve, workload_file, workloads
-from tests.simulator._traces import REAL_TRACES, small_trace, write_trace
+from tests.simulator._traces import real_traces, small_trace, write_trace
 
 
 def test_pod_list_rows_become_pods_with_clamped_milli_models_and_times(tmp_path: Path) -> None:
@@ -65,17 +65,24 @@ def test_workloads_are_named_short_or_long(tmp_path: Path) -> None:
 def test_relative_paths_fall_back_to_the_repository_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the default `../shared/...` does not exist from here
+    repository = tmp_path / "checkout"
+    traces = tmp_path / "shared" / "traces" / "alibaba-gpu-v2023"
+    traces.mkdir(parents=True)
+    repository.mkdir()
+    monkeypatch.setattr(trace_module, "_REPOSITORY", repository)
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)  # the default `../shared/...` does not exist from here
 
     found = resolve(DEFAULT_TRACES)
 
-    assert found == trace_module._REPOSITORY / DEFAULT_TRACES
-    assert (found / "openb_node_list_gpu_node.csv").exists()
+    assert found == repository / DEFAULT_TRACES
+    assert found.resolve() == traces.resolve()
     assert resolve(Path("no/such/dir")) == Path("no/such/dir")
 
 
 def test_the_default_trace_is_the_papers_cluster_and_pod_list() -> None:
-    default = load_trace(REAL_TRACES, "default")
+    default = load_trace(real_traces(), "default")
 
     assert len(default.nodes) == 1213
     assert default.capacity_milli == 6212 * 1000

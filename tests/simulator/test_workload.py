@@ -6,7 +6,7 @@ import pytest
 
 from aisched.simulator.trace import TracePod, load_trace
 from aisched.simulator.workload import arrival_order, typical_pods
-from tests.simulator._traces import REAL_TRACES
+from tests.simulator._traces import real_traces
 
 
 def pods(*specs: tuple[int, int, int]) -> list[TracePod]:
@@ -83,7 +83,7 @@ def test_models_are_part_of_a_typical_pods_shape() -> None:
 
 
 def test_the_default_trace_has_35_typical_pods() -> None:
-    typical = typical_pods(load_trace(REAL_TRACES, "default").pods)
+    typical = typical_pods(load_trace(real_traces(), "default").pods)
 
     assert len(typical) == 35
     assert sum(t.weight for t in typical) == pytest.approx(1.0)
