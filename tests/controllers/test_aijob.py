@@ -336,3 +336,22 @@ def test_a_jobs_gpu_share_and_mig_profile_reach_the_schedulers_view_of_its_pods(
         (250, 20 * 2**30, None, 0)
     }
     assert {(p.gpu_milli, p.gpu_memory, p.mig_profile, p.gpus) for p in mig_pods} == {(0, 0, "3g.40gb", 0)}
+
+
+def test_the_jobs_priority_and_preemptibility_travel_on_its_pods() -> None:
+    obj = aijob()
+    obj["spec"]["priority"] = 100
+    obj["spec"]["preemptible"] = False
+    pods = reconcile(obj, [], now=NOW).create
+    assert {PodInfo.from_manifest(p).priority for p in pods} == {100}
+    assert {p["metadata"]["annotations"]["aisched.io/preemptible"] for p in pods} == {"false"}
+
+
+def test_a_priority_class_on_the_pod_wins_over_the_jobs() -> None:
+    pod = job_pods(aijob(), _parsed(aijob()), attempt=0)[0]
+    pod["metadata"]["annotations"]["aisched.io/priority"] = "100"
+    pod["spec"]["priority"] = 7
+    assert PodInfo.from_manifest(pod).priority == 7
+    pod["spec"].pop("priority")
+    pod["metadata"]["annotations"]["aisched.io/priority"] = "not a number"
+    assert PodInfo.from_manifest(pod).priority == 0

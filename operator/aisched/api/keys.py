@@ -29,6 +29,10 @@ ANNOTATION_MIG: Final = "aisched.io/mig"
 ANNOTATION_GPU_MODELS: Final = "aisched.io/gpu-models"  # comma-separated allowed models
 ANNOTATION_TOPOLOGY_POLICY: Final = "aisched.io/topology-policy"  # Required | Preferred | None
 ANNOTATION_TOPOLOGY_LEVEL: Final = "aisched.io/topology-level"  # nvlink | node | rack | block
+# An AIJob's spec.priority and spec.preemptible, carried by its pods (a pod's own spec.priority,
+# set from a PriorityClass, wins over the annotation).
+ANNOTATION_PRIORITY: Final = "aisched.io/priority"
+ANNOTATION_PREEMPTIBLE: Final = "aisched.io/preemptible"
 # The TenantQuota a pod is charged to (an AIJob's spec.tenant); else the one listing its namespace.
 ANNOTATION_TENANT: Final = "aisched.io/tenant"
 

@@ -144,6 +144,9 @@ def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
         out[keys.ANNOTATION_TOPOLOGY_LEVEL] = spec.topology.level
     if spec.tenant is not None:
         out[keys.ANNOTATION_TENANT] = spec.tenant
+    if spec.priority:
+        out[keys.ANNOTATION_PRIORITY] = str(spec.priority)
+    out[keys.ANNOTATION_PREEMPTIBLE] = "true" if spec.preemptible else "false"
     if spec.gpu is not None and spec.gpu.models:
         out[keys.ANNOTATION_GPU_MODELS] = ",".join(spec.gpu.models)
     if spec.gpu is not None and spec.gpu.milli is not None:

@@ -161,7 +161,7 @@ class PodInfo:
             affinity=_required_affinity(spec),
             tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
             gpu_models=tuple(m.strip() for m in models.split(",") if m.strip()),
-            priority=int(spec.get("priority") or 0),
+            priority=_priority(spec, annotations),
             scheduler_name=spec.get("schedulerName") or "default-scheduler",
             gang=labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB),
             gang_min_member=int(min_member) if min_member and min_member.isdigit() else None,
@@ -230,6 +230,17 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
             f" with {keys.GPU_RESOURCE}: a pod takes part of one GPU or whole GPUs"
         )
     return _Share(milli=milli, memory=memory, mig_profile=mig)
+
+
+def _priority(spec: Mapping[str, Any], annotations: Mapping[str, str]) -> int:
+    """The pod's priority: its spec's (from a PriorityClass), else its AIJob's (the annotation)."""
+    if spec.get("priority") is not None:
+        return int(spec["priority"])
+    raw = annotations.get(keys.ANNOTATION_PRIORITY, "")
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
 
 
 def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
