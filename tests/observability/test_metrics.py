@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aisched.observability.metrics import LATENCY_BUCKETS, Metrics
+from aisched.observability.metrics import LATENCY_BUCKETS, MAX_TENANTS, Metrics
 
 
 def rendered(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -143,3 +143,18 @@ def test_two_instances_do_not_share_state() -> None:
     assert value(first, "aisched_scheduling_attempts_total", result="error") == 1
     assert value(second, "aisched_scheduling_attempts_total", result="error") == 0
     assert value(second, "aisched_gpus_allocated") == 0
+
+
+def test_tenants_get_gpu_and_pending_series_up_to_a_bound_and_lose_them_when_gone() -> None:
+    metrics = Metrics()
+    metrics.set_tenant("research", used=16.0, guaranteed=8.0, borrowed=8.0, pending=2)
+    assert value(metrics, "aisched_tenant_gpus", tenant="research", kind="borrowed") == 8.0
+    assert value(metrics, "aisched_tenant_pending_jobs", tenant="research") == 2
+    for i in range(MAX_TENANTS + 10):
+        metrics.set_tenant(f"t{i}", used=1.0, guaranteed=1.0, borrowed=0.0, pending=0)
+    tenants = {
+        dict(labels)["tenant"] for name, labels in rendered(metrics) if name == "aisched_tenant_pending_jobs"
+    }
+    assert len(tenants) == MAX_TENANTS
+    metrics.forget_tenant("research")
+    assert ("aisched_tenant_pending_jobs", frozenset({("tenant", "research")})) not in rendered(metrics)

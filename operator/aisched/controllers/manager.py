@@ -226,6 +226,7 @@ class Manager:
             clock=time.time,
             pods_synced=pods_synced,
             capacity=lambda: quota_capacity(runtime.cache.allocatable_total()),
+            metrics=self.metrics,
         )
         self.runtime, self.jobs, self.quotas = runtime, jobs, quotas
         self.leading.set()

@@ -21,6 +21,7 @@ from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient
 from aisched.kube.merge import merge_patch
 from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
+from aisched.observability.metrics import Metrics
 from aisched.quota import GPU_MILLI, QuotaLedger, quota_usage
 from aisched.topology import resources
 
@@ -93,6 +94,7 @@ class QuotaController:
         pods_synced: asyncio.Event,
         capacity: Callable[[], Mapping[str, int]],
         min_interval: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         """`clock` is wall-clock time (it stamps lastUpdateTime); `capacity` gives the cluster's
         allocatable totals in quota units, for dominant shares."""
@@ -103,6 +105,7 @@ class QuotaController:
         self._pods_synced = pods_synced
         self._capacity = capacity
         self._min_interval = min_interval
+        self._metrics = metrics
         self._charged: dict[str, str] = {}  # pod key -> tenant
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -186,6 +189,8 @@ class QuotaController:
                 continue
             self._dirty.discard(tenant)
             if self.ledger.tenant(tenant) is None:
+                if self._metrics is not None:
+                    self._metrics.forget_tenant(tenant)
                 continue  # pods charged to a tenant with no TenantQuota: nothing to write to
             self._written[tenant] = now
             try:
@@ -196,6 +201,14 @@ class QuotaController:
 
     async def _write(self, tenant: str, now: float) -> None:
         status: dict[str, Any] = quota_status(self.ledger, tenant, self._index.jobs, now=now)
+        if self._metrics is not None:
+            self._metrics.set_tenant(
+                tenant,
+                used=status["usedGPUs"],
+                guaranteed=status["guaranteedGPUs"],
+                borrowed=status["borrowedGPUs"],
+                pending=status["pendingJobs"],
+            )
         current = (self._index.quotas.get(tenant) or {}).get("status") or {}
         if {k: v for k, v in status.items() if k != "lastUpdateTime"} == {
             k: v for k, v in current.items() if k in status and k != "lastUpdateTime"

@@ -18,6 +18,7 @@ __all__ = [
     "CONTENT_TYPE",
     "INFORMER_RESOURCES",
     "LATENCY_BUCKETS",
+    "MAX_TENANTS",
     "QUEUE_STATES",
     "SCHEDULING_RESULTS",
     "BindingErrorReason",
@@ -58,6 +59,9 @@ LATENCY_BUCKETS: Final[tuple[float, ...]] = (
     10.0,
     30.0,
 )
+
+#: Tenants given their own series (TenantQuota objects; far fewer in any real cluster).
+MAX_TENANTS: Final = 256
 
 #: The exposition format the Deployment's scrape config and `/metrics` speak.
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -124,6 +128,16 @@ class Metrics:
             ["resource"],
             registry=r,
         )
+        self._tenant_gpus = Gauge(
+            "aisched_tenant_gpus",
+            "GPUs of each tenant (TenantQuota), by kind: used, guaranteed, borrowed.",
+            ["tenant", "kind"],
+            registry=r,
+        )
+        self._tenant_pending = Gauge(
+            "aisched_tenant_pending_jobs", "AIJobs of each tenant waiting to run.", ["tenant"], registry=r
+        )
+        self._tenants: set[str] = set()
         # Create every series up front so dashboards see zeros rather than gaps.
         for result in SCHEDULING_RESULTS:
             self._attempts.labels(result)
@@ -167,6 +181,27 @@ class Metrics:
     def informer_relist(self, resource: InformerResource) -> None:
         """Count one full relist of `resource`."""
         self._informer_relists.labels(_checked(resource, INFORMER_RESOURCES, "informer resource")).inc()
+
+    def set_tenant(
+        self, tenant: str, *, used: float, guaranteed: float, borrowed: float, pending: int
+    ) -> None:
+        """One tenant's GPUs and pending jobs. Tenants are TenantQuota objects, which an administrator
+        creates; at most MAX_TENANTS of them get series, so a label never grows without bound."""
+        if tenant not in self._tenants and len(self._tenants) >= MAX_TENANTS:
+            return
+        self._tenants.add(tenant)
+        for kind, value in (("used", used), ("guaranteed", guaranteed), ("borrowed", borrowed)):
+            self._tenant_gpus.labels(tenant, kind).set(_non_negative(value, f"{kind} GPUs"))
+        self._tenant_pending.labels(tenant).set(_non_negative(pending, "pending jobs"))
+
+    def forget_tenant(self, tenant: str) -> None:
+        """The tenant's TenantQuota is gone: its series go too."""
+        if tenant not in self._tenants:
+            return
+        self._tenants.discard(tenant)
+        for kind in ("used", "guaranteed", "borrowed"):
+            self._tenant_gpus.remove(tenant, kind)
+        self._tenant_pending.remove(tenant)
 
     def render(self) -> bytes:
         """The current values in the Prometheus text format (`CONTENT_TYPE`)."""
