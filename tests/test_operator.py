@@ -498,3 +498,80 @@ async def test_a_tenant_at_its_quota_waits_with_a_clear_message_while_others_pro
     assert phase(served, "other") == "Running", "the other tenant was not held up"
     await kube.patch(f"{quotas}/research", {"spec": {"resources": {"nvidia.com/gpu": {"guaranteed": "16"}}}})
     await until(kube, AIJOBS, lambda j: phase(j, "big") == "Running")
+
+
+def _tenant(name: str, namespace: str, *, guaranteed: int, maximum: int) -> JsonObject:
+    return {
+        "apiVersion": "aisched.io/v1alpha1",
+        "kind": "TenantQuota",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaces": [namespace],
+            "cohort": "pool",
+            "resources": {"nvidia.com/gpu": {"guaranteed": str(guaranteed), "max": str(maximum)}},
+            "preemption": {"reclaimWithinCohort": "Any", "minRuntimeSeconds": 0},
+        },
+    }
+
+
+@pytest.mark.parametrize("operator", [TWO_NODES], indirect=True)
+async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_back_to_the_queue(
+    operator: Operator,
+) -> None:
+    kube = operator.kube
+    serve = "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs"
+    await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
+    for body in (
+        _tenant("a", NAMESPACE, guaranteed=8, maximum=16),
+        _tenant("b", "serve", guaranteed=8, maximum=16),
+    ):
+        await kube.post("/apis/aisched.io/v1alpha1/tenantquotas", body)
+    await kube.post(AIJOBS, job("borrower"))  # 16 GPUs: a's 8, and b's idle 8
+    await until(kube, AIJOBS, lambda j: phase(j, "borrower") == "Running")
+    first = {p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}
+    owner = job("owner", gpus=4)  # 8 GPUs: exactly b's guarantee
+    owner["metadata"]["namespace"] = "serve"
+    await kube.post(serve, owner)
+    # b takes back what it is guaranteed: the borrower's whole gang is evicted, not failed.
+    await until(kube, serve, lambda j: phase(j, "owner") == "Running")
+    jobs = await until(kube, AIJOBS, lambda j: (j["borrower"]["status"].get("preemptions") or 0) == 1)
+    status = jobs["borrower"]["status"]
+    assert status["phase"] in ("Preempted", "Queued"), status
+    assert status["restarts"] == 0, "a preemption is not a failure"
+    pods = (await kube.get(PODS))["items"]
+    assert not {p["metadata"]["uid"] for p in pods} & first, "every pod of the borrower's gang went"
+    assert not [p for p in pods if p["spec"].get("nodeName")], "and its new gang waits whole"
+    waiting = await until(
+        kube, AIJOBS, lambda j: _has_condition(j.get("borrower"), "Scheduled", "Unschedulable")
+    )
+    assert "waiting for quota" in condition(waiting["borrower"], "Scheduled")["message"]
+    # The owner finishes: the borrower runs again.
+    for name in ("owner-master-0", "owner-worker-0"):
+        await kube.patch(
+            f"/api/v1/namespaces/serve/pods/{name}/status",
+            {"status": {"phase": "Succeeded"}},
+        )
+    await until(kube, AIJOBS, lambda j: phase(j, "borrower") == "Running")
+
+
+async def test_a_higher_priority_job_evicts_a_lower_priority_one_of_its_tenant(operator: Operator) -> None:
+    kube = operator.kube
+    await kube.post(
+        "/apis/aisched.io/v1alpha1/tenantquotas", _tenant("a", NAMESPACE, guaranteed=16, maximum=16)
+    )
+    low = job("low")
+    low["spec"]["priority"] = 1
+    await kube.post(AIJOBS, low)
+    await until(kube, AIJOBS, lambda j: phase(j, "low") == "Running")
+    high = job("high")
+    high["spec"]["priority"] = 100
+    await kube.post(AIJOBS, high)
+    jobs = await until(kube, AIJOBS, lambda j: phase(j, "high") == "Running")
+    assert jobs["low"]["status"]["preemptions"] == 1
+    other = job("urgent")
+    other["spec"]["priority"] = 50
+    await kube.post(AIJOBS, other)  # waits: its tenant is at its quota, and only `high` runs
+    waiting = await until(
+        kube, AIJOBS, lambda j: _has_condition(j.get("urgent"), "Scheduled", "Unschedulable")
+    )
+    assert phase(waiting, "high") == "Running", "a higher-priority job is never evicted for a lower one"

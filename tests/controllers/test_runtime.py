@@ -196,9 +196,9 @@ class WatchedClient:
             return answer
         return await self.inner.post(path, body)
 
-    async def delete(self, path: str) -> JsonObject:
+    async def delete(self, path: str, *, params: Params | None = None) -> JsonObject:
         self.deletes.append(path)
-        return await self.inner.delete(path)
+        return await self.inner.delete(path, params=params)
 
     async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject:
         if path.startswith(PODS) and path.endswith("/status"):

@@ -33,6 +33,10 @@ ANNOTATION_TOPOLOGY_LEVEL: Final = "aisched.io/topology-level"  # nvlink | node 
 # set from a PriorityClass, wins over the annotation).
 ANNOTATION_PRIORITY: Final = "aisched.io/priority"
 ANNOTATION_PREEMPTIBLE: Final = "aisched.io/preemptible"
+# Preemption: the gang a victim pod makes room for (set before it is deleted), and how long a
+# victim may take to checkpoint and exit (its AIJob's spec.checkpoint.gracePeriodSeconds).
+ANNOTATION_PREEMPTED_BY: Final = "aisched.io/preempted-by"
+ANNOTATION_CHECKPOINT_GRACE: Final = "aisched.io/checkpoint-grace-seconds"
 # The TenantQuota a pod is charged to (an AIJob's spec.tenant); else the one listing its namespace.
 ANNOTATION_TENANT: Final = "aisched.io/tenant"
 

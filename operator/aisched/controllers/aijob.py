@@ -147,6 +147,8 @@ def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
     if spec.priority:
         out[keys.ANNOTATION_PRIORITY] = str(spec.priority)
     out[keys.ANNOTATION_PREEMPTIBLE] = "true" if spec.preemptible else "false"
+    if spec.checkpoint.method != "None":
+        out[keys.ANNOTATION_CHECKPOINT_GRACE] = str(spec.checkpoint.grace_period_seconds)
     if spec.gpu is not None and spec.gpu.models:
         out[keys.ANNOTATION_GPU_MODELS] = ",".join(spec.gpu.models)
     if spec.gpu is not None and spec.gpu.milli is not None:
@@ -389,11 +391,13 @@ def reconcile(
     tenant: str | None = None,
     scheduler_name: str = keys.SCHEDULER_NAME,
     create_error: str | None = None,
+    preempted: str | None = None,
 ) -> Plan:
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
     `tenant` is the TenantQuota whose namespaces hold the job, used when the job names none;
-    `create_error` is why the API server refused to create the job's pods last time, if it did.
+    `create_error` is why the API server refused to create the job's pods last time, if it did;
+    `preempted` names the gang the job's current pods are being evicted for, if they are.
     A job being deleted gets nothing: the garbage collector takes its pods.
     """
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
@@ -412,11 +416,14 @@ def reconcile(
         return step.finish()
 
     restarts = int(step.new["restarts"])
-    sorted_pods = _Pods.of(pods, attempt=restarts, uid=str(obj["metadata"].get("uid") or ""))
+    attempt = restarts + int(step.new.get("preemptions") or 0)  # a preemption is a new attempt too
+    sorted_pods = _Pods.of(pods, attempt=attempt, uid=str(obj["metadata"].get("uid") or ""))
+    if preempted is not None:
+        return _preempt(step, sorted_pods, preempted)
     step.plan.delete = list(sorted_pods.stale)
     failed = sorted_pods.with_phase("Failed")
     wanted = {
-        p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=restarts, scheduler_name=scheduler_name)
+        p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=attempt, scheduler_name=scheduler_name)
     }
     missing = sorted(wanted.keys() - sorted_pods.current.keys())
     if step.old.get("phase") == "Running" and missing and not failed:
@@ -462,7 +469,7 @@ def _progress(step: _Step, job: AIJob, pods: _Pods) -> Plan:
         step.stamp("scheduledTime")
         step.condition("Scheduled", "True", "GangPlaced", f"{len(bound)} pod(s) bound")
         return step.finish()
-    if step.old.get("phase") == "Restarting" and pods.stale:
+    if step.old.get("phase") in ("Restarting", "Preempted") and pods.stale:
         step.set(phase="Restarting")  # the last attempt's pods are still going away
     else:
         step.set(phase="Queued" if pods.current or step.plan.create else "Pending")
@@ -540,6 +547,20 @@ def _fail_or_restart(step: _Step, job: AIJob, pods: _Pods, why: str) -> Plan:
     step.condition("Failed", "True", "BackoffLimitExceeded", message)
     step.plan.delete = sorted({*step.plan.delete, *pods.with_phase("Pending", "Running")})
     return step.finish(("Failed", message))
+
+
+def _preempt(step: _Step, pods: _Pods, by: str) -> Plan:
+    """The job's gang is evicted to make room for `by`: back to the queue (not failed), counted."""
+    preemptions = int(step.new.get("preemptions") or 0) + 1
+    message = f"preempted to make room for {by}; waiting to be placed again"
+    step.set(phase="Preempted", preemptions=preemptions, message=message, placement=[])
+    step.new.pop("scheduledTime", None)
+    step.new.pop("startTime", None)
+    step.new["queuedTime"] = _utc(step.now)
+    step.condition("Scheduled", "False", "Preempted", message)
+    step.condition("Running", "False", "Preempted", message)
+    step.plan.delete = sorted({*step.plan.delete, *pods.current})
+    return step.finish(("Preempted", message))
 
 
 def _give_up(step: _Step, pods: _Pods, timeout: int, verdict: str | None) -> Plan:

@@ -18,7 +18,7 @@ import pydantic
 
 from aisched.api import keys
 from aisched.api.tenantquota import TenantQuotaSpec
-from aisched.controllers.aijob import Plan, job_service, reconcile
+from aisched.controllers.aijob import ANNOTATION_ATTEMPT, Plan, job_service, reconcile
 from aisched.controllers.events import EventRecorder
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.merge import merge_patch
@@ -181,6 +181,7 @@ class JobController:
         self._pods_synced = pods_synced
         self._scheduler_name = scheduler_name
         self._create_errors: dict[str, str] = {}  # job key -> why its pods could not be created
+        self._preempted: dict[str, tuple[str, str]] = {}  # job key -> (attempt, gang) evicted for
         self._events = events if events is not None else EventRecorder(client, clock=clock)
         self._pods: dict[str, dict[str, JsonObject]] = {}  # job key -> pod name -> pod
         self._dirty: dict[str, None] = {}  # insertion-ordered set
@@ -197,6 +198,10 @@ class JobController:
         if job is None:
             return
         name = pod["metadata"]["name"]
+        annotations = pod["metadata"].get("annotations") or {}
+        by = annotations.get(keys.ANNOTATION_PREEMPTED_BY)
+        if by:  # evicted for another gang: the job goes back to the queue (not a failure)
+            self._preempted[job] = (annotations.get(ANNOTATION_ATTEMPT, "0"), by)
         if deleted:
             pods = self._pods.get(job)
             if pods is not None:
@@ -290,6 +295,9 @@ class JobController:
             await self._orphaned(key, pods)
             return
         namespace = obj["metadata"]["namespace"]
+        status = obj.get("status") or {}
+        attempt = str(int(status.get("restarts") or 0) + int(status.get("preemptions") or 0))
+        marker = self._preempted.get(key)
         plan = reconcile(
             obj,
             pods,
@@ -297,7 +305,10 @@ class JobController:
             tenant=self._index.tenant_for(namespace),
             scheduler_name=self._scheduler_name,
             create_error=self._create_errors.get(key),
+            preempted=marker[1] if marker is not None and marker[0] == attempt else None,
         )
+        if marker is not None and marker[0] != attempt:
+            del self._preempted[key]  # an earlier attempt's, already counted
         # The status first: a restart must be on record before its pods go (see controllers.aijob).
         if plan.status is not None and not await self._write_status(key, obj, plan.status):
             return  # the job is gone

@@ -23,6 +23,7 @@ from typing import Final
 from aisched.binder import Binder
 from aisched.controllers.events import EventRecorder
 from aisched.controllers.jobs import JobController, JobIndex
+from aisched.controllers.preemption import Preemptor
 from aisched.controllers.quotas import QuotaController, quota_capacity
 from aisched.controllers.runtime import SchedulerRuntime
 from aisched.framework.profile import Profile
@@ -210,6 +211,7 @@ class Manager:
             registry=registry,
             quota=ledger,
         )
+        runtime.preemptor = Preemptor(runtime, wall=time.time)
         pods_synced = runtime.informers[0].synced
         jobs = JobController(
             self.client,
@@ -237,6 +239,7 @@ class Manager:
                 term.create_task(jobs.run(stop), name="aijob controller")
                 term.create_task(quotas.run(stop), name="tenantquota controller")
         finally:
+            await runtime.preemptor.close()
             self.leading.clear()
             self.runtime = self.jobs = self.quotas = None
 

@@ -25,6 +25,7 @@ from aisched.cache import Cache, PodUsage
 from aisched.controllers.gangs import GangBook
 from aisched.controllers.handlers import Handler, NodeHandler, PodHandler, TopologyHandler, pod_key
 from aisched.controllers.nodes import node_info
+from aisched.controllers.preemption import Preemptor
 from aisched.controllers.reporting import REASON_SCHEDULER_ERROR, REASON_UNSCHEDULABLE, FailureReporter
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
@@ -69,7 +70,7 @@ class RuntimeClient(Protocol):
 
     async def post(self, path: str, body: JsonObject) -> JsonObject: ...
 
-    async def delete(self, path: str) -> JsonObject: ...
+    async def delete(self, path: str, *, params: Params | None = None) -> JsonObject: ...
 
     async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
 
@@ -94,7 +95,10 @@ class SchedulerRuntime:
         when given, is charged with every placement assumed and released when one is undone (bound
         pods are charged by the TenantQuota controller sharing it)."""
         self.clock = clock
+        self.client = client
         self.quota = quota
+        #: Set by the operator to evict gangs for those that do not fit (see controllers.preemption).
+        self.preemptor: Preemptor | None = None
         self.pod_listeners = tuple(pod_listeners)
         self.profile = profile if profile is not None else Profile()
         self.framework = Framework(self.profile, registry if registry is not None else default_registry())
@@ -147,6 +151,9 @@ class SchedulerRuntime:
         async with asyncio.TaskGroup() as bindings:
             while not stop.is_set():
                 self._wake.clear()
+                while self.preemptor is not None and self.preemptor.ready:
+                    held = self.preemptor.ready.pop()
+                    bindings.create_task(self._bind(held), name=f"bind {held.gang.key} (preempted room)")
                 gang = self.queue.pop()
                 if gang is None:
                     self._publish_queue_depth()
@@ -155,6 +162,9 @@ class SchedulerRuntime:
                 placement = self._cycle(gang)
                 if placement is not None:
                     bindings.create_task(self._bind(placement), name=f"bind {gang.key}")
+                while self.preemptor is not None and self.preemptor.ready:
+                    held = self.preemptor.ready.pop()
+                    bindings.create_task(self._bind(held), name=f"bind {held.gang.key} (preempted room)")
                 if self.clock() - self._queue_published >= _QUEUE_DEPTH_EVERY:
                     self._publish_queue_depth()
                 await asyncio.sleep(0)  # let watch events and bindings in between cycles
@@ -196,11 +206,20 @@ class SchedulerRuntime:
             return None
         if placement is None:
             self.metrics.observe_cycle("unschedulable", seconds)
+            held = self.preemptor.preempt_for(gang) if self.preemptor is not None else None
+            if held is not None:  # room is being made: bound once the victims are gone
+                self._placed(gang, held)
+                return None
             self.queue.unschedulable(gang, reason=result.message)
             self._report(gang, message=result.message, reason=REASON_UNSCHEDULABLE)
             log.bind(gang=gang.key).info("gang_unschedulable", reason=result.message)
             return None
         self.metrics.observe_cycle("scheduled", seconds)
+        self._placed(gang, placement)
+        return placement
+
+    def _placed(self, gang: Gang, placement: GangPlacement) -> None:
+        """Book an assumed placement: GPUs held, quota charged, members placed, the gang dequeued."""
         self._held(sum(p.pod.gpus for p in placement.pods))
         placed = [p.pod.key for p in placement.pods]
         if self.quota is not None:
@@ -213,7 +232,6 @@ class SchedulerRuntime:
             self.queue.succeeded(gang)
         else:
             self.queue.add(rest)
-        return placement
 
     def _cycle_failed(self, gang: Gang, message: str, *, seconds: float) -> None:
         """A cycle raised or a plugin failed: count it, undo what it may have assumed, and back the
@@ -310,6 +328,8 @@ class SchedulerRuntime:
     def pod_seen(self, obj: JsonObject) -> None:
         """A pod was added or changed."""
         phase = (obj.get("status") or {}).get("phase")
+        if self.preemptor is not None and self.preemptor.evicting(pod_key(obj)) and phase not in _TERMINAL:
+            return  # a victim shutting down: already out of the cache, its room held for another gang
         known = self.cache.pod(pod_key(obj))
         if (
             known is not None
@@ -353,6 +373,9 @@ class SchedulerRuntime:
     def pod_gone(self, obj: JsonObject) -> None:
         key = pod_key(obj)
         self._pending_since.pop(key, None)
+        if self.preemptor is not None and self.preemptor.evicting(key):
+            self.preemptor.gone(key)
+            self._wake.set()
         if self.quota is not None:
             self.quota.release(key)
         self.reporter.forget(key)

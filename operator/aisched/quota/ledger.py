@@ -87,6 +87,11 @@ class QuotaLedger:
 
     # -- what it answers -----------------------------------------------------------------------
 
+    def charge_of(self, pod_key: str) -> tuple[str, dict[str, int]] | None:
+        """The tenant and usage pod `pod_key` is charged with, if it is."""
+        found = self._charges.get(pod_key)
+        return None if found is None else (found[0], dict(found[1]))
+
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants.get(name)
 

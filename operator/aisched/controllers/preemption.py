@@ -1,0 +1,248 @@
+"""The operator's side of preemption: find victims on the live cache, hold the room, evict.
+
+When a gang cannot be placed, `Preemptor.preempt_for` lists the running gangs it may evict
+(`aisched.scheduler.preemption.candidates`), asks the real scheduler whether the gang would fit
+without a set of them (a what-if on the cache, undone at once), and picks the fewest. It then
+takes the victims out of the cache, places the gang in the room they leave and holds that
+placement, assumed but not bound: nobody else can take the room while the victims shut down.
+Their pods are annotated (`aisched.io/preempted-by`, which the AIJob controller reads to requeue
+the job rather than fail it) and deleted, with their job's checkpoint grace period. Once every
+victim pod is gone the held placement is bound like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from aisched.api import keys
+from aisched.controllers.gangs import gang_key
+from aisched.framework.types import Gang, GangPlacement, PodInfo
+from aisched.kube.client import ApiError, ApiUnavailable, JsonObject
+from aisched.observability.logging import get_logger
+from aisched.quota import quota_usage
+from aisched.scheduler.preemption import Workload, candidates, choose_victims
+
+if TYPE_CHECKING:
+    from aisched.controllers.runtime import SchedulerRuntime
+
+__all__ = ["Preemptor"]
+
+log = get_logger(__name__)
+
+_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+_NOT_FOUND: Final = 404
+
+
+class Preemptor:
+    """Preemption for one `SchedulerRuntime` (see the module's docstring)."""
+
+    def __init__(self, runtime: SchedulerRuntime, *, wall: Callable[[], float]) -> None:
+        """`wall` is wall-clock time in epoch seconds (pods' start times are)."""
+        self._runtime = runtime
+        self._wall = wall
+        self._evicting: dict[str, str] = {}  # victim pod key -> the gang it makes room for
+        self._held: dict[str, tuple[GangPlacement, set[str]]] = {}  # gang -> placement, victims left
+        self.ready: list[GangPlacement] = []  # held placements whose victims are all gone
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the runtime's hooks -------------------------------------------------------------------
+
+    def evicting(self, pod_key: str) -> bool:
+        return pod_key in self._evicting
+
+    def holds(self, gang: str) -> bool:
+        return gang in self._held
+
+    def gone(self, pod_key: str) -> None:
+        """A victim pod is gone (or ended): release its gang's held placement once all are."""
+        gang = self._evicting.pop(pod_key, None)
+        if gang is None:
+            return
+        placement, left = self._held[gang]
+        left.discard(pod_key)
+        if not left:
+            del self._held[gang]
+            self.ready.append(placement)
+
+    def preempt_for(self, gang: Gang) -> GangPlacement | None:
+        """Make room for `gang` by evicting whole gangs; the placement now held for it, or None."""
+        runtime = self._runtime
+        quota = runtime.quota
+        if quota is None or gang.key in self._held:
+            return None
+        tenant = gang.tenant or _tenant_name(quota.tenant_for(gang.members[0].namespace))
+        request: dict[str, int] = {}
+        for member in gang.members:
+            for resource, amount in quota_usage(member).items():
+                request[resource] = request.get(resource, 0) + amount
+        # Over its own quota, only its own lower-priority gangs can make room (the what-if below
+        # runs the Quota check with the victims' charges released); others' only when reclaiming.
+        admission = quota.admit(tenant, request) if tenant is not None else None
+        found = self._tenant_guaranteed(tenant, request)
+        now = self._wall()
+        ordered = candidates(
+            tenant=tenant,
+            priority=gang.priority,
+            reclaim=bool(admission is not None and admission.reclaim) or found,
+            workloads=self._workloads(),
+            ledger=quota,
+            now=now,
+        )
+        if not ordered:
+            return None
+        victims = choose_victims(ordered, lambda chosen: self._fits(gang, chosen))
+        if victims is None:
+            return None
+        return self._hold(gang, victims)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _tenant_guaranteed(self, tenant: str | None, request: dict[str, int]) -> bool:
+        """Whether `tenant` asks for no more than it is guaranteed (so it may reclaim)."""
+        quota = self._runtime.quota
+        found = quota.tenant(tenant) if quota is not None and tenant is not None else None
+        if found is None or not found.guaranteed:
+            return False
+        used = quota.used(found.name) if quota is not None else {}
+        return all(
+            used.get(r, 0) + request.get(r, 0) <= found.guaranteed.get(r, 0)
+            for r in found.guaranteed
+            if request.get(r, 0)
+        )
+
+    def _workloads(self) -> list[Workload]:
+        """The running gangs, whole, from the pods the informer holds and the cache accounts."""
+        runtime = self._runtime
+        members: dict[str, list[tuple[PodInfo, JsonObject]]] = {}
+        for obj in runtime.informers[0].index.values():
+            spec, meta = obj.get("spec") or {}, obj.get("metadata") or {}
+            if not spec.get("nodeName") or meta.get("deletionTimestamp"):
+                continue
+            if (obj.get("status") or {}).get("phase") in _TERMINAL:
+                continue
+            try:
+                pod = PodInfo.from_manifest(obj)
+            except ValueError:
+                continue
+            usage = runtime.cache.pod(pod.key)
+            if usage is None or usage.assumed or pod.key in self._evicting:
+                continue
+            members.setdefault(gang_key(pod), []).append((pod, obj))
+        out = []
+        for key, pods in members.items():
+            infos = [p for p, _ in pods]
+            quota = runtime.quota
+            tenant = next((p.tenant for p in infos if p.tenant), None)
+            if tenant is None and quota is not None:
+                tenant = _tenant_name(quota.tenant_for(infos[0].namespace))
+            usages = tuple(u for u in (runtime.cache.pod(p.key) for p in infos) if u is not None)
+            out.append(
+                Workload(
+                    key=key,
+                    tenant=tenant,
+                    priority=max(p.priority for p in infos),
+                    preemptible=all(
+                        (o["metadata"].get("annotations") or {}).get(keys.ANNOTATION_PREEMPTIBLE) != "false"
+                        for _, o in pods
+                    ),
+                    started=max(_started(o) for _, o in pods),
+                    pods=usages,
+                    gpu_milli=sum(quota_usage(p).get(keys.GPU_RESOURCE, 0) for p in infos),
+                )
+            )
+        return out
+
+    def _without(self, victims: Sequence[Workload]) -> list[tuple[Any, tuple[str, dict[str, int]] | None]]:
+        """Take `victims` out of the cache and the ledger; what to put back."""
+        runtime = self._runtime
+        taken = []
+        for workload in victims:
+            for usage in workload.pods:
+                charge = runtime.quota.charge_of(usage.key) if runtime.quota is not None else None
+                runtime.cache.remove_pod(usage.key)
+                if runtime.quota is not None:
+                    runtime.quota.release(usage.key)
+                taken.append((usage, charge))
+        return taken
+
+    def _restore(self, taken: Iterable[tuple[Any, tuple[str, dict[str, int]] | None]]) -> None:
+        runtime = self._runtime
+        for usage, charge in taken:
+            runtime.cache.set_pod(usage)
+            if charge is not None and runtime.quota is not None:
+                runtime.quota.charge(usage.key, *charge)
+
+    def _fits(self, gang: Gang, victims: Sequence[Workload]) -> bool:
+        """Whether the real scheduler would place `gang` were `victims` gone (undone at once)."""
+        taken = self._without(victims)
+        try:
+            result = self._runtime.scheduler.schedule(gang)
+            if result.placement is not None:
+                self._runtime.scheduler.forget(result.placement)
+                return True
+            return False
+        finally:
+            self._restore(taken)
+
+    def _hold(self, gang: Gang, victims: Sequence[Workload]) -> GangPlacement | None:
+        runtime = self._runtime
+        taken = self._without(victims)
+        result = runtime.scheduler.schedule(gang)
+        if result.placement is None:  # cannot happen after a fitting what-if; stay safe
+            self._restore(taken)
+            return None
+        victim_keys = {usage.key for usage, _ in taken}
+        for key in victim_keys:
+            self._evicting[key] = gang.key
+        self._held[gang.key] = (result.placement, set(victim_keys))
+        reason = ", ".join(v.key for v in victims)
+        log.bind(gang=gang.key).info("gang_preempting", victims=reason, pods=len(victim_keys))
+        for workload in victims:
+            task = asyncio.get_running_loop().create_task(self._evict(workload, gang))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return result.placement
+
+    async def _evict(self, workload: Workload, gang: Gang) -> None:
+        runtime = self._runtime
+        index = runtime.informers[0].index
+        for usage in workload.pods:
+            namespace, name = usage.key.split("/", 1)
+            obj = index.get((namespace, name)) or {}
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+            grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "")
+            try:
+                await runtime.client.patch(
+                    path, {"metadata": {"annotations": {keys.ANNOTATION_PREEMPTED_BY: gang.key}}}
+                )
+                params = {"gracePeriodSeconds": int(grace)} if grace.isdigit() else None
+                await runtime.client.delete(path, params=params)
+            except ApiError as exc:
+                if exc.status != _NOT_FOUND:
+                    log.warning("preemption_evict_failed", pod=usage.key, error=str(exc))
+            except ApiUnavailable as exc:
+                log.warning("preemption_evict_failed", pod=usage.key, error=str(exc))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _tenant_name(found: Any) -> str | None:
+    return None if found is None else str(found.name)
+
+
+def _started(obj: JsonObject) -> float:
+    """When the pod started (its status.startTime, else its creation), epoch seconds."""
+    text = (obj.get("status") or {}).get("startTime") or (obj.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(text, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
