@@ -527,14 +527,8 @@ def _fail_or_restart(step: _Step, job: AIJob, pods: _Pods, why: str) -> Plan:
     restart = job.spec.restart
     if restart.policy == "OnFailure" and restarts < restart.backoff_limit:
         message = f"restarting the gang ({restarts + 1}/{restart.backoff_limit}): {why}"
-        step.set(phase="Restarting", restarts=restarts + 1, message=message, placement=[])
-        step.new.pop("scheduledTime", None)
-        step.new.pop("startTime", None)
-        step.new["queuedTime"] = _utc(step.now)
-        step.condition("Scheduled", "False", "Restarting", why)
-        step.condition("Running", "False", "Restarting", why)
-        step.plan.delete = sorted({*step.plan.delete, *pods.current})
-        return step.finish(("Restarting", message))
+        step.set(restarts=restarts + 1)
+        return _new_attempt(step, pods, "Restarting", message, why)
     limit = (
         "restart policy Never"
         if restart.policy == "Never"
@@ -551,16 +545,25 @@ def _fail_or_restart(step: _Step, job: AIJob, pods: _Pods, why: str) -> Plan:
 
 def _preempt(step: _Step, pods: _Pods, by: str) -> Plan:
     """The job's gang is evicted to make room for `by`: back to the queue (not failed), counted."""
-    preemptions = int(step.new.get("preemptions") or 0) + 1
     message = f"preempted to make room for {by}; waiting to be placed again"
-    step.set(phase="Preempted", preemptions=preemptions, message=message, placement=[])
+    step.set(preemptions=int(step.new.get("preemptions") or 0) + 1)
+    return _new_attempt(step, pods, "Preempted", message, message)
+
+
+def _new_attempt(step: _Step, pods: _Pods, phase: str, message: str, why: str) -> Plan:
+    """End the current attempt (every pod goes; the next reuses their names) and queue the next.
+
+    The caller has counted the attempt (restarts or preemptions), which is written before the
+    pods go: the controller keeps that order.
+    """
+    step.set(phase=phase, message=message, placement=[])
     step.new.pop("scheduledTime", None)
     step.new.pop("startTime", None)
     step.new["queuedTime"] = _utc(step.now)
-    step.condition("Scheduled", "False", "Preempted", message)
-    step.condition("Running", "False", "Preempted", message)
+    step.condition("Scheduled", "False", phase, why)
+    step.condition("Running", "False", phase, why)
     step.plan.delete = sorted({*step.plan.delete, *pods.current})
-    return step.finish(("Preempted", message))
+    return step.finish((phase, message))
 
 
 def _give_up(step: _Step, pods: _Pods, timeout: int, verdict: str | None) -> Plan:
