@@ -526,9 +526,13 @@ async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_b
         _tenant("b", "serve", guaranteed=8, maximum=16),
     ):
         await kube.post("/apis/aisched.io/v1alpha1/tenantquotas", body)
-    await kube.post(AIJOBS, job("borrower"))  # 16 GPUs: a's 8, and b's idle 8
+    borrower = job("borrower")  # 16 GPUs: a's 8, and b's idle 8
+    borrower["spec"]["checkpoint"] = {"method": "Annotation", "gracePeriodSeconds": 1}
+    await kube.post(AIJOBS, borrower)
     await until(kube, AIJOBS, lambda j: phase(j, "borrower") == "Running")
-    first = {p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}
+    listing = await kube.get(PODS)
+    first = {p["metadata"]["uid"] for p in listing["items"]}
+    told = asyncio.create_task(_checkpoint_requests(kube, listing["metadata"]["resourceVersion"], first))
     owner = job("owner", gpus=4)  # 8 GPUs: exactly b's guarantee
     owner["metadata"]["namespace"] = "serve"
     await kube.post(serve, owner)
@@ -540,6 +544,7 @@ async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_b
     assert status["restarts"] == 0, "a preemption is not a failure"
     pods = (await kube.get(PODS))["items"]
     assert not {p["metadata"]["uid"] for p in pods} & first, "every pod of the borrower's gang went"
+    assert await told == first, "each was asked to checkpoint before it was deleted"
     assert not [p for p in pods if p["spec"].get("nodeName")], "and its new gang waits whole"
     waiting = await until(
         kube, AIJOBS, lambda j: _has_condition(j.get("borrower"), "Scheduled", "Unschedulable")
@@ -575,3 +580,23 @@ async def test_a_higher_priority_job_evicts_a_lower_priority_one_of_its_tenant(o
         kube, AIJOBS, lambda j: _has_condition(j.get("urgent"), "Scheduled", "Unschedulable")
     )
     assert phase(waiting, "high") == "Running", "a higher-priority job is never evicted for a lower one"
+
+
+async def _checkpoint_requests(kube: KubeClient, version: str, uids: set[str]) -> set[str]:
+    """The pods of `uids` seen asked to checkpoint, once every one of them has been deleted."""
+    asked: set[str] = set()
+    gone: set[str] = set()
+    async with asyncio.timeout(WAIT):
+        async for event in kube.watch(PODS, params={"resourceVersion": version}):
+            obj = event["object"]
+            uid = obj["metadata"].get("uid")
+            if uid not in uids:
+                continue
+            annotations = obj["metadata"].get("annotations") or {}
+            if annotations.get("aisched.io/checkpoint-requested") == "true" and uid not in gone:
+                asked.add(uid)
+            if event["type"] == "DELETED":
+                gone.add(uid)
+                if gone == uids:
+                    break
+    return asked

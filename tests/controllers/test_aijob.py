@@ -360,15 +360,19 @@ def test_a_priority_class_on_the_pod_wins_over_the_jobs() -> None:
 def test_a_preempted_gang_goes_back_to_the_queue_as_a_new_attempt_not_a_failure() -> None:
     obj = aijob(restart={"policy": "Never"}, status={"phase": "Running", "restarts": 0})
     pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0)]
+    for pod in pods:
+        pod["metadata"]["annotations"]["aisched.io/preempted-by"] = "serve/gang:owner"
     plan = reconcile(obj, pods[:1], now=NOW, preempted="serve/gang:owner")  # one already deleted
     assert plan.status is not None
     assert plan.status["phase"] == "Preempted"
     assert plan.status["preemptions"] == 1
     assert plan.status["restarts"] == 0
     assert "serve/gang:owner" in plan.status["message"]
-    assert plan.delete == [pods[0]["metadata"]["name"]]
+    assert plan.delete == [], "the scheduler deletes victims, after their checkpoint grace period"
     obj = apply_status(obj, plan.status)
-    assert reconcile(obj, pods[:1], now=NOW + 1).create == [], "the old attempt's pods go first"
+    waiting = reconcile(obj, pods[:1], now=NOW + 1)
+    assert waiting.create == [], "the old attempt's pods go first"
+    assert waiting.delete == []
     fresh = reconcile(obj, [], now=NOW + 2)
     assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
     assert fresh.status is not None

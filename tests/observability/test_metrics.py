@@ -158,3 +158,12 @@ def test_tenants_get_gpu_and_pending_series_up_to_a_bound_and_lose_them_when_gon
     assert len(tenants) == MAX_TENANTS
     metrics.forget_tenant("research")
     assert ("aisched_tenant_pending_jobs", frozenset({("tenant", "research")})) not in rendered(metrics)
+
+
+def test_preemptions_are_counted_by_reason() -> None:
+    metrics = Metrics()
+    metrics.preemption("reclaim")
+    metrics.preemption("reclaim")
+    metrics.preemption("priority")
+    assert value(metrics, "aisched_preemptions_total", reason="reclaim") == 2
+    assert value(metrics, "aisched_preemptions_total", reason="priority") == 1

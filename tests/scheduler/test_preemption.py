@@ -125,3 +125,13 @@ def test_victims_are_whole_gangs_that_free_enough_and_none_is_spare(sizes: list[
     assert all(w in ordered for w in chosen), "only whole gangs, as given"
     for spare in chosen:
         assert len(chosen) == 1 or not fits([w for w in chosen if w is not spare]), "no victim is spare"
+
+
+def test_a_borrowers_gang_that_would_leave_it_below_its_guarantee_is_taken_last() -> None:
+    quota = ledger()  # a uses 16, guaranteed 8
+    running = [
+        workload("a-big", tenant="a", priority=0, gpus=12),  # 16 - 12 < 8: a could reclaim back
+        workload("a-small", tenant="a", priority=5, gpus=8),  # 16 - 8 = 8: a stays at its guarantee
+    ]
+    found = candidates(tenant="b", priority=0, reclaim=True, workloads=running, ledger=quota, now=NOW)
+    assert keys(found) == ["a-small", "a-big"]

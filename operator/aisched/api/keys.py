@@ -37,6 +37,10 @@ ANNOTATION_PREEMPTIBLE: Final = "aisched.io/preemptible"
 # victim may take to checkpoint and exit (its AIJob's spec.checkpoint.gracePeriodSeconds).
 ANNOTATION_PREEMPTED_BY: Final = "aisched.io/preempted-by"
 ANNOTATION_CHECKPOINT_GRACE: Final = "aisched.io/checkpoint-grace-seconds"
+# How a victim is told to save its state (its AIJob's spec.checkpoint.method: Signal | Annotation),
+# and the annotation set on it for the Annotation method.
+ANNOTATION_CHECKPOINT_METHOD: Final = "aisched.io/checkpoint-method"
+ANNOTATION_CHECKPOINT_REQUESTED: Final = "aisched.io/checkpoint-requested"
 # The TenantQuota a pod is charged to (an AIJob's spec.tenant); else the one listing its namespace.
 ANNOTATION_TENANT: Final = "aisched.io/tenant"
 

@@ -148,6 +148,7 @@ def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
         out[keys.ANNOTATION_PRIORITY] = str(spec.priority)
     out[keys.ANNOTATION_PREEMPTIBLE] = "true" if spec.preemptible else "false"
     if spec.checkpoint.method != "None":
+        out[keys.ANNOTATION_CHECKPOINT_METHOD] = spec.checkpoint.method
         out[keys.ANNOTATION_CHECKPOINT_GRACE] = str(spec.checkpoint.grace_period_seconds)
     if spec.gpu is not None and spec.gpu.models:
         out[keys.ANNOTATION_GPU_MODELS] = ",".join(spec.gpu.models)
@@ -420,7 +421,8 @@ def reconcile(
     sorted_pods = _Pods.of(pods, attempt=attempt, uid=str(obj["metadata"].get("uid") or ""))
     if preempted is not None:
         return _preempt(step, sorted_pods, preempted)
-    step.plan.delete = list(sorted_pods.stale)
+    # Victims of a preemption are deleted by the scheduler, after their checkpoint grace period.
+    step.plan.delete = [n for n in sorted_pods.stale if not _preempted(pods, n)]
     failed = sorted_pods.with_phase("Failed")
     wanted = {
         p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=attempt, scheduler_name=scheduler_name)
@@ -547,7 +549,17 @@ def _preempt(step: _Step, pods: _Pods, by: str) -> Plan:
     """The job's gang is evicted to make room for `by`: back to the queue (not failed), counted."""
     message = f"preempted to make room for {by}; waiting to be placed again"
     step.set(preemptions=int(step.new.get("preemptions") or 0) + 1)
-    return _new_attempt(step, pods, "Preempted", message, message)
+    plan = _new_attempt(step, pods, "Preempted", message, message)
+    plan.delete = []  # the scheduler deletes them, after their checkpoint grace period
+    return plan
+
+
+def _preempted(pods: Sequence[Mapping[str, Any]], name: str) -> bool:
+    return any(
+        p["metadata"]["name"] == name
+        and keys.ANNOTATION_PREEMPTED_BY in (p["metadata"].get("annotations") or {})
+        for p in pods
+    )
 
 
 def _new_attempt(step: _Step, pods: _Pods, phase: str, message: str, why: str) -> Plan:

@@ -13,7 +13,7 @@ victim pod is gone the held placement is bound like any other.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -200,32 +200,56 @@ class Preemptor:
         self._held[gang.key] = (result.placement, set(victim_keys))
         reason = ", ".join(v.key for v in victims)
         log.bind(gang=gang.key).info("gang_preempting", victims=reason, pods=len(victim_keys))
+        own = gang.tenant or _tenant_name(
+            runtime.quota.tenant_for(gang.members[0].namespace) if runtime.quota else None
+        )
         for workload in victims:
+            runtime.metrics.preemption("priority" if workload.tenant == own else "reclaim")
             task = asyncio.get_running_loop().create_task(self._evict(workload, gang))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return result.placement
 
     async def _evict(self, workload: Workload, gang: Gang) -> None:
+        """Tell the victim's pods to save their state as their job asked, then delete them.
+
+        `Annotation`: set `aisched.io/checkpoint-requested` on the pods, wait the grace period,
+        then delete. `Signal`: delete with the grace period, so the kubelet sends the containers
+        their stop signal (SIGTERM, or the image's STOPSIGNAL) and waits that long before killing
+        them (another signal cannot be sent through the API). `None`: delete at once.
+        """
         runtime = self._runtime
         index = runtime.informers[0].index
-        for usage in workload.pods:
-            namespace, name = usage.key.split("/", 1)
-            obj = index.get((namespace, name)) or {}
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-            grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "")
-            try:
-                await runtime.client.patch(
-                    path, {"metadata": {"annotations": {keys.ANNOTATION_PREEMPTED_BY: gang.key}}}
-                )
-                params = {"gracePeriodSeconds": int(grace)} if grace.isdigit() else None
-                await runtime.client.delete(path, params=params)
-            except ApiError as exc:
-                if exc.status != _NOT_FOUND:
-                    log.warning("preemption_evict_failed", pod=usage.key, error=str(exc))
-            except ApiUnavailable as exc:
-                log.warning("preemption_evict_failed", pod=usage.key, error=str(exc))
+        namespace, _, name = workload.pods[0].key.partition("/") if workload.pods else ("", "", "")
+        first = index.get((namespace, name))
+        annotations = ((first or {}).get("metadata") or {}).get("annotations") or {}
+        method = annotations.get(keys.ANNOTATION_CHECKPOINT_METHOD, "None")
+        raw_grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "")
+        grace = int(raw_grace) if raw_grace.isdigit() else None
+        marks = {keys.ANNOTATION_PREEMPTED_BY: gang.key}
+        if method == "Annotation":
+            marks[keys.ANNOTATION_CHECKPOINT_REQUESTED] = "true"
+        paths = [
+            f"/api/v1/namespaces/{u.key.split('/', 1)[0]}/pods/{u.key.split('/', 1)[1]}"
+            for u in workload.pods
+        ]
+        for path in paths:
+            await self._call(runtime.client.patch(path, {"metadata": {"annotations": marks}}), path)
+        if method == "Annotation" and grace:
+            await asyncio.sleep(grace)  # the job saves its state and may exit by itself meanwhile
+        params = {"gracePeriodSeconds": grace} if method == "Signal" and grace is not None else None
+        for path in paths:
+            await self._call(runtime.client.delete(path, params=params), path)
+
+    @staticmethod
+    async def _call(request: Awaitable[JsonObject], path: str) -> None:
+        try:
+            await request
+        except ApiError as exc:
+            if exc.status != _NOT_FOUND:
+                log.warning("preemption_evict_failed", pod=path, error=str(exc))
+        except ApiUnavailable as exc:
+            log.warning("preemption_evict_failed", pod=path, error=str(exc))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -19,11 +19,13 @@ __all__ = [
     "INFORMER_RESOURCES",
     "LATENCY_BUCKETS",
     "MAX_TENANTS",
+    "PREEMPTION_REASONS",
     "QUEUE_STATES",
     "SCHEDULING_RESULTS",
     "BindingErrorReason",
     "InformerResource",
     "Metrics",
+    "PreemptionReason",
     "QueueState",
     "SchedulingResult",
 ]
@@ -32,11 +34,13 @@ SchedulingResult = Literal["scheduled", "unschedulable", "error"]
 QueueState = Literal["active", "backoff", "unschedulable"]
 BindingErrorReason = Literal["conflict", "not_found", "unavailable", "other"]
 InformerResource = Literal["pods", "nodes", "gpunodetopologies"]
+PreemptionReason = Literal["reclaim", "priority"]
 
 SCHEDULING_RESULTS: Final[tuple[str, ...]] = get_args(SchedulingResult)
 QUEUE_STATES: Final[tuple[str, ...]] = get_args(QueueState)
 BINDING_ERROR_REASONS: Final[tuple[str, ...]] = get_args(BindingErrorReason)
 INFORMER_RESOURCES: Final[tuple[str, ...]] = get_args(InformerResource)
+PREEMPTION_REASONS: Final[tuple[str, ...]] = get_args(PreemptionReason)
 
 #: 100 µs to 30 s: a scheduling cycle takes well under a millisecond on a small cluster, while a
 #: gang waiting for capacity can take seconds from pod creation to binding.
@@ -138,6 +142,12 @@ class Metrics:
             "aisched_tenant_pending_jobs", "AIJobs of each tenant waiting to run.", ["tenant"], registry=r
         )
         self._tenants: set[str] = set()
+        self._preemptions = Counter(
+            "aisched_preemptions",
+            "Gangs evicted to make room for another, by reason: reclaim (a tenant's guarantee) or priority.",
+            ["reason"],
+            registry=r,
+        )
         # Create every series up front so dashboards see zeros rather than gaps.
         for result in SCHEDULING_RESULTS:
             self._attempts.labels(result)
@@ -145,6 +155,8 @@ class Metrics:
             self._queue.labels(state)
         for reason in BINDING_ERROR_REASONS:
             self._binding_errors.labels(reason)
+        for reason in PREEMPTION_REASONS:
+            self._preemptions.labels(reason)
         for resource in INFORMER_RESOURCES:
             self._informer_events.labels(resource)
             self._informer_relists.labels(resource)
@@ -181,6 +193,10 @@ class Metrics:
     def informer_relist(self, resource: InformerResource) -> None:
         """Count one full relist of `resource`."""
         self._informer_relists.labels(_checked(resource, INFORMER_RESOURCES, "informer resource")).inc()
+
+    def preemption(self, reason: PreemptionReason) -> None:
+        """One gang evicted for another."""
+        self._preemptions.labels(_checked(reason, PREEMPTION_REASONS, "preemption reason")).inc()
 
     def set_tenant(
         self, tenant: str, *, used: float, guaranteed: float, borrowed: float, pending: int

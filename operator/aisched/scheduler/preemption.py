@@ -12,7 +12,9 @@ Who may be evicted (`candidates`):
   tenant's `withinTenant: LowerPriority`); gangs of no tenant likewise among themselves.
 - Never a gang that is not `preemptible`, nor one that has run less than its tenant's
   `minRuntimeSeconds` (no thrash: a gang just placed is not evicted again at once).
-They are tried cheapest first: lowest priority, then least work lost (GPUs × time running).
+They are tried cheapest first: a borrower's gang whose eviction would leave its tenant below its
+own guarantee last (that tenant could then reclaim in turn: no ping-pong), then lowest priority,
+then least work lost (GPUs × time running).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aisched.cache import PodUsage
-from aisched.quota import QuotaLedger
+from aisched.quota import GPU_MILLI, QuotaLedger
 
 __all__ = ["DEFAULT_MIN_RUNTIME", "Workload", "candidates", "choose_victims"]
 
@@ -81,7 +83,19 @@ def candidates(
         policy = own.reclaim_within_cohort
         if policy == "Any" or (policy == "LowerPriority" and workload.priority < priority):
             allowed.append(workload)
-    return sorted(allowed, key=lambda w: (w.priority, w.lost_work(now), w.key))
+    return sorted(allowed, key=lambda w: (_overshoots(w, ledger), w.priority, w.lost_work(now), w.key))
+
+
+def _overshoots(workload: Workload, ledger: QuotaLedger) -> bool:
+    """Whether evicting a borrower's gang would drop its tenant below its own guarantee (it would
+    then be entitled to reclaim in turn): such gangs are taken last."""
+    if workload.tenant is None:
+        return False
+    found = ledger.tenant(workload.tenant)
+    if found is None or GPU_MILLI not in found.guaranteed:
+        return False
+    used = ledger.used(workload.tenant).get(GPU_MILLI, 0)
+    return used - workload.gpu_milli < found.guaranteed[GPU_MILLI]
 
 
 def choose_victims(
