@@ -71,8 +71,8 @@ class Preemptor:
         """Make room for `gang` by evicting whole gangs; the placement now held for it, or None."""
         runtime = self._runtime
         quota = runtime.quota
-        if quota is None or gang.key in self._held:
-            return None
+        if quota is None or gang.key in self._held or gang.size < gang.min_member:
+            return None  # an incomplete gang waits for its members, not for room
         tenant = gang.tenant or _tenant_name(quota.tenant_for(gang.members[0].namespace))
         request: dict[str, int] = {}
         for member in gang.members:
@@ -83,11 +83,18 @@ class Preemptor:
         admission = quota.admit(tenant, request) if tenant is not None else None
         found = self._tenant_guaranteed(tenant, request)
         now = self._wall()
+        reclaim = bool(admission is not None and admission.reclaim) or found
+        own = quota.tenant(tenant) if tenant is not None else None
+        lenders = {
+            t.name
+            for t in quota.cohort(own.cohort if own is not None else None)
+            if reclaim and t.name != tenant and quota.borrowed(t.name)
+        }
         ordered = candidates(
             tenant=tenant,
             priority=gang.priority,
-            reclaim=bool(admission is not None and admission.reclaim) or found,
-            workloads=self._workloads(),
+            reclaim=reclaim,
+            workloads=self._workloads(below=gang.priority, tenants=lenders),
             ledger=quota,
             now=now,
         )
@@ -99,6 +106,14 @@ class Preemptor:
         return self._hold(gang, victims)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _tenant_of(self, obj: JsonObject) -> str | None:
+        meta = obj.get("metadata") or {}
+        named = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT)
+        if named:
+            return str(named)
+        quota = self._runtime.quota
+        return _tenant_name(quota.tenant_for(meta.get("namespace") or "default")) if quota else None
 
     def _tenant_guaranteed(self, tenant: str | None, request: dict[str, int]) -> bool:
         """Whether `tenant` asks for no more than it is guaranteed (so it may reclaim)."""
@@ -113,14 +128,17 @@ class Preemptor:
             if request.get(r, 0)
         )
 
-    def _workloads(self) -> list[Workload]:
-        """The running gangs, whole, from the pods the informer holds and the cache accounts."""
+    def _workloads(self, *, below: int, tenants: set[str]) -> list[Workload]:
+        """The running gangs, whole, from the pods the informer holds and the cache accounts: only
+        those that could be victims (a member of lower priority than `below`, or of `tenants`)."""
         runtime = self._runtime
         members: dict[str, list[tuple[PodInfo, JsonObject]]] = {}
         for obj in runtime.informers[0].index.values():
             spec, meta = obj.get("spec") or {}, obj.get("metadata") or {}
             if not spec.get("nodeName") or meta.get("deletionTimestamp"):
                 continue
+            if _priority(obj) >= below and self._tenant_of(obj) not in tenants:
+                continue  # cheap test first: most pods are no candidate at all
             if (obj.get("status") or {}).get("phase") in _TERMINAL:
                 continue
             try:
@@ -255,6 +273,15 @@ class Preemptor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _priority(obj: JsonObject) -> int:
+    """A pod's priority read cheaply (as PodInfo would: its spec's, else its job's annotation)."""
+    spec = obj.get("spec") or {}
+    if spec.get("priority") is not None:
+        return int(spec["priority"])
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(keys.ANNOTATION_PRIORITY, "0")
+    return int(raw) if raw.lstrip("-").isdigit() else 0
 
 
 def _tenant_name(found: Any) -> str | None:
