@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import yaml
 
@@ -128,7 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     e2e.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     e2e.set_defaults(handler=_bench_e2e)
     _add_bench_sim(benches)
+    _add_bench_fairness(benches)
     return parser
+
+
+def _add_bench_fairness(benches: Any) -> None:
+    """`aisched bench fairness`."""
+    fairness = benches.add_parser(
+        "fairness", help="quotas, fair share and preemption against priority FIFO on a simulated workload"
+    )
+    fairness.add_argument("--seed", type=int, default=7, help="the workload's random seed")
+    fairness.add_argument("--hours", type=float, default=168.0, help="virtual hours to simulate")
+    fairness.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    fairness.set_defaults(handler=_bench_fairness)
 
 
 def _add_bench_sim(benches: Any) -> None:
@@ -310,28 +322,40 @@ def _demo(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     return run_demo(cluster=args.cluster, examples=args.examples, timeout=args.timeout, out=out, err=err)
 
 
-def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
-    from aisched.bench.core import run_core_benchmark  # noqa: PLC0415 - heavy; only this command needs it
+class _Benchmark(Protocol):
+    def to_json(self) -> Any: ...
+    def table(self) -> str: ...
 
-    result = run_core_benchmark(nodes=args.nodes, decisions=args.decisions, gangs=args.gangs)
-    if args.json:
+
+def _print_benchmark(result: _Benchmark, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """JSON on stdout and the table on stderr with --json; else the table on stdout."""
+    if as_json:
         print(json.dumps(result.to_json(), indent=2), file=out)
         print(result.table(), file=err)
     else:
         print(result.table(), file=out)
     return 0
+
+
+def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.bench.core import run_core_benchmark  # noqa: PLC0415 - heavy; only this command needs it
+
+    result = run_core_benchmark(nodes=args.nodes, decisions=args.decisions, gangs=args.gangs)
+    return _print_benchmark(result, as_json=args.json, out=out, err=err)
+
+
+def _bench_fairness(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.simulator.fairness import run_fairness_benchmark  # noqa: PLC0415 - only this command needs it
+
+    result = run_fairness_benchmark(seed=args.seed, hours=args.hours)
+    return _print_benchmark(result, as_json=args.json, out=out, err=err)
 
 
 def _bench_emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.bench.emulator import run_emulator_benchmark  # noqa: PLC0415 - only this command needs it
 
     result = run_emulator_benchmark(pods=args.pods, concurrency=args.concurrency)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2), file=out)
-        print(result.table(), file=err)
-    else:
-        print(result.table(), file=out)
-    return 0
+    return _print_benchmark(result, as_json=args.json, out=out, err=err)
 
 
 def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -344,12 +368,7 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         gang_size=args.gang_size,
         concurrency=args.concurrency,
     )
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2), file=out)
-        print(result.table(), file=err)
-    else:
-        print(result.table(), file=out)
-    return 0
+    return _print_benchmark(result, as_json=args.json, out=out, err=err)
 
 
 def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:

@@ -24,6 +24,10 @@ class FairShare:
 
     def __init__(self, ledger: QuotaLedger | None = None) -> None:
         self.ledger = ledger if ledger is not None else QuotaLedger()
+        # Shares computed since the ledger last changed: a sort compares the same few tenants
+        # thousands of times.
+        self._shares: dict[str | None, float] = {}
+        self._generation = -1
 
     def less(self, a: Gang, b: Gang) -> bool:
         return self._key(a) < self._key(b)
@@ -33,7 +37,16 @@ class FairShare:
         return self.ledger.generation
 
     def _key(self, gang: Gang) -> tuple[int, float, float, str]:
-        return (-gang.priority, self.ledger.weighted_share(self._tenant(gang)), gang.created, gang.key)
+        return (-gang.priority, self._share(self._tenant(gang)), gang.created, gang.key)
+
+    def _share(self, tenant: str | None) -> float:
+        if self._generation != self.ledger.generation:
+            self._shares.clear()
+            self._generation = self.ledger.generation
+        found = self._shares.get(tenant)
+        if found is None:
+            found = self._shares[tenant] = self.ledger.weighted_share(tenant)
+        return found
 
     def _tenant(self, gang: Gang) -> str | None:
         if gang.tenant is not None:
