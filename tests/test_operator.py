@@ -532,7 +532,7 @@ async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_b
     await until(kube, AIJOBS, lambda j: phase(j, "borrower") == "Running")
     listing = await kube.get(PODS)
     first = {p["metadata"]["uid"] for p in listing["items"]}
-    told = asyncio.create_task(_checkpoint_requests(kube, listing["metadata"]["resourceVersion"], first))
+    timeline = asyncio.create_task(_eviction_timeline(kube, listing["metadata"]["resourceVersion"], first))
     owner = job("owner", gpus=4)  # 8 GPUs: exactly b's guarantee
     owner["metadata"]["namespace"] = "serve"
     await kube.post(serve, owner)
@@ -540,11 +540,13 @@ async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_b
     await until(kube, serve, lambda j: phase(j, "owner") == "Running")
     jobs = await until(kube, AIJOBS, lambda j: (j["borrower"]["status"].get("preemptions") or 0) == 1)
     status = jobs["borrower"]["status"]
-    assert status["phase"] in ("Preempted", "Queued"), status
+    assert status["phase"] in ("Preempted", "Queued"), status  # never Restarting: not a failure
     assert status["restarts"] == 0, "a preemption is not a failure"
     pods = (await kube.get(PODS))["items"]
     assert not {p["metadata"]["uid"] for p in pods} & first, "every pod of the borrower's gang went"
-    assert await told == first, "each was asked to checkpoint before it was deleted"
+    asked, last_victim_gone, first_owner_bound = await timeline
+    assert asked == first, "each was asked to checkpoint before it was deleted"
+    assert last_victim_gone < first_owner_bound, "the room was given only once the victims were gone"
     assert not [p for p in pods if p["spec"].get("nodeName")], "and its new gang waits whole"
     waiting = await until(
         kube, AIJOBS, lambda j: _has_condition(j.get("borrower"), "Scheduled", "Unschedulable")
@@ -582,21 +584,32 @@ async def test_a_higher_priority_job_evicts_a_lower_priority_one_of_its_tenant(o
     assert phase(waiting, "high") == "Running", "a higher-priority job is never evicted for a lower one"
 
 
-async def _checkpoint_requests(kube: KubeClient, version: str, uids: set[str]) -> set[str]:
-    """The pods of `uids` seen asked to checkpoint, once every one of them has been deleted."""
+async def _eviction_timeline(kube: KubeClient, version: str, uids: set[str]) -> tuple[set[str], int, int]:
+    """Watching every pod until the victims (`uids`) are deleted and the owner's pods bound: the
+    victims seen asked to checkpoint, the position of the last victim's deletion and of the first
+    binding of an owner pod in the stream."""
     asked: set[str] = set()
-    gone: set[str] = set()
+    gone: dict[str, int] = {}
+    bound: dict[str, int] = {}
     async with asyncio.timeout(WAIT):
-        async for event in kube.watch(PODS, params={"resourceVersion": version}):
+        async for seq, event in _numbered(kube.watch("/api/v1/pods", params={"resourceVersion": version})):
             obj = event["object"]
-            uid = obj["metadata"].get("uid")
-            if uid not in uids:
-                continue
-            annotations = obj["metadata"].get("annotations") or {}
-            if annotations.get("aisched.io/checkpoint-requested") == "true" and uid not in gone:
-                asked.add(uid)
-            if event["type"] == "DELETED":
-                gone.add(uid)
-                if gone == uids:
-                    break
-    return asked
+            uid, name = obj["metadata"].get("uid"), obj["metadata"]["name"]
+            if uid in uids:
+                annotations = obj["metadata"].get("annotations") or {}
+                if annotations.get("aisched.io/checkpoint-requested") == "true" and uid not in gone:
+                    asked.add(uid)
+                if event["type"] == "DELETED":
+                    gone[uid] = seq
+            elif name.startswith("owner-") and obj["spec"].get("nodeName"):
+                bound.setdefault(name, seq)
+            if gone.keys() == uids and len(bound) == 2:
+                break
+    return asked, max(gone.values()), min(bound.values())
+
+
+async def _numbered(stream: AsyncIterator[JsonObject]) -> AsyncIterator[tuple[int, JsonObject]]:
+    seq = 0
+    async for event in stream:
+        seq += 1
+        yield seq, event

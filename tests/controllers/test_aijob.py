@@ -362,6 +362,8 @@ def test_a_preempted_gang_goes_back_to_the_queue_as_a_new_attempt_not_a_failure(
     pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0)]
     for pod in pods:
         pod["metadata"]["annotations"]["aisched.io/preempted-by"] = "serve/gang:owner"
+        pod["metadata"]["annotations"]["aisched.io/preempted-at"] = str(int(NOW))
+        pod["metadata"]["annotations"]["aisched.io/checkpoint-grace-seconds"] = "30"
     plan = reconcile(obj, pods[:1], now=NOW, preempted="serve/gang:owner")  # one already deleted
     assert plan.status is not None
     assert plan.status["phase"] == "Preempted"
@@ -373,6 +375,10 @@ def test_a_preempted_gang_goes_back_to_the_queue_as_a_new_attempt_not_a_failure(
     waiting = reconcile(obj, pods[:1], now=NOW + 1)
     assert waiting.create == [], "the old attempt's pods go first"
     assert waiting.delete == []
+    assert waiting.recheck_at == NOW + 30 + 60
+    assert waiting.status is None or waiting.status["phase"] == "Preempted"
+    late = reconcile(obj, pods[:1], now=NOW + 91)
+    assert late.delete == [pods[0]["metadata"]["name"]], "left over by the scheduler: deleted here"
     fresh = reconcile(obj, [], now=NOW + 2)
     assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
     assert fresh.status is not None

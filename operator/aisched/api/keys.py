@@ -36,6 +36,7 @@ ANNOTATION_PREEMPTIBLE: Final = "aisched.io/preemptible"
 # Preemption: the gang a victim pod makes room for (set before it is deleted), and how long a
 # victim may take to checkpoint and exit (its AIJob's spec.checkpoint.gracePeriodSeconds).
 ANNOTATION_PREEMPTED_BY: Final = "aisched.io/preempted-by"
+ANNOTATION_PREEMPTED_AT: Final = "aisched.io/preempted-at"  # epoch seconds
 ANNOTATION_CHECKPOINT_GRACE: Final = "aisched.io/checkpoint-grace-seconds"
 # How a victim is told to save its state (its AIJob's spec.checkpoint.method: Signal | Annotation),
 # and the annotation set on it for the Annotation method.

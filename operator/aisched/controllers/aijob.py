@@ -422,7 +422,11 @@ def reconcile(
     if preempted is not None:
         return _preempt(step, sorted_pods, preempted)
     # Victims of a preemption are deleted by the scheduler, after their checkpoint grace period.
-    step.plan.delete = [n for n in sorted_pods.stale if not _preempted(pods, n)]
+    victims = _victims_by_name(pods, step.now, sorted_pods.stale)
+    step.plan.delete = [n for n, until in zip(sorted_pods.stale, victims, strict=True) if until is None]
+    waiting = [until for until in victims if until is not None]
+    if waiting:
+        step.plan.recheck_at = min(waiting)  # then they are deleted here, if still there
     failed = sorted_pods.with_phase("Failed")
     wanted = {
         p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=attempt, scheduler_name=scheduler_name)
@@ -472,7 +476,7 @@ def _progress(step: _Step, job: AIJob, pods: _Pods) -> Plan:
         step.condition("Scheduled", "True", "GangPlaced", f"{len(bound)} pod(s) bound")
         return step.finish()
     if step.old.get("phase") in ("Restarting", "Preempted") and pods.stale:
-        step.set(phase="Restarting")  # the last attempt's pods are still going away
+        step.set(phase=step.old["phase"])  # the last attempt's pods are still going away
     else:
         step.set(phase="Queued" if pods.current or step.plan.create else "Pending")
     step.stamp("queuedTime")
@@ -491,7 +495,7 @@ def _progress(step: _Step, job: AIJob, pods: _Pods) -> Plan:
     if timeout is not None and queued_at is not None:
         if step.now >= queued_at + timeout:
             return _give_up(step, pods, timeout, verdict)
-        step.plan.recheck_at = queued_at + timeout
+        step.plan.recheck_at = min(queued_at + timeout, step.plan.recheck_at or float("inf"))
     return step.finish(event)
 
 
@@ -554,12 +558,30 @@ def _preempt(step: _Step, pods: _Pods, by: str) -> Plan:
     return plan
 
 
-def _preempted(pods: Sequence[Mapping[str, Any]], name: str) -> bool:
-    return any(
-        p["metadata"]["name"] == name
-        and keys.ANNOTATION_PREEMPTED_BY in (p["metadata"].get("annotations") or {})
-        for p in pods
-    )
+#: How long past its checkpoint grace period a preemption victim is left to the scheduler to delete
+#: before the job's controller deletes it itself (the scheduler's term may have ended meanwhile).
+VICTIM_MARGIN: Final = 60.0
+
+
+def _victim_until(pod: Mapping[str, Any], now: float) -> float | None:
+    """Until when `pod`, a preemption victim, is the scheduler's to delete; None when it is not
+    (not a victim, or its time is up)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if keys.ANNOTATION_PREEMPTED_BY not in annotations:
+        return None
+    at = annotations.get(keys.ANNOTATION_PREEMPTED_AT, "")
+    grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "0")
+    if not at.isdigit():
+        return None
+    until = int(at) + (int(grace) if grace.isdigit() else 0) + VICTIM_MARGIN
+    return until if now < until else None
+
+
+def _victims_by_name(
+    pods: Sequence[Mapping[str, Any]], now: float, names: Sequence[str]
+) -> list[float | None]:
+    by_name = {p["metadata"]["name"]: p for p in pods}
+    return [_victim_until(by_name[n], now) if n in by_name else None for n in names]
 
 
 def _new_attempt(step: _Step, pods: _Pods, phase: str, message: str, why: str) -> Plan:

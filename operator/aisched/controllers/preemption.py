@@ -13,6 +13,8 @@ victim pod is gone the held placement is bound like any other.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -21,6 +23,7 @@ from aisched.api import keys
 from aisched.controllers.gangs import gang_key
 from aisched.framework.types import Gang, GangPlacement, PodInfo
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject
+from aisched.kube.retry import Backoff
 from aisched.observability.logging import get_logger
 from aisched.quota import quota_usage
 from aisched.scheduler.preemption import Workload, candidates, choose_victims
@@ -34,6 +37,7 @@ log = get_logger(__name__)
 
 _TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 _NOT_FOUND: Final = 404
+_RETRY: Final = Backoff(initial=0.5, cap=30.0)
 
 
 class Preemptor:
@@ -59,13 +63,24 @@ class Preemptor:
     def gone(self, pod_key: str) -> None:
         """A victim pod is gone (or ended): release its gang's held placement once all are."""
         gang = self._evicting.pop(pod_key, None)
-        if gang is None:
+        if gang is None or gang not in self._held:
             return
         placement, left = self._held[gang]
         left.discard(pod_key)
         if not left:
             del self._held[gang]
             self.ready.append(placement)
+
+    def member_gone(self, pod_key: str) -> None:
+        """A pod of a held gang is gone (its job deleted or restarted): the hold ends. Its other
+        members' assumed places are dropped; the victims, already told to go, still go, and stay
+        accounted until they have."""
+        for gang, (placement, _) in list(self._held.items()):
+            keys_held = [p.pod.key for p in placement.pods]
+            if pod_key in keys_held:
+                del self._held[gang]
+                self._runtime.drop_assumed(k for k in keys_held if k != pod_key)
+                log.bind(gang=gang).info("preemption_hold_dropped", pod=pod_key)
 
     def preempt_for(self, gang: Gang) -> GangPlacement | None:
         """Make room for `gang` by evicting whole gangs; the placement now held for it, or None."""
@@ -180,7 +195,7 @@ class Preemptor:
         for workload in victims:
             for usage in workload.pods:
                 charge = runtime.quota.charge_of(usage.key) if runtime.quota is not None else None
-                runtime.cache.remove_pod(usage.key)
+                runtime.remove_usage(usage.key)
                 if runtime.quota is not None:
                     runtime.quota.release(usage.key)
                 taken.append((usage, charge))
@@ -189,7 +204,7 @@ class Preemptor:
     def _restore(self, taken: Iterable[tuple[Any, tuple[str, dict[str, int]] | None]]) -> None:
         runtime = self._runtime
         for usage, charge in taken:
-            runtime.cache.set_pod(usage)
+            runtime.set_usage(usage)
             if charge is not None and runtime.quota is not None:
                 runtime.quota.charge(usage.key, *charge)
 
@@ -206,11 +221,16 @@ class Preemptor:
             self._restore(taken)
 
     def _hold(self, gang: Gang, victims: Sequence[Workload]) -> GangPlacement | None:
+        """Place `gang` in the victims' room and keep both accounted: the victims until they are
+        gone, the gang (assumed) from now on. The room is booked twice on paper, so nobody else
+        is given it, and no GPU is used twice: the gang is bound only once the victims are gone."""
         runtime = self._runtime
         taken = self._without(victims)
-        result = runtime.scheduler.schedule(gang)
-        if result.placement is None:  # cannot happen after a fitting what-if; stay safe
+        try:
+            result = runtime.scheduler.schedule(gang)
+        finally:
             self._restore(taken)
+        if result.placement is None:  # cannot happen after a fitting what-if; stay safe
             return None
         victim_keys = {usage.key for usage, _ in taken}
         for key in victim_keys:
@@ -244,30 +264,39 @@ class Preemptor:
         method = annotations.get(keys.ANNOTATION_CHECKPOINT_METHOD, "None")
         raw_grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "")
         grace = int(raw_grace) if raw_grace.isdigit() else None
-        marks = {keys.ANNOTATION_PREEMPTED_BY: gang.key}
+        marks = {keys.ANNOTATION_PREEMPTED_BY: gang.key, keys.ANNOTATION_PREEMPTED_AT: str(int(self._wall()))}
         if method == "Annotation":
             marks[keys.ANNOTATION_CHECKPOINT_REQUESTED] = "true"
         paths = [
             f"/api/v1/namespaces/{u.key.split('/', 1)[0]}/pods/{u.key.split('/', 1)[1]}"
             for u in workload.pods
         ]
+        body: JsonObject = {"metadata": {"annotations": marks}}
         for path in paths:
-            await self._call(runtime.client.patch(path, {"metadata": {"annotations": marks}}), path)
+            await self._call(functools.partial(runtime.client.patch, path, body), path)
         if method == "Annotation" and grace:
             await asyncio.sleep(grace)  # the job saves its state and may exit by itself meanwhile
         params = {"gracePeriodSeconds": grace} if method == "Signal" and grace is not None else None
         for path in paths:
-            await self._call(runtime.client.delete(path, params=params), path)
+            await self._call(functools.partial(runtime.client.delete, path, params=params), path)
 
     @staticmethod
-    async def _call(request: Awaitable[JsonObject], path: str) -> None:
-        try:
-            await request
-        except ApiError as exc:
-            if exc.status != _NOT_FOUND:
-                log.warning("preemption_evict_failed", pod=path, error=str(exc))
-        except ApiUnavailable as exc:
-            log.warning("preemption_evict_failed", pod=path, error=str(exc))
+    async def _call(request: Callable[[], Awaitable[JsonObject]], path: str) -> None:
+        """Make the call until it succeeds or the pod is gone (404), backing off: a victim that
+        is never deleted would hold its room for ever."""
+        for attempt in itertools.count():
+            try:
+                await request()
+                return
+            except ApiError as exc:
+                if exc.status == _NOT_FOUND:
+                    return
+                error = str(exc)
+            except ApiUnavailable as exc:
+                error = str(exc)
+            delay = _RETRY.delay(attempt)
+            log.warning("preemption_evict_retry", pod=path, error=error, retry_in=round(delay, 2))
+            await asyncio.sleep(delay)
 
     async def close(self) -> None:
         for task in list(self._tasks):

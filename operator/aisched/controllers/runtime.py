@@ -206,7 +206,12 @@ class SchedulerRuntime:
             return None
         if placement is None:
             self.metrics.observe_cycle("unschedulable", seconds)
-            held = self.preemptor.preempt_for(gang) if self.preemptor is not None else None
+            try:
+                held = self.preemptor.preempt_for(gang) if self.preemptor is not None else None
+            except Exception as exc:  # a plugin failing inside a what-if: contained like a cycle's
+                log.bind(gang=gang.key).exception("preemption_failed")
+                self._cycle_failed(gang, f"preemption failed: {type(exc).__name__}: {exc}", seconds=seconds)
+                return None
             if held is not None:  # room is being made: bound once the victims are gone
                 self._placed(gang, held)
                 return None
@@ -303,6 +308,24 @@ class SchedulerRuntime:
         self._held(-old.gpus)
         return True
 
+    def set_usage(self, usage: PodUsage) -> None:
+        """Account a pod's usage (keeping the GPUs-held metric right)."""
+        self._set_pod(usage)
+
+    def remove_usage(self, key: str) -> bool:
+        """Stop accounting a pod (keeping the GPUs-held metric right); whether it was."""
+        return self._remove_pod(key)
+
+    def drop_assumed(self, keys: Iterable[str]) -> None:
+        """Undo placements assumed but never to be bound; their pods are pending again."""
+        undone = list(keys)
+        self._forget(undone)
+        for gang_key in self.gangs.restore(undone):
+            gang = self.gangs.gang(gang_key)
+            if gang is not None:
+                self.queue.add(gang)
+        self._wake.set()
+
     def _forget(self, keys: Iterable[str]) -> None:
         """Drop assumed pods (never bound ones) from the cache."""
         assumed = [u for u in (self.cache.pod(k) for k in keys) if u is not None and u.assumed]
@@ -373,9 +396,12 @@ class SchedulerRuntime:
     def pod_gone(self, obj: JsonObject) -> None:
         key = pod_key(obj)
         self._pending_since.pop(key, None)
-        if self.preemptor is not None and self.preemptor.evicting(key):
-            self.preemptor.gone(key)
-            self._wake.set()
+        if self.preemptor is not None:
+            if self.preemptor.evicting(key):
+                self.preemptor.gone(key)
+                self._wake.set()
+            else:
+                self.preemptor.member_gone(key)
         if self.quota is not None:
             self.quota.release(key)
         self.reporter.forget(key)
