@@ -31,13 +31,15 @@ from aisched.scheduler.preemption import Workload, candidates, choose_victims
 if TYPE_CHECKING:
     from aisched.controllers.runtime import SchedulerRuntime
 
-__all__ = ["Preemptor"]
+__all__ = ["MAX_CANDIDATES", "Preemptor"]
 
 log = get_logger(__name__)
 
 _TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 _NOT_FOUND: Final = 404
 _RETRY: Final = Backoff(initial=0.5, cap=30.0)
+#: Victim candidates weighed per preemption attempt (cheapest first): each costs up to two what-ifs.
+MAX_CANDIDATES: Final = 32
 
 
 class Preemptor:
@@ -115,7 +117,8 @@ class Preemptor:
         )
         if not ordered:
             return None
-        victims = choose_victims(ordered, lambda chosen: self._fits(gang, chosen))
+        # Each what-if is a full scheduling cycle: try the cheapest few only.
+        victims = choose_victims(ordered[:MAX_CANDIDATES], lambda chosen: self._fits(gang, chosen))
         if victims is None:
             return None
         return self._hold(gang, victims)
