@@ -18,6 +18,7 @@ from aisched.kopf_app import Connection, run_operator
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.runner import DEFAULT_CLUSTER, ensure_namespace
 from aisched.settings import Settings, load_settings
+from tests.support.objects import gpu_quota
 
 NAMESPACE: Final = "ml"
 AIJOBS: Final = f"/apis/aisched.io/v1alpha1/namespaces/{NAMESPACE}/aijobs"
@@ -438,20 +439,8 @@ async def test_stopping_the_leader_mid_gang_finishes_the_gangs_bindings_first() 
 async def test_a_tenants_usage_and_jobs_show_in_its_tenantquota_status(operator: Operator) -> None:
     kube = operator.kube
     quotas = "/apis/aisched.io/v1alpha1/tenantquotas"
-    for name, namespaces, guaranteed in (("research", [NAMESPACE], "8"), ("inference", ["serve"], "32")):
-        await kube.post(
-            quotas,
-            {
-                "apiVersion": "aisched.io/v1alpha1",
-                "kind": "TenantQuota",
-                "metadata": {"name": name},
-                "spec": {
-                    "namespaces": namespaces,
-                    "cohort": "pool",
-                    "resources": {"nvidia.com/gpu": {"guaranteed": guaranteed, "max": "32"}},
-                },
-            },
-        )
+    for name, namespaces, guaranteed in (("research", [NAMESPACE], 8), ("inference", ["serve"], 32)):
+        await kube.post(quotas, gpu_quota(name, namespaces, guaranteed=guaranteed, maximum=32))
     await kube.post(AIJOBS, job("ddp"))  # 16 GPUs: 8 guaranteed, 8 borrowed from inference's idle 32
     await until(kube, AIJOBS, lambda j: phase(j, "ddp") == "Running")
     found = await until(
@@ -472,18 +461,7 @@ async def test_a_tenant_at_its_quota_waits_with_a_clear_message_while_others_pro
     quotas = "/apis/aisched.io/v1alpha1/tenantquotas"
     await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
     for name, namespace, gpus in (("research", NAMESPACE, 8), ("inference", "serve", 64)):
-        await kube.post(
-            quotas,
-            {
-                "apiVersion": "aisched.io/v1alpha1",
-                "kind": "TenantQuota",
-                "metadata": {"name": name},
-                "spec": {
-                    "namespaces": [namespace],
-                    "resources": {"nvidia.com/gpu": {"guaranteed": str(gpus)}},
-                },
-            },
-        )
+        await kube.post(quotas, gpu_quota(name, [namespace], guaranteed=gpus, cohort=None))
     other = job("other")
     other["metadata"]["namespace"] = "serve"
     await kube.post("/apis/aisched.io/v1alpha1/namespaces/serve/aijobs", other)
@@ -501,17 +479,9 @@ async def test_a_tenant_at_its_quota_waits_with_a_clear_message_while_others_pro
 
 
 def _tenant(name: str, namespace: str, *, guaranteed: int, maximum: int) -> JsonObject:
-    return {
-        "apiVersion": "aisched.io/v1alpha1",
-        "kind": "TenantQuota",
-        "metadata": {"name": name},
-        "spec": {
-            "namespaces": [namespace],
-            "cohort": "pool",
-            "resources": {"nvidia.com/gpu": {"guaranteed": str(guaranteed), "max": str(maximum)}},
-            "preemption": {"reclaimWithinCohort": "Any", "minRuntimeSeconds": 0},
-        },
-    }
+    """A tenant whose jobs may be preempted at once (no minimum runtime) to reclaim its lenders'."""
+    preemption = {"reclaimWithinCohort": "Any", "minRuntimeSeconds": 0}
+    return gpu_quota(name, [namespace], guaranteed=guaranteed, maximum=maximum, preemption=preemption)
 
 
 @pytest.mark.parametrize("operator", [TWO_NODES], indirect=True)

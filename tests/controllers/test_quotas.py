@@ -14,21 +14,9 @@ from aisched.controllers.quotas import QuotaController, quota_status
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.quota import GPU_MILLI, QuotaLedger
+from tests.support.objects import gpu_quota
 
 QUOTAS: Final = "/apis/aisched.io/v1alpha1/tenantquotas"
-
-
-def quota(name: str, namespaces: list[str], *, guaranteed: int, maximum: int) -> JsonObject:
-    return {
-        "apiVersion": "aisched.io/v1alpha1",
-        "kind": "TenantQuota",
-        "metadata": {"name": name},
-        "spec": {
-            "namespaces": namespaces,
-            "cohort": "pool",
-            "resources": {"nvidia.com/gpu": {"guaranteed": str(guaranteed), "max": str(maximum)}},
-        },
-    }
 
 
 def bound_pod(name: str, namespace: str, *, gpus: int, node: str | None = "n1", **meta: Any) -> JsonObject:
@@ -62,8 +50,8 @@ async def running(emulator_cluster: Emulator) -> AsyncIterator[Running]:
     async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
         index = JobIndex()
         for body in (
-            quota("research", ["ml"], guaranteed=8, maximum=24),
-            quota("inference", ["serve"], guaranteed=16, maximum=16),
+            gpu_quota("research", ["ml"], guaranteed=8, maximum=24),
+            gpu_quota("inference", ["serve"], guaranteed=16, maximum=16),
         ):
             index.tenant_event(None, await kube.post(QUOTAS, body))
         synced = asyncio.Event()

@@ -20,6 +20,7 @@ from aisched.kube.client import ApiError, JsonObject, KubeClient
 from aisched.plugins import default_registry
 from aisched.queue import QueueState
 from aisched.topology.snapshot import Snapshot
+from tests.binder.fakes import exists
 from tests.controllers.test_runtime import (
     PODS,
     TOPOLOGIES,
@@ -44,16 +45,6 @@ H100: Final = ("h100-000", "h100-001", "h100-002", "h100-003")
 async def kube(emulator_cluster: Emulator) -> AsyncIterator[KubeClient]:
     async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
         yield client
-
-
-async def exists(kube: KubeClient, name: str) -> bool:
-    try:
-        await kube.get(f"{PODS}/{name}")
-    except ApiError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 def conflict(message: str) -> ApiError:

@@ -57,6 +57,30 @@ def tenantquota() -> dict[str, Any]:
     }
 
 
+def gpu_quota(
+    name: str,
+    namespaces: list[str],
+    *,
+    guaranteed: int,
+    maximum: int | None = None,
+    cohort: str | None = "pool",
+    preemption: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A TenantQuota for `namespaces` with a GPU quota (and no other), in a cohort by default."""
+    gpu = {"guaranteed": str(guaranteed)} | ({} if maximum is None else {"max": str(maximum)})
+    spec: dict[str, Any] = {"namespaces": namespaces, "resources": {"nvidia.com/gpu": gpu}}
+    if cohort is not None:
+        spec["cohort"] = cohort
+    if preemption is not None:
+        spec["preemption"] = preemption
+    return {
+        "apiVersion": "aisched.io/v1alpha1",
+        "kind": "TenantQuota",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
 def gpunodetopology() -> dict[str, Any]:
     """Two NVLinked GPUs on one PCIe switch."""
     return {

@@ -1,9 +1,7 @@
-"""What an AIJob should look like in the cluster, and what its pods say about it. Pure: no I/O.
+"""What an AIJob's pods say about it, and what to do next. Pure: no I/O.
 
-`job_pods` and `job_service` are the objects the controller creates for one attempt of a job:
-one pod per replica of every role, all in one gang, with the PyTorch rendezvous variables set,
-and a headless Service so that `MASTER_ADDR` resolves. `reconcile` compares a job with its pods
-and returns a `Plan`: pods to create or delete, and the status to write.
+`reconcile` compares a job with its pods and returns a `Plan`: pods to create (made by
+`controllers.aijob_pods`) or delete, and the status to write.
 
 Attempts: a job's pods carry the attempt they belong to (`aisched.io/attempt`, equal to the job's
 `status.restarts` when they were made). Restarting a gang writes `restarts + 1` first, then
@@ -21,174 +19,20 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from aisched.api import keys
-from aisched.api.aijob import AIJob, AIJobSpec
+from aisched.api.aijob import AIJob
 from aisched.api.validation import InvalidObjectError, parse
+from aisched.controllers.aijob_pods import (
+    ANNOTATION_ATTEMPT,
+    job_pods,
+    pod_name,
+)
 
-__all__ = [
-    "ANNOTATION_ATTEMPT",
-    "CONDITION_TYPES",
-    "DEFAULT_MASTER_PORT",
-    "Plan",
-    "job_pods",
-    "job_service",
-    "master_role",
-    "pod_name",
-    "reconcile",
-]
+__all__ = ["CONDITION_TYPES", "VICTIM_MARGIN", "Plan", "reconcile"]
 
-ANNOTATION_ATTEMPT: Final = "aisched.io/attempt"
-DEFAULT_MASTER_PORT: Final = 29500
 #: The AIJob's conditions, in the order `kubectl describe` shows them.
 CONDITION_TYPES: Final = ("Valid", "Scheduled", "Running", "Complete", "Failed")
 
 _TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
-_JOB_API_VERSION: Final = "aisched.io/v1alpha1"
-
-
-def master_role(spec: AIJobSpec) -> str:
-    """The role whose first pod hosts the rendezvous: `master` if there is one, else the first role."""
-    names = [r.name for r in spec.replicas]
-    return "master" if "master" in names else names[0]
-
-
-def _ordered_roles(spec: AIJobSpec) -> list[int]:
-    """Indexes of `spec.replicas`, the master role first, so that the master pod gets RANK 0."""
-    master = master_role(spec)
-    return sorted(range(len(spec.replicas)), key=lambda i: spec.replicas[i].name != master)
-
-
-def pod_name(job: str, role: str, index: int) -> str:
-    return f"{job}-{role}-{index}"
-
-
-def _env(name: str, value: str) -> dict[str, str]:
-    return {"name": name, "value": value}
-
-
-def job_pods(
-    obj: Mapping[str, Any], job: AIJob, *, attempt: int, scheduler_name: str = keys.SCHEDULER_NAME
-) -> list[dict[str, Any]]:
-    """The pods of `job` for `attempt`, built from the raw object `obj` (whose templates keep every
-    field, including those the models do not describe).
-
-    `restartPolicy` is always Never: a failed container fails its pod, and the controller restarts
-    the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
-    and the pod would never end for the controller to see).
-    """
-    meta = obj["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
-    spec = job.spec
-    raw_roles = {r["name"]: r for r in obj["spec"]["replicas"]}
-    world_size = spec.total_replicas()
-    master = master_role(spec)
-    master_addr = f"{pod_name(name, master, 0)}.{name}.{namespace}.svc"
-    owner = {
-        "apiVersion": _JOB_API_VERSION,
-        "kind": "AIJob",
-        "name": name,
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    annotations = _placement_annotations(spec)
-    annotations[ANNOTATION_ATTEMPT] = str(attempt)
-    pods = []
-    rank = 0
-    for role_index in _ordered_roles(spec):
-        role = spec.replicas[role_index]
-        template = raw_roles[role.name].get("template") or {}
-        for index in range(role.count):
-            pod_meta = copy.deepcopy(template.get("metadata") or {})
-            pod_meta.pop("name", None)
-            pod_meta.pop("generateName", None)
-            pod_meta["name"] = pod_name(name, role.name, index)
-            pod_meta["namespace"] = namespace
-            pod_meta["labels"] = {
-                **(pod_meta.get("labels") or {}),
-                keys.LABEL_JOB: name,
-                keys.LABEL_ROLE: role.name,
-                keys.LABEL_INDEX: str(index),
-            }
-            pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
-            pod_meta["ownerReferences"] = [owner]
-            pod_spec = copy.deepcopy(template.get("spec") or {})
-            pod_spec["schedulerName"] = scheduler_name
-            pod_spec["restartPolicy"] = "Never"
-            pod_spec["hostname"] = pod_meta["name"]
-            pod_spec["subdomain"] = name
-            variables = {
-                "WORLD_SIZE": str(world_size),
-                "RANK": str(rank),
-                "MASTER_ADDR": master_addr,
-                "MASTER_PORT": str(DEFAULT_MASTER_PORT),
-                "AISCHED_JOB_NAME": name,
-                "AISCHED_ROLE": role.name,
-                "AISCHED_ROLE_INDEX": str(index),
-            }
-            for container in [*pod_spec.get("containers", []), *pod_spec.get("initContainers", [])]:
-                env = container.setdefault("env", [])
-                present = {e.get("name") for e in env}
-                env.extend(_env(k, v) for k, v in variables.items() if k not in present)
-            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
-            rank += 1
-    return pods
-
-
-def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
-    """What the scheduler reads from each pod: gang size, topology constraint, allowed GPU models."""
-    out = {
-        keys.ANNOTATION_GANG_MIN_MEMBER: str(spec.min_member()),
-        keys.ANNOTATION_TOPOLOGY_POLICY: spec.topology.policy,
-    }
-    if spec.topology.level is not None:
-        out[keys.ANNOTATION_TOPOLOGY_LEVEL] = spec.topology.level
-    if spec.tenant is not None:
-        out[keys.ANNOTATION_TENANT] = spec.tenant
-    if spec.priority:
-        out[keys.ANNOTATION_PRIORITY] = str(spec.priority)
-    out[keys.ANNOTATION_PREEMPTIBLE] = "true" if spec.preemptible else "false"
-    if spec.checkpoint.method != "None":
-        out[keys.ANNOTATION_CHECKPOINT_METHOD] = spec.checkpoint.method
-        out[keys.ANNOTATION_CHECKPOINT_GRACE] = str(spec.checkpoint.grace_period_seconds)
-    if spec.gpu is not None and spec.gpu.models:
-        out[keys.ANNOTATION_GPU_MODELS] = ",".join(spec.gpu.models)
-    if spec.gpu is not None and spec.gpu.milli is not None:
-        out[keys.ANNOTATION_GPU_MILLI] = str(spec.gpu.milli)
-    if spec.gpu is not None and spec.gpu.memory is not None:
-        out[keys.ANNOTATION_GPU_MEMORY] = str(spec.gpu.memory)
-    if spec.gpu is not None and spec.gpu.mig_profile is not None:
-        out[keys.ANNOTATION_MIG] = spec.gpu.mig_profile
-    return out
-
-
-def job_service(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The headless Service giving every pod of the job a DNS name (`<pod>.<job>.<ns>.svc`)."""
-    meta = obj["metadata"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "labels": {keys.LABEL_JOB: meta["name"]},
-            "ownerReferences": [
-                {
-                    "apiVersion": _JOB_API_VERSION,
-                    "kind": "AIJob",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": {keys.LABEL_JOB: meta["name"]},
-            "ports": [{"name": "rendezvous", "port": DEFAULT_MASTER_PORT, "targetPort": DEFAULT_MASTER_PORT}],
-        },
-    }
 
 
 # -- reconciling ---------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import pydantic
 
 from aisched.api import keys
 from aisched.api.tenantquota import TenantQuotaSpec
-from aisched.controllers.aijob import ANNOTATION_ATTEMPT, Plan, job_service, reconcile
+from aisched.controllers.aijob import Plan, reconcile
+from aisched.controllers.aijob_pods import ANNOTATION_ATTEMPT, job_service
 from aisched.controllers.events import EventRecorder
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.merge import merge_patch

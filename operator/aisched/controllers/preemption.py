@@ -25,7 +25,7 @@ from aisched.framework.types import Gang, GangPlacement, PodInfo
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject
 from aisched.kube.retry import Backoff
 from aisched.observability.logging import get_logger
-from aisched.quota import quota_usage
+from aisched.quota import GPU_MILLI, gang_usage
 from aisched.scheduler.preemption import Workload, candidates, choose_victims
 
 if TYPE_CHECKING:
@@ -90,11 +90,8 @@ class Preemptor:
         quota = runtime.quota
         if quota is None or gang.key in self._held or gang.size < gang.min_member:
             return None  # an incomplete gang waits for its members, not for room
-        tenant = gang.tenant or _tenant_name(quota.tenant_for(gang.members[0].namespace))
-        request: dict[str, int] = {}
-        for member in gang.members:
-            for resource, amount in quota_usage(member).items():
-                request[resource] = request.get(resource, 0) + amount
+        tenant = quota.gang_tenant(gang)
+        request = gang_usage(gang.members)
         # Over its own quota, only its own lower-priority gangs can make room (the what-if below
         # runs the Quota check with the victims' charges released); others' only when reclaiming.
         admission = quota.admit(tenant, request) if tenant is not None else None
@@ -128,10 +125,8 @@ class Preemptor:
     def _tenant_of(self, obj: JsonObject) -> str | None:
         meta = obj.get("metadata") or {}
         named = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT)
-        if named:
-            return str(named)
         quota = self._runtime.quota
-        return _tenant_name(quota.tenant_for(meta.get("namespace") or "default")) if quota else None
+        return quota.charged_to(named, meta.get("namespace") or "default") if quota else named
 
     def _tenant_guaranteed(self, tenant: str | None, request: dict[str, int]) -> bool:
         """Whether `tenant` asks for no more than it is guaranteed (so it may reclaim)."""
@@ -171,9 +166,8 @@ class Preemptor:
         for key, pods in members.items():
             infos = [p for p, _ in pods]
             quota = runtime.quota
-            tenant = next((p.tenant for p in infos if p.tenant), None)
-            if tenant is None and quota is not None:
-                tenant = _tenant_name(quota.tenant_for(infos[0].namespace))
+            named = next((p.tenant for p in infos if p.tenant), None)
+            tenant = quota.charged_to(named, infos[0].namespace) if quota is not None else named
             usages = tuple(u for u in (runtime.cache.pod(p.key) for p in infos) if u is not None)
             out.append(
                 Workload(
@@ -186,7 +180,7 @@ class Preemptor:
                     ),
                     started=max(_started(o) for _, o in pods),
                     pods=usages,
-                    gpu_milli=sum(quota_usage(p).get(keys.GPU_RESOURCE, 0) for p in infos),
+                    gpu_milli=gang_usage(infos).get(GPU_MILLI, 0),
                 )
             )
         return out
@@ -241,9 +235,7 @@ class Preemptor:
         self._held[gang.key] = (result.placement, set(victim_keys))
         reason = ", ".join(v.key for v in victims)
         log.bind(gang=gang.key).info("gang_preempting", victims=reason, pods=len(victim_keys))
-        own = gang.tenant or _tenant_name(
-            runtime.quota.tenant_for(gang.members[0].namespace) if runtime.quota else None
-        )
+        own = runtime.quota.gang_tenant(gang) if runtime.quota is not None else gang.tenant
         for workload in victims:
             runtime.metrics.preemption("priority" if workload.tenant == own else "reclaim")
             task = asyncio.get_running_loop().create_task(self._evict(workload, gang))
@@ -314,10 +306,6 @@ def _priority(obj: JsonObject) -> int:
         return int(spec["priority"])
     raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(keys.ANNOTATION_PRIORITY, "0")
     return int(raw) if raw.lstrip("-").isdigit() else 0
-
-
-def _tenant_name(found: Any) -> str | None:
-    return None if found is None else str(found.name)
 
 
 def _started(obj: JsonObject) -> float:

@@ -126,9 +126,8 @@ class QuotaController:
             self._mark(before)
         if deleted or not node or phase in _TERMINAL:
             return
-        tenant = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT) or self._index.tenant_for(
-            meta.get("namespace") or "default"
-        )
+        named = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT)
+        tenant = self.ledger.charged_to(named, meta.get("namespace") or "default")
         if tenant is None:
             return
         try:

@@ -339,10 +339,7 @@ class SchedulerRuntime:
     def _charge(self, pod: PodInfo) -> None:
         """Charge an assumed placement to its tenant's quota, until bound (or undone)."""
         assert self.quota is not None
-        tenant = pod.tenant
-        if tenant is None:
-            found = self.quota.tenant_for(pod.namespace)
-            tenant = None if found is None else found.name
+        tenant = self.quota.charged_to(pod.tenant, pod.namespace)
         if tenant is not None:
             self.quota.charge(pod.key, tenant, quota_usage(pod))
 

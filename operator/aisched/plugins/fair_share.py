@@ -37,7 +37,7 @@ class FairShare:
         return self.ledger.generation
 
     def _key(self, gang: Gang) -> tuple[int, float, float, str]:
-        return (-gang.priority, self._share(self._tenant(gang)), gang.created, gang.key)
+        return (-gang.priority, self._share(self.ledger.gang_tenant(gang)), gang.created, gang.key)
 
     def _share(self, tenant: str | None) -> float:
         if self._generation != self.ledger.generation:
@@ -47,14 +47,6 @@ class FairShare:
         if found is None:
             found = self._shares[tenant] = self.ledger.weighted_share(tenant)
         return found
-
-    def _tenant(self, gang: Gang) -> str | None:
-        if gang.tenant is not None:
-            return gang.tenant
-        if not gang.members:
-            return None
-        found = self.ledger.tenant_for(gang.members[0].namespace)
-        return None if found is None else found.name
 
 
 def new(args: Mapping[str, Any]) -> FairShare:

@@ -14,7 +14,7 @@ from typing import Any, Final
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.status import Status
 from aisched.framework.types import Gang
-from aisched.quota import QuotaLedger, quota_usage
+from aisched.quota import QuotaLedger, gang_usage
 from aisched.topology.snapshot import Snapshot
 
 __all__ = ["NAME", "Quota", "new"]
@@ -31,21 +31,14 @@ class Quota:
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
         if not gang.members:
             return Status.success()
-        tenant = gang.tenant or self._namespace_tenant(gang)
+        tenant = self.ledger.gang_tenant(gang)
         if tenant is None:
             return Status.success()
-        request: dict[str, int] = {}
-        for member in gang.members:
-            for resource, amount in quota_usage(member).items():
-                request[resource] = request.get(resource, 0) + amount
+        request = gang_usage(gang.members)
         admission = self.ledger.admit(tenant, request)
         if admission.admitted:
             return Status.success()
         return Status.unschedulable(f"waiting for quota: {admission.reason}", plugin=NAME)
-
-    def _namespace_tenant(self, gang: Gang) -> str | None:
-        found = self.ledger.tenant_for(gang.members[0].namespace)
-        return None if found is None else found.name
 
 
 def new(args: Mapping[str, Any]) -> Quota:

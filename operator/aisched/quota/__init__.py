@@ -6,6 +6,6 @@ for each tenant's weighted dominant share.
 """
 
 from aisched.quota.ledger import Admission, QuotaLedger
-from aisched.quota.tenants import GPU_MILLI, Tenant, quota_usage
+from aisched.quota.tenants import GPU_MILLI, Tenant, gang_usage, quota_usage
 
-__all__ = ["GPU_MILLI", "Admission", "QuotaLedger", "Tenant", "quota_usage"]
+__all__ = ["GPU_MILLI", "Admission", "QuotaLedger", "Tenant", "gang_usage", "quota_usage"]

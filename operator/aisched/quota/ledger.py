@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from aisched.framework.types import Gang
 from aisched.quota.tenants import Tenant, display
 
 __all__ = ["Admission", "QuotaLedger"]
@@ -102,6 +103,20 @@ class QuotaLedger:
         """The tenant whose TenantQuota lists `namespace` (the first by name if several do)."""
         name = self._tenant_of.get(namespace)
         return None if name is None else self._tenants.get(name)
+
+    def charged_to(self, named: str | None, namespace: str) -> str | None:
+        """The tenant a pod is charged to: the one it names (`aisched.io/tenant`, an AIJob's
+        `spec.tenant`), else the TenantQuota listing its namespace, else none."""
+        if named:
+            return named
+        found = self.tenant_for(namespace)
+        return None if found is None else found.name
+
+    def gang_tenant(self, gang: Gang) -> str | None:
+        """The tenant a gang is charged to (see `charged_to`)."""
+        if not gang.members:
+            return gang.tenant
+        return self.charged_to(gang.tenant, gang.members[0].namespace)
 
     def used(self, tenant: str) -> dict[str, int]:
         return dict(self._used.get(tenant, {}))

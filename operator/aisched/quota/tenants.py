@@ -7,7 +7,7 @@ counts for its fraction: a quota of `nvidia.com/gpu: 64` is 64,000 milli-GPUs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -17,7 +17,7 @@ from aisched.api.tenantquota import TenantQuotaSpec
 from aisched.framework.types import PodInfo
 from aisched.topology import resources
 
-__all__ = ["GPU_MILLI", "Tenant", "display", "quota_usage"]
+__all__ = ["GPU_MILLI", "Tenant", "display", "gang_usage", "quota_usage"]
 
 #: The GPU resource in quota arithmetic: thousandths of a GPU.
 GPU_MILLI: Final = keys.GPU_RESOURCE
@@ -87,6 +87,15 @@ def quota_usage(pod: PodInfo) -> dict[str, int]:
     if gpus:
         usage[GPU_MILLI] = gpus
     return usage
+
+
+def gang_usage(members: Iterable[PodInfo]) -> dict[str, int]:
+    """What a gang's members count against their tenant's quota together."""
+    total: dict[str, int] = {}
+    for member in members:
+        for resource, amount in quota_usage(member).items():
+            total[resource] = total.get(resource, 0) + amount
+    return total
 
 
 def _mig_milli(profile: str) -> int:
