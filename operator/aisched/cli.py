@@ -323,39 +323,46 @@ def _demo(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 class _Benchmark(Protocol):
-    def to_json(self) -> Any: ...
+    def to_json(self) -> dict[str, Any]: ...
     def table(self) -> str: ...
+    def failures(self) -> list[str]:
+        """The correctness rows that failed (performance targets never appear here)."""
+        ...
 
 
-def _print_benchmark(result: _Benchmark, *, as_json: bool, out: TextIO, err: TextIO) -> int:
-    """JSON on stdout and the table on stderr with --json; else the table on stdout."""
+def _print_benchmark(result: _Benchmark, *, name: str, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """JSON on stdout and the table on stderr with --json; else the table on stdout. Then each
+    failed correctness row on stderr, and exit code 1 if there is one."""
+    failed = result.failures()
     if as_json:
-        print(json.dumps(result.to_json(), indent=2), file=out)
+        print(json.dumps({**result.to_json(), "failed_checks": failed}, indent=2), file=out)
         print(result.table(), file=err)
     else:
         print(result.table(), file=out)
-    return 0
+    for row in failed:
+        print(f"aisched bench {name}: FAILED: {row}", file=err)
+    return 1 if failed else 0
 
 
 def _bench_core(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.bench.core import run_core_benchmark  # noqa: PLC0415 - heavy; only this command needs it
 
     result = run_core_benchmark(nodes=args.nodes, decisions=args.decisions, gangs=args.gangs)
-    return _print_benchmark(result, as_json=args.json, out=out, err=err)
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 
 
 def _bench_fairness(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.simulator.fairness import run_fairness_benchmark  # noqa: PLC0415 - only this command needs it
 
     result = run_fairness_benchmark(seed=args.seed, hours=args.hours)
-    return _print_benchmark(result, as_json=args.json, out=out, err=err)
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 
 
 def _bench_emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.bench.emulator import run_emulator_benchmark  # noqa: PLC0415 - only this command needs it
 
     result = run_emulator_benchmark(pods=args.pods, concurrency=args.concurrency)
-    return _print_benchmark(result, as_json=args.json, out=out, err=err)
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 
 
 def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -368,7 +375,7 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         gang_size=args.gang_size,
         concurrency=args.concurrency,
     )
-    return _print_benchmark(result, as_json=args.json, out=out, err=err)
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 
 
 def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -378,7 +385,7 @@ def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     try:
         seeds = parse_seeds(args.seeds)
         policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-        document, text = run_sim_benchmark(
+        result = run_sim_benchmark(
             traces=args.traces,
             expected=args.expected,
             workload=args.workload,
@@ -391,12 +398,7 @@ def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     except (OSError, ValueError) as exc:
         print(f"aisched bench sim: {exc}", file=err)
         return 1
-    if args.json:
-        print(json.dumps(document, indent=2), file=out)
-        print(text, file=err)
-    else:
-        print(text, file=out)
-    return 0
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 
 
 def _simulate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:

@@ -20,6 +20,7 @@ KEYS = {
     "pods_total",
     "pods_bound",
     "gangs_bound_whole",
+    "gangs_partly_bound",
     "gpu_conflicts",
     "pods_bound_per_s",
     "p50_bind_latency_s",
@@ -44,7 +45,8 @@ def test_a_tiny_run_binds_every_pod_and_every_gang_whole() -> None:
     assert (figures["nodes"], figures["pods"], figures["gangs"], figures["gang_size"]) == (20, 60, 3, 8)
     assert figures["pods_total"] == figures["pods_bound"] == 60 + 3 * 8
     assert figures["gangs_bound_whole"] == 3
-    assert figures["gpu_conflicts"] == 0
+    assert figures["gpu_conflicts"] == figures["gangs_partly_bound"] == 0
+    assert figures["failed_checks"] == []
     assert figures["scheduler_warnings"] == 0
     assert figures["pods_bound_per_s"] > 0
     assert 0 < figures["p50_bind_latency_s"] <= figures["p99_bind_latency_s"]

@@ -62,6 +62,7 @@ def test_bench_sim_prints_each_policys_means_as_json(tmp_path: Path) -> None:
     assert code == 0, err
     document = json.loads(out)
     assert set(document["policies"]) == {"bestfit", "fgd"}
+    assert document["failed_checks"] == []
     for entry in document["policies"].values():
         assert set(entry) >= {"unallocated_at_130", "unallocated_at_100", "seconds_per_replay"}
         assert 0 <= entry["unallocated_at_130"] <= 100

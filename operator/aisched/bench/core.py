@@ -8,6 +8,9 @@ Measured on one core, in one process:
 - gangs: 8 pods × 8 GPUs with Preferred rack topology, gangs per second;
 - memory: peak RSS once the snapshot of the cluster is built;
 - one-pod snapshot update: a bound pod arriving from the informer, then the snapshot refresh.
+
+Checked, outside the timings, over every placement made (the correctness rows): no GPU of a node
+handed to two pods, every pod given as many GPUs as it asked for, every gang placed whole.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gc
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,7 +29,7 @@ from aisched.bench.cluster import synthetic_cluster
 from aisched.cache.cache import PodUsage
 from aisched.framework.profile import Profile
 from aisched.framework.runtime import Framework
-from aisched.framework.types import Gang, PodInfo
+from aisched.framework.types import Gang, GangPlacement, PodInfo
 from aisched.plugins import default_registry
 from aisched.scheduler import Scheduler
 from aisched.topology import resources
@@ -56,6 +59,9 @@ class CoreBenchmark:
     rss_mb: float
     snapshot_build_s: float
     snapshot_update_us: float
+    gpu_conflicts: int  #: GPUs of a node handed to more than one pod (must be 0)
+    gpu_count_mismatches: int  #: pods given more or fewer GPUs than they asked for (must be 0)
+    gangs_split: int  #: gangs placed with fewer members than they have (must be 0)
 
     def to_json(self) -> dict[str, Any]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
@@ -78,9 +84,23 @@ class CoreBenchmark:
             ("peak RSS", f"{self.rss_mb:.0f} MB", "target <= 200 MB"),
             ("snapshot build", f"{self.snapshot_build_s:.2f} s", ""),
             ("one-pod snapshot update", f"{self.snapshot_update_us:.0f} us", "target <= 1,000 us"),
+            ("GPUs given twice", f"{self.gpu_conflicts}", "must be 0"),
+            ("pods given the wrong GPU count", f"{self.gpu_count_mismatches}", "must be 0"),
+            ("gangs split", f"{self.gangs_split}", "must be 0"),
         ]
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
+
+    def failures(self) -> list[str]:
+        checks = [
+            (self.gpu_conflicts, f"GPUs given twice: {self.gpu_conflicts} (must be 0)"),
+            (
+                self.gpu_count_mismatches,
+                f"pods given the wrong GPU count: {self.gpu_count_mismatches} (must be 0)",
+            ),
+            (self.gangs_split, f"gangs split: {self.gangs_split} of {self.gangs} (must be 0)"),
+        ]
+        return [row for count, row in checks if count]
 
 
 def _pod(name: str, gpus: int) -> PodInfo:
@@ -135,6 +155,21 @@ def _floor(scheduler: Scheduler, pods: list[PodInfo]) -> list[float]:
     return latencies
 
 
+def _gpu_checks(placements: Iterable[GangPlacement]) -> tuple[int, int]:
+    """Over placements made on one cache (nothing removed in between): GPUs (node, index) handed
+    to more than one pod, and pods given a GPU count other than their request."""
+    seen: set[tuple[int, int]] = set()
+    conflicts = mismatches = 0
+    for placement in placements:
+        for pod in placement.pods:
+            indices = pod.gpu_indices
+            mismatches += len(indices) != pod.pod.gpus
+            for index in indices:
+                conflicts += (pod.slot, index) in seen
+                seen.add((pod.slot, index))
+    return conflicts, mismatches
+
+
 def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int = 250) -> CoreBenchmark:
     # Single pods.
     scheduler, build_s = _scheduler(nodes)
@@ -144,6 +179,7 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         scheduler.schedule(Gang.of(pod))
     scheduler, _ = _scheduler(nodes)
     failures = 0
+    placed: list[GangPlacement] = []
     latencies: list[float] = []
     floors: list[float] = []
     total = 0.0
@@ -154,7 +190,11 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
 
         def one(i: int, batch: list[PodInfo] = batch) -> None:
             nonlocal failures
-            failures += scheduler.schedule(Gang.of(batch[i])).placement is None
+            placement = scheduler.schedule(Gang.of(batch[i])).placement
+            if placement is None:
+                failures += 1
+            else:
+                placed.append(placement)
 
         spent, batch_latencies = _timed(one, len(batch))
         total += spent
@@ -164,6 +204,7 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         raise RuntimeError(f"{failures} single-pod decisions failed; the benchmark cluster is too small")
     per_decision = total / decisions
     floor = statistics.median(floors)
+    single_conflicts, single_mismatches = _gpu_checks(placed)
 
     # One bound pod arriving, then the snapshot refresh.
     cache = scheduler.cache
@@ -184,6 +225,7 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
     # Gangs.
     scheduler, _ = _scheduler(nodes)
     racks: list[int] = []
+    gang_placements: list[GangPlacement] = []
 
     def gang(i: int) -> None:
         members = [_pod(f"g{i}-{k}", 8) for k in range(8)]
@@ -198,9 +240,15 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         )
         if result.placement is None:
             raise RuntimeError(f"gang {i} failed: {result.message}")
+        gang_placements.append(result.placement)
         racks.append(len({scheduler.snapshot.infos[p.slot].rack for p in result.placement.pods}))  # type: ignore[union-attr]
 
     gang_total, gang_latencies = _timed(gang, gangs)
+    gang_conflicts, gang_mismatches = _gpu_checks(gang_placements)
+    split = sum(
+        len({p.pod.key for p in placement.pods}) != len(placement.gang.members)
+        for placement in gang_placements
+    )
     rss_mb = max(rss_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return CoreBenchmark(
         nodes=nodes,
@@ -219,4 +267,7 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         rss_mb=rss_mb,
         snapshot_build_s=build_s,
         snapshot_update_us=update_us,
+        gpu_conflicts=single_conflicts + gang_conflicts,
+        gpu_count_mismatches=single_mismatches + gang_mismatches,
+        gangs_split=split,
     )

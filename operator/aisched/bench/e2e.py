@@ -18,6 +18,9 @@ whether every gang was bound whole, GPUs handed to more than one pod (must be 0)
 scheduler's peak RSS, and the CPU seconds used during the load by each process and by everything
 else on the machine (other work on a shared box shows there). The load process's clock
 readings are its own, so a starved load process makes the figures worse, never better.
+
+The correctness rows (`failures`): no GPU given twice, every pod bound, every gang bound whole
+and none partly bound. Rates and latencies are targets, reported only.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class E2EBenchmark:
     pods_total: int  #: single pods and gang members
     pods_bound: int
     gangs_bound_whole: int
+    gangs_partly_bound: int  #: gangs with some members bound and some not (must be 0)
     gpu_conflicts: int  #: GPUs handed to more than one pod (must be 0)
     pods_bound_per_s: float
     p50_bind_latency_s: float
@@ -105,6 +109,7 @@ class E2EBenchmark:
             ("single-GPU pods + gangs", f"{self.pods:,} + {self.gangs} x {self.gang_size}", ""),
             ("pods bound", f"{self.pods_bound:,} / {self.pods_total:,}", "must be all"),
             ("gangs bound whole", f"{self.gangs_bound_whole} / {self.gangs}", "must be all"),
+            ("gangs partly bound", f"{self.gangs_partly_bound}", "must be 0"),
             ("GPUs given twice", f"{self.gpu_conflicts}", "must be 0"),
             ("pods bound/s", f"{self.pods_bound_per_s:,.0f}", f"target >= {TARGET_PODS_PER_S:.0f}"),
             (
@@ -129,6 +134,18 @@ class E2EBenchmark:
         ]
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{name:<{width}}  {value:>20}  {note}" for name, value, note in rows)
+
+    def failures(self) -> list[str]:
+        checks = [
+            (self.gpu_conflicts == 0, f"GPUs given twice: {self.gpu_conflicts} (must be 0)"),
+            (self.pods_bound == self.pods_total, f"pods bound: {self.pods_bound} of {self.pods_total}"),
+            (
+                self.gangs_bound_whole == self.gangs,
+                f"gangs bound whole: {self.gangs_bound_whole} of {self.gangs}",
+            ),
+            (self.gangs_partly_bound == 0, f"gangs partly bound: {self.gangs_partly_bound} (must be 0)"),
+        ]
+        return [row for ok, row in checks if not ok]
 
 
 # -- the cluster and the workload ----------------------------------------------------------------
@@ -291,6 +308,9 @@ async def _load(
         "pods_total": len(order),
         "pods_bound": len(bound),
         "gangs_bound_whole": sum(all(m in bound for m in names) for names in members.values()),
+        "gangs_partly_bound": sum(
+            0 < sum(m in bound for m in names) < len(names) for names in members.values()
+        ),
         "gpu_conflicts": sum(1 for count in uses.values() if count > 1),
         "first_post": min(posted.values(), default=0.0),
         "last_bind": max(bound.values(), default=0.0),
@@ -424,6 +444,7 @@ async def _run(
         pods_total=report["pods_total"],
         pods_bound=report["pods_bound"],
         gangs_bound_whole=report["gangs_bound_whole"],
+        gangs_partly_bound=report["gangs_partly_bound"],
         gpu_conflicts=report["gpu_conflicts"],
         pods_bound_per_s=report["pods_bound"] / wall if wall > 0 else 0.0,
         p50_bind_latency_s=statistics.median(latencies) if latencies else math.nan,

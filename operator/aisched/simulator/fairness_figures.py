@@ -1,7 +1,9 @@
 """The fairness benchmark's figures: Jain's index, the fair split, and what a run measured.
 
 `aisched.simulator.fairness` runs the workload; this module holds what it reports, as JSON and
-as a readable table with the issue's targets.
+as a readable table with the issue's targets, and the correctness rows a run must pass whatever
+its figures: with quotas no tenant above its max; in either run no tenant holding more GPUs than
+the cluster has, utilisation at most 100 %, and preemption evicting whole gangs.
 """
 
 from __future__ import annotations
@@ -133,6 +135,26 @@ class FairnessBenchmark:
             "violations_halved": ratio is not None and ratio <= 0.5,
             "jain_at_least_0.9": self.ours.jain_index >= 0.9,
         }
+
+    def failures(self) -> list[str]:
+        """The correctness rows that failed (the targets above are reported, never failed)."""
+        rows = [  # the baseline has no quota: it may exceed a max; a max of 0 is no max
+            f"ours: tenant {t.name} held {t.peak_gpus} GPUs, over its max of {t.max_gpus}"
+            for t in self.ours.tenants
+            if t.max_gpus and t.peak_gpus > t.max_gpus
+        ]
+        for run in (self.ours, self.baseline):
+            if run.utilisation > 1.0 + 1e-9:
+                rows.append(f"{run.policy}: GPU utilisation {100 * run.utilisation:.2f} %, over 100 %")
+            rows += [
+                f"{run.policy}: tenant {t.name} held {t.peak_gpus} GPUs of the cluster's {self.gpus}"
+                for t in run.tenants
+                if t.peak_gpus > self.gpus
+            ]
+            split = [p for p in run.preemption_log if p.pods_left]
+            if split:
+                rows.append(f"{run.policy}: {len(split)} preemption(s) left part of the victim gang running")
+        return rows
 
     def to_json(self) -> dict[str, Any]:
         ratio = self.guarantee_violation_ratio
