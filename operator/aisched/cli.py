@@ -10,12 +10,13 @@ aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace thr
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 import yaml
 
@@ -30,6 +31,8 @@ __all__ = ["main"]
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: The simulator's placement policies, in the FGD paper's order (`aisched.simulator.cluster.POLICIES`).
 _POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
+#: The module each optional extra of pyproject.toml installs, found without importing it.
+_EXTRAS: Final = {"emulator": "celpy", "sim": "matplotlib"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,6 +258,14 @@ def _add_operator_commands(commands: Any) -> None:
     demo.set_defaults(handler=_demo)
 
 
+def _lacks_extra(extra: str, *, command: str, err: TextIO) -> bool:
+    """Whether the optional extra `extra` is not installed; if so, one line on `err` says how to."""
+    if importlib.util.find_spec(_EXTRAS[extra]) is not None:
+        return False
+    print(f"{command}: needs the {extra} extra: pip install 'aisched[{extra}]'", file=err)
+    return True
+
+
 def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     directory: Path = args.output_dir
     if args.check:
@@ -274,6 +285,8 @@ def _agent(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def _emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched emulator", err=err):
+        return 1
     import asyncio  # noqa: PLC0415 - only the long-running commands need an event loop
     import signal  # noqa: PLC0415
 
@@ -302,6 +315,8 @@ def _emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if args.emulator and _lacks_extra("emulator", command="aisched run --emulator", err=err):
+        return 1
     from aisched.runner import run_command  # noqa: PLC0415 - Kopf and aiohttp load only for the operator
 
     return run_command(
@@ -317,6 +332,8 @@ def _run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched demo", err=err):
+        return 1
     from aisched.demo import run_demo  # noqa: PLC0415 - Kopf and aiohttp load only for the demo
 
     return run_demo(cluster=args.cluster, examples=args.examples, timeout=args.timeout, out=out, err=err)
@@ -359,6 +376,8 @@ def _bench_fairness(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> in
 
 
 def _bench_emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched bench emulator", err=err):
+        return 1
     from aisched.bench.emulator import run_emulator_benchmark  # noqa: PLC0415 - only this command needs it
 
     result = run_emulator_benchmark(pods=args.pods, concurrency=args.concurrency)
@@ -366,6 +385,8 @@ def _bench_emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> in
 
 
 def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched bench e2e", err=err):
+        return 1
     from aisched.bench.e2e import run_e2e_benchmark  # noqa: PLC0415 - only this command needs it
 
     result = run_e2e_benchmark(
@@ -379,6 +400,8 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("sim", command="aisched bench sim", err=err):
+        return 1
     from aisched.simulator.bench import run_sim_benchmark  # noqa: PLC0415 - numpy-heavy; only this command needs it
     from aisched.simulator.experiment import parse_seeds  # noqa: PLC0415
 
@@ -402,6 +425,8 @@ def _bench_sim(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def _simulate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("sim", command="aisched simulate", err=err):
+        return 1
     from aisched.simulator.command import simulate  # noqa: PLC0415 - numpy and matplotlib load only for the simulator
 
     return simulate(args, out=out, err=err)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from pydantic import ValidationError
 
 from aisched.emulator.cluster import ClusterSpec, NodeGroup, load_cluster
-from aisched.emulator.runner import Emulator
 from aisched.kopf_app import Connection, run_operator
 from aisched.kube.client import ConfigError
 from aisched.observability.logging import configure_logging
 from aisched.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from aisched.emulator.runner import Emulator
 
 __all__ = ["DEFAULT_CLUSTER", "ensure_namespace", "run_command"]
 
@@ -95,6 +97,8 @@ async def _main(
         loop.add_signal_handler(signum, stop.set)
     if cluster is None:
         return await run_operator(Connection(kubeconfig=kubeconfig), settings, stop=stop)
+    from aisched.emulator.runner import Emulator  # noqa: PLC0415 - the emulator's API server needs the emulator extra
+
     async with Emulator(cluster=cluster, port=port) as api:
         ensure_namespace(api, settings.leader_election.namespace)
         api.kubeconfig(kubeconfig_out)

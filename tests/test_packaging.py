@@ -1,0 +1,135 @@
+"""The operator installs lean: the emulator's CEL engine and the simulator's plotting are extras.
+
+`cel-python` (module `celpy`, with its parser `lark`) is imported only under `aisched/emulator/`,
+`matplotlib` only under `aisched/simulator/`; neither is a core dependency in pyproject.toml. A
+command that needs an extra which is not installed says which in one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from aisched import cli
+
+ROOT = Path(__file__).parents[1]
+PACKAGE = ROOT / "operator" / "aisched"
+#: extra → (the folder allowed to import its modules, the modules, the distributions).
+EXTRAS = {
+    "emulator": ("emulator", ("celpy", "lark"), ("cel-python",)),
+    "sim": ("simulator", ("matplotlib",), ("matplotlib",)),
+}
+#: Modules that exist only to start the emulator (loaded by the commands that check the extra first).
+EMULATOR_ONLY = ("demo.py",)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level module) of every absolute import in `path`, inside functions too."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def imports_outside(root: Path, folder: str, modules: tuple[str, ...]) -> list[str]:
+    """`path:line module` for each import of `modules` by a file of `root` not under `folder/`."""
+    return [
+        f"{path.relative_to(root)}:{line} {module}"
+        for path in sorted(root.rglob("*.py"))
+        if path.relative_to(root).parts[0] != folder
+        for line, module in imports(path)
+        if module in modules
+    ]
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    names = set()
+    for requirement in requirements:
+        match = re.match(r"[A-Za-z0-9._-]+", requirement)
+        assert match is not None, requirement
+        names.add(match.group().lower())
+    return names
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRAS))
+def test_only_its_own_folder_imports_an_extras_modules(extra: str) -> None:
+    folder, modules, _ = EXTRAS[extra]
+    assert (PACKAGE / folder / "__init__.py").is_file()
+    assert imports_outside(PACKAGE, folder, modules) == []
+
+
+def test_the_static_check_catches_an_import_inside_a_function(tmp_path: Path) -> None:
+    (tmp_path / "emulator").mkdir()
+    (tmp_path / "emulator" / "cel.py").write_text("import celpy\n")
+    (tmp_path / "cli.py").write_text("def f():\n    from celpy.evaluation import Activation\n")
+    assert imports_outside(tmp_path, "emulator", ("celpy",)) == ["cli.py:2 celpy"]
+
+
+def test_the_operator_modules_load_neither_extra_at_run_time() -> None:
+    """Through a third module too: every module outside the emulator and the simulator (and the
+    demo, which is the emulator's) imported in a fresh interpreter, then what it loaded."""
+    modules = [
+        ".".join(("aisched", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] not in ("emulator", "simulator", *EMULATOR_ONLY)
+    ]
+    assert "aisched.controllers.manager" in modules
+    assert "aisched.runner" in modules
+    forbidden = sorted(m for _, extra_modules, _ in EXTRAS.values() for m in extra_modules)
+    script = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
+
+
+def test_the_extras_are_not_core_dependencies_and_dev_has_them_all() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = requirement_names(project["dependencies"])
+    optional = project["optional-dependencies"]
+    for extra, (_, _, distributions) in EXTRAS.items():
+        assert core.isdisjoint(distributions)
+        assert requirement_names(optional[extra]) == set(distributions)
+    assert not any(name.startswith("opentelemetry") for name in core)  # nothing imports it yet
+    assert f"aisched[{','.join(sorted(EXTRAS))}]" in optional["dev"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        (["emulator"], "emulator"),
+        (["run", "--emulator"], "emulator"),
+        (["demo", "--cluster", "c.yaml", "--examples", "examples"], "emulator"),
+        (["bench", "emulator"], "emulator"),
+        (["bench", "e2e"], "emulator"),
+        (["simulate"], "sim"),
+        (["bench", "sim"], "sim"),
+    ],
+)
+def test_a_command_without_its_extra_says_which_to_install_in_one_line(
+    argv: list[str], extra: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(cli._EXTRAS, extra, "aisched_test_not_installed")
+
+    assert cli.main(argv) == 1
+
+    command = " ".join(["aisched", *argv[:2]]) if argv[0] in ("run", "bench") else f"aisched {argv[0]}"
+    captured = capsys.readouterr()
+    assert captured.err == f"{command}: needs the {extra} extra: pip install 'aisched[{extra}]'\n"
+    assert captured.out == ""
+
+
+def test_the_cli_checks_for_the_modules_the_extras_install() -> None:
+    assert {extra: modules[0] for extra, (_, modules, _) in EXTRAS.items()} == cli._EXTRAS
