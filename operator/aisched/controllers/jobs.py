@@ -224,28 +224,32 @@ class JobController:
         """Reconcile until `stop` is set."""
         unsubscribe = self._index.subscribe(self.mark, lambda: None)
         try:
-            if not await until_stopped(self._pods_synced.wait(), stop):
-                return
-            if not await until_stopped(self._relist(), stop):
-                return
-            for key in [*self._index.jobs, *self._pods]:
-                self.mark(key)
-            log.info("job_controller_started", jobs=len(self._index.jobs))
-            while not stop.is_set():
-                if not self._dirty:
-                    self._wake.clear()
-                    if not await until_stopped(self._wake.wait(), stop):
-                        return
-                    continue
-                key = next(iter(self._dirty))
-                del self._dirty[key]
-                await self._reconcile_safely(key)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._events.run(stop), name="aijob events")
+                await self._reconcile_all(stop)
         finally:
             unsubscribe()
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
-            await self._events.close()
+
+    async def _reconcile_all(self, stop: asyncio.Event) -> None:
+        if not await until_stopped(self._pods_synced.wait(), stop):
+            return
+        if not await until_stopped(self._relist(), stop):
+            return
+        for key in [*self._index.jobs, *self._pods]:
+            self.mark(key)
+        log.info("job_controller_started", jobs=len(self._index.jobs))
+        while not stop.is_set():
+            if not self._dirty:
+                self._wake.clear()
+                if not await until_stopped(self._wake.wait(), stop):
+                    return
+                continue
+            key = next(iter(self._dirty))
+            del self._dirty[key]
+            await self._reconcile_safely(key)
 
     async def _relist(self) -> None:
         """A fresh list of AIJobs: the index may have missed deletions while no one was leading."""

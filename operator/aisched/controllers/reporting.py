@@ -201,12 +201,10 @@ class FailureReporter:
     async def run(self, stop: asyncio.Event) -> None:
         """Write until `stop` is set; writes still waiting then are dropped (a successor reports
         again what is still true)."""
-        try:
-            async with asyncio.TaskGroup() as writers:
-                for number in range(self.writers):
-                    writers.create_task(until_stopped(self._work(), stop), name=f"reporter writer {number}")
-        finally:
-            await self.events.close()
+        async with asyncio.TaskGroup() as writers:
+            writers.create_task(self.events.run(stop), name="event writers")
+            for number in range(self.writers):
+                writers.create_task(until_stopped(self._work(), stop), name=f"reporter writer {number}")
 
     async def wait_idle(self) -> None:
         """Until no write, condition or Event, is waiting or in flight."""
