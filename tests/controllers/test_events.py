@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -71,9 +72,32 @@ def subject(uid: str = "u-1", name: str = "ddp") -> JsonObject:
     }
 
 
-def recorder_over(kube: KubeClient, clock: FakeClock, **options: Any) -> tuple[EventRecorder, Recording]:
-    client = Recording(kube)
-    return EventRecorder(client, clock=clock, now=clock.utc, **options), client
+class Recorders:
+    """Makes recorders over a `Recording` client, their writers running until the test ends."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.runs: set[asyncio.Task[None]] = set()
+
+    def __call__(self, kube: KubeClient, clock: FakeClock, **options: Any) -> tuple[EventRecorder, Recording]:
+        client = Recording(kube)
+        recorder = EventRecorder(client, clock=clock, now=clock.utc, **options)
+        self.run(recorder)
+        return recorder, client
+
+    def run(self, recorder: EventRecorder) -> None:
+        self.runs.add(asyncio.create_task(recorder.run(self.stop)))
+
+
+@pytest.fixture
+async def recorder_over() -> AsyncIterator[Recorders]:
+    recorders = Recorders()
+    try:
+        yield recorders
+    finally:
+        recorders.stop.set()
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*recorders.runs)
 
 
 async def idle(recorder: EventRecorder) -> None:
@@ -92,7 +116,9 @@ async def ml(kube: KubeClient) -> KubeClient:
     return kube
 
 
-async def test_repeats_before_the_first_write_lands_are_merged_into_one_event(ml: KubeClient) -> None:
+async def test_repeats_before_the_first_write_lands_are_merged_into_one_event(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock)
     for _ in range(5):
@@ -124,7 +150,9 @@ async def test_repeats_before_the_first_write_lands_are_merged_into_one_event(ml
     assert (recorder.created, recorder.updated, recorder.failures) == (2, 0, 0)
 
 
-async def test_repeats_while_the_create_is_in_flight_go_into_the_next_update(ml: KubeClient) -> None:
+async def test_repeats_while_the_create_is_in_flight_go_into_the_next_update(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock, interval=600.0)
     client.gate.clear()
@@ -156,7 +184,9 @@ async def test_repeats_while_the_create_is_in_flight_go_into_the_next_update(ml:
     assert recorder.updated == 1
 
 
-async def test_an_event_gone_when_it_is_updated_is_created_anew_with_its_count(ml: KubeClient) -> None:
+async def test_an_event_gone_when_it_is_updated_is_created_anew_with_its_count(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock)
     recorder.record(subject(), reason="Unschedulable", message="no room")
@@ -174,7 +204,9 @@ async def test_an_event_gone_when_it_is_updated_is_created_anew_with_its_count(m
     assert recorder.failures == 0
 
 
-async def test_a_failed_create_is_not_remembered_and_is_tried_on_the_next_record(kube: KubeClient) -> None:
+async def test_a_failed_create_is_not_remembered_and_is_tried_on_the_next_record(
+    kube: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(kube, clock)
     recorder.record(subject(), reason="Unschedulable", message="namespace ml does not exist")
@@ -190,7 +222,9 @@ async def test_a_failed_create_is_not_remembered_and_is_tried_on_the_next_record
     assert recorder.created == 1
 
 
-async def test_a_bug_in_a_write_is_logged_and_the_writer_goes_on(ml: KubeClient) -> None:
+async def test_a_bug_in_a_write_is_logged_and_the_writer_goes_on(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock)
     client.errors = [RuntimeError("a bug"), ApiUnavailable("connection reset")]
@@ -202,7 +236,9 @@ async def test_a_bug_in_a_write_is_logged_and_the_writer_goes_on(ml: KubeClient)
     assert [e["involvedObject"]["uid"] for e in await stored(ml)] == ["u-3"]
 
 
-async def test_a_full_queue_drops_the_write_until_the_next_record(ml: KubeClient) -> None:
+async def test_a_full_queue_drops_the_write_until_the_next_record(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock, queue_limit=1)
     recorder.record(subject("u-1"), reason="Running", message="one")
@@ -217,7 +253,7 @@ async def test_a_full_queue_drops_the_write_until_the_next_record(ml: KubeClient
 
 
 async def test_memory_is_bounded_per_object_and_in_all_and_forget_drops_an_objects_events(
-    ml: KubeClient,
+    ml: KubeClient, recorder_over: Recorders
 ) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock, capacity=3, per_object=2)
@@ -240,7 +276,9 @@ async def test_memory_is_bounded_per_object_and_in_all_and_forget_drops_an_objec
     assert client.calls[-1][1]["involvedObject"]["uid"] == "u-3"
 
 
-async def test_close_drops_what_is_queued_and_a_later_record_writes_again(ml: KubeClient) -> None:
+async def test_close_drops_what_is_queued_and_a_later_run_writes_again(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock, writers=1)
     client.gate.clear()
@@ -254,13 +292,16 @@ async def test_close_drops_what_is_queued_and_a_later_record_writes_again(ml: Ku
     await idle(recorder)
     assert client.methods == ["POST"]
 
+    recorder_over.run(recorder)
     recorder.record(subject("u-2"), reason="Running", message="two")
     await idle(recorder)
     assert [(e["message"], e["count"]) for e in await stored(ml)] == [("two", 2)]
     await recorder.close()
 
 
-async def test_a_long_object_name_still_makes_a_dns_subdomain_event_name(ml: KubeClient) -> None:
+async def test_a_long_object_name_still_makes_a_dns_subdomain_event_name(
+    ml: KubeClient, recorder_over: Recorders
+) -> None:
     clock = FakeClock()
     recorder, client = recorder_over(ml, clock)
     long_name = "a" * 235 + "-" + "b" * 17  # 253 characters: cut after the dash

@@ -2,7 +2,7 @@
 recorder does.
 
 `EventRecorder.record` is synchronous and never waits: it notes the occurrence and, when something
-is to be written, queues it for a background writer. What reaches the API server:
+is to be written, queues it for the writers `run()` keeps. What reaches the API server:
 
 - one Event per distinct (object uid, reason, message); a repeat is counted in its `count` and
   `lastTimestamp`, repeats that come before the first write lands included (they are merged into it);
@@ -12,10 +12,10 @@ is to be written, queues it for a background writer. What reaches the API server
 
 Memory is bounded: at most `capacity` Events are remembered (the least recently recorded go first),
 at most `per_object` of them per object, and `forget(uid)` drops an object's Events once it is gone.
-Up to `writers` tasks write, started by `record` when there is work and ending when there is none;
-the queue feeding them holds at most `queue_limit` Events (one more is dropped, and tried again on its
-next repeat). `close()` stops them. Failures are logged and counted, never raised: an Event is a
-courtesy, never a reason to stop scheduling.
+Up to `writers` writes are in flight, from a work queue (`aisched.kube.workqueue`) of at most
+`queue_limit` Events (one more is dropped, and tried again on its next repeat). Failures are logged
+and counted, never raised nor retried (the next repeat tries again): an Event is a courtesy, never a
+reason to stop scheduling.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol
 
 from aisched.api import keys
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, PatchType, resource_path
+from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 
 __all__ = ["EVENT_INTERVAL", "EventClient", "EventRecorder", "rfc3339"]
@@ -75,8 +76,6 @@ class _Event:
     last: str
     name: str | None = None  # set once created
     written_at: float = 0.0  # clock() of the last create or update
-    queued: bool = False
-    writing: bool = False
 
 
 class EventRecorder:
@@ -114,16 +113,18 @@ class EventRecorder:
         self.per_object = per_object
         self._events: OrderedDict[EventKey, _Event] = OrderedDict()  # least recently recorded first
         self._by_object: dict[str, OrderedDict[EventKey, None]] = {}
-        self._queue: asyncio.Queue[EventKey] = asyncio.Queue(maxsize=queue_limit)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._queue: WorkQueue[EventKey] = WorkQueue(name="events", limit=queue_limit)
+        self._writing: asyncio.Task[None] | None = None
         self._last_name_stamp = 0
-        #: Writes made so far, and writes that failed or were dropped (for tests and debugging).
+        self._failed = 0
+        #: Writes made so far (for tests and debugging).
         self.created = 0
         self.updated = 0
-        self.failures = 0
+
+    @property
+    def failures(self) -> int:
+        """Writes that failed or were dropped (the queue was full)."""
+        return self._failed + self._queue.dropped
 
     # -- the caller's side (synchronous, never waits) --------------------------------------------
 
@@ -150,11 +151,8 @@ class EventRecorder:
             self._by_object[uid].move_to_end(key)
         event.count += 1
         event.last = stamp
-        if event.queued or event.writing:
-            return  # the write to come, or the next one, carries this repeat
-        if event.name is not None and self.clock() - event.written_at < self.interval:
-            return  # written, and recently: counted only
-        self._enqueue(key, event)
+        if not self._written_lately(event):  # otherwise counted only: the next write carries it
+            self._queue.add(key)
 
     def forget(self, uid: str) -> None:
         """`uid`'s object is gone: its Events need not be remembered (nor written)."""
@@ -167,22 +165,23 @@ class EventRecorder:
 
     # -- the writers -----------------------------------------------------------------------------
 
-    async def wait_idle(self) -> None:
-        """Until no write is waiting or in flight."""
-        await self._idle.wait()
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write until `stop` is set or `close()` is called. Events still queued then are dropped
+        (what was written stays remembered; a later `record` queues again, for the next run)."""
+        async with asyncio.TaskGroup() as tasks:  # a writers' task ended by close() ends it quietly
+            self._writing = tasks.create_task(
+                self._queue.run(self._write_safely, stop, workers=self.writers), name="event writers"
+            )
 
     async def close(self) -> None:
-        """Stop the writers; Events still queued are dropped (what was written stays remembered,
-        and a later `record` starts writing again)."""
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        while not self._queue.empty():
-            event = self._events.get(self._queue.get_nowait())
-            if event is not None:
-                event.queued = False
-        self._idle.set()
+        """End `run()` as its `stop` would (writes in flight are cut off), and wait until it has."""
+        if self._writing is not None:
+            self._writing.cancel()
+            await asyncio.wait([self._writing])
+
+    async def wait_idle(self) -> None:
+        """Until no write is waiting or in flight."""
+        await self._queue.wait_idle()
 
     def _remember(self, key: EventKey, event: _Event) -> _Event:
         uid = key[0]
@@ -203,40 +202,21 @@ class EventRecorder:
             if not of_object:
                 del self._by_object[key[0]]
 
-    def _enqueue(self, key: EventKey, event: _Event) -> None:
-        try:
-            self._queue.put_nowait(key)
-        except asyncio.QueueFull:
-            self.failures += 1
-            log.warning("event_dropped", reason=key[1], object=key[0])
-            return
-        event.queued = True
-        self._idle.clear()
-        self._tasks = {task for task in self._tasks if not task.done()}
-        if len(self._tasks) < min(self.writers, self._queue.qsize()):
-            self._tasks.add(asyncio.get_running_loop().create_task(self._work(), name="event writer"))
+    def _written_lately(self, event: _Event) -> bool:
+        return event.name is not None and self.clock() - event.written_at < self.interval
 
-    async def _work(self) -> None:
-        while not self._queue.empty():
-            key = self._queue.get_nowait()
-            event = self._events.get(key)
-            if event is None or not event.queued:
-                continue  # forgotten (or forgotten and recorded anew) meanwhile
-            event.queued, event.writing = False, True
-            self._in_flight += 1
-            try:
-                await self._write(key, event)
-            except (ApiError, ApiUnavailable) as exc:
-                self.failures += 1
-                log.warning("event_write_failed", reason=key[1], object=key[0], error=str(exc))
-            except Exception:  # a bug here must not end the writer, nor reach the caller
-                self.failures += 1
-                log.exception("event_write_failed", reason=key[1], object=key[0])
-            finally:
-                event.writing = False
-                self._in_flight -= 1
-        if self._in_flight == 0:
-            self._idle.set()
+    async def _write_safely(self, key: EventKey) -> None:
+        event = self._events.get(key)
+        if event is None or self._written_lately(event):
+            return  # forgotten meanwhile, or written since it was queued (repeats came in flight)
+        try:
+            await self._write(key, event)
+        except (ApiError, ApiUnavailable) as exc:
+            self._failed += 1
+            log.warning("event_write_failed", reason=key[1], object=key[0], error=str(exc))
+        except Exception:  # a bug here must not reach the caller, nor be retried in a loop
+            self._failed += 1
+            log.exception("event_write_failed", reason=key[1], object=key[0])
 
     async def _write(self, key: EventKey, event: _Event) -> None:
         count, last = event.count, event.last

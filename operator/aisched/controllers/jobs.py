@@ -4,8 +4,9 @@
 so a replica that is not leading still knows every job. A `JobController` runs for one leadership
 term: it learns the jobs' pods from the scheduler's pod informer (`pod_event` is a pod listener),
 waits until that informer has listed everything, then reconciles every job once and after that only
-the jobs something happened to, one at a time, from a set of dirty keys (no polling). A job whose
-reconciliation fails is retried with backoff; it never stops the others.
+the jobs something happened to, one at a time in the order they were marked, from a work queue
+(`aisched.kube.workqueue`; no polling). A job whose reconciliation fails is retried with backoff; it
+never stops the others.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aisched.controllers.events import EventRecorder
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.merge import merge_patch
 from aisched.kube.retry import Backoff, until_stopped
+from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 from aisched.quota import Tenant
 
@@ -185,11 +187,10 @@ class JobController:
         self._preempted: dict[str, tuple[str, str]] = {}  # job key -> (attempt, gang) evicted for
         self._events = events if events is not None else EventRecorder(client, clock=clock)
         self._pods: dict[str, dict[str, JsonObject]] = {}  # job key -> pod name -> pod
-        self._dirty: dict[str, None] = {}  # insertion-ordered set
-        self._wake = asyncio.Event()
+        self._queue: WorkQueue[str] = WorkQueue(
+            name="aijobs", backoff=_RETRY, expected=(ApiError, ApiUnavailable)
+        )
         self._services: set[str] = set()  # uids of jobs whose Service exists
-        self._failures: dict[str, int] = {}  # job key -> reconciliations failed in a row
-        self._timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- what it is told -----------------------------------------------------------------------
 
@@ -215,8 +216,7 @@ class JobController:
 
     def mark(self, key: str) -> None:
         """Look at job `key` again soon."""
-        self._dirty[key] = None
-        self._wake.set()
+        self._queue.add(key)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -224,28 +224,20 @@ class JobController:
         """Reconcile until `stop` is set."""
         unsubscribe = self._index.subscribe(self.mark, lambda: None)
         try:
-            if not await until_stopped(self._pods_synced.wait(), stop):
-                return
-            if not await until_stopped(self._relist(), stop):
-                return
-            for key in [*self._index.jobs, *self._pods]:
-                self.mark(key)
-            log.info("job_controller_started", jobs=len(self._index.jobs))
-            while not stop.is_set():
-                if not self._dirty:
-                    self._wake.clear()
-                    if not await until_stopped(self._wake.wait(), stop):
-                        return
-                    continue
-                key = next(iter(self._dirty))
-                del self._dirty[key]
-                await self._reconcile_safely(key)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._events.run(stop), name="aijob events")
+                if await until_stopped(self._start(), stop):
+                    await self._queue.run(self._reconcile, stop)
         finally:
             unsubscribe()
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
-            await self._events.close()
+
+    async def _start(self) -> None:
+        """Once the pods are known, every job (and every job's pods) is marked."""
+        await self._pods_synced.wait()
+        await self._relist()
+        for key in [*self._index.jobs, *self._pods]:
+            self.mark(key)
+        log.info("job_controller_started", jobs=len(self._index.jobs))
 
     async def _relist(self) -> None:
         """A fresh list of AIJobs: the index may have missed deletions while no one was leading."""
@@ -259,37 +251,11 @@ class JobController:
             self._index.replace_jobs(listing.get("items") or [])
             return
 
-    async def _reconcile_safely(self, key: str) -> None:
-        try:
-            await self._reconcile(key)
-        except (ApiError, ApiUnavailable) as exc:
-            self._retry(key, str(exc))
-        except Exception as exc:  # one job's bad data must not stop the others
-            log.exception("aijob_reconcile_failed", job=key)
-            self._retry(key, repr(exc))
-        else:
-            self._failures.pop(key, None)
-
-    def _retry(self, key: str, error: str) -> None:
-        attempt = self._failures.get(key, 0)
-        self._failures[key] = attempt + 1
-        delay = _RETRY.delay(attempt)
-        log.warning("aijob_reconcile_retry", job=key, error=error, retry_in=round(delay, 2))
-        self._later(key, delay)
-
-    def _later(self, key: str, delay: float) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(max(0.0, delay), self._due, key)
-
-    def _due(self, key: str) -> None:
-        self._timers.pop(key, None)
-        self.mark(key)
-
     # -- one job -------------------------------------------------------------------------------
 
     async def _reconcile(self, key: str) -> None:
+        """Bring job `key` and its pods in line; raising, it is retried with backoff (a failing job
+        never stops the others)."""
         obj = self._index.jobs.get(key)
         pods = list(self._pods.get(key, {}).values())
         if obj is None:
@@ -323,7 +289,7 @@ class JobController:
             await self._ensure_service(obj)
         await self._write_pods(key, obj, plan)
         if plan.recheck_at is not None:
-            self._later(key, plan.recheck_at - self._clock())
+            self._queue.add_after(key, plan.recheck_at - self._clock())
 
     async def _write_status(self, key: str, obj: JsonObject, status: JsonObject) -> bool:
         """Write `status` over the job's; False when the job no longer exists."""

@@ -4,12 +4,14 @@ Runs for one leadership term next to the AIJob controller. It learns pods from t
 informer (`pod_event` is a pod listener) and the TenantQuotas from the job index Kopf feeds; every
 bound, unfinished pod is charged to its tenant in the `QuotaLedger` (the AIJob's `spec.tenant`
 travels on its pods as `aisched.io/tenant`; otherwise the TenantQuota listing the namespace).
-A tenant whose usage or jobs changed gets its status rewritten, at most once per `min_interval`.
+A tenant whose usage or jobs changed gets its status rewritten from a work queue of tenant names
+(`aisched.kube.workqueue`), at most once per `min_interval`; a write that fails is retried with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -20,6 +22,7 @@ from aisched.framework.types import PodInfo
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.merge import merge_patch
 from aisched.kube.retry import until_stopped
+from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
 from aisched.quota import GPU_MILLI, QuotaLedger, quota_usage
@@ -107,8 +110,7 @@ class QuotaController:
         self._min_interval = min_interval
         self._metrics = metrics
         self._charged: dict[str, str] = {}  # pod key -> tenant
-        self._dirty: set[str] = set()
-        self._wake = asyncio.Event()
+        self._queue: WorkQueue[str] = WorkQueue(name="tenantquotas", expected=(ApiError, ApiUnavailable))
         self._written: dict[str, float] = {}  # tenant -> when its status was last written
         self.ledger.set_tenants(index.tenants())
 
@@ -123,7 +125,7 @@ class QuotaController:
         before = self._charged.pop(key, None)
         if before is not None:
             self.ledger.release(key)
-            self._mark(before)
+            self._queue.add(before)
         if deleted or not node or phase in _TERMINAL:
             return
         named = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT)
@@ -137,24 +139,20 @@ class QuotaController:
             return
         self.ledger.charge(key, tenant, usage)
         self._charged[key] = tenant
-        self._mark(tenant)
+        self._queue.add(tenant)
 
     def quotas_changed(self) -> None:
         """The TenantQuotas changed (Kopf): re-read them all; every tenant's status is redone."""
         self.ledger.set_tenants(self._index.tenants())
         for tenant in self.ledger.tenants():
-            self._mark(tenant.name)
+            self._queue.add(tenant.name)
 
     def job_changed(self, key: str) -> None:
         """An AIJob changed: its tenant's job counts may have."""
         job = self._index.jobs.get(key)
         tenant = ((job or {}).get("status") or {}).get("tenant")
         if tenant:
-            self._mark(tenant)
-
-    def _mark(self, tenant: str) -> None:
-        self._dirty.add(tenant)
-        self._wake.set()
+            self._queue.add(tenant)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -162,41 +160,25 @@ class QuotaController:
         """Keep the statuses current until `stop` is set."""
         unsubscribe = self._index.subscribe(self.job_changed, self.quotas_changed)
         try:
-            if not await until_stopped(self._pods_synced.wait(), stop):
-                return
-            self.quotas_changed()
-            while not stop.is_set():
-                if not self._dirty:
-                    self._wake.clear()
-                    if not await until_stopped(self._wake.wait(), stop):
-                        return
-                    continue
-                due = min(self._written.get(t, -1e18) + self._min_interval for t in self._dirty)
-                wait = due - self._clock()
-                # At most one write per tenant per interval; the dirty set keeps what comes meanwhile.
-                if wait > 0 and not await until_stopped(asyncio.sleep(wait), stop):
-                    return
-                await self._write_due()
+            if await until_stopped(self._pods_synced.wait(), stop):
+                self.quotas_changed()
+                await self._queue.run(self._sync, stop)
         finally:
             unsubscribe()
 
-    async def _write_due(self) -> None:
+    async def _sync(self, tenant: str) -> None:
         now = self._clock()
+        wait = self._written.get(tenant, -math.inf) + self._min_interval - now
+        if wait > 0:  # at most one write per tenant per interval: what comes meanwhile waits for it
+            self._queue.add_after(tenant, wait)
+            return
+        if self.ledger.tenant(tenant) is None:
+            if self._metrics is not None:
+                self._metrics.forget_tenant(tenant)
+            return  # pods charged to a tenant with no TenantQuota: nothing to write to
         self.ledger.set_capacity(self._capacity())
-        for tenant in sorted(self._dirty):
-            if self._written.get(tenant, -1e18) + self._min_interval > now:
-                continue
-            self._dirty.discard(tenant)
-            if self.ledger.tenant(tenant) is None:
-                if self._metrics is not None:
-                    self._metrics.forget_tenant(tenant)
-                continue  # pods charged to a tenant with no TenantQuota: nothing to write to
-            self._written[tenant] = now
-            try:
-                await self._write(tenant, now)
-            except (ApiError, ApiUnavailable) as exc:
-                log.warning("tenantquota_status_failed", tenant=tenant, error=str(exc))
-                self._dirty.add(tenant)
+        self._written[tenant] = now
+        await self._write(tenant, now)  # raising, it is retried with backoff
 
     async def _write(self, tenant: str, now: float) -> None:
         status: dict[str, Any] = quota_status(self.ledger, tenant, self._index.jobs, now=now)

@@ -2,8 +2,9 @@
 pod, and a FailedScheduling Event.
 
 The scheduling loop calls `FailureReporter.report()`, which is synchronous and only notes what to
-write; a few writer tasks (`run()`) make the writes in the background, so a slow or failing API
-server never holds up a cycle. A verdict repeated cycle after cycle costs no API call:
+write; `run()` makes the writes in the background, a few at a time from a work queue of pod keys
+(`aisched.kube.workqueue`), so a slow or failing API server never holds up a cycle. A verdict
+repeated cycle after cycle costs no API call:
 
 - the condition is patched only when its reason or message differs from what the pod carries
   (or what a write of ours has just given it, while the informer has not caught up);
@@ -25,7 +26,7 @@ from typing import Any, Final
 
 from aisched.controllers.events import EVENT_INTERVAL, EventClient, EventRecorder, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
-from aisched.kube.retry import until_stopped
+from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 
 __all__ = [
@@ -126,11 +127,7 @@ class FailureReporter:
             per_object=messages_per_pod,
         )
         self._pods: dict[str, _Pod] = {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._busy: set[str] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._queue: WorkQueue[str] = WorkQueue(name="pod conditions")
         #: Condition writes made so far, and those that failed (for tests and debugging).
         self.conditions_written = 0
         self.condition_failures = 0
@@ -172,7 +169,7 @@ class FailureReporter:
         carried = self._carried(state, pod)
         state.wanted = None if verdict == carried else verdict
         if state.wanted is not None:
-            self._enqueue(key)
+            self._queue.add(key)  # a pod being written is written again after, with what is wanted
         pod_ref = {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
         self.events.record(pod_ref, reason=EVENT_REASON, message=message, warning=True, action="Scheduling")
 
@@ -201,43 +198,27 @@ class FailureReporter:
     async def run(self, stop: asyncio.Event) -> None:
         """Write until `stop` is set; writes still waiting then are dropped (a successor reports
         again what is still true)."""
-        try:
-            async with asyncio.TaskGroup() as writers:
-                for number in range(self.writers):
-                    writers.create_task(until_stopped(self._work(), stop), name=f"reporter writer {number}")
-        finally:
-            await self.events.close()
+        async with asyncio.TaskGroup() as writers:
+            writers.create_task(self.events.run(stop), name="event writers")
+            await self._queue.run(self._write, stop, workers=self.writers)
 
     async def wait_idle(self) -> None:
         """Until no write, condition or Event, is waiting or in flight."""
         while True:
-            await self._idle.wait()
+            await self._queue.wait_idle()
             await self.events.wait_idle()
-            if self._idle.is_set():
+            if self._queue.idle:
                 return
-
-    async def _work(self) -> None:
-        while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            self._busy.add(key)
-            try:
-                await self._write(key)
-            except Exception:  # a bug here must not end reporting (nor the scheduler with it)
-                self.condition_failures += 1
-                log.exception("report_failed", pod=key)
-            finally:
-                self._busy.discard(key)
-                state = self._pods.get(key)
-                if state is not None and state.wanted is not None:
-                    self._enqueue(key)
-                elif not self._queued and not self._busy:
-                    self._idle.set()
 
     async def _write(self, key: str) -> None:
         state = self._pods.get(key)
-        if state is not None:
+        if state is None:
+            return
+        try:
             await self._write_condition(state)
+        except Exception:  # a bug: logged and counted, not retried (the next cycle reports again)
+            self.condition_failures += 1
+            log.exception("report_failed", pod=key)
 
     # -- the condition -----------------------------------------------------------------------------
 
@@ -300,13 +281,6 @@ class FailureReporter:
         log.debug("pod_condition_written", pod=state.key, reason=reason)
 
     # -- plumbing ----------------------------------------------------------------------------------
-
-    def _enqueue(self, key: str) -> None:
-        if key in self._queued or key in self._busy:
-            return  # a busy key is queued again by its writer when it has more to do
-        self._queued.add(key)
-        self._idle.clear()
-        self._queue.put_nowait(key)
 
     def _failed(self, state: _Pod, exc: ApiError | ApiUnavailable) -> None:
         self.condition_failures += 1
