@@ -17,6 +17,7 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "operator" / "aisched"
 PURE_CORE = ("api", "topology", "framework", "plugins", "queue", "cache", "scheduler", "quota")
+
 FORBIDDEN = ("kopf", "kubernetes_asyncio", "kubernetes", "pynvml", "aiohttp")
 
 
@@ -81,16 +82,17 @@ def test_operator_is_not_a_package_so_the_standard_library_module_wins() -> None
     assert result.stdout.strip().endswith("operator.py")
 
 
-#: DESIGN.md §1: which aisched packages each core package may import.
+#: DESIGN.md §1: which aisched packages each core package may import. The layers, lowest first:
+#: api < topology < cache < quota < framework < plugins, queue < scheduler.
 ALLOWED_INTERNAL = {
     "api": {"api"},
     "topology": {"api", "topology"},
-    "framework": {"api", "topology", "framework"},
-    "plugins": {"api", "topology", "framework", "plugins", "quota"},
-    "queue": {"api", "topology", "framework", "queue"},
     "cache": {"api", "topology", "cache"},
-    "quota": {"api", "topology", "framework", "quota"},
-    "scheduler": {"api", "topology", "framework", "plugins", "queue", "cache", "scheduler", "quota"},
+    "quota": {"api", "topology", "cache", "quota"},
+    "framework": {"api", "topology", "cache", "quota", "framework"},
+    "plugins": {"api", "topology", "cache", "quota", "framework", "plugins"},
+    "queue": {"api", "topology", "framework", "queue"},
+    "scheduler": {"api", "topology", "cache", "quota", "framework", "plugins", "scheduler"},
 }
 
 
@@ -111,3 +113,124 @@ def internal_imports(root: Path) -> set[str]:
 @pytest.mark.parametrize("package", sorted(ALLOWED_INTERNAL))
 def test_core_packages_import_only_the_layers_below_them(package: str) -> None:
     assert internal_imports(PACKAGE / package) <= ALLOWED_INTERNAL[package]
+
+
+def _module_name(path: Path, root: Path) -> str:
+    return ".".join(("aisched", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def _imports_at_load(path: Path, root: Path) -> set[str]:
+    """The aisched modules `path` imports when it is loaded: module-level imports, and those of
+    its classes, but not those under `if TYPE_CHECKING:` nor inside functions."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("aisched"))
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("aisched")
+            ):
+                module = node.module or ""
+                for alias in node.names:  # `from aisched.x import y` may name a submodule y
+                    sub = f"{module}.{alias.name}"
+                    found.add(
+                        sub
+                        if (PACKAGE.parent / Path(*sub.split("."))).with_suffix(".py").exists()
+                        else module
+                    )
+            elif isinstance(node, ast.ClassDef | ast.If | ast.Try | ast.With):
+                visit([n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)])
+
+    visit(tree.body)
+    return found
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """Every cycle of load-time imports between the modules under `root` (one per strongly
+    connected component)."""
+    graph = {_module_name(p, root): _imports_at_load(p, root) for p in sorted(root.rglob("*.py"))}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def connect(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in graph.get(module, ()):
+            if target not in graph:
+                continue
+            if target not in index:
+                connect(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1 or module in graph.get(module, ()):
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            connect(module)
+    return cycles
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    assert import_cycles(PACKAGE) == []
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
+    package = tmp_path / "aisched"
+    package.mkdir()
+    (package / "a.py").write_text("from aisched.b import x\n")
+    (package / "b.py").write_text("import aisched.a\nx = 1\n")
+    (package / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import aisched.a\n"
+    )
+    (package / "d.py").write_text("def later():\n    import aisched.c\n")
+    assert import_cycles(package) == [["aisched.a", "aisched.b"]]
+
+
+#: The one preemption what-if: the victim search runs only inside the core's Evaluator.
+WHAT_IF_OWNER = PACKAGE / "scheduler" / "evaluator.py"
+WHAT_IF_PIECES = ("choose_victims", "candidates")
+
+
+def _uses_victim_search(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        f"{path.name}:{node.lineno}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").endswith("scheduler.preemption")
+        and any(alias.name in WHAT_IF_PIECES for alias in node.names)
+    ]
+
+
+def test_only_the_evaluator_searches_for_victims() -> None:
+    """The simulator, the benchmarks, the shell and the property tests go through the Evaluator;
+    only the unit tests of the two pure search functions call them directly."""
+    unit_tests = Path(__file__).parent / "scheduler" / "test_preemption.py"
+    roots = [PACKAGE, Path(__file__).parent]
+    found = [
+        hit
+        for root in roots
+        for path in sorted(root.rglob("*.py"))
+        if path not in (WHAT_IF_OWNER, unit_tests)
+        for hit in _uses_victim_search(path)
+    ]
+    assert found == []
+    assert _uses_victim_search(WHAT_IF_OWNER), "the Evaluator is where the victim search runs"

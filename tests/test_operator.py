@@ -11,10 +11,10 @@ from typing import Any, Final
 
 import pytest
 
+from aisched.controllers.kopf_handlers import Connection, run_operator
 from aisched.controllers.manager import Manager
 from aisched.emulator.cluster import ClusterSpec
 from aisched.emulator.runner import Emulator
-from aisched.kopf_app import Connection, run_operator
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.runner import DEFAULT_CLUSTER, ensure_namespace
 from aisched.settings import Settings, load_settings

@@ -27,9 +27,9 @@ from typing import Any, Final, TextIO
 import yaml
 
 from aisched.api import keys
+from aisched.controllers.kopf_handlers import Connection, run_operator
 from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION
 from aisched.emulator.runner import Emulator
-from aisched.kopf_app import Connection, run_operator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, resource_path
 from aisched.observability.logging import configure_logging
 from aisched.runner import ensure_namespace

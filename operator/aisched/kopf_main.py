@@ -7,6 +7,6 @@ then builds the scheduler from the environment ($KUBECONFIG, else in-cluster; AI
 
 import kopf
 
-from aisched.kopf_app import register
+from aisched.controllers.kopf_handlers import register
 
 register(kopf.get_default_registry())

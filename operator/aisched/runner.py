@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 from pydantic import ValidationError
 
+from aisched.controllers.kopf_handlers import Connection, run_operator
 from aisched.emulator.cluster import ClusterSpec, NodeGroup, load_cluster
-from aisched.kopf_app import Connection, run_operator
 from aisched.kube.client import ConfigError
 from aisched.observability.logging import configure_logging
 from aisched.settings import Settings, SettingsError, load_settings

@@ -1,14 +1,16 @@
 import pytest
 from pydantic import ValidationError
 
-from aisched.framework.profile import Profile, Profiles, ScorePluginRef
+from aisched.framework.profile import Profile, ScorePluginRef
 
 
 def test_plugin_names_lists_each_plugin_once_in_first_use_order() -> None:
     profile = Profile(
+        queue_sort="PrioritySort",
         pre_filter=("Gang",),
         filter=("NodeAffinity", "ResourceFit"),
         score=(ScorePluginRef(name="ResourceFit"), ScorePluginRef(name="LeastAllocated")),
+        post_filter=(),
         permit=("Gang",),
     )
 
@@ -38,20 +40,9 @@ def test_unknown_profile_field_is_refused() -> None:
         Profile.model_validate({"filters": ["NodeAffinity"]})
 
 
-def test_profiles_serve_each_scheduler_name_once() -> None:
-    with pytest.raises(ValidationError, match="schedulerName aisched has more than one profile"):
-        Profiles(profiles=(Profile(), Profile(filter=("ResourceFit",))))
+def test_default_profile_is_the_operators_quota_fair_share_and_preemption() -> None:
+    profile = Profile()
 
-
-def test_profiles_need_at_least_one_profile() -> None:
-    with pytest.raises(ValidationError, match="at least one profile"):
-        Profiles(profiles=())
-
-
-def test_profile_is_found_by_scheduler_name() -> None:
-    batch = Profile(scheduler_name="aisched-batch", filter=("ResourceFit",))
-    profiles = Profiles(profiles=(Profile(), batch))
-
-    assert profiles.for_scheduler("aisched-batch") is batch
-    assert profiles.for_scheduler("aisched") == Profile()
-    assert profiles.for_scheduler("default-scheduler") is None
+    assert profile.queue_sort == "FairShare"
+    assert profile.pre_filter == ("Gang", "Quota")
+    assert profile.post_filter == ("DefaultPreemption",)

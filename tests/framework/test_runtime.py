@@ -10,6 +10,8 @@ import pytest
 
 from aisched.cache import Cache, PodUsage
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ALL_EVENTS, ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, FilterResult, Floats, Plugin, Reasons
 from aisched.framework.profile import Profile, ScorePluginRef
 from aisched.framework.registry import PluginFactory, Registry
@@ -20,7 +22,7 @@ from aisched.plugins import default_registry, priority_sort
 from aisched.topology import resources
 from aisched.topology.node import NodeInfo, Taint
 from aisched.topology.snapshot import Snapshot
-from tests.support.core import gang, node, pod
+from tests.support.core import gang, handle, node, pod
 
 # -- fakes -------------------------------------------------------------------------------------
 
@@ -150,7 +152,7 @@ def registry_of(*plugins: Plugin) -> Registry:
     """A registry that hands out these plugin instances by name, plus PrioritySort."""
 
     def factory(plugin: Plugin) -> PluginFactory:
-        return lambda args: plugin
+        return lambda args, handle: plugin
 
     registry = Registry({p.name: factory(p) for p in plugins})
     registry.register(priority_sort.NAME, priority_sort.new)
@@ -159,8 +161,14 @@ def registry_of(*plugins: Plugin) -> Registry:
 
 def framework(*plugins: Plugin, **profile: Any) -> Framework:
     """A framework over `plugins` whose profile names only what `profile` sets."""
-    defaults: dict[str, Any] = {"pre_filter": (), "filter": (), "score": ()}
-    return Framework(Profile(**{**defaults, **profile}), registry_of(*plugins))
+    defaults: dict[str, Any] = {
+        "queue_sort": "PrioritySort",
+        "pre_filter": (),
+        "filter": (),
+        "post_filter": (),
+        "score": (),
+    }
+    return Framework(Profile(**{**defaults, **profile}), registry_of(*plugins), handle())
 
 
 def filled(nodes: Iterable[NodeInfo], *, pods: Iterable[PodUsage] = ()) -> tuple[Cache, Snapshot]:
@@ -187,22 +195,23 @@ ABC = [node("a", machine=None), node("b", machine=None), node("c", machine=None)
 
 
 def test_default_profile_builds_with_the_default_registry() -> None:
-    fw = Framework(Profile(), default_registry())
+    fw = Framework(Profile(), default_registry(), handle())
 
     assert [f.name for f in fw.filters] == list(Profile().filter)
-    assert [p.name for p in fw.pre_filters] == ["Gang"]
+    assert [p.name for p in fw.pre_filters] == ["Gang", "Quota"]
+    assert [p.name for p in fw.post_filters] == ["DefaultPreemption"]
     assert [(p.name, w) for p, w in fw.scores] == [
         ("GPUTopology", 2.0),
-        ("MostAllocated", 1.0),  # GPUBinPacking is MostAllocated over GPUs
+        ("GPUBinPacking", 1.0),  # MostAllocated over GPUs
         ("LeastAllocated", 1.0),
         ("GPUSharing", 1.0),
     ]
-    assert fw.queue_sort.name == "PrioritySort"
+    assert fw.queue_sort.name == "FairShare"
 
 
 def test_unknown_plugin_name_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="unknown plugin 'NoSuchPlugin'"):
-        Framework(Profile(filter=("NodeAffinity", "NoSuchPlugin")), default_registry())
+        Framework(Profile(filter=("NodeAffinity", "NoSuchPlugin")), default_registry(), handle())
 
 
 @pytest.mark.parametrize(
@@ -221,19 +230,30 @@ def test_plugin_at_an_extension_point_it_does_not_implement_is_refused(
     profile: Profile, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        Framework(profile, default_registry())
+        Framework(profile, default_registry(), handle())
 
 
 def test_plugin_args_reach_the_factory() -> None:
     seen: list[Mapping[str, Any]] = []
 
-    def factory(args: Mapping[str, Any]) -> Plugin:
+    def factory(args: Mapping[str, Any], handle: Handle) -> Plugin:
         seen.append(args)
         return FakeFilter("Fake")
 
     registry = registry_of()
     registry.register("Fake", factory)
-    Framework(Profile(pre_filter=(), filter=("Fake",), score=(), plugin_args={"Fake": {"x": 1}}), registry)
+    Framework(
+        Profile(
+            queue_sort="PrioritySort",
+            pre_filter=(),
+            filter=("Fake",),
+            post_filter=(),
+            score=(),
+            plugin_args={"Fake": {"x": 1}},
+        ),
+        registry,
+        handle(),
+    )
 
     assert seen == [{"x": 1}]
 
@@ -241,14 +261,23 @@ def test_plugin_args_reach_the_factory() -> None:
 def test_plugin_used_at_two_points_is_built_once() -> None:
     built: list[str] = []
 
-    def factory(args: Mapping[str, Any]) -> Plugin:
+    def factory(args: Mapping[str, Any], handle: Handle) -> Plugin:
         built.append("TwoPoints")
         return FakeScore("TwoPoints", {})
 
     registry = registry_of()
     registry.register("TwoPoints", factory)
     Framework(
-        Profile(pre_filter=(), filter=(), score=(ScorePluginRef(name="TwoPoints"),), permit=()), registry
+        Profile(
+            queue_sort="PrioritySort",
+            pre_filter=(),
+            filter=(),
+            post_filter=(),
+            score=(ScorePluginRef(name="TwoPoints"),),
+            permit=(),
+        ),
+        registry,
+        handle(),
     )
 
     assert built == ["TwoPoints"]
@@ -289,12 +318,12 @@ def test_pre_filter_keeps_the_plugin_name_a_status_already_carries() -> None:
 
 
 def test_default_pre_filter_holds_back_an_incomplete_gang() -> None:
-    fw = Framework(Profile(), default_registry())
+    fw = Framework(Profile(), default_registry(), handle())
     _, snapshot = filled(ABC)
 
     status = fw.pre_filter(CycleState(), gang("g", [pod("w0")], min_member=2), snapshot)
 
-    assert status.code is Code.UNSCHEDULABLE
+    assert status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE  # only its members can help
     assert status.plugin == "Gang"
 
 
@@ -480,7 +509,8 @@ def test_no_reasons_when_every_node_passes() -> None:
 
 
 def test_reasons_without_any_filter_result_are_empty() -> None:
-    assert Feasibility(np.zeros(3, dtype=np.bool_), (), np.ones(3, dtype=np.bool_)).reasons() == Counter()
+    none, every = np.zeros(3, dtype=np.bool_), np.ones(3, dtype=np.bool_)
+    assert Feasibility(none, (), every, every).reasons() == Counter()
 
 
 def test_explanations_are_computed_only_when_reasons_are_asked_for() -> None:
@@ -510,7 +540,7 @@ def test_explanations_are_computed_only_when_reasons_are_asked_for() -> None:
 
 
 def test_removed_nodes_are_not_counted_among_the_rejected() -> None:
-    fw = Framework(Profile(filter=("ResourceFit",)), default_registry())
+    fw = Framework(Profile(filter=("ResourceFit",)), default_registry(), handle())
     cache, snapshot = filled(ABC)
     cache.remove_node("c")
     cache.update_snapshot(snapshot)
@@ -521,7 +551,7 @@ def test_removed_nodes_are_not_counted_among_the_rejected() -> None:
 
 
 def test_default_profile_explains_each_rejected_node_by_its_first_failing_filter() -> None:
-    fw = Framework(Profile(), default_registry())
+    fw = Framework(Profile(), default_registry(), handle())
     taint = Taint(key="dedicated", value="infer")
     _, snapshot = filled(
         [
@@ -725,15 +755,15 @@ def test_permit_succeeds_when_every_plugin_approves() -> None:
     assert log == ["A", "B"]
 
 
-def test_permit_wait_is_returned_named_after_its_plugin_and_stops_later_permits() -> None:
+def test_permit_rejection_stops_later_permits() -> None:
     log: list[str] = []
-    wait = FakePermit("Waiter", log, Status(Code.WAIT, ("waiting for 3 more members",)))
-    fw = framework(wait, FakePermit("Later", log), permit=("Waiter", "Later"))
+    deny = FakePermit("Deny", log, Status.unschedulable("not now", plugin="Deny"))
+    fw = framework(deny, FakePermit("Later", log), permit=("Deny", "Later"))
 
     status = fw.permit(CycleState(), placement_of(pod("p")))
 
-    assert status == Status(Code.WAIT, ("waiting for 3 more members",), "Waiter")
-    assert log == ["Waiter"]
+    assert status == Status.unschedulable("not now", plugin="Deny")
+    assert log == ["Deny"]
 
 
 def test_permit_rejection_keeps_the_plugin_name_it_carries() -> None:
@@ -744,3 +774,48 @@ def test_permit_rejection_keeps_the_plugin_name_it_carries() -> None:
 
     assert status.rejected
     assert status.plugin == "Quota"
+
+
+# -- queueing hints ------------------------------------------------------------------------------
+
+
+@dataclass
+class Hinting:
+    name: str
+    events: frozenset[ClusterEvent]
+    static: bool = True
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return self.events
+
+    def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
+        return None
+
+
+def test_a_gang_turned_away_waits_for_the_events_its_rejectors_registered() -> None:
+    labels = Hinting("Labels", frozenset({ClusterEvent.NODE_LABELS_CHANGED}))
+    taints = Hinting("Taints", frozenset({ClusterEvent.NODE_TAINTS_CHANGED}))
+    fw = framework(labels, taints, filter=("Labels", "Taints"))
+
+    assert fw.events_for({"Labels"}) == {ClusterEvent.NODE_LABELS_CHANGED}
+    assert fw.events_for({"Labels", "Taints"}) == {
+        ClusterEvent.NODE_LABELS_CHANGED,
+        ClusterEvent.NODE_TAINTS_CHANGED,
+    }
+
+
+def test_a_plugin_that_registers_nothing_and_an_unknown_rejector_mean_every_event() -> None:
+    fw = framework(FakeFilter("Silent"), filter=("Silent",))
+
+    assert fw.events_for({"Silent"}) == ALL_EVENTS
+    assert fw.events_for({"NotAPlugin"}) == ALL_EVENTS
+    assert fw.events_for(set()) == ALL_EVENTS
+
+
+def test_rejectors_are_the_filters_that_turned_away_some_node() -> None:
+    fw = Framework(Profile(filter=("NodeUnschedulable", "ResourceFit")), default_registry(), handle())
+    _, snapshot = filled([node("ok"), node("cordoned", unschedulable=True)])
+
+    feasibility = fw.filter(CycleState(), pod("p", gpus=1), snapshot)
+
+    assert feasibility.rejectors() == {"NodeUnschedulable"}

@@ -19,7 +19,6 @@ def test_default_status_is_success() -> None:
         (Status.unschedulable("r", plugin="P"), False, True),
         (Status.unresolvable("r", plugin="P"), False, True),
         (Status.error("boom", plugin="P"), False, False),
-        (Status.wait("later", plugin="P"), False, False),
     ],
 )
 def test_only_unschedulable_codes_count_as_rejections(status: Status, ok: bool, rejected: bool) -> None:
@@ -33,7 +32,6 @@ def test_only_unschedulable_codes_count_as_rejections(status: Status, ok: bool, 
         (Status.unschedulable, Code.UNSCHEDULABLE),
         (Status.unresolvable, Code.UNSCHEDULABLE_AND_UNRESOLVABLE),
         (Status.error, Code.ERROR),
-        (Status.wait, Code.WAIT),
     ],
 )
 def test_factories_keep_every_reason_in_order_and_the_plugin(

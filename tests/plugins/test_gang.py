@@ -3,7 +3,7 @@ from aisched.framework.status import Code
 from aisched.framework.types import Gang as GangInfo
 from aisched.plugins.gang import NAME, Gang, new
 from tests.plugins._cluster import snapshot_of
-from tests.support.core import gang, node, pod
+from tests.support.core import gang, handle, node, pod
 
 SNAPSHOT_NODES = [node("a"), node("b"), node("c")]
 
@@ -15,7 +15,7 @@ def test_incomplete_gang_is_unschedulable_with_a_reason_naming_the_counts() -> N
         CycleState(), gang("train", workers, min_member=4), snapshot_of(SNAPSHOT_NODES)
     )
 
-    assert status.code is Code.UNSCHEDULABLE
+    assert status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE  # preemption cannot help, its members can
     assert status.plugin == NAME
     assert status.reasons == ("gang ml/train has 2 of its 4 members; waiting for the rest",)
 
@@ -47,4 +47,4 @@ def test_lone_pod_is_a_complete_gang_of_one() -> None:
 
 
 def test_factory_builds_the_plugin() -> None:
-    assert new({}).name == "Gang"
+    assert new({}, handle()).name == "Gang"

@@ -9,7 +9,7 @@ from aisched.plugins.node_unschedulable import (
     new,
 )
 from tests.plugins._cluster import explained, names, snapshot_of
-from tests.support.core import node, pod
+from tests.support.core import handle, node, pod
 
 NODES = [
     node("ready", machine=None),
@@ -80,7 +80,7 @@ def test_no_toleration_opens_a_node_that_is_not_ready() -> None:
 
 
 def test_plugin_is_static_and_named_by_its_factory() -> None:
-    plugin = new({})
+    plugin = new({}, handle())
 
     assert plugin.name == NAME == "NodeUnschedulable"
     assert plugin.static is True

@@ -9,17 +9,15 @@ from aisched.api import keys
 from aisched.cache import PodUsage
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.profile import Profile, ScorePluginRef
-from aisched.framework.runtime import Framework
-from aisched.framework.types import Gang, GangPlacement, PodInfo, PodPlacement
+from aisched.framework.types import Gang, PodInfo
 from aisched.plugins import default_registry, policies
 from aisched.plugins.fgd import FragmentationGradientDescent, FragmentationTable, TypicalPod, fragmentation
 from aisched.plugins.policies import BestFit, DotProd, GpuClustering, GpuPacking, Random
 from aisched.scheduler import Scheduler
 from aisched.topology import resources
 from aisched.topology.node import NodeInfo
-from aisched.topology.snapshot import Snapshot
 from tests.plugins._cluster import by_name, cluster, snapshot_of
-from tests.support.core import GiB
+from tests.support.core import GiB, handle
 
 STATE = CycleState()
 
@@ -150,7 +148,7 @@ def test_fgd_recomputes_only_nodes_whose_state_changed() -> None:
 
 def test_fgd_needs_typical_pods() -> None:
     with pytest.raises(ValueError, match="typicalPods"):
-        policies.FACTORIES[policies.FGD]({})
+        policies.FACTORIES[policies.FGD]({}, handle())
 
 
 # -- the baselines --------------------------------------------------------------------------------
@@ -195,29 +193,22 @@ def test_gpu_packing_bands_partly_used_gpus_then_used_nodes_then_empty_nodes() -
     assert set(by_name(snap, plugin.score(STATE, cpu_pod(), snap)).values()) == {0.0}
 
 
-def placed(pod: PodInfo, snap: Snapshot, node: str) -> GangPlacement:
-    return GangPlacement(gang=Gang.of(pod), pods=(PodPlacement(pod=pod, node=node, slot=snap.slot_of[node]),))
-
-
 def test_gpu_clustering_keeps_request_classes_together() -> None:
     nodes = [gpu_node(n, 8) for n in ("same", "mixed", "empty", "other")]
-    snap = snapshot_of(nodes, pods=[shared("t/s", "same", 0, 500), shared("t/m", "mixed", 0, 500),
-                                    whole("t/m1", "mixed", 0b10), whole("t/o", "other", 0b11)])  # fmt: skip
-    plugin = GpuClustering()
-    for pod, node in [
-        (share_pod(500), "same"),
-        (share_pod(500), "mixed"),
-        (gpu_pod(1), "mixed"),
-        (gpu_pod(2), "other"),
-    ]:
-        plugin.reserve(STATE, placed(pod, snap, node), snap)
+    sched = cluster(nodes, pods=[shared("t/s", "same", 0, 500), shared("t/m", "mixed", 0, 500),
+                                 whole("t/m1", "mixed", 0b10), whole("t/o", "other", 0b11)])  # fmt: skip
+    plugin = GpuClustering(handle(cache=sched.cache))
 
-    scores = by_name(snap, plugin.score(STATE, share_pod(200), snap))
+    scores = by_name(sched.snapshot, plugin.score(STATE, share_pod(200), sched.snapshot))
 
     # 75/50/25/0 by band, plus 25·(8000 - free milli) // 8000 for fullness.
     assert scores == {"same": 75.0 + 1, "mixed": 50.0 + 4, "empty": 25.0, "other": 0.0 + 6}
-    plugin.unreserve(STATE, placed(share_pod(500), snap, "same"), snap)
-    assert by_name(snap, plugin.score(STATE, share_pod(200), snap))["same"] == 25.0 + 1
+    sched.cache.remove_pod("t/s")  # it departs: the cache stops accounting it, and so the plugin
+    snap = sched.cache.update_snapshot(sched.snapshot)
+    assert by_name(snap, plugin.score(STATE, share_pod(200), snap))["same"] == 25.0
+    sched.cache.set_pod(shared("t/s2", "empty", 3, 300))  # whoever places a pod, it counts
+    snap = sched.cache.update_snapshot(snap)
+    assert by_name(snap, plugin.score(STATE, share_pod(200), snap))["empty"] == 75.0 + 0
 
 
 def test_random_picks_one_feasible_node_and_gpu_reproducibly() -> None:
@@ -246,15 +237,17 @@ def test_every_policy_is_registered_and_runs_in_a_profile() -> None:
     for name in policies.FACTORIES:
         assert name in registry
         profile = Profile(
+            queue_sort="PrioritySort",
             pre_filter=(),
+            post_filter=(),
             filter=("GPUModel", "ResourceFit", "GPUHealth", "GPUSharing"),
             score=(ScorePluginRef(name=name),),
-            reserve=(name,) if name == policies.CLUSTERING else (),
             plugin_args={name: args[name]} if name in args else {},
             tie_break_seed=3,
         )
-        sched = cluster([gpu_node("a", 2), gpu_node("b", 4)])
-        sched = Scheduler(framework=Framework(profile, registry), cache=sched.cache, snapshot=sched.snapshot)
+        sched = Scheduler(
+            profile=profile, registry=registry, cache=cluster([gpu_node("a", 2), gpu_node("b", 4)]).cache
+        )
         result = sched.schedule(Gang.of(share_pod(300)))
         assert result.placement is not None, name
         assert result.placement.pods[0].gpu_milli == 300

@@ -1,6 +1,6 @@
 from aisched.framework.types import Gang
 from aisched.plugins.priority_sort import NAME, PrioritySort, new
-from tests.support.core import pod
+from tests.support.core import handle, pod
 
 
 def g(key: str, *, priority: int = 0, created: float = 0.0) -> Gang:
@@ -56,4 +56,4 @@ def test_queue_order_is_priority_then_age_then_key() -> None:
 
 
 def test_factory_builds_the_plugin() -> None:
-    assert new({}).name == NAME == "PrioritySort"
+    assert new({}, handle()).name == NAME == "PrioritySort"

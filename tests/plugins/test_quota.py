@@ -8,6 +8,7 @@ from aisched.framework.types import Gang, PodInfo
 from aisched.plugins.quota import Quota
 from aisched.quota import GPU_MILLI, QuotaLedger, Tenant
 from aisched.topology.snapshot import Snapshot
+from tests.support.core import handle
 
 
 def member(name: str, *, gpus: int, namespace: str = "ml", tenant: str | None = None) -> PodInfo:
@@ -30,7 +31,7 @@ def ledger() -> QuotaLedger:
 
 
 def test_a_gang_within_its_tenants_quota_passes() -> None:
-    plugin = Quota(ledger())
+    plugin = Quota(handle(ledger=ledger()))
     status = plugin.pre_filter(CycleState(), gang(member("a", gpus=4), member("b", gpus=4)), Snapshot())
     assert status.code is Code.SUCCESS
 
@@ -38,7 +39,9 @@ def test_a_gang_within_its_tenants_quota_passes() -> None:
 def test_a_gang_past_its_quota_waits_and_says_what_and_how_much() -> None:
     quota = ledger()
     quota.charge("ml/running", "research", {GPU_MILLI: 4000})
-    status = Quota(quota).pre_filter(CycleState(), gang(member("a", gpus=4), member("b", gpus=4)), Snapshot())
+    status = Quota(handle(ledger=quota)).pre_filter(
+        CycleState(), gang(member("a", gpus=4), member("b", gpus=4)), Snapshot()
+    )
     assert status.code is Code.UNSCHEDULABLE
     assert (
         "waiting for quota: tenant research would use 12 nvidia.com/gpu, over its quota of 8"
@@ -47,14 +50,14 @@ def test_a_gang_past_its_quota_waits_and_says_what_and_how_much() -> None:
 
 
 def test_the_tenant_a_pod_names_wins_over_its_namespace() -> None:
-    status = Quota(ledger()).pre_filter(
+    status = Quota(handle(ledger=ledger())).pre_filter(
         CycleState(), gang(member("a", gpus=16, tenant="inference")), Snapshot()
     )
     assert status.code is Code.SUCCESS
 
 
 def test_pods_of_no_tenant_are_not_limited() -> None:
-    status = Quota(ledger()).pre_filter(
+    status = Quota(handle(ledger=ledger())).pre_filter(
         CycleState(), gang(member("a", gpus=64, namespace="other")), Snapshot()
     )
     assert status.code is Code.SUCCESS

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from aisched.framework.events import ClusterEvent
 from aisched.framework.types import Gang
 from aisched.plugins.priority_sort import PrioritySort
-from aisched.queue import ClusterEvent, GangQueue, QueueState
+from aisched.queue import GangQueue, QueueState
 from tests.support.core import pod
 
 

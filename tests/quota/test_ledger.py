@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisched.api.tenantquota import TenantQuotaSpec
+from aisched.cache import Cache, PodUsage
 from aisched.framework.types import PodInfo
 from aisched.quota import GPU_MILLI, QuotaLedger, Tenant, quota_usage
 
@@ -120,6 +122,14 @@ def test_shared_and_whole_gpu_pods_count_their_fractions() -> None:
     assert quota_usage(whole) == {GPU_MILLI: 2000, "cpu": 4000}
     mig = PodInfo(namespace="ml", name="m", requests={"nvidia.com/mig-3g.40gb": 1, "pods": 1})
     assert quota_usage(mig) == {GPU_MILLI: 500}
+    parsed = PodInfo.from_manifest(
+        {
+            "metadata": {"name": "m", "namespace": "ml"},
+            "spec": {"containers": [{"resources": {"limits": {"nvidia.com/mig-3g.40gb": 1}}}]},
+        }
+    )
+    assert parsed.mig_profile == "3g.40gb"
+    assert quota_usage(parsed) == {GPU_MILLI: 500}  # the slice counts once the pod is parsed, too
 
 
 @settings(max_examples=150, deadline=None)
@@ -142,3 +152,47 @@ def test_admitted_work_never_exceeds_max_nor_the_cohorts_pool(
         used = ledger.used(t.name).get(GPU_MILLI, 0)
         assert used <= t.maximum[GPU_MILLI]
     assert total <= pool, "nothing is admitted beyond the cohort's pooled guarantees"
+
+
+def test_the_ledger_charges_what_the_cache_accounts_and_releases_what_it_drops() -> None:
+    ledger = QuotaLedger([tenant("a", guaranteed=8), tenant("b", guaranteed=8)])
+    cache = Cache()
+    cache.subscribe(ledger.pod_changed)
+    usage = PodUsage(key="ns-a/p", node="n", requests={}, quota={GPU_MILLI: 2 * GPU})
+
+    cache.set_pod(usage)
+    assert ledger.used("a") == {GPU_MILLI: 2 * GPU}
+    cache.set_pod(replace(usage, tenant="b"))  # a pod naming another tenant is charged to it
+    assert ledger.used("a") == {}
+    assert ledger.used("b") == {GPU_MILLI: 2 * GPU}
+    cache.remove_pod("ns-a/p")
+    assert ledger.used("b") == {}
+    assert ledger.charge_of("ns-a/p") is None
+
+
+def test_a_pod_of_no_tenant_is_charged_to_nobody() -> None:
+    ledger = QuotaLedger([tenant("a", guaranteed=8)])
+    ledger.pod_changed(None, PodUsage(key="elsewhere/p", node="n", requests={}, quota={GPU_MILLI: GPU}))
+    assert ledger.charge_of("elsewhere/p") is None
+
+
+def test_listeners_hear_which_tenant_changed() -> None:
+    ledger = QuotaLedger([tenant("a", guaranteed=8)])
+    heard: list[str] = []
+    ledger.subscribe(heard.append)
+    ledger.charge("a/p", "a", {GPU_MILLI: GPU})
+    ledger.release("a/p")
+    assert heard == ["a", "a"]
+
+
+def test_a_what_if_copy_releases_some_pods_and_leaves_the_ledger_alone() -> None:
+    ledger = QuotaLedger([tenant("a", guaranteed=8, maximum=24), tenant("b", guaranteed=16)])
+    ledger.charge("a/x", "a", {GPU_MILLI: 16 * GPU})
+    ledger.charge("a/y", "a", {GPU_MILLI: 4 * GPU})
+
+    view = ledger.without(["a/x"])
+
+    assert view.used("a") == {GPU_MILLI: 4 * GPU}
+    assert ledger.used("a") == {GPU_MILLI: 20 * GPU}
+    assert view.admit("a", {GPU_MILLI: 8 * GPU}).admitted
+    assert not ledger.admit("a", {GPU_MILLI: 8 * GPU}).admitted

@@ -14,7 +14,6 @@ from aisched.cache import PodUsage
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.interface import Floats
 from aisched.framework.profile import Profile, ScorePluginRef
-from aisched.framework.runtime import Framework
 from aisched.framework.tie_break import node_priority
 from aisched.framework.types import Gang, GangPlacement, PodInfo
 from aisched.plugins import default_registry
@@ -102,10 +101,9 @@ class LastGPU:
 
 def picking_scheduler(nodes: list[NodeInfo], plugin: LastGPU) -> Scheduler:
     registry = default_registry()
-    registry.register(plugin.name, lambda args: plugin)
+    registry.register(plugin.name, lambda args, handle: plugin)
     profile = Profile(score=(*Profile().score, ScorePluginRef(name=plugin.name)))
-    sched = scheduler(nodes)
-    return Scheduler(framework=Framework(profile, registry), cache=sched.cache)
+    return Scheduler(profile=profile, registry=registry, cache=scheduler(nodes).cache)
 
 
 def test_the_profiles_gpu_picker_chooses_the_shared_gpu() -> None:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aisched.api import keys
 from aisched.cache import Cache
+from aisched.framework.handle import Clock
+from aisched.framework.nomination import Nomination
 from aisched.framework.profile import Profile
-from aisched.framework.runtime import Framework
 from aisched.framework.types import Gang, PodInfo, TopologyLevel, TopologyPolicy
-from aisched.plugins import default_registry
+from aisched.quota import QuotaLedger
 from aisched.scheduler import Scheduler
 from aisched.topology import resources
 from aisched.topology.machines import MACHINES
 from aisched.topology.node import NodeInfo, Taint
+from aisched.topology.snapshot import Snapshot
 
 GiB = 2**30
 
@@ -98,4 +101,32 @@ def scheduler(nodes: Iterable[NodeInfo], *, profile: Profile | None = None) -> S
     cache = Cache()
     for info in nodes:
         cache.set_node(info)
-    return Scheduler(framework=Framework(profile or Profile(), default_registry()), cache=cache)
+    return Scheduler(profile=profile, cache=cache)
+
+
+class NoPreemption:
+    """A preemption evaluator that never finds room, counting what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def nominate(self, gang: Gang, *, max_candidates: int) -> Nomination | None:
+        self.asked.append(gang.key)
+        return None
+
+
+@dataclass
+class FakeHandle:
+    """A `framework.handle.Handle` of plain parts, for plugins and frameworks built without a
+    `Scheduler` around them."""
+
+    profile: Profile = field(default_factory=Profile)
+    clock: Clock = field(default=lambda: 0.0)
+    cache: Cache = field(default_factory=Cache)
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    ledger: QuotaLedger = field(default_factory=QuotaLedger)
+    preemption: NoPreemption = field(default_factory=NoPreemption)
+
+
+def handle(**parts: Any) -> FakeHandle:
+    return FakeHandle(**parts)

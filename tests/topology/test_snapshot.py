@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aisched.cache import Cache
 from aisched.topology import resources
 from aisched.topology.gpu import GPUTopology
 from aisched.topology.gpuset import UNTABLED_SCORE, GPUSetTable
@@ -564,3 +565,23 @@ def test_many_distinct_taints_widen_the_matrix_keeping_earlier_marks() -> None:
     assert snapshot.taints.shape[1] >= 5
     assert snapshot.taints[first, ids].tolist() == [True, False, False, False, False]
     assert snapshot.taints[second, ids].all()
+
+
+def test_a_clone_can_be_changed_without_touching_its_original() -> None:
+    cache = Cache()
+    cache.set_node(node("a"))
+    cache.set_node(node("b", labels={"zone": "z1"}))
+    live = cache.update_snapshot(Snapshot())
+    live.label_column("zone")
+    free, gpu_free = live.free.copy(), live.gpu_free.copy()
+
+    copy = live.clone()
+    copy.assume(copy.slot_of["a"], request={"cpu": 1000, "nvidia.com/gpu": 2}, gpus=0b11)
+    copy.remove_node("b")
+    copy.label_column("zone")[0][0] = 7
+
+    assert np.array_equal(live.free, free)
+    assert np.array_equal(live.gpu_free, gpu_free)
+    assert set(live.slot_of) == {"a", "b"}
+    assert live.label_column("zone")[0][0] == -1
+    assert copy.lineage is live.lineage  # caches of node-static data stay valid for the clone

@@ -28,9 +28,7 @@ import numpy as np
 from aisched.bench.cluster import synthetic_cluster
 from aisched.cache.cache import PodUsage
 from aisched.framework.profile import Profile
-from aisched.framework.runtime import Framework
 from aisched.framework.types import Gang, GangPlacement, PodInfo
-from aisched.plugins import default_registry
 from aisched.scheduler import Scheduler
 from aisched.topology import resources
 
@@ -119,7 +117,7 @@ def _pod(name: str, gpus: int) -> PodInfo:
 def _scheduler(nodes: int) -> tuple[Scheduler, float]:
     started = time.perf_counter()
     cache = synthetic_cluster(nodes, machines=MACHINES)
-    scheduler = Scheduler(framework=Framework(Profile(), default_registry()), cache=cache)
+    scheduler = Scheduler(profile=Profile(), cache=cache)
     cache.update_snapshot(scheduler.snapshot)
     return scheduler, time.perf_counter() - started
 

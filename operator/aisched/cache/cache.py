@@ -1,8 +1,13 @@
-"""`Cache`: nodes and the pods that use them, with assume/forget for placements not yet bound."""
+"""`Cache`: nodes and the pods that use them, with assume/forget for placements not yet bound.
+
+The cache is the one book of what pods hold: every change to a pod's usage (set, remove, assume,
+forget) is told to its listeners as one delta (the old usage, the new one), so the quota ledger
+and the gauges follow from the same path that makes the snapshot, never from a second count.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from aisched.cache.devices import NodeDevices
@@ -10,7 +15,7 @@ from aisched.topology import resources
 from aisched.topology.node import NodeInfo
 from aisched.topology.snapshot import Snapshot
 
-__all__ = ["Cache", "PodUsage"]
+__all__ = ["Cache", "PodDelta", "PodUsage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,15 @@ class PodUsage:
     gpu_milli: int = 0
     gpu_memory: int = 0
     mig: tuple[str, int | None] | None = None
+    # Who holds it, for quota and preemption: the gang it belongs to (its own key when alone),
+    # the tenant it names (else its namespace decides), what it counts against that tenant's
+    # quota, its priority, whether it may be evicted, and when it started (the scheduler's clock).
+    gang: str = ""
+    tenant: str | None = None
+    quota: Mapping[str, int] = field(default_factory=dict)
+    priority: int = 0
+    preemptible: bool = True
+    started: float = 0.0
 
     @property
     def gpus(self) -> int:
@@ -39,8 +53,20 @@ class PodUsage:
         return self.requests.get(resources.GPU, 0)
 
     @property
+    def namespace(self) -> str:
+        return self.key.partition("/")[0]
+
+    @property
+    def gang_key(self) -> str:
+        return self.gang or self.key
+
+    @property
     def shares_gpu(self) -> bool:
         return self.gpu_milli > 0 or self.gpu_memory > 0
+
+
+#: A change to what one pod holds: (before, after), None for "nothing" on either side.
+PodDelta = Callable[[PodUsage | None, PodUsage | None], None]
 
 
 @dataclass
@@ -55,16 +81,29 @@ class Cache:
     def __init__(self) -> None:
         self._nodes: dict[str, _Node] = {}
         self._pods: dict[str, PodUsage] = {}
+        self._gangs: dict[str, dict[str, PodUsage]] = {}
         self._static_dirty: set[str] = set()
         self._usage_dirty: set[str] = set()
         self._removed: set[str] = set()
         self._snapshot: Snapshot | None = None
+        self._listeners: list[PodDelta] = []
+        self._allocatable: dict[str, int] = {}
+        #: Whole GPUs held by every pod accounted (bound or assumed).
+        self.gpus_held = 0
+
+    def subscribe(self, listener: PodDelta) -> Callable[[], None]:
+        """Tell `listener` of every change to a pod's usage from now on; returns the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     # -- nodes -------------------------------------------------------------------------
 
     def set_node(self, info: NodeInfo) -> None:
         """Add or replace a node's static description."""
         entry = self._nodes.setdefault(info.name, _Node())
+        if entry.info is not None:
+            self._add_allocatable(entry.info, -1)
+        self._add_allocatable(info, +1)
         entry.info = info
         self._removed.discard(info.name)
         self._static_dirty.add(info.name)
@@ -73,6 +112,7 @@ class Cache:
         entry = self._nodes.get(name)
         if entry is None or entry.info is None:
             return
+        self._add_allocatable(entry.info, -1)
         entry.info = None
         if not entry.pods:
             del self._nodes[name]
@@ -90,35 +130,63 @@ class Cache:
 
     def allocatable_total(self) -> dict[str, int]:
         """Every node's allocatable resources summed (snapshot units): the cluster's capacity."""
-        total: dict[str, int] = {}
-        for entry in self._nodes.values():
-            if entry.info is not None:
-                for name, value in entry.info.allocatable.items():
-                    total[name] = total.get(name, 0) + value
-        return total
+        return {name: value for name, value in self._allocatable.items() if value}
+
+    def _add_allocatable(self, info: NodeInfo, sign: int) -> None:
+        for name, value in info.allocatable.items():
+            self._allocatable[name] = self._allocatable.get(name, 0) + sign * value
 
     # -- pods --------------------------------------------------------------------------
 
     def set_pod(self, usage: PodUsage) -> None:
         """Account a pod bound to (or assumed on) `usage.node`, replacing what was known of it."""
-        self.remove_pod(usage.key)
+        old = self._unlink(usage.key)
         self._pods[usage.key] = usage
         self._nodes.setdefault(usage.node, _Node()).pods[usage.key] = usage
+        self._gangs.setdefault(usage.gang_key, {})[usage.key] = usage
         self._usage_dirty.add(usage.node)
+        self._changed(old, usage)
 
-    def remove_pod(self, key: str) -> None:
+    def remove_pod(self, key: str) -> bool:
+        """Stop accounting pod `key`; whether it was accounted."""
+        old = self._unlink(key)
+        if old is None:
+            return False
+        self._changed(old, None)
+        return True
+
+    def _unlink(self, key: str) -> PodUsage | None:
         old = self._pods.pop(key, None)
         if old is None:
-            return
+            return None
         entry = self._nodes.get(old.node)
         if entry is not None:
             entry.pods.pop(key, None)
             if entry.info is None and not entry.pods:
                 del self._nodes[old.node]
             self._usage_dirty.add(old.node)
+        members = self._gangs.get(old.gang_key)
+        if members is not None:
+            members.pop(key, None)
+            if not members:
+                del self._gangs[old.gang_key]
+        return old
+
+    def _changed(self, old: PodUsage | None, new: PodUsage | None) -> None:
+        self.gpus_held += (new.gpus if new is not None else 0) - (old.gpus if old is not None else 0)
+        for listener in self._listeners:
+            listener(old, new)
 
     def pod(self, key: str) -> PodUsage | None:
         return self._pods.get(key)
+
+    def gang(self, key: str) -> Mapping[str, PodUsage]:
+        """The accounted members of gang `key` (bound or assumed), by pod key."""
+        return self._gangs.get(key, {})
+
+    def gangs(self) -> Iterator[tuple[str, Mapping[str, PodUsage]]]:
+        """Every gang with a member accounted, and those members."""
+        return iter(self._gangs.items())
 
     def assume(self, placed: Iterable[tuple[PodUsage, int]]) -> None:
         """Account pods placed but not yet bound, so later cycles see their resources taken.
@@ -159,12 +227,16 @@ class Cache:
             mig_slots=mig_slots,
         )
 
-    def forget(self, keys: Iterable[str]) -> None:
-        """Drop assumed pods whose binding failed; pods confirmed bound in the meantime stay."""
+    def forget(self, keys: Iterable[str]) -> list[str]:
+        """Drop assumed pods whose binding failed; pods confirmed bound in the meantime stay.
+        Returns the keys dropped."""
+        dropped = []
         for key in keys:
             usage = self._pods.get(key)
             if usage is not None and usage.assumed:
                 self.remove_pod(key)
+                dropped.append(key)
+        return dropped
 
     def assumed(self) -> list[str]:
         return [key for key, usage in self._pods.items() if usage.assumed]
@@ -208,13 +280,26 @@ class Cache:
         self._usage_dirty.clear()
         return snapshot
 
+    def write_without(self, snapshot: Snapshot, keys: Iterable[str]) -> None:
+        """Rewrite, in `snapshot` (a copy of the one this cache keeps current), the rows of the
+        nodes the pods `keys` are on as if those pods were gone: a what-if, the cache untouched."""
+        gone = set(keys)
+        nodes = {usage.node for usage in (self._pods.get(k) for k in gone) if usage is not None}
+        for name in nodes:
+            entry = self._nodes.get(name)
+            slot = snapshot.slot_of.get(name)
+            if entry is not None and entry.info is not None and slot is not None:
+                self._write_usage(snapshot, slot, entry, without=gone)
+
     @staticmethod
-    def _write_usage(snapshot: Snapshot, slot: int, entry: _Node) -> None:
+    def _write_usage(snapshot: Snapshot, slot: int, entry: _Node, *, without: set[str] | None = None) -> None:
         used: dict[str, int] = {}
         held = 0
         unassigned = 0
         devices = NodeDevices(snapshot, slot)
         for usage in entry.pods.values():
+            if without and usage.key in without:
+                continue
             for name, value in usage.requests.items():
                 used[name] = used.get(name, 0) + value
             if usage.shares_gpu or usage.mig is not None:

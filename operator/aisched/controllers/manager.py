@@ -21,23 +21,17 @@ from datetime import UTC, datetime
 from typing import Final
 
 from aisched.binder import Binder
-from aisched.controllers.events import EventRecorder
-from aisched.controllers.jobs import JobController, JobIndex
-from aisched.controllers.preemption import Preemptor
-from aisched.controllers.quotas import QuotaController, quota_capacity
-from aisched.controllers.runtime import SchedulerRuntime
+from aisched.controllers.aijob.controller import JobController
+from aisched.controllers.index import JobIndex
+from aisched.controllers.scheduling.runtime import SchedulerRuntime
+from aisched.controllers.tenantquota import QuotaController
 from aisched.framework.profile import Profile
 from aisched.kube.client import ApiError, ConfigError, KubeClient
+from aisched.kube.events import EventRecorder
 from aisched.kube.leader import LeaderElector
 from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
-from aisched.plugins import default_registry
-from aisched.plugins.fair_share import NAME as FAIR_SHARE
-from aisched.plugins.fair_share import FairShare
-from aisched.plugins.quota import NAME as QUOTA
-from aisched.plugins.quota import Quota
-from aisched.queue import ClusterEvent
 from aisched.quota import QuotaLedger
 from aisched.settings import Settings
 
@@ -192,27 +186,19 @@ class Manager:
         def tell_jobs(pod: dict[str, object], deleted: bool) -> None:
             if jobs is not None:
                 jobs.pod_event(pod, deleted)
-            if quotas is not None:
-                quotas.pod_event(pod, deleted)
 
-        ledger = QuotaLedger()
-        registry = default_registry()
-        registry.register(QUOTA, lambda args: Quota(ledger))
-        registry.register(FAIR_SHARE, lambda args: FairShare(ledger))
+        ledger = QuotaLedger(self.index.tenants())
         runtime = SchedulerRuntime(
             self.client,
             clock=clock,
-            profile=Profile(
-                scheduler_name=settings.scheduler_name, queue_sort=FAIR_SHARE, pre_filter=("Gang", QUOTA)
-            ),
+            wall=time.time,
+            profile=Profile(scheduler_name=settings.scheduler_name),
+            ledger=ledger,
             binder=binder,
             pod_listeners=[tell_jobs],
             metrics=self.metrics,
-            registry=registry,
-            quota=ledger,
         )
-        runtime.preemptor = Preemptor(runtime, wall=time.time)
-        pods_synced = runtime.informers[0].synced
+        pods_synced = runtime.pods.synced
         jobs = JobController(
             self.client,
             self.index,
@@ -227,7 +213,6 @@ class Manager:
             ledger,
             clock=time.time,
             pods_synced=pods_synced,
-            capacity=lambda: quota_capacity(runtime.cache.allocatable_total()),
             metrics=self.metrics,
         )
         self.runtime, self.jobs, self.quotas = runtime, jobs, quotas
@@ -239,11 +224,9 @@ class Manager:
                 term.create_task(jobs.run(stop), name="aijob controller")
                 term.create_task(quotas.run(stop), name="tenantquota controller")
         finally:
-            await runtime.preemptor.close()
             self.leading.clear()
             self.runtime = self.jobs = self.quotas = None
 
     def _quota_changed(self) -> None:
-        runtime = self.runtime
-        if runtime is not None and runtime.queue.on_event(ClusterEvent.QUOTA_CHANGED):
-            runtime.wake()
+        if self.runtime is not None:
+            self.runtime.set_tenants(self.index.tenants())

@@ -1,12 +1,16 @@
-"""`CycleState`: typed scratch space that plugins share for one scheduling cycle."""
+"""`CycleState`: typed scratch space that plugins share for one scheduling cycle, and the quota book
+the cycle is judged against."""
 
 from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from aisched.quota import QuotaLedger
+
 __all__ = ["CycleState", "StateKey"]
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class StateKey(Generic[T]):
@@ -22,12 +26,17 @@ class StateKey(Generic[T]):
 
 
 class CycleState:
-    """Values written by one extension point for later ones of the same cycle."""
+    """Values written by one extension point for later ones of the same cycle.
 
-    __slots__ = ("_data",)
+    `quota` is the ledger this cycle's admission reads: the live one in a real cycle, a what-if
+    copy (victims' charges released) in a preemption dry run; None: the handle's ledger.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_data", "quota")
+
+    def __init__(self, *, quota: QuotaLedger | None = None) -> None:
         self._data: dict[StateKey[Any], Any] = {}
+        self.quota = quota
 
     def write(self, key: StateKey[T], value: T) -> None:
         self._data[key] = value
@@ -39,6 +48,6 @@ class CycleState:
             raise KeyError(f"{key!r} was not written in this cycle") from None
         return value
 
-    def get(self, key: StateKey[T], default: T) -> T:
-        value: T = self._data.get(key, default)
+    def get(self, key: StateKey[T], default: D) -> T | D:
+        value: T | D = self._data.get(key, default)
         return value

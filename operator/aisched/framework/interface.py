@@ -3,7 +3,8 @@
 Filter and Score are vectorised: `filter` returns a mask over every node slot of the snapshot,
 with a lazy explanation that is computed only when a pod cannot be placed; `score` returns a
 0..100 array over every slot. Both are synchronous and read only the snapshot and the cycle
-state. Bind is the one asynchronous point: it talks to the API server, outside the core.
+state. Binding is not an extension point: the shell's binder does it, outside the core.
+Any plugin may also say which cluster events could change its answer (`EnqueueExtensions`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ClusterEvent
 from aisched.framework.status import Status
-from aisched.framework.types import Gang, GangPlacement, PodInfo, PodPlacement
+from aisched.framework.types import Gang, GangPlacement, PodInfo
 from aisched.topology.snapshot import Snapshot
 
 __all__ = [
-    "BindPlugin",
     "Bools",
+    "EnqueueExtensions",
     "FilterPlugin",
     "FilterResult",
     "Floats",
@@ -139,10 +141,13 @@ class ReservePlugin(Plugin, Protocol):
 @runtime_checkable
 class PermitPlugin(Plugin, Protocol):
     def permit(self, state: CycleState, placement: GangPlacement) -> Status:
-        """Approve the placement, reject it, or make it wait (`Status.wait`)."""
+        """Approve the placement (success) or reject it (unschedulable: it is undone)."""
 
 
 @runtime_checkable
-class BindPlugin(Plugin, Protocol):
-    async def bind(self, placement: PodPlacement) -> Status:
-        """Bind one pod to its node (POST a Binding); the only extension point that does I/O."""
+class EnqueueExtensions(Plugin, Protocol):
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        """The cluster events after which a gang this plugin turned away may fit.
+
+        A plugin without this method is assumed to care about every event.
+        """

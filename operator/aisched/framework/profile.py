@@ -1,18 +1,19 @@
 """Profiles: which plugins run at each extension point, with what weights and arguments.
 
-One profile per schedulerName. Profiles are configuration (pydantic), so they load from YAML
-and are validated before the scheduler starts.
+A profile is configuration (pydantic), so it loads from YAML and is validated before the
+scheduler starts. The defaults are the operator's: gang completeness and quota admission, fair
+share between tenants, preemption of whole gangs, topology-aware scoring.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from aisched.api import keys
 
-__all__ = ["Profile", "Profiles", "ScorePluginRef"]
+__all__ = ["Profile", "ScorePluginRef"]
 
 
 class ScorePluginRef(BaseModel):
@@ -28,8 +29,8 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scheduler_name: str = keys.SCHEDULER_NAME
-    queue_sort: str = "PrioritySort"
-    pre_filter: tuple[str, ...] = ("Gang",)
+    queue_sort: str = "FairShare"
+    pre_filter: tuple[str, ...] = ("Gang", "Quota")
     filter: tuple[str, ...] = (
         "NodeUnschedulable",
         "TaintToleration",
@@ -39,7 +40,7 @@ class Profile(BaseModel):
         "GPUHealth",
         "GPUSharing",
     )
-    post_filter: tuple[str, ...] = ()
+    post_filter: tuple[str, ...] = ("DefaultPreemption",)
     score: tuple[ScorePluginRef, ...] = (
         ScorePluginRef(name="GPUTopology", weight=2),
         ScorePluginRef(name="GPUBinPacking", weight=1),
@@ -67,25 +68,3 @@ class Profile(BaseModel):
             *self.permit,
         ]
         return list(dict.fromkeys(names))
-
-
-class Profiles(BaseModel):
-    """Every profile the scheduler serves, one per schedulerName."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    profiles: tuple[Profile, ...] = (Profile(),)
-
-    @model_validator(mode="after")
-    def _one_per_scheduler_name(self) -> Profiles:
-        names = [p.scheduler_name for p in self.profiles]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"schedulerName {', '.join(duplicated)} has more than one profile")
-        if not names:
-            raise ValueError("at least one profile is needed")
-        return self
-
-    def for_scheduler(self, name: str) -> Profile | None:
-        """The profile of pods naming `name` as their scheduler, if aisched serves that name."""
-        return next((p for p in self.profiles if p.scheduler_name == name), None)

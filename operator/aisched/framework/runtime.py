@@ -14,8 +14,11 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ALL_EVENTS, ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import (
     Bools,
+    EnqueueExtensions,
     FilterPlugin,
     FilterResult,
     Floats,
@@ -51,6 +54,8 @@ class Feasibility:
     results: tuple[tuple[str, FilterResult], ...]
     #: The slots that hold a node (a removed node's slot is neither feasible nor rejected).
     valid: Bools
+    #: The nodes the static filters pass (their answer changes only when nodes do).
+    static: Bools
 
     def reasons(self) -> Counter[str]:
         """Rejected nodes counted by reason, each node by the first filter that rejected it."""
@@ -71,14 +76,21 @@ class Feasibility:
             unexplained &= ~rejected_here
         return counts
 
+    def rejectors(self) -> set[str]:
+        """The filters that turned away at least one node."""
+        valid = self.valid
+        return {name for name, result in self.results if (valid & ~result.mask).any()}
+
 
 class Framework:
     """Runs one profile. Built once per scheduler name; plugins are shared between cycles."""
 
-    def __init__(self, profile: Profile, registry: Registry) -> None:
+    def __init__(self, profile: Profile, registry: Registry, handle: Handle) -> None:
         self.profile = profile
+        self.handle = handle
         plugins = {
-            name: registry.build(name, profile.plugin_args.get(name, {})) for name in profile.plugin_names()
+            name: registry.build(name, profile.plugin_args.get(name, {}), handle)
+            for name in profile.plugin_names()
         }
         self.plugins: dict[str, Plugin] = plugins
         self.queue_sort: QueueSortPlugin = _as(plugins[profile.queue_sort], QueueSortPlugin, "queueSort")
@@ -106,7 +118,23 @@ class Framework:
         self.permits: list[PermitPlugin] = [_as(plugins[n], PermitPlugin, "permit") for n in profile.permit]
         self._static = [f for f in self.filters if f.static]
         self._static_cache: dict[tuple[object, ...], tuple[Bools, dict[str, FilterResult]]] = {}
-        self._static_generation = -1
+        self._static_generation: tuple[object, int] = (None, -1)
+        self._events = {
+            name: plugin.events_to_register() if isinstance(plugin, EnqueueExtensions) else ALL_EVENTS
+            for name, plugin in plugins.items()
+        }
+
+    # -- queueing hints ------------------------------------------------------------------
+
+    def events_for(self, rejectors: set[str] | frozenset[str]) -> frozenset[ClusterEvent]:
+        """The cluster events that may make a gang these plugins turned away schedulable.
+
+        A name that is not a plugin of this profile (the gang placement itself, say) stands for
+        every event; so does an empty set (nothing to go by).
+        """
+        if not rejectors or any(name not in self._events for name in rejectors):
+            return ALL_EVENTS
+        return frozenset().union(*(self._events[name] for name in rejectors))
 
     # -- queue sort ---------------------------------------------------------------------
 
@@ -138,17 +166,15 @@ class Framework:
                     mask &= result.mask
             if result is not None:
                 results.append((plugin.name, result))
-        return Feasibility(mask, tuple(results), snapshot.valid[: snapshot.size])
+        return Feasibility(mask, tuple(results), snapshot.valid[: snapshot.size], static_mask)
 
     def _static_filter(
         self, state: CycleState, pod: PodInfo, snapshot: Snapshot
     ) -> tuple[Bools, dict[str, FilterResult]]:
-        if (
-            snapshot.static_generation != self._static_generation
-            or len(self._static_cache) > _STATIC_CACHE_LIMIT
-        ):
+        generation = (snapshot.lineage, snapshot.static_generation)
+        if generation != self._static_generation or len(self._static_cache) > _STATIC_CACHE_LIMIT:
             self._static_cache.clear()
-            self._static_generation = snapshot.static_generation
+            self._static_generation = generation
         key = pod.template_key
         cached = self._static_cache.get(key)
         if cached is not None and cached[0].shape[0] == snapshot.size:

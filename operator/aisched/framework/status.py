@@ -18,8 +18,6 @@ class Code(IntEnum):
     UNSCHEDULABLE_AND_UNRESOLVABLE = 2
     #: The plugin failed: a bug or an outage, not a scheduling decision.
     ERROR = 3
-    #: Permit: hold the placement until something allows it.
-    WAIT = 4
     #: The plugin has nothing to say for this pod; its later extension points are skipped.
     SKIP = 5
 
@@ -60,10 +58,6 @@ class Status:
     @classmethod
     def error(cls, *reasons: str, plugin: str) -> Status:
         return cls(Code.ERROR, reasons, plugin)
-
-    @classmethod
-    def wait(cls, *reasons: str, plugin: str) -> Status:
-        return cls(Code.WAIT, reasons, plugin)
 
 
 _SUCCESS = Status()

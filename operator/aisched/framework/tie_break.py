@@ -32,12 +32,12 @@ class TieBreak:
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._by_name: dict[str, int] = {}
-        self._key: tuple[int, int, int] | None = None
+        self._key: tuple[object, int, int] | None = None
         self._ranks: Ints = np.zeros(0, dtype=np.int64)
 
     def ranks(self, snapshot: Snapshot) -> Ints:
         """Priority of every slot's node (slots without a node rank last)."""
-        key = (id(snapshot), snapshot.static_generation, snapshot.size)
+        key = (snapshot.lineage, snapshot.static_generation, snapshot.size)
         if key != self._key:
             ranks = np.full(snapshot.size, _LAST, dtype=np.int64)
             for name, slot in snapshot.slot_of.items():

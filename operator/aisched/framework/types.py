@@ -84,6 +84,8 @@ class PodInfo:
     tolerations: tuple[Toleration, ...] = ()
     gpu_models: tuple[str, ...] = ()
     priority: int = 0
+    #: False: never evicted to make room for another gang (an AIJob's `spec.preemptible`).
+    preemptible: bool = True
     scheduler_name: str = keys.SCHEDULER_NAME
     gang: str | None = None
     gang_min_member: int | None = None
@@ -162,6 +164,7 @@ class PodInfo:
             tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
             gpu_models=tuple(m.strip() for m in models.split(",") if m.strip()),
             priority=_priority(spec, annotations),
+            preemptible=annotations.get(keys.ANNOTATION_PREEMPTIBLE) != "false",
             scheduler_name=spec.get("schedulerName") or "default-scheduler",
             gang=labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB),
             gang_min_member=int(min_member) if min_member and min_member.isdigit() else None,
@@ -333,6 +336,11 @@ class Gang:
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace of its members (a gang never spans namespaces), else its key's."""
+        return self.members[0].namespace if self.members else self.key.partition("/")[0]
 
     @property
     def tenant(self) -> str | None:

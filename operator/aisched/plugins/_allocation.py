@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from aisched.framework.interface import Floats
+from aisched.framework.registry import PluginArgs
 from aisched.framework.types import PodInfo
 from aisched.topology.snapshot import Snapshot
 
 
-def resource_weights(args: Mapping[str, Any], default: Mapping[str, int]) -> dict[str, float]:
-    weights = dict(args.get("resources", default))
-    if not weights or any(float(w) <= 0 for w in weights.values()):
-        raise ValueError(f"resources must map resource names to positive weights, got {weights!r}")
-    return {name: float(w) for name, w in weights.items()}
+class AllocationArgs(PluginArgs):
+    """`resources`: resource name → positive weight (None: the plugin's default resources)."""
+
+    resources: Annotated[dict[str, Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
+    #: LeastAllocated only: also spread pods that use GPUs (by default they are left to packing).
+    gpu_pods: bool = False
+
+    def weights(self, default: Mapping[str, float]) -> dict[str, float]:
+        return dict(self.resources if self.resources is not None else default)
 
 
 def requested_share(pod: PodInfo, weights: Mapping[str, float]) -> bool:

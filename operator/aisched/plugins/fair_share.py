@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from aisched.framework.handle import Handle
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import Gang
 from aisched.quota import QuotaLedger
 
@@ -22,8 +24,8 @@ NAME: Final = "FairShare"
 class FairShare:
     name = NAME
 
-    def __init__(self, ledger: QuotaLedger | None = None) -> None:
-        self.ledger = ledger if ledger is not None else QuotaLedger()
+    def __init__(self, ledger: QuotaLedger) -> None:
+        self.ledger = ledger
         # Shares computed since the ledger last changed: a sort compares the same few tenants
         # thousands of times.
         self._shares: dict[str | None, float] = {}
@@ -37,7 +39,12 @@ class FairShare:
         return self.ledger.generation
 
     def _key(self, gang: Gang) -> tuple[int, float, float, str]:
-        return (-gang.priority, self._share(self.ledger.gang_tenant(gang)), gang.created, gang.key)
+        return (
+            -gang.priority,
+            self._share(self.ledger.charged_to(gang.tenant, gang.namespace)),
+            gang.created,
+            gang.key,
+        )
 
     def _share(self, tenant: str | None) -> float:
         if self._generation != self.ledger.generation:
@@ -49,5 +56,6 @@ class FairShare:
         return found
 
 
-def new(args: Mapping[str, Any]) -> FairShare:
-    return FairShare()
+def new(args: Mapping[str, Any], handle: Handle) -> FairShare:
+    parse_args(NAME, NoArgs, args)
+    return FairShare(handle.ledger)

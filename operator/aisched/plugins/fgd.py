@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, Floats
+from aisched.framework.registry import PluginArgs, parse_args
 from aisched.framework.types import PodInfo
 from aisched.topology import resources
 from aisched.topology.snapshot import Snapshot
@@ -106,11 +109,11 @@ class FragmentationTable:
         self.count = np.array([p.gpus for p in typical], dtype=np.int64)
         self.weight = np.array([p.weight for p in typical], dtype=np.float64)
         self._access = np.zeros((0, len(typical)), dtype=np.bool_)
-        self._access_key: tuple[int, int, int] = (-1, -1, -1)
+        self._access_key: tuple[object, int, int] = (None, -1, -1)
 
     def access(self, snapshot: Snapshot) -> Bools:
         """Node × typical pod: whether the pod's GPU models allow the node (n × K)."""
-        key = (id(snapshot), snapshot.static_generation, snapshot.size)
+        key = (snapshot.lineage, snapshot.static_generation, snapshot.size)
         if key != self._access_key:
             models = snapshot.gpu_model[: snapshot.size]
             allowed = [[i for i in map(snapshot.models.get, p.models) if i >= 0] for p in self.pods]
@@ -172,7 +175,7 @@ class FragmentationGradientDescent:
 
     def __init__(self, table: FragmentationTable) -> None:
         self.table = table
-        self._key: tuple[int, int, int] = (-1, -1, -1)
+        self._key: tuple[object, int, int] = (None, -1, -1)
         self._nodes: _Rows | None = None  # per node: fragmentation per typical pod
         self._shapes: dict[tuple[int, int, int], _Rows] = {}  # per pod shape: (score, GPU picked)
         #: Nodes whose scores the last decision had to recompute (the others came from the cache).
@@ -189,7 +192,7 @@ class FragmentationGradientDescent:
 
     def _scored(self, pod: PodInfo, snapshot: Snapshot) -> _Rows:
         n, gpus = snapshot.size, snapshot.gpu_milli_free.shape[1]
-        key = (id(snapshot), snapshot.static_generation, n)
+        key = (snapshot.lineage, snapshot.static_generation, n)
         if key != self._key or len(self._shapes) > _SHAPE_CACHE_LIMIT:
             self._key = key
             self._nodes = _Rows(n, gpus, len(self.table.pods))
@@ -252,8 +255,24 @@ class FragmentationGradientDescent:
         return out
 
 
-def new_fgd(args: Mapping[str, Any]) -> FragmentationGradientDescent:
-    typical = args.get("typicalPods")
-    if not typical:
-        raise ValueError("FGD needs typicalPods: [{cpu, gpuMilli, gpus, models, weight}, ...]")
-    return FragmentationGradientDescent(FragmentationTable([TypicalPod.from_json(t) for t in typical]))
+class TypicalPodArgs(PluginArgs):
+    cpu: Annotated[int, Field(ge=0)]
+    gpu_milli: Annotated[int, Field(ge=0, le=MILLI)]
+    gpus: Annotated[int, Field(ge=0)]
+    models: tuple[str, ...] = ()
+    weight: Annotated[float, Field(ge=0)]
+
+
+class FGDArgs(PluginArgs):
+    """`typicalPods`: the workload's common pod shapes, with their shares (the paper's "typical pods")."""
+
+    typical_pods: Annotated[tuple[TypicalPodArgs, ...], Field(min_length=1)]
+
+
+def new_fgd(args: Mapping[str, Any], handle: Handle) -> FragmentationGradientDescent:
+    parsed = parse_args(FGD, FGDArgs, args)
+    typical = [
+        TypicalPod(cpu=t.cpu, gpu_milli=t.gpu_milli, gpus=t.gpus, models=t.models, weight=t.weight)
+        for t in parsed.typical_pods
+    ]
+    return FragmentationGradientDescent(FragmentationTable(typical))

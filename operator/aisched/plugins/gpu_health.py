@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import CAPACITY_FREED, ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import FilterResult
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import PodInfo
 from aisched.topology.snapshot import Snapshot
 
@@ -22,6 +25,9 @@ class GPUHealth:
     name = NAME
     static = False
 
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return CAPACITY_FREED  # free GPUs count, not only healthy ones
+
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
         if pod.gpus <= 0:
             return None
@@ -29,5 +35,6 @@ class GPUHealth:
         return FilterResult.single_reason(mask, REASON)
 
 
-def new(args: Mapping[str, Any]) -> GPUHealth:
+def new(args: Mapping[str, Any], handle: Handle) -> GPUHealth:
+    parse_args(NAME, NoArgs, args)
     return GPUHealth()

@@ -15,7 +15,10 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import CAPACITY_FREED, ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import FilterResult, Floats, Reasons
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.status import Status
 from aisched.framework.types import PodInfo
 from aisched.topology.sharing import mig_fits, mig_starts, share_fits
@@ -41,6 +44,9 @@ def mig_not_offered(profile: str) -> str:
 class GPUSharing:
     name = NAME
     static = False
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return CAPACITY_FREED
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
         if pod.mig_profile is not None:
@@ -103,5 +109,6 @@ def _mig_filter(profile: str, snapshot: Snapshot) -> FilterResult:
     return FilterResult(mask, explain)
 
 
-def new(args: Mapping[str, Any]) -> GPUSharing:
+def new(args: Mapping[str, Any], handle: Handle) -> GPUSharing:
+    parse_args(NAME, NoArgs, args)
     return GPUSharing()

@@ -14,7 +14,9 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Floats
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.status import Status
 from aisched.framework.types import PodInfo
 from aisched.topology.gpuset import UNTABLED_SCORE
@@ -38,5 +40,6 @@ class GPUTopology:
         return snapshot.gpu_set_score[pod.gpus, :n].copy()
 
 
-def new(args: Mapping[str, Any]) -> GPUTopology:
+def new(args: Mapping[str, Any], handle: Handle) -> GPUTopology:
+    parse_args(NAME, NoArgs, args)
     return GPUTopology()

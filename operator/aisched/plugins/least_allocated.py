@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Floats
+from aisched.framework.registry import parse_args
 from aisched.framework.status import Status
 from aisched.framework.types import PodInfo
-from aisched.plugins._allocation import requested_share, resource_weights, utilisation_after
+from aisched.plugins._allocation import AllocationArgs, requested_share, utilisation_after
 from aisched.topology import resources
 from aisched.topology.snapshot import Snapshot
 
@@ -39,8 +41,6 @@ class LeastAllocated:
         return 100.0 * (1.0 - utilisation_after(pod, snapshot, self.weights))
 
 
-def new(args: Mapping[str, Any]) -> LeastAllocated:
-    return LeastAllocated(
-        resource_weights(args, {resources.CPU: 1, resources.MEMORY: 1}),
-        gpu_pods=bool(args.get("gpuPods", False)),
-    )
+def new(args: Mapping[str, Any], handle: Handle) -> LeastAllocated:
+    parsed = parse_args(NAME, AllocationArgs, args)
+    return LeastAllocated(parsed.weights({resources.CPU: 1, resources.MEMORY: 1}), gpu_pods=parsed.gpu_pods)

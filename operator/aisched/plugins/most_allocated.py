@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Floats
+from aisched.framework.registry import parse_args
 from aisched.framework.status import Status
 from aisched.framework.types import PodInfo
-from aisched.plugins._allocation import requested_share, resource_weights, utilisation_after
+from aisched.plugins._allocation import AllocationArgs, requested_share, utilisation_after
 from aisched.topology import resources
 from aisched.topology.snapshot import Snapshot
 
@@ -21,10 +23,13 @@ NAME: Final = "MostAllocated"
 _SKIP: Final = Status.skip(plugin=NAME)
 
 
-class MostAllocated:
-    name = NAME
+#: MostAllocated over GPUs alone, under its own name: the default profile's GPU packing.
+GPU_BIN_PACKING: Final = "GPUBinPacking"
 
-    def __init__(self, weights: Mapping[str, float]) -> None:
+
+class MostAllocated:
+    def __init__(self, weights: Mapping[str, float], *, name: str = NAME) -> None:
+        self.name = name
         self.weights = weights
 
     def pre_score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status:
@@ -34,5 +39,12 @@ class MostAllocated:
         return 100.0 * utilisation_after(pod, snapshot, self.weights)
 
 
-def new(args: Mapping[str, Any]) -> MostAllocated:
-    return MostAllocated(resource_weights(args, {resources.GPU: 1}))
+def new(args: Mapping[str, Any], handle: Handle, *, name: str = NAME) -> MostAllocated:
+    parsed = parse_args(name, AllocationArgs, args)
+    if parsed.gpu_pods:
+        raise ValueError(f"plugin {name}: invalid args: gpuPods: only LeastAllocated takes it")
+    return MostAllocated(parsed.weights({resources.GPU: 1}), name=name)
+
+
+def new_gpu_bin_packing(args: Mapping[str, Any], handle: Handle) -> MostAllocated:
+    return new(args, handle, name=GPU_BIN_PACKING)

@@ -13,7 +13,10 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, FilterResult
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import PodInfo, Requirement, SelectorTerm
 from aisched.topology.snapshot import Snapshot
 
@@ -26,6 +29,9 @@ _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 class NodeAffinity:
     name = NAME
     static = True
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_LABELS_CHANGED})
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
         if not pod.node_selector and not pod.affinity:
@@ -98,5 +104,6 @@ def _field_requirement(req: Requirement, snapshot: Snapshot) -> Bools:
     return member if req.operator == "In" else ~member
 
 
-def new(args: Mapping[str, Any]) -> NodeAffinity:
+def new(args: Mapping[str, Any], handle: Handle) -> NodeAffinity:
+    parse_args(NAME, NoArgs, args)
     return NodeAffinity()

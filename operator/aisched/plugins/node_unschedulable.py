@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import FilterResult
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import PodInfo
 from aisched.topology.snapshot import Snapshot
 
@@ -20,6 +23,9 @@ CORDONED: Final = "node(s) were unschedulable"
 class NodeUnschedulable:
     name = NAME
     static = True
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CONDITION_CHANGED})
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult:
         n = snapshot.size
@@ -35,5 +41,6 @@ class NodeUnschedulable:
         )
 
 
-def new(args: Mapping[str, Any]) -> NodeUnschedulable:
+def new(args: Mapping[str, Any], handle: Handle) -> NodeUnschedulable:
+    parse_args(NAME, NoArgs, args)
     return NodeUnschedulable()

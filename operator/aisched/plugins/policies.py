@@ -12,16 +12,18 @@ Pure: numpy over the snapshot's columns; no I/O, no clock.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from aisched.cache import PodUsage
 from aisched.framework.cycle_state import CycleState
-from aisched.framework.interface import Bools, Floats
-from aisched.framework.registry import PluginFactory
-from aisched.framework.status import Status
-from aisched.framework.types import GangPlacement, PodInfo
+from aisched.framework.handle import Handle
+from aisched.framework.interface import Bools, Floats, Plugin
+from aisched.framework.registry import NoArgs, PluginArgs, PluginFactory, parse_args
+from aisched.framework.types import PodInfo
 from aisched.plugins.fgd import (
     FGD,
     MILLI,
@@ -140,20 +142,46 @@ class GpuClustering:
     """Keep pods of one GPU-request class together: nodes holding only that class first, then mixed
     nodes with it, then empty nodes, then nodes of other classes; fuller nodes first in each band.
 
-    Which classes a node holds is not in the snapshot, so the plugin counts them itself as
-    placements are reserved and unreserved (a departure is an unreserve).
+    Which classes a node holds is not in the snapshot: the plugin counts them from the cache's
+    deltas (through its handle), so every pod the cache accounts counts, whoever placed it, and
+    a departure is simply a pod the cache stops accounting.
     """
 
     name = CLUSTERING
 
-    def __init__(self) -> None:
-        self._counts = np.zeros((_CLASSES, 0), dtype=np.int64)
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+        self._by_node: dict[str, Ints] = {}  # node -> pods held per class
+        self._counts = np.zeros((_CLASSES, 0), dtype=np.int64)  # by snapshot slot
+        self._layout: tuple[object, int] = (None, -1)
+        self._dirty: set[str] = set()
+        for _, members in handle.cache.gangs():  # what the cache holds already
+            for usage in members.values():
+                self._pod_changed(None, usage)
+        handle.cache.subscribe(self._pod_changed)
+
+    def _pod_changed(self, old: PodUsage | None, new: PodUsage | None) -> None:
+        for usage, step in ((old, -1), (new, +1)):
+            klass = _usage_class(usage) if usage is not None else -1
+            if usage is not None and klass >= 0:
+                row = self._by_node.setdefault(usage.node, np.zeros(_CLASSES, dtype=np.int64))
+                row[klass] = max(0, row[klass] + step)
+                self._dirty.add(usage.node)
 
     def _held(self, snapshot: Snapshot) -> Ints:
-        if self._counts.shape[1] < snapshot.capacity:
-            grown = np.zeros((_CLASSES, snapshot.capacity), dtype=np.int64)
-            grown[:, : self._counts.shape[1]] = self._counts
-            self._counts = grown
+        """Pods held per class, by slot: rewritten whole when nodes moved, else the changed rows."""
+        layout = (snapshot.lineage, snapshot.static_generation)
+        if layout != self._layout or self._counts.shape[1] < snapshot.size:
+            self._layout, self._dirty = layout, set()
+            self._counts = np.zeros((_CLASSES, snapshot.capacity), dtype=np.int64)
+            names = self._by_node
+        else:
+            names = {name: self._by_node[name] for name in self._dirty if name in self._by_node}
+            self._dirty.clear()
+        for name, row in names.items():
+            slot = snapshot.slot_of.get(name)
+            if slot is not None:
+                self._counts[:, slot] = row
         return self._counts
 
     def score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Floats:
@@ -169,19 +197,12 @@ class GpuClustering:
         scores: Floats = (fullness + band).astype(np.float64)
         return scores
 
-    def reserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> Status:
-        self._count(placement, snapshot, +1)
-        return Status.success()
 
-    def unreserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> None:
-        self._count(placement, snapshot, -1)
-
-    def _count(self, placement: GangPlacement, snapshot: Snapshot, step: int) -> None:
-        held = self._held(snapshot)
-        for placed in placement.pods:
-            klass = _request_class(placed.pod)
-            if klass >= 0:
-                held[klass, placed.slot] = max(0, held[klass, placed.slot] + step)
+def _usage_class(usage: PodUsage) -> int:
+    """`_request_class` of a pod the cache accounts."""
+    if usage.gpu_milli > 0:
+        return _SHARE_CLASS
+    return min(usage.gpus, _CLASSES - 1) if usage.gpus > 0 else -1
 
 
 class GpuPacking:
@@ -206,11 +227,34 @@ class GpuPacking:
         return np.where(empty, np.maximum(100 // 3 - whole, whole), score).astype(np.float64)
 
 
+class RandomArgs(PluginArgs):
+    """`seed`: makes the choices repeatable (None: fresh entropy)."""
+
+    seed: int | None = None
+
+
+def _new_random(args: Mapping[str, Any], handle: Handle) -> Random:
+    return Random(parse_args(RANDOM, RandomArgs, args).seed)
+
+
+def _new_clustering(args: Mapping[str, Any], handle: Handle) -> GpuClustering:
+    parse_args(CLUSTERING, NoArgs, args)
+    return GpuClustering(handle)
+
+
+def _no_args(name: str, make: Callable[[], Plugin]) -> PluginFactory:
+    def new(args: Mapping[str, Any], handle: Handle) -> Plugin:
+        parse_args(name, NoArgs, args)
+        return make()
+
+    return new
+
+
 FACTORIES: Final[dict[str, PluginFactory]] = {
-    RANDOM: lambda args: Random(args.get("seed")),
-    DOT_PRODUCT: lambda args: DotProd(),
-    CLUSTERING: lambda args: GpuClustering(),
-    PACKING: lambda args: GpuPacking(),
-    BEST_FIT: lambda args: BestFit(),
+    RANDOM: _new_random,
+    DOT_PRODUCT: _no_args(DOT_PRODUCT, DotProd),
+    CLUSTERING: _new_clustering,
+    PACKING: _no_args(PACKING, GpuPacking),
+    BEST_FIT: _no_args(BEST_FIT, BestFit),
     FGD: new_fgd,
 }

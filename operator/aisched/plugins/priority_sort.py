@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from aisched.framework.handle import Handle
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import Gang
 
 NAME: Final = "PrioritySort"
@@ -17,5 +19,6 @@ class PrioritySort:
         return (-a.priority, a.created, a.key) < (-b.priority, b.created, b.key)
 
 
-def new(args: Mapping[str, Any]) -> PrioritySort:
+def new(args: Mapping[str, Any], handle: Handle) -> PrioritySort:
+    parse_args(NAME, NoArgs, args)
     return PrioritySort()

@@ -2,8 +2,8 @@
 
 Within `guaranteed` always (unless others borrow it: then preemption may reclaim it), beyond it
 only by borrowing what the other tenants of its cohort leave idle, never beyond `max`; see
-`aisched.quota.ledger`. The plugin reads a `QuotaLedger` the operator keeps current (bound pods,
-and placements assumed but not yet bound); without one, every gang is admitted.
+`aisched.quota.ledger`. The ledger is the cycle's (`CycleState.quota`: a what-if copy in a
+preemption dry run), else the handle's, which the cache keeps current.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ClusterEvent
+from aisched.framework.handle import Handle
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.status import Status
 from aisched.framework.types import Gang
-from aisched.quota import QuotaLedger, gang_usage
+from aisched.quota import gang_usage
 from aisched.topology.snapshot import Snapshot
 
 __all__ = ["NAME", "Quota", "new"]
@@ -25,21 +28,25 @@ NAME: Final = "Quota"
 class Quota:
     name = NAME
 
-    def __init__(self, ledger: QuotaLedger | None = None) -> None:
-        self.ledger = ledger if ledger is not None else QuotaLedger()
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return frozenset({ClusterEvent.QUOTA_CHANGED, ClusterEvent.POD_DELETED, ClusterEvent.POD_TERMINATED})
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
         if not gang.members:
             return Status.success()
-        tenant = self.ledger.gang_tenant(gang)
+        ledger = state.quota if state.quota is not None else self._handle.ledger
+        tenant = ledger.charged_to(gang.tenant, gang.namespace)
         if tenant is None:
             return Status.success()
-        request = gang_usage(gang.members)
-        admission = self.ledger.admit(tenant, request)
+        admission = ledger.admit(tenant, gang_usage(gang.members))
         if admission.admitted:
             return Status.success()
         return Status.unschedulable(f"waiting for quota: {admission.reason}", plugin=NAME)
 
 
-def new(args: Mapping[str, Any]) -> Quota:
-    return Quota()
+def new(args: Mapping[str, Any], handle: Handle) -> Quota:
+    parse_args(NAME, NoArgs, args)
+    return Quota(handle)

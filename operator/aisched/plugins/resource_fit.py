@@ -10,7 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import CAPACITY_FREED, ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, FilterResult, Reasons
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import PodInfo
 from aisched.topology import resources
 from aisched.topology.snapshot import Snapshot
@@ -25,6 +28,9 @@ def insufficient(resource: str) -> str:
 class ResourceFit:
     name = NAME
     static = False
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return CAPACITY_FREED
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult:
         n = snapshot.size
@@ -73,5 +79,6 @@ def _fits(snapshot: Snapshot, pod: PodInfo) -> Bools:
     return mask
 
 
-def new(args: Mapping[str, Any]) -> ResourceFit:
+def new(args: Mapping[str, Any], handle: Handle) -> ResourceFit:
+    parse_args(NAME, NoArgs, args)
     return ResourceFit()

@@ -8,7 +8,10 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import ClusterEvent
+from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, FilterResult, Reasons
+from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.types import PodInfo
 from aisched.topology.node import Taint
 from aisched.topology.snapshot import Snapshot
@@ -19,6 +22,9 @@ NAME: Final = "TaintToleration"
 class TaintToleration:
     name = NAME
     static = True
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_TAINTS_CHANGED})
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult:
         n = snapshot.size
@@ -49,5 +55,6 @@ class TaintToleration:
         return FilterResult(mask, explain)
 
 
-def new(args: Mapping[str, Any]) -> TaintToleration:
+def new(args: Mapping[str, Any], handle: Handle) -> TaintToleration:
+    parse_args(NAME, NoArgs, args)
     return TaintToleration()

@@ -1,10 +1,13 @@
-"""The scheduling queue of gangs: active, backoff and unschedulable, ordered by the profile's QueueSort.
+"""The scheduling queue of gangs, and the gangs themselves as their pods come and go.
 
-Pure: no I/O, time from an injected clock. Gangs parked as unschedulable come back when a
-cluster event that could make them fit happens (a node added or healed, a pod deleted, a quota
-changed), never by polling.
+`GangQueue`: active, backoff and unschedulable gangs, ordered by the profile's QueueSort; a gang
+parked as unschedulable comes back only on a cluster event one of the plugins that turned it
+away registered (`framework.events`), never by polling. `GangBook`: which pods of each gang are
+pending and which are placed, so the queue always holds the gang's freshest view.
+Pure: no I/O, time from an injected clock.
 """
 
-from aisched.queue.gang_queue import ClusterEvent, GangQueue, QueueState
+from aisched.queue.gang_queue import GangQueue, QueueState
+from aisched.queue.gangs import GangBook, assemble, gang_key
 
-__all__ = ["ClusterEvent", "GangQueue", "QueueState"]
+__all__ = ["GangBook", "GangQueue", "QueueState", "assemble", "gang_key"]

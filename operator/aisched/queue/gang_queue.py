@@ -8,23 +8,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cmp_to_key
-from typing import Any, Final
+from typing import Any
 
+from aisched.framework.events import ALL_EVENTS, ClusterEvent
 from aisched.framework.types import Gang
 
-__all__ = ["ClusterEvent", "GangQueue", "QueueState"]
-
-_ANY_CHANGE: Final = "any"
-
-
-class ClusterEvent(Enum):
-    """Cluster changes that can make a parked gang schedulable."""
-
-    NODE_ADDED = "NodeAdded"
-    NODE_CHANGED = "NodeChanged"  # healed, uncordoned, more allocatable, labels or taints changed
-    POD_DELETED = "PodDeleted"  # resources freed
-    QUOTA_CHANGED = "QuotaChanged"
-    GANG_GREW = "GangGrew"  # a member of an incomplete gang appeared
+__all__ = ["GangQueue", "QueueState"]
 
 
 class QueueState(Enum):
@@ -33,19 +22,13 @@ class QueueState(Enum):
     UNSCHEDULABLE = "unschedulable"
 
 
-#: What wakes a gang parked for a reason, when the caller does not say.
-DEFAULT_HINTS: Final = frozenset(
-    {ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED, ClusterEvent.POD_DELETED, ClusterEvent.QUOTA_CHANGED}
-)
-
-
 @dataclass
 class _Entry:
     gang: Gang
     state: QueueState
     attempts: int = 0
     ready_at: float = 0.0  # backoff: when it may be tried again
-    hints: frozenset[ClusterEvent] = DEFAULT_HINTS
+    hints: frozenset[ClusterEvent] = ALL_EVENTS
     version: int = 0
     reason: str = ""
     waiting_since: float = 0.0
@@ -135,7 +118,7 @@ class GangQueue:
         entry.attempts += 1
         entry.state = QueueState.UNSCHEDULABLE
         entry.reason = reason
-        entry.hints = DEFAULT_HINTS if hints is None else hints
+        entry.hints = ALL_EVENTS if hints is None else hints
         entry.ready_at = self.clock() + min(
             self.max_backoff, self.initial_backoff * 2 ** (entry.attempts - 1)
         )

@@ -12,10 +12,10 @@ dominant share is the largest of those; fair ordering compares dominant share / 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from aisched.framework.types import Gang
+from aisched.cache import PodUsage
 from aisched.quota.tenants import Tenant, display
 
 __all__ = ["Admission", "QuotaLedger"]
@@ -34,7 +34,11 @@ class Admission:
 
 
 class QuotaLedger:
-    """Tenants, cluster capacity and what each pod charges to which tenant."""
+    """Tenants, cluster capacity and what each pod charges to which tenant.
+
+    Fed by the cache (`pod_changed` is a cache listener): a pod is charged while the cache
+    accounts it, bound or assumed, so the ledger never drifts from what the snapshot shows.
+    """
 
     def __init__(self, tenants: Iterable[Tenant] = (), *, capacity: Mapping[str, int] | None = None) -> None:
         self._tenants: dict[str, Tenant] = {}
@@ -44,7 +48,40 @@ class QuotaLedger:
         self.capacity: dict[str, int] = dict(capacity or {})
         #: Counts every change that can move a tenant's share (for orderings that cache them).
         self.generation = 0
+        self._listeners: list[Callable[[str], None]] = []
         self.set_tenants(tenants)
+
+    def subscribe(self, on_tenant: Callable[[str], None]) -> Callable[[], None]:
+        """Call `on_tenant(name)` whenever a tenant's usage changes; returns the unsubscribe."""
+        self._listeners.append(on_tenant)
+        return lambda: self._listeners.remove(on_tenant)
+
+    def pod_changed(self, old: PodUsage | None, new: PodUsage | None) -> None:
+        """A cache listener: charge what a pod holds now, release what it held before."""
+        if old is not None and new is None:
+            self.release(old.key)
+            return
+        if new is None:
+            return
+        tenant = self.charged_to(new.tenant, new.namespace)
+        if tenant is None:
+            self.release(new.key)
+        elif self._charges.get(new.key) != (tenant, new.quota):
+            self.charge(new.key, tenant, new.quota)
+
+    def without(self, pod_keys: Iterable[str]) -> QuotaLedger:
+        """A what-if copy: usage as if pods `pod_keys` held nothing. It answers `admit`, `used`,
+        `borrowed` and shares; it records no charges (its `charge_of` knows none)."""
+        view = QuotaLedger(capacity=self.capacity)
+        view._tenants, view._tenant_of = self._tenants, self._tenant_of
+        view._used = {tenant: dict(used) for tenant, used in self._used.items()}
+        for key in pod_keys:
+            found = self._charges.get(key)
+            if found is not None:
+                used = view._used[found[0]]
+                for resource, amount in found[1].items():
+                    used[resource] = used.get(resource, 0) - amount
+        return view
 
     # -- what it is told ---------------------------------------------------------------------
 
@@ -72,6 +109,8 @@ class QuotaLedger:
         used = self._used.setdefault(tenant, {})
         for resource, amount in usage.items():
             used[resource] = used.get(resource, 0) + amount
+        for listener in self._listeners:
+            listener(tenant)
 
     def release(self, pod_key: str) -> None:
         """Pod `pod_key` no longer holds anything (deleted, finished, or its binding undone)."""
@@ -85,6 +124,8 @@ class QuotaLedger:
             used[resource] -= amount
             if not used[resource]:
                 del used[resource]
+        for listener in self._listeners:
+            listener(tenant)
 
     # -- what it answers -----------------------------------------------------------------------
 
@@ -111,12 +152,6 @@ class QuotaLedger:
             return named
         found = self.tenant_for(namespace)
         return None if found is None else found.name
-
-    def gang_tenant(self, gang: Gang) -> str | None:
-        """The tenant a gang is charged to (see `charged_to`)."""
-        if not gang.members:
-            return gang.tenant
-        return self.charged_to(gang.tenant, gang.members[0].namespace)
 
     def used(self, tenant: str) -> dict[str, int]:
         return dict(self._used.get(tenant, {}))

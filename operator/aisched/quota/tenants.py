@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from aisched.api import keys
 from aisched.api.mig import MIG_MEMORY_SLOTS, MIG_PROFILES
 from aisched.api.tenantquota import TenantQuotaSpec
-from aisched.framework.types import PodInfo
 from aisched.topology import resources
 
-__all__ = ["GPU_MILLI", "Tenant", "display", "gang_usage", "quota_usage"]
+__all__ = ["GPU_MILLI", "Request", "Tenant", "display", "gang_usage", "quota_capacity", "quota_usage"]
 
 #: The GPU resource in quota arithmetic: thousandths of a GPU.
 GPU_MILLI: Final = keys.GPU_RESOURCE
@@ -76,26 +75,50 @@ class Tenant:
         return {*self.guaranteed, *self.maximum}
 
 
-def quota_usage(pod: PodInfo) -> dict[str, int]:
+class Request(Protocol):
+    """What quota reads of a pod (`framework.types.PodInfo` is one)."""
+
+    @property
+    def requests(self) -> Mapping[str, int]: ...
+
+    @property
+    def gpu_milli(self) -> int: ...
+
+    @property
+    def mig_profile(self) -> str | None: ...
+
+
+def quota_usage(pod: Request) -> dict[str, int]:
     """What `pod` counts against its tenant's quota: its requests, GPUs in milli-GPUs (a shared GPU
     for its milli, a MIG slice for its share of the GPU's memory slices)."""
     usage = {name: value for name, value in pod.requests.items() if name != resources.PODS}
     gpus = usage.pop(keys.GPU_RESOURCE, 0) * _MILLI_PER_GPU
-    gpus += int(getattr(pod, "gpu_milli", 0) or 0)
-    for name in [n for n in usage if n.startswith(keys.MIG_RESOURCE_PREFIX)]:
+    gpus += pod.gpu_milli
+    named = [n for n in usage if n.startswith(keys.MIG_RESOURCE_PREFIX)]
+    for name in named:
         gpus += usage.pop(name) * _mig_milli(name.removeprefix(keys.MIG_RESOURCE_PREFIX))
+    if pod.mig_profile is not None and not named:  # parsed pods carry the profile, not the resource
+        gpus += _mig_milli(pod.mig_profile)
     if gpus:
         usage[GPU_MILLI] = gpus
     return usage
 
 
-def gang_usage(members: Iterable[PodInfo]) -> dict[str, int]:
+def gang_usage(members: Iterable[Request]) -> dict[str, int]:
     """What a gang's members count against their tenant's quota together."""
     total: dict[str, int] = {}
     for member in members:
         for resource, amount in quota_usage(member).items():
             total[resource] = total.get(resource, 0) + amount
     return total
+
+
+def quota_capacity(allocatable: Mapping[str, int]) -> dict[str, int]:
+    """The cluster's allocatable totals (snapshot units) in quota units: GPUs in milli-GPUs."""
+    out = {name: value for name, value in allocatable.items() if name != resources.PODS}
+    if resources.GPU in out:
+        out[GPU_MILLI] = out.pop(resources.GPU) * _MILLI_PER_GPU
+    return out
 
 
 def _mig_milli(profile: str) -> int:

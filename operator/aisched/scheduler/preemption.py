@@ -1,8 +1,8 @@
 """Gang-aware preemption: which running gangs a waiting gang may evict, and the fewest that make room.
 
-Pure: the caller supplies the running gangs (`Workload`, always whole: a gang is evicted entirely
-or not at all) and a `fits` test that says whether the waiting gang would be placed were a set of
-them gone (the operator answers it with the real scheduler on its cache).
+Pure: the caller (`scheduler.evaluator.Evaluator`, the one caller) supplies the running gangs
+(`Workload`, always whole: a gang is evicted entirely or not at all) and a `fits` test that says
+whether the waiting gang would be placed were a set of them gone (a dry run on clones).
 
 Who may be evicted (`candidates`):
 - **Reclaim**: a tenant refused capacity it is guaranteed, because other tenants of its cohort
@@ -20,33 +20,15 @@ then least work lost (GPUs × time running).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
-from aisched.cache import PodUsage
+from aisched.framework.nomination import Workload
 from aisched.quota import GPU_MILLI, QuotaLedger
 
 __all__ = ["DEFAULT_MIN_RUNTIME", "Workload", "candidates", "choose_victims"]
 
 #: Minimum runtime before a gang of no tenant may be preempted (TenantQuota's default).
 DEFAULT_MIN_RUNTIME: Final = 300.0
-
-
-@dataclass(frozen=True)
-class Workload:
-    """A running gang: its members as the cache accounts them, and what preemption weighs."""
-
-    key: str
-    tenant: str | None
-    priority: int
-    preemptible: bool
-    started: float  # when its last member started (wall clock, seconds)
-    pods: tuple[PodUsage, ...]
-    gpu_milli: int
-
-    def lost_work(self, now: float) -> float:
-        """What evicting it wastes: GPUs × time running."""
-        return self.gpu_milli * max(0.0, now - self.started)
 
 
 def candidates(

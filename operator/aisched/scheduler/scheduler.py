@@ -1,70 +1,185 @@
 """The scheduling cycle for one gang, read top to bottom.
 
 1. Refresh the snapshot from the cache (only nodes that changed).
-2. PreFilter the gang as a whole (enough members; later: quota).
+2. PreFilter the gang as a whole (enough members, quota).
 3. Filter and score every role, vectorised over all nodes.
 4. Place the gang: every member with its node and GPUs, or none.
 5. Reserve: assume the placement in the cache so the next cycle sees it taken.
 6. Permit; then the caller hands the placement to the binder.
-A failure at any step yields a `Status` whose message says why, in kube-scheduler's words.
+A failure at steps 2-4 goes to PostFilter (preemption), which may nominate victims and a placement
+to hold for the gang (assumed like a reserved one); either way the result says why the gang did
+not fit, in kube-scheduler's words, and which cluster events could change that.
+
+`Scheduler` owns the core's state for one profile: the cache (the one book of what pods hold),
+the quota ledger it keeps, the snapshot and the framework whose plugins reach all of them through
+a `Handle`. The operator and the simulator build it the same way.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 
-from aisched.cache.cache import Cache, PodUsage
+from aisched.cache.cache import Cache
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.events import CAPACITY_FREED, ClusterEvent
+from aisched.framework.handle import Clock, PreemptionEvaluator
+from aisched.framework.nomination import NOMINATION, Nomination
+from aisched.framework.profile import Profile
+from aisched.framework.registry import Registry
 from aisched.framework.runtime import Framework
 from aisched.framework.status import Code, Status
-from aisched.framework.types import Gang, GangPlacement, PodPlacement
+from aisched.framework.types import Gang, GangPlacement
+from aisched.plugins import default_registry
+from aisched.quota import QuotaLedger
 from aisched.scheduler import explain
+from aisched.scheduler.evaluator import Evaluator
 from aisched.scheduler.placement import PlacementFailure, Role, place_gang
+from aisched.scheduler.usage import placed_usage
 from aisched.topology.snapshot import Snapshot
 
-__all__ = ["ScheduleResult", "Scheduler"]
+__all__ = ["PLACEMENT", "PLACEMENT_EVENTS", "ScheduleResult", "Scheduler"]
+
+#: The rejector named when the gang placement itself (capacity, topology) found no place.
+PLACEMENT: Final = "Scheduler"
+#: What can let a gang in that every filter passed but that did not fit: more room, or nodes
+#: relabelled into its rack or block.
+PLACEMENT_EVENTS: Final = CAPACITY_FREED | {ClusterEvent.NODE_LABELS_CHANGED}
 
 
 @dataclass(frozen=True)
 class ScheduleResult:
-    """A placement to bind, or the status that says why there is none."""
+    """A placement to bind, or the status that says why there is none.
+
+    On failure, `events` are the cluster events after which the gang may fit (to park it until
+    one happens), and `nomination` the room preemption is making for it, if any: its placement is
+    already assumed (held), to be bound once the victims are gone.
+    """
 
     status: Status
     placement: GangPlacement | None = None
+    nomination: Nomination | None = None
+    events: frozenset[ClusterEvent] = frozenset()
 
     @property
     def message(self) -> str:
         return self.status.message()
 
 
-class Scheduler:
-    """Runs cycles for one profile against one cache. Synchronous and pure: no I/O, no clock."""
+@dataclass(frozen=True)
+class _Failure:
+    status: Status
+    rejectors: frozenset[str]
 
-    def __init__(self, *, framework: Framework, cache: Cache, snapshot: Snapshot | None = None) -> None:
-        self.framework = framework
-        self.cache = cache
-        self.snapshot = snapshot if snapshot is not None else Snapshot()
+
+class _Handle:
+    """The `framework.handle.Handle` a scheduler gives its plugins."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    @property
+    def profile(self) -> Profile:
+        return self._scheduler.profile
+
+    @property
+    def clock(self) -> Clock:
+        return self._scheduler.clock
+
+    @property
+    def cache(self) -> Cache:
+        return self._scheduler.cache
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._scheduler.snapshot
+
+    @property
+    def ledger(self) -> QuotaLedger:
+        return self._scheduler.ledger
+
+    @property
+    def preemption(self) -> PreemptionEvaluator:
+        return self._scheduler.evaluator
+
+
+class Scheduler:
+    """Runs cycles for one profile against one cache. Synchronous and pure: no I/O; time only
+    from `clock` (pods' start times, for preemption)."""
+
+    def __init__(
+        self,
+        *,
+        profile: Profile | None = None,
+        registry: Registry | None = None,
+        cache: Cache | None = None,
+        ledger: QuotaLedger | None = None,
+        clock: Clock = lambda: 0.0,
+    ) -> None:
+        self.profile = profile if profile is not None else Profile()
+        self.clock = clock
+        self.cache = cache if cache is not None else Cache()
+        self.ledger = ledger if ledger is not None else QuotaLedger()
+        for _, members in self.cache.gangs():  # pods accounted before the ledger listened
+            for usage in members.values():
+                self.ledger.pod_changed(None, usage)
+        self.cache.subscribe(self.ledger.pod_changed)
+        self.snapshot = Snapshot()
+        self.evaluator = Evaluator(self)
+        registry = registry if registry is not None else default_registry()
+        self.framework = Framework(self.profile, registry, _Handle(self))
+
+    # -- the cycle ---------------------------------------------------------------------------
 
     def schedule(self, gang: Gang) -> ScheduleResult:
         """Try to place `gang` now; on success the placement is already assumed in the cache."""
         # 1. Snapshot.
         snapshot = self.cache.update_snapshot(self.snapshot)
-        state = CycleState()
+        state = CycleState(quota=self.ledger)
+        # 2-4. PreFilter, Filter and Score, Place.
+        outcome = self._place(state, gang, snapshot)
+        if isinstance(outcome, _Failure):
+            return self._failed(state, gang, snapshot, outcome)
+        # 5. Reserve.
+        self.assume(outcome)
+        status = self.framework.reserve(state, outcome, snapshot)
+        if not status.ok:
+            self.forget(outcome)
+            return ScheduleResult(status, events=self.framework.events_for({status.plugin}))
+        # 6. Permit.
+        status = self.framework.permit(state, outcome)
+        if not status.ok:
+            self.framework.unreserve(state, outcome, snapshot)
+            self.forget(outcome)
+            return ScheduleResult(status, events=self.framework.events_for({status.plugin}))
+        return ScheduleResult(status, outcome)
+
+    def dry_run(self, gang: Gang, *, snapshot: Snapshot, quota: QuotaLedger) -> GangPlacement | None:
+        """Where `gang` would go on `snapshot` (a clone) judged against `quota` (a what-if copy):
+        steps 2-4 only, nothing assumed, no PostFilter. Preemption's what-if."""
+        outcome = self._place(CycleState(quota=quota), gang, snapshot)
+        return None if isinstance(outcome, _Failure) else outcome
+
+    def _place(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> GangPlacement | _Failure:
         # 2. PreFilter.
         status = self.framework.pre_filter(state, gang, snapshot)
         if not status.ok:
-            return ScheduleResult(status)
+            return _Failure(status, frozenset({status.plugin}))
         # 3. Filter and score each role.
         roles = []
         tie_break = self.framework.tie_break(snapshot)
         for pods in gang.roles():
             feasibility = self.framework.filter(state, pods[0], snapshot)
             if not feasibility.mask.any():
-                failure = self._unschedulable(snapshot, feasibility.reasons(), (), unresolvable=True)
-                return ScheduleResult(self.framework.post_filter(state, gang, snapshot, failure))
+                # Unresolvable when no node passes the static filters: no eviction can help.
+                failure = self._unschedulable(
+                    snapshot, feasibility.reasons(), (), unresolvable=not feasibility.static.any()
+                )
+                return _Failure(failure, frozenset(feasibility.rejectors()))
             score = self.framework.score(state, pods[0], snapshot, feasibility.mask)
             roles.append(Role(pods, feasibility, score, tie_break))
         # 4. Place.
@@ -72,30 +187,50 @@ class Scheduler:
         if isinstance(outcome, PlacementFailure):
             feasible = np.logical_and.reduce([r.feasibility.mask for r in roles])
             reasons: Counter[str] = Counter()
+            rejectors = {PLACEMENT}
             for role in roles:
                 reasons.update(role.feasibility.reasons())
+                rejectors |= role.feasibility.rejectors()
             failure = self._unschedulable(
                 snapshot, reasons, outcome.reasons, feasible=int(np.count_nonzero(feasible))
             )
-            # PostFilter (preemption) may make room for a later cycle; this one still fails.
-            return ScheduleResult(self.framework.post_filter(state, gang, snapshot, failure))
-        # 5. Reserve.
-        self.cache.assume((_usage(p), p.slot) for p in outcome.pods)
-        status = self.framework.reserve(state, outcome, snapshot)
-        if not status.ok:
-            self.forget(outcome)
-            return ScheduleResult(status)
-        # 6. Permit.
-        status = self.framework.permit(state, outcome)
-        if status.rejected or status.code is Code.ERROR:
-            self.framework.unreserve(state, outcome, snapshot)
-            self.forget(outcome)
-            return ScheduleResult(status)
-        return ScheduleResult(status, outcome)
+            return _Failure(failure, frozenset(rejectors))
+        return outcome
 
-    def forget(self, placement: GangPlacement) -> None:
-        """Undo an assumed placement whose binding failed (the whole gang)."""
-        self.cache.forget(p.pod.key for p in placement.pods)
+    def _failed(self, state: CycleState, gang: Gang, snapshot: Snapshot, failure: _Failure) -> ScheduleResult:
+        """PostFilter a failed gang: preemption may nominate a placement, which is held (assumed)."""
+        status = failure.status
+        if status.code is Code.UNSCHEDULABLE:
+            status = self.framework.post_filter(state, gang, snapshot, status)
+        nomination = state.get(NOMINATION, None)
+        if nomination is not None:
+            self.assume(nomination.placement)
+        return ScheduleResult(status, nomination=nomination, events=self._events(failure.rejectors))
+
+    def _events(self, rejectors: frozenset[str]) -> frozenset[ClusterEvent]:
+        plugins = rejectors - {PLACEMENT}
+        events = self.framework.events_for(plugins) if plugins else frozenset()
+        return events | PLACEMENT_EVENTS if PLACEMENT in rejectors else events
+
+    # -- the cache's side ----------------------------------------------------------------------
+
+    def assume(self, placement: GangPlacement) -> None:
+        """Account `placement` in the cache (and so the ledger) until it is bound or forgotten."""
+        now = self.clock()
+        self.cache.assume(
+            (placed_usage(p, gang=placement.gang.key, started=now), p.slot) for p in placement.pods
+        )
+
+    def forget(self, placement: GangPlacement) -> list[str]:
+        """Undo an assumed placement whose binding failed (the whole gang); the keys dropped."""
+        return self.cache.forget(p.pod.key for p in placement.pods)
+
+    def bound(self, keys: Iterable[str]) -> None:
+        """Assumed pods are bound now (the simulator's binding; the operator learns it from watches)."""
+        for key in keys:
+            found = self.cache.pod(key)
+            if found is not None and found.assumed:
+                self.cache.set_pod(replace(found, assumed=False))
 
     @staticmethod
     def _unschedulable(
@@ -109,21 +244,5 @@ class Scheduler:
         text = explain.summary(
             nodes=snapshot.node_count, feasible=feasible, reasons=reasons, gang_reasons=gang_reasons
         )
-        code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable and not reasons else Code.UNSCHEDULABLE
-        return Status(code, (text,), "Scheduler")
-
-
-def _usage(placed: PodPlacement) -> PodUsage:
-    """What a placed pod takes from its node, as the cache accounts it."""
-    profile = placed.pod.mig_profile
-    return PodUsage(
-        key=placed.pod.key,
-        node=placed.node,
-        requests=placed.pod.requests,
-        gpu_mask=placed.gpu_mask,
-        gpu_uuids=placed.gpu_ids,
-        gpu_milli=placed.gpu_milli,
-        gpu_memory=placed.gpu_memory,
-        mig=(profile, placed.mig[1]) if profile is not None and placed.mig is not None else None,
-        assumed=True,
-    )
+        code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE
+        return Status(code, (text,), PLACEMENT)

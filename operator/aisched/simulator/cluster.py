@@ -77,10 +77,11 @@ def policy_profile(policy: str, *, seed: int, typical: Sequence[TypicalPod]) -> 
     }
     return Profile(
         scheduler_name=f"sim-{policy}",
+        queue_sort="PrioritySort",
         pre_filter=(),
         filter=FILTERS,
+        post_filter=(),
         score=(ScorePluginRef(name=plugin),),
-        reserve=(policies.CLUSTERING,) if plugin == policies.CLUSTERING else (),
         plugin_args={plugin: args[plugin]} if plugin in args else {},
         tie_break_seed=seed,
     )

@@ -4,10 +4,10 @@ their traced duration, and depart, so waits and job completion times can be meas
 The virtual clock jumps from event to event (departures before arrivals at the same second). An
 arriving pod that does not fit waits in a FIFO queue; every departure retries the queue, each
 pod shape at most once per departure (an equal pod would fail the same way) and at most
-`retries` pods. A departure gives the pod's resources back to the cache and is an `unreserve`
-for the plugins that count placements. A pod runs for `deletion_time - scheduled_time` as traced
-(from `creation_time` when it was never scheduled), or to the end of the replay without a
-deletion time. Same core as the experiment: one `Scheduler.schedule` per attempt.
+`retries` pods. A departure gives the pod's resources back to the cache (every plugin counting
+placements sees it there). A pod runs for `deletion_time - scheduled_time` as traced (from
+`creation_time` when it was never scheduled), or to the end of the replay without a deletion
+time. Same core as the experiment: one `Scheduler.schedule` per attempt.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Final
 
 import numpy as np
 
-from aisched.framework.cycle_state import CycleState
 from aisched.framework.types import Gang, GangPlacement
 from aisched.plugins.policies import FragmentationTable, TypicalPod
 from aisched.simulator.cluster import pod_info, policy_profile
@@ -124,7 +123,6 @@ def replay_events(
             placement = running.pop(i)
             scheduler.cache.remove_pod(placement.pods[0].pod.key)
             scheduler.cache.update_snapshot(scheduler.snapshot)
-            scheduler.framework.unreserve(CycleState(), placement, scheduler.snapshot)
             allocated -= pods[i].total_gpu_milli
             meter.update([p.slot for p in placement.pods])
             records[i] = PodRecord(

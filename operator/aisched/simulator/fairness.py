@@ -3,11 +3,12 @@
 One seeded multi-tenant workload (`aisched.simulator.tenants`) is run twice on the same synthetic
 cluster, each time through the core's `GangQueue`, `Scheduler` and `Cache` on a virtual clock:
 
-- **ours**: a `QuotaLedger` shared by the Quota PreFilter and the FairShare QueueSort, and
-  preemption as the operator does it (`aisched.scheduler.preemption` candidates and victims, a
-  what-if on the cache and the ledger, undone at once). Victims are evicted whole and queued
-  again at their first place in line; they keep their remaining work (a checkpoint), and the time
-  they had run since their last start counts as GPU-hours lost (the work at risk without one);
+- **ours**: the operator's own profile (Quota PreFilter and FairShare QueueSort over the ledger
+  the cache keeps; the DefaultPreemption PostFilter over the core's `Evaluator`, which dry-runs on
+  clones). A nomination is carried out on the spot: victims are evicted whole and queued again at
+  their first place in line; they keep their remaining work (a checkpoint), and the time they had
+  run since their last start counts as GPU-hours lost (the work at risk without one); the gang
+  starts in the placement the core held for it;
 - **baseline**: PrioritySort, no quota (anything free may be taken), no preemption.
 
 A round runs whenever something that could let a waiting gang in changes: an arrival, a
@@ -35,20 +36,16 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from aisched.cache import Cache
 from aisched.framework.profile import Profile
-from aisched.framework.runtime import Framework
 from aisched.framework.types import Gang, GangPlacement
-from aisched.plugins import default_registry
 from aisched.plugins.fair_share import FairShare
-from aisched.plugins.quota import Quota
 from aisched.queue import GangQueue
-from aisched.quota import GPU_MILLI, QuotaLedger, Tenant, quota_usage
+from aisched.quota import GPU_MILLI, QuotaLedger, Tenant, quota_capacity
 from aisched.scheduler import Scheduler
-from aisched.scheduler.preemption import Workload, candidates, choose_victims
 from aisched.simulator.fairness_figures import (
     FairnessBenchmark,
     Preemption,
@@ -104,26 +101,20 @@ class _Run:
         self.policy = policy
         self.guaranteed = {t.name: t.guaranteed.get(GPU_MILLI, 0) // 1000 for t in tenants}
         self.min_runtime = {t.name: float(t.min_runtime_seconds) for t in tenants}
-        self.ledger = QuotaLedger(tenants)
-        registry = default_registry()
-        registry.register("Quota", lambda args: Quota(self.ledger))
-        registry.register("FairShare", lambda args: FairShare(self.ledger))
-        if policy == "ours":
-            profile = Profile(scheduler_name="fair", queue_sort="FairShare", pre_filter=("Gang", "Quota"))
+        if policy == "ours":  # the operator's own profile: quota, fair share, preemption
+            profile = Profile(scheduler_name="fair")
         else:
-            profile = Profile(scheduler_name="fifo", queue_sort="PrioritySort", pre_filter=("Gang",))
+            profile = Profile(
+                scheduler_name="fifo", queue_sort="PrioritySort", pre_filter=("Gang",), post_filter=()
+            )
         cache = Cache()
         for node in nodes:
             cache.set_node(node)
         total = cache.allocatable_total()
         self.total_gpus = total.get(resources.GPU, 0)
-        self.ledger.set_capacity({
-            GPU_MILLI: self.total_gpus * 1000,
-            resources.CPU: total.get(resources.CPU, 0),
-            resources.MEMORY: total.get(resources.MEMORY, 0),
-        })  # fmt: skip
-        framework = Framework(profile, registry)
-        self.scheduler = Scheduler(framework=framework, cache=cache)
+        self.ledger = QuotaLedger(tenants, capacity=quota_capacity(total))
+        self.scheduler = Scheduler(profile=profile, cache=cache, ledger=self.ledger, clock=lambda: self.now)
+        framework = self.scheduler.framework
         order = framework.queue_sort
         self.queue = GangQueue(
             less=framework.less,
@@ -132,13 +123,19 @@ class _Run:
             resort_interval=0.0,
         )
         self.jobs: dict[str, _State] = {}
+        self._by_gang: dict[str, _State] = {}
         self.used = {t.name: 0 for t in tenants}
         self.pending = {t.name: 0 for t in tenants}
         self.peak = dict(self.used)
         self.preemptions: list[Preemption] = []
         self.lost_gpu_s = 0.0
-        self.schedule_calls = 0
+        self.cycles = 0
         self._events: list[tuple[float, int, str, int]] = []
+
+    @property
+    def schedule_calls(self) -> int:
+        """Scheduling cycles run: real ones, and preemption's dry runs."""
+        return self.cycles + self.scheduler.evaluator.dry_runs
 
     # -- the event loop --------------------------------------------------------------------------
 
@@ -146,7 +143,8 @@ class _Run:
         for job in jobs:
             if job.arrival < end:
                 heapq.heappush(self._events, (job.arrival, _ARRIVE, job.key, 0))
-                self.jobs[job.key] = _State(job, gang_of(job), float(job.work))
+                state = _State(job, gang_of(job), float(job.work))
+                self.jobs[job.key] = self._by_gang[state.gang.key] = state
         grid = 0
         while self._events and self._events[0][0] < end:
             t = self._events[0][0]
@@ -166,20 +164,26 @@ class _Run:
             grid += 1
 
     def _round(self) -> None:
-        """Pop every waiting gang in queue order and try it; the ones that fail wait again."""
+        """Pop every waiting gang in queue order and try it; the ones that fail wait again.
+
+        A gang preemption makes room for starts at once: its victims are evicted on the spot
+        (the simulation has no grace periods) and its held placement is bound.
+        """
         failed: list[tuple[str, int, int]] = []
         retry: list[Gang] = []
         while not self._full() and (gang := self.queue.pop()) is not None:
-            state = self.jobs[gang.key.split("/", 1)[1]]
+            state = self._by_gang[gang.key]
             job = state.job
             if any(t == job.tenant and p <= job.pods and g <= job.gpus_per_pod for t, p, g in failed):
                 retry.append(gang)
                 continue
-            self.schedule_calls += 1
+            self.cycles += 1
             result = self.scheduler.schedule(gang)
             placement = result.placement
-            if placement is None and self.policy == "ours":
-                placement = self._preempt_for(state)
+            if result.nomination is not None:
+                for victim in result.nomination.victims:
+                    self._evict(self._by_gang[victim.key], by=job.key)
+                placement = result.nomination.placement
             if placement is None:
                 failed.append((job.tenant, job.pods, job.gpus_per_pod))
                 retry.append(gang)
@@ -205,13 +209,7 @@ class _Run:
 
     def _start(self, state: _State, placement: GangPlacement) -> None:
         job = state.job
-        cache = self.scheduler.cache
-        for placed in placement.pods:  # bound at once: the simulation has no binding latency
-            usage = cache.pod(placed.pod.key)
-            if usage is not None:
-                cache.set_pod(replace(usage, assumed=False))
-            if self.policy == "ours":
-                self.ledger.charge(placed.pod.key, job.tenant, quota_usage(placed.pod))
+        self.scheduler.bound(p.pod.key for p in placement.pods)  # the simulation binds at once
         self.pending[job.tenant] -= job.gpus
         self.used[job.tenant] += job.gpus
         self.peak[job.tenant] = max(self.peak[job.tenant], self.used[job.tenant])
@@ -224,8 +222,7 @@ class _Run:
 
     def _stop(self, state: _State) -> None:
         for pod in state.gang.members:
-            self.scheduler.cache.remove_pod(pod.key)
-            self.ledger.release(pod.key)
+            self.scheduler.cache.remove_pod(pod.key)  # the ledger and the snapshot follow
         self.used[state.job.tenant] -= state.job.gpus
         state.epoch += 1
 
@@ -234,96 +231,21 @@ class _Run:
         state.left = 0.0
         state.started = None
 
-    def _evict(self, victim: Workload, *, by: str) -> None:
-        """Preempted: its pods out of the cache and the ledger, queued again with the work it has left."""
-        state = self.jobs[victim.key]
+    def _evict(self, state: _State, *, by: str) -> None:
+        """Preempted: its pods out of the cache, queued again with the work it has left."""
         assert state.started is not None
         ran = self.now - state.started
-        cache = self.scheduler.cache
-        for usage in victim.pods:
-            cache.remove_pod(usage.key)
-            self.ledger.release(usage.key)
-        left = sum(1 for p in state.gang.members if cache.pod(p.key) is not None)
-        self.preemptions.append(
-            Preemption(self.now, victim.key, state.job.tenant, by, len(victim.pods), left)
-        )
+        members = state.gang.members
         self._stop(state)
+        left = sum(1 for p in members if self.scheduler.cache.pod(p.key) is not None)
+        self.preemptions.append(
+            Preemption(self.now, state.job.key, state.job.tenant, by, len(members) - left, left)
+        )
         self.lost_gpu_s += state.job.gpus * ran
         state.left = max(0.0, state.left - ran)
         state.started = None
         state.preempted += 1
         self._enqueue(state)
-
-    # -- preemption, as controllers/preemption.py does it on the live cache ------------------------
-
-    def _preempt_for(self, state: _State) -> GangPlacement | None:
-        job, gang = state.job, state.gang
-        request = {GPU_MILLI: job.gpus * 1000}
-        admission = self.ledger.admit(job.tenant, request)
-        tenant = self.ledger.tenant(job.tenant)
-        within = tenant is not None and self.used[job.tenant] + job.gpus <= self.guaranteed[job.tenant]
-        ordered = candidates(
-            tenant=job.tenant,
-            priority=gang.priority,
-            reclaim=admission.reclaim or within,
-            workloads=self._workloads(),
-            ledger=self.ledger,
-            now=self.now,
-        )
-        if not ordered:
-            return None
-        victims = choose_victims(ordered, lambda chosen: self._fits(gang, chosen))
-        if victims is None:
-            return None
-        for victim in victims:
-            self._evict(victim, by=job.key)
-        self.schedule_calls += 1
-        return self.scheduler.schedule(gang).placement
-
-    def _workloads(self) -> list[Workload]:
-        cache = self.scheduler.cache
-        out = []
-        for key, state in self.jobs.items():
-            if state.started is None:
-                continue
-            pods = tuple(u for u in (cache.pod(p.key) for p in state.gang.members) if u is not None)
-            out.append(
-                Workload(
-                    key,
-                    state.job.tenant,
-                    state.gang.priority,
-                    True,
-                    state.started,
-                    pods,
-                    state.job.gpus * 1000,
-                )
-            )
-        return out
-
-    def _fits(self, gang: Gang, victims: Sequence[Workload]) -> bool:
-        """Whether the scheduler would place `gang` were `victims` gone (undone at once)."""
-        free = self.total_gpus - sum(self.used.values())
-        if free + sum(v.gpu_milli for v in victims) // 1000 < gang.total_gpus():
-            return False  # cannot fit by GPU count alone: no need to ask the scheduler
-        cache = self.scheduler.cache
-        taken = []
-        for victim in victims:
-            for usage in victim.pods:
-                taken.append((usage, self.ledger.charge_of(usage.key)))
-                cache.remove_pod(usage.key)
-                self.ledger.release(usage.key)
-        try:
-            self.schedule_calls += 1
-            result = self.scheduler.schedule(gang)
-            if result.placement is not None:
-                self.scheduler.forget(result.placement)
-                return True
-            return False
-        finally:
-            for usage, charge in taken:
-                cache.set_pod(usage)
-                if charge is not None:
-                    self.ledger.charge(usage.key, *charge)
 
 
 class _Sampler:

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 from aisched.cache import Cache
 from aisched.framework.profile import Profile
-from aisched.framework.runtime import Framework
 from aisched.framework.types import Gang
-from aisched.plugins import default_registry
 from aisched.plugins.policies import FragmentationTable, TypicalPod
 from aisched.scheduler import Scheduler
 from aisched.simulator.cluster import node_info, pod_info, policy_profile
@@ -57,7 +55,7 @@ def build_scheduler(trace: Trace, profile: Profile) -> Scheduler:
     cache = Cache()
     for node in trace.nodes:
         cache.set_node(node_info(node))
-    scheduler = Scheduler(framework=Framework(profile, default_registry()), cache=cache)
+    scheduler = Scheduler(profile=profile, cache=cache)
     cache.update_snapshot(scheduler.snapshot)
     return scheduler
 

@@ -50,6 +50,9 @@ class Snapshot:
 
     def __init__(self, *, capacity: int = _INITIAL_SLOTS) -> None:
         self.capacity = capacity
+        #: Shared by this snapshot and its clones: with `static_generation`, it tells a plugin's
+        #: cache of node-static data (tie-break ranks, model access) whether it still applies.
+        self.lineage = object()
         self.generation = 0
         self.static_generation = 0
         self.resource_index: dict[str, int] = {name: i for i, name in enumerate(resources.FIXED)}
@@ -356,6 +359,24 @@ class Snapshot:
         self.utilisation[:, slot] = np.where(
             allocatable > 0, self.used[:, slot] * self.inverse_allocatable[:, slot], 1.0
         )
+
+    # -- what-ifs ------------------------------------------------------------------------
+
+    def clone(self) -> Snapshot:
+        """A copy whose rows may be changed (a dry run) without touching this snapshot.
+
+        Arrays, the slot map and per-slot lists are copied; what only ever grows as nodes are
+        added (vocabularies, GPU-set and MIG tables) is shared, since a clone adds no node.
+        """
+        copy = Snapshot.__new__(Snapshot)
+        for name, value in self.__dict__.items():
+            if name == "_label_columns":
+                copy.__dict__[name] = {key: column.copy() for key, column in value.items()}
+            elif isinstance(value, np.ndarray | dict | list):
+                copy.__dict__[name] = value.copy()
+            else:
+                copy.__dict__[name] = value
+        return copy
 
     # -- what plugins read ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import pytest
 
 from aisched.emulator.runner import Emulator
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.handle import Handle
 from aisched.framework.interface import FilterResult
 from aisched.framework.profile import Profile
 from aisched.framework.status import Status
@@ -21,7 +22,7 @@ from aisched.plugins import default_registry
 from aisched.queue import QueueState
 from aisched.topology.snapshot import Snapshot
 from tests.binder.fakes import exists
-from tests.controllers.test_runtime import (
+from tests.controllers.scheduling.test_runtime import (
     PODS,
     TOPOLOGIES,
     advance,
@@ -68,7 +69,7 @@ class Exploding:
         return FilterResult.single_reason(np.ones(snapshot.size, dtype=np.bool_), "never")
 
 
-def exploding(args: Mapping[str, Any]) -> Exploding:
+def exploding(args: Mapping[str, Any], handle: Handle) -> Exploding:
     return Exploding()
 
 
@@ -115,7 +116,7 @@ class Failing:
 
 async def test_a_plugin_error_counts_as_an_error_and_backs_the_gang_off(kube: KubeClient) -> None:
     registry = default_registry()
-    registry.register("Failing", lambda args: Failing())
+    registry.register("Failing", lambda args, handle: Failing())
     h = harness(kube, profile=Profile(pre_filter=("Gang", "Failing")), registry=registry)
     async with started(h.runtime):
         await create(kube, pod("failing", gpus=1, labels={FAIL: "yes"}), pod("fine", gpus=1))

@@ -12,12 +12,11 @@ from typing import Any, Final
 
 import pytest
 
-from aisched.controllers import FailureReporter
-from aisched.controllers.reporting import pod_scheduled_condition
+from aisched.controllers.scheduling.reporting import FailureReporter, pod_scheduled_condition
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, PatchType
 from tests.binder.fakes import FakeClock
-from tests.controllers.test_runtime import (
+from tests.controllers.scheduling.test_runtime import (
     EVENTS,
     PODS,
     WAIT,

@@ -11,8 +11,8 @@ from typing import Any, Final
 
 import pytest
 
-from aisched.controllers.events import EventRecorder
 from aisched.kube.client import ApiUnavailable, JsonObject, KubeClient, PatchType
+from aisched.kube.events import EventRecorder
 
 EVENTS: Final = "/api/v1/namespaces/ml/events"
 WAIT: Final = 10.0

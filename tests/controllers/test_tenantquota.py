@@ -1,16 +1,17 @@
-"""TenantQuota status from bound pods: usage in GPUs, borrowing, shares and job counts."""
+"""TenantQuota status from the ledger the cache keeps: usage in GPUs, borrowing, shares and job counts."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
-from aisched.controllers.jobs import JobIndex
-from aisched.controllers.quotas import QuotaController, quota_status
+from aisched.cache import Cache, PodUsage
+from aisched.controllers.index import JobIndex
+from aisched.controllers.tenantquota import QuotaController, quota_status
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.quota import GPU_MILLI, QuotaLedger
@@ -19,15 +20,15 @@ from tests.support.objects import gpu_quota
 QUOTAS: Final = "/apis/aisched.io/v1alpha1/tenantquotas"
 
 
-def bound_pod(name: str, namespace: str, *, gpus: int, node: str | None = "n1", **meta: Any) -> JsonObject:
-    return {
-        "metadata": {"name": name, "namespace": namespace, **meta},
-        "spec": {
-            "nodeName": node,
-            "containers": [{"name": "c", "image": "i", "resources": {"limits": {"nvidia.com/gpu": gpus}}}],
-        },
-        "status": {"phase": "Running"},
-    }
+def bound(name: str, namespace: str, *, gpus: int, tenant: str | None = None) -> PodUsage:
+    """A pod bound to n1, as the scheduler's cache accounts it."""
+    return PodUsage(
+        key=f"{namespace}/{name}",
+        node="n1",
+        requests={"nvidia.com/gpu": gpus, "pods": 1},
+        tenant=tenant,
+        quota={GPU_MILLI: gpus * 1000},
+    )
 
 
 class Clock:
@@ -43,6 +44,8 @@ class Running:
     kube: KubeClient
     index: JobIndex
     controller: QuotaController
+    cache: Cache
+    synced: asyncio.Event
 
 
 @pytest.fixture
@@ -55,19 +58,14 @@ async def running(emulator_cluster: Emulator) -> AsyncIterator[Running]:
         ):
             index.tenant_event(None, await kube.post(QUOTAS, body))
         synced = asyncio.Event()
-        controller = QuotaController(
-            kube,
-            index,
-            QuotaLedger(),
-            clock=Clock(),
-            pods_synced=synced,
-            capacity=lambda: {GPU_MILLI: 64_000},
-            min_interval=0.0,
-        )
+        ledger = QuotaLedger(index.tenants(), capacity={GPU_MILLI: 64_000})
+        cache = Cache()
+        cache.subscribe(ledger.pod_changed)  # as the scheduling core wires them
+        controller = QuotaController(kube, index, ledger, clock=Clock(), pods_synced=synced, min_interval=0.0)
         stop = asyncio.Event()
         task = asyncio.create_task(controller.run(stop))
         try:
-            yield Running(kube, index, controller)
+            yield Running(kube, index, controller, cache, synced)
         finally:
             stop.set()
             await task
@@ -89,12 +87,10 @@ async def status_of(kube: KubeClient, name: str, wanted: float) -> JsonObject:
     raise AssertionError("unreachable")
 
 
-async def test_bound_pods_are_charged_to_their_tenant_and_borrowing_shows(running: Running) -> None:
-    controller = running.controller
-    controller.pod_event(bound_pod("a", "ml", gpus=8), False)
-    controller.pod_event(bound_pod("b", "ml", gpus=4), False)
-    controller.pod_event(bound_pod("pending", "ml", gpus=8, node=None), False)
-    controller._pods_synced.set()
+async def test_the_pods_the_cache_accounts_show_in_their_tenants_status(running: Running) -> None:
+    running.cache.set_pod(bound("a", "ml", gpus=8))
+    running.cache.set_pod(bound("b", "ml", gpus=4))
+    running.synced.set()
     status = await status_of(running.kube, "research", 12.0)
     assert status["used"] == {"nvidia.com/gpu": "12"}
     assert status["borrowed"] == {"nvidia.com/gpu": "4"}
@@ -102,19 +98,16 @@ async def test_bound_pods_are_charged_to_their_tenant_and_borrowing_shows(runnin
     assert status["guaranteedGPUs"] == 8.0
     assert status["dominantShare"] == 0.1875
     assert status["dominantResource"] == "nvidia.com/gpu"
-    finished = bound_pod("a", "ml", gpus=8)
-    finished["status"]["phase"] = "Succeeded"
-    controller.pod_event(finished, False)
+    running.cache.remove_pod("ml/a")  # it ended: the cache stops accounting it
     status = await status_of(running.kube, "research", 4.0)
     assert status["borrowed"] == {}
 
 
 async def test_an_aijobs_own_tenant_wins_over_its_namespace(running: Running) -> None:
-    controller = running.controller
-    controller.pod_event(bound_pod("x", "ml", gpus=2, annotations={"aisched.io/tenant": "inference"}), False)
-    controller._pods_synced.set()
+    running.cache.set_pod(bound("x", "ml", gpus=2, tenant="inference"))
+    running.synced.set()
     assert (await status_of(running.kube, "inference", 2.0))["used"] == {"nvidia.com/gpu": "2"}
-    assert controller.ledger.used("research") == {}
+    assert running.controller.ledger.used("research") == {}
 
 
 def test_job_counts_follow_the_jobs_phases() -> None:

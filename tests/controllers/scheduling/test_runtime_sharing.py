@@ -12,7 +12,7 @@ from aisched.api import keys
 from aisched.emulator.cluster import ClusterSpec, NodeGroup
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import JsonObject, KubeClient
-from tests.controllers.test_runtime import (
+from tests.controllers.scheduling.test_runtime import (
     NAMESPACE,
     TOPOLOGIES,
     create,

@@ -18,8 +18,8 @@ from typing import Any, Final, cast
 import pytest
 
 from aisched.binder import Binder
-from aisched.controllers import PodListener, SchedulerRuntime
-from aisched.controllers.reporting import pod_scheduled_condition
+from aisched.controllers.scheduling import PodListener, SchedulerRuntime
+from aisched.controllers.scheduling.reporting import pod_scheduled_condition
 from aisched.emulator.runner import Emulator
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry

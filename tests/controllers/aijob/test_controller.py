@@ -9,7 +9,8 @@ from typing import Any, Final
 
 import pytest
 
-from aisched.controllers.jobs import JobController, JobIndex, owning_job
+from aisched.controllers.aijob.controller import JobController
+from aisched.controllers.index import JobIndex, owning_job
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import JsonObject, KubeClient
 from tests.support.objects import aijob

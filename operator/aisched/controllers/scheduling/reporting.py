@@ -8,7 +8,7 @@ repeated cycle after cycle costs no API call:
 
 - the condition is patched only when its reason or message differs from what the pod carries
   (or what a write of ours has just given it, while the informer has not caught up);
-- the Events are `aisched.controllers.events.EventRecorder`'s: one per distinct (pod uid, message),
+- the Events are `aisched.kube.events.EventRecorder`'s: one per distinct (pod uid, message),
   a repeat only bumps its `count` and `lastTimestamp`, and at most once per `event_interval`, as
   client-go's event recorder does.
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from aisched.controllers.events import EVENT_INTERVAL, EventClient, EventRecorder, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
+from aisched.kube.events import EVENT_INTERVAL, EventClient, EventRecorder, rfc3339
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 

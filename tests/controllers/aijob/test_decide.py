@@ -7,8 +7,8 @@ from typing import Any, Final
 
 from aisched.api.aijob import AIJob
 from aisched.api.validation import parse
-from aisched.controllers.aijob import reconcile
-from aisched.controllers.aijob_pods import ANNOTATION_ATTEMPT, job_pods, job_service
+from aisched.controllers.aijob.decide import reconcile
+from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_service
 from aisched.framework.types import PodInfo
 from aisched.kube.client import JsonObject
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from aisched.controllers.gangs import GangBook, assemble, gang_key
 from aisched.framework.types import PodInfo
+from aisched.queue.gangs import GangBook, assemble, gang_key
 
 
 def pod(

@@ -1,8 +1,7 @@
 """The AIJob controller: makes each job's pods and Service and keeps its status.
 
-`JobIndex` holds the AIJobs and TenantQuotas as Kopf delivers them; it lives as long as the process,
-so a replica that is not leading still knows every job. A `JobController` runs for one leadership
-term: it learns the jobs' pods from the scheduler's pod informer (`pod_event` is a pod listener),
+A `JobController` runs for one leadership term, reading the jobs from the `controllers.index`
+Kopf keeps: it learns the jobs' pods from the scheduler's pod informer (`pod_event` is a pod listener),
 waits until that informer has listed everything, then reconciles every job once and after that only
 the jobs something happened to, one at a time in the order they were marked, from a work queue
 (`aisched.kube.workqueue`; no polling). A job whose reconciliation fails is retried with backoff; it
@@ -12,22 +11,19 @@ never stops the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import pydantic
-
 from aisched.api import keys
-from aisched.api.tenantquota import TenantQuotaSpec
-from aisched.controllers.aijob import Plan, reconcile
-from aisched.controllers.aijob_pods import ANNOTATION_ATTEMPT, job_service
-from aisched.controllers.events import EventRecorder
+from aisched.controllers.aijob.decide import Plan, reconcile
+from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_service
+from aisched.controllers.index import JobIndex, owning_job
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
+from aisched.kube.events import EventRecorder
 from aisched.kube.merge import merge_patch
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
-from aisched.quota import Tenant
 
 __all__ = ["AIJOBS_PATH", "TENANTQUOTAS_PATH", "JobController", "JobIndex", "owning_job"]
 
@@ -53,114 +49,6 @@ def _job_path(obj: Mapping[str, Any]) -> str:
         namespace=meta["namespace"],
         name=meta["name"],
     )
-
-
-def _key(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or ''}/{meta.get('name')}"
-
-
-def _newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
-    """Whether `new` is not older than `old` by resourceVersion (numeric where both are)."""
-    if old is None:
-        return True
-    a = str((new.get("metadata") or {}).get("resourceVersion") or "")
-    b = str((old.get("metadata") or {}).get("resourceVersion") or "")
-    if a.isdigit() and b.isdigit():
-        return int(a) >= int(b)
-    return True
-
-
-def owning_job(pod: Mapping[str, Any]) -> str | None:
-    """The key (`namespace/name`) of the AIJob that owns `pod`, if one does."""
-    meta = pod.get("metadata") or {}
-    for ref in meta.get("ownerReferences") or ():
-        if ref.get("kind") == "AIJob" and str(ref.get("apiVersion", "")).startswith("aisched.io/"):
-            return f"{meta.get('namespace') or ''}/{ref.get('name')}"
-    return None
-
-
-class JobIndex:
-    """The AIJobs and the namespace → tenant map, as last seen; fed by Kopf's event handlers."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, JsonObject] = {}
-        self.quotas: dict[str, JsonObject] = {}  # TenantQuota name -> object
-        self._tenant_of: dict[str, str] = {}  # namespace -> TenantQuota name
-        self._listeners: list[Callable[[str], None]] = []
-        self._quota_listeners: list[Callable[[], None]] = []
-
-    def subscribe(self, on_job: Callable[[str], None], on_quota: Callable[[], None]) -> Callable[[], None]:
-        """Call `on_job(key)` on every job change and `on_quota()` on every quota change; returns the
-        function that ends the subscription."""
-        self._listeners.append(on_job)
-        self._quota_listeners.append(on_quota)
-
-        def unsubscribe() -> None:
-            self._listeners.remove(on_job)
-            self._quota_listeners.remove(on_quota)
-
-        return unsubscribe
-
-    def job_event(self, kind: str | None, obj: JsonObject) -> None:
-        """An AIJob was listed, added, changed (`kind` None, ADDED, MODIFIED) or deleted (DELETED)."""
-        key = _key(obj)
-        if kind == "DELETED":
-            self.jobs.pop(key, None)
-        elif _newer_or_same(obj, self.jobs.get(key)):
-            self.jobs[key] = obj
-        else:
-            return  # an older copy than one we already hold (e.g. our own status write's answer)
-        for listener in list(self._listeners):
-            listener(key)
-
-    def replace_jobs(self, objs: Iterable[JsonObject]) -> set[str]:
-        """The full list of AIJobs (a fresh LIST); returns the keys that were dropped."""
-        listed = {_key(o): o for o in objs}
-        dropped = self.jobs.keys() - listed.keys()
-        for key, obj in listed.items():
-            if _newer_or_same(obj, self.jobs.get(key)):
-                self.jobs[key] = obj
-        for key in dropped:
-            del self.jobs[key]
-            for listener in list(self._listeners):
-                listener(key)
-        return dropped
-
-    def tenant_event(self, kind: str | None, obj: JsonObject) -> None:
-        """A TenantQuota was listed, added, changed or deleted."""
-        name = (obj.get("metadata") or {}).get("name") or ""
-        if kind == "DELETED":
-            self.quotas.pop(name, None)
-        else:
-            self.quotas[name] = obj
-        self._tenant_of = {}
-        for quota_name in sorted(self.quotas):  # a namespace two quotas list goes to the first by name
-            spec = self.quotas[quota_name].get("spec") or {}
-            for namespace in spec.get("namespaces") or []:
-                if isinstance(namespace, str):
-                    self._tenant_of.setdefault(namespace, quota_name)
-        for listener in list(self._quota_listeners):
-            listener()
-        for key in list(self.jobs):  # their status names the tenant
-            for on_job in list(self._listeners):
-                on_job(key)
-
-    def tenant_for(self, namespace: str) -> str | None:
-        return self._tenant_of.get(namespace)
-
-    def tenants(self) -> list[Tenant]:
-        """Every TenantQuota as quota arithmetic sees it; one whose spec does not parse is left out
-        (and logged), never allowed to stop the others."""
-        out = []
-        for name, obj in sorted(self.quotas.items()):
-            try:
-                spec = TenantQuotaSpec.model_validate(obj.get("spec") or {})
-            except pydantic.ValidationError as exc:
-                log.warning("tenantquota_invalid", tenantquota=name, error=" ".join(str(exc).split()))
-                continue
-            out.append(Tenant.from_spec(name, spec))
-        return out
 
 
 class JobController:
@@ -276,7 +164,7 @@ class JobController:
         )
         if marker is not None and marker[0] != attempt:
             del self._preempted[key]  # an earlier attempt's, already counted
-        # The status first: a restart must be on record before its pods go (see controllers.aijob).
+        # The status first: a restart must be on record before its pods go (see controllers.aijob.decide).
         if plan.status is not None and not await self._write_status(key, obj, plan.status):
             return  # the job is gone
         if plan.event is not None:

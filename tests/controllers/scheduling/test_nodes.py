@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
-from aisched.controllers.nodes import node_info
+from aisched.controllers.scheduling.nodes import NodeView, node_events, node_info
+from aisched.framework.events import ClusterEvent
 from aisched.topology.node import Taint
 
 
@@ -78,3 +79,40 @@ def test_node_info_takes_gpus_from_the_topology_when_present() -> None:
     assert info.gpus is not None
     assert [g.uuid for g in info.gpus.gpus] == ["GPU-0", "GPU-1"]
     assert info.gpu_model == "NVIDIA H100 80GB HBM3"
+
+
+def _view(**changes: Any) -> NodeView:
+    obj: dict[str, Any] = {
+        "metadata": {"name": "n1", "labels": {"aisched.io/rack": "r1"}},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": "8", "nvidia.com/gpu": "8"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    for path, value in changes.items():
+        section, _, field = path.partition("__")
+        obj[section][field] = value
+    return NodeView(obj, None)
+
+
+def test_a_new_node_is_node_added() -> None:
+    assert node_events(None, _view()) == {ClusterEvent.NODE_ADDED}
+
+
+def test_a_heartbeat_changes_nothing_the_scheduler_reads() -> None:
+    assert node_events(_view(), _view(status__nodeInfo={"bootID": "x"})) == set()
+
+
+def test_each_change_is_the_event_of_what_it_changed() -> None:
+    before = _view()
+    assert node_events(before, _view(metadata__labels={"aisched.io/rack": "r2"})) == {
+        ClusterEvent.NODE_LABELS_CHANGED
+    }
+    assert node_events(before, _view(spec__taints=[{"key": "k", "effect": "NoSchedule"}])) == {
+        ClusterEvent.NODE_TAINTS_CHANGED
+    }
+    assert node_events(before, _view(spec__unschedulable=True)) == {ClusterEvent.NODE_CONDITION_CHANGED}
+    assert node_events(before, _view(status__allocatable={"cpu": "16"})) == {
+        ClusterEvent.NODE_ALLOCATABLE_CHANGED
+    }

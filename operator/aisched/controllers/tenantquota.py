@@ -1,11 +1,11 @@
-"""The TenantQuota controller: charges bound pods to their tenants and keeps TenantQuota.status.
+"""The TenantQuota controller: reports each tenant's usage, borrowing and jobs in its status.
 
-Runs for one leadership term next to the AIJob controller. It learns pods from the scheduler's pod
-informer (`pod_event` is a pod listener) and the TenantQuotas from the job index Kopf feeds; every
-bound, unfinished pod is charged to its tenant in the `QuotaLedger` (the AIJob's `spec.tenant`
-travels on its pods as `aisched.io/tenant`; otherwise the TenantQuota listing the namespace).
+Runs for one leadership term next to the AIJob controller. It keeps no book of its own: usage is
+the `QuotaLedger` the scheduling core keeps from its cache (every pod bound or assumed, charged
+once), whose changes it listens to; job counts come from the AIJobs Kopf feeds into the job index.
 A tenant whose usage or jobs changed gets its status rewritten from a work queue of tenant names
-(`aisched.kube.workqueue`), at most once per `min_interval`; a write that fails is retried with backoff.
+(`aisched.kube.workqueue`), at most once per `min_interval`, and only when something other than
+`lastUpdateTime` would change; a write that fails is retried with backoff.
 """
 
 from __future__ import annotations
@@ -16,23 +16,20 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from aisched.api import keys
-from aisched.controllers.jobs import JobIndex
-from aisched.framework.types import PodInfo
+from aisched.controllers.index import JobIndex
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.merge import merge_patch
 from aisched.kube.retry import until_stopped
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
-from aisched.quota import GPU_MILLI, QuotaLedger, quota_usage
+from aisched.quota import GPU_MILLI, QuotaLedger
 from aisched.topology import resources
 
-__all__ = ["QuotaController", "quota_capacity", "quota_status"]
+__all__ = ["QuotaController", "quota_status"]
 
 log = get_logger(__name__)
 
-_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 _ADMITTED: Final = frozenset({"Scheduling", "Running"})
 _PENDING: Final = frozenset({"Pending", "Queued", "Restarting", "Preempted"})
 _NOT_FOUND: Final = 404
@@ -46,14 +43,6 @@ def _quantity(resource: str, amount: int) -> str:
         if amount and amount % size == 0:
             return f"{amount // size}{suffix}"
     return str(amount)
-
-
-def quota_capacity(allocatable: Mapping[str, int]) -> dict[str, int]:
-    """The cluster's allocatable totals (snapshot units) in quota units: GPUs in milli-GPUs."""
-    out = {name: value for name, value in allocatable.items() if name != resources.PODS}
-    if resources.GPU in out:
-        out[GPU_MILLI] = out.pop(resources.GPU) * 1000
-    return out
 
 
 def quota_status(
@@ -95,57 +84,31 @@ class QuotaController:
         *,
         clock: Callable[[], float],
         pods_synced: asyncio.Event,
-        capacity: Callable[[], Mapping[str, int]],
         min_interval: float = 1.0,
         metrics: Metrics | None = None,
     ) -> None:
-        """`clock` is wall-clock time (it stamps lastUpdateTime); `capacity` gives the cluster's
-        allocatable totals in quota units, for dominant shares."""
+        """`clock` is wall-clock time (it stamps lastUpdateTime); `pods_synced` is set once the
+        scheduler's informer has listed every pod (before that, usage is partial)."""
         self._client = client
         self._index = index
         self.ledger = ledger
         self._clock = clock
         self._pods_synced = pods_synced
-        self._capacity = capacity
         self._min_interval = min_interval
         self._metrics = metrics
-        self._charged: dict[str, str] = {}  # pod key -> tenant
         self._queue: WorkQueue[str] = WorkQueue(name="tenantquotas", expected=(ApiError, ApiUnavailable))
         self._written: dict[str, float] = {}  # tenant -> when its status was last written
-        self.ledger.set_tenants(index.tenants())
 
     # -- what it is told ---------------------------------------------------------------------
 
-    def pod_event(self, pod: JsonObject, deleted: bool) -> None:
-        """A pod listener: charge a bound, unfinished pod to its tenant; release anything else."""
-        meta = pod.get("metadata") or {}
-        key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
-        phase = (pod.get("status") or {}).get("phase")
-        node = (pod.get("spec") or {}).get("nodeName")
-        before = self._charged.pop(key, None)
-        if before is not None:
-            self.ledger.release(key)
-            self._queue.add(before)
-        if deleted or not node or phase in _TERMINAL:
-            return
-        named = (meta.get("annotations") or {}).get(keys.ANNOTATION_TENANT)
-        tenant = self.ledger.charged_to(named, meta.get("namespace") or "default")
-        if tenant is None:
-            return
-        try:
-            usage = quota_usage(PodInfo.from_manifest(pod))
-        except ValueError as exc:
-            log.warning("pod_unparseable", pod=key, error=str(exc))
-            return
-        self.ledger.charge(key, tenant, usage)
-        self._charged[key] = tenant
-        self._queue.add(tenant)
-
     def quotas_changed(self) -> None:
-        """The TenantQuotas changed (Kopf): re-read them all; every tenant's status is redone."""
-        self.ledger.set_tenants(self._index.tenants())
-        for tenant in self.ledger.tenants():
+        """The TenantQuotas changed (Kopf): every tenant's status is redone."""
+        for tenant in self._index.tenants():
             self._queue.add(tenant.name)
+
+    def usage_changed(self, tenant: str) -> None:
+        """A ledger listener: what `tenant` uses changed."""
+        self._queue.add(tenant)
 
     def job_changed(self, key: str) -> None:
         """An AIJob changed: its tenant's job counts may have."""
@@ -159,12 +122,14 @@ class QuotaController:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the statuses current until `stop` is set."""
         unsubscribe = self._index.subscribe(self.job_changed, self.quotas_changed)
+        unlisten = self.ledger.subscribe(self.usage_changed)
         try:
             if await until_stopped(self._pods_synced.wait(), stop):
                 self.quotas_changed()
                 await self._queue.run(self._sync, stop)
         finally:
             unsubscribe()
+            unlisten()
 
     async def _sync(self, tenant: str) -> None:
         now = self._clock()
@@ -176,7 +141,6 @@ class QuotaController:
             if self._metrics is not None:
                 self._metrics.forget_tenant(tenant)
             return  # pods charged to a tenant with no TenantQuota: nothing to write to
-        self.ledger.set_capacity(self._capacity())
         self._written[tenant] = now
         await self._write(tenant, now)  # raising, it is retried with backoff
 

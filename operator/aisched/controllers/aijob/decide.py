@@ -21,7 +21,7 @@ from typing import Any, Final
 from aisched.api import keys
 from aisched.api.aijob import AIJob
 from aisched.api.validation import InvalidObjectError, parse
-from aisched.controllers.aijob_pods import (
+from aisched.controllers.aijob.pods import (
     ANNOTATION_ATTEMPT,
     job_pods,
     pod_name,

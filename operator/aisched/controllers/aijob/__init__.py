@@ -1,0 +1,6 @@
+"""The AIJob controller: each job's pods, Service and status.
+
+`decide` compares a job with its pods and returns a plan (pure: no I/O); `pods` builds the objects
+one attempt of a job is made of (pure); `controller` carries plans out against the API server, one
+job at a time from a work queue, for one leadership term.
+"""

@@ -1,0 +1,128 @@
+"""`JobIndex`: the AIJobs and TenantQuotas as Kopf delivers them, and which tenant lists a namespace.
+
+Kopf's `on.event` handlers feed it on every replica, so it lives as long as the process: a replica
+that is not leading still knows every job, and the one that starts leading reads from it at once.
+It only records (an older copy than the one held is dropped) and tells its subscribers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pydantic
+
+from aisched.api.objects import ObjectView, object_key
+from aisched.api.tenantquota import TenantQuotaSpec
+from aisched.kube.client import JsonObject
+from aisched.observability.logging import get_logger
+from aisched.quota import Tenant
+
+__all__ = ["JobIndex", "owning_job"]
+
+log = get_logger(__name__)
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    return ObjectView(obj).key
+
+
+def _newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether `new` is not older than `old` by resourceVersion (numeric where both are)."""
+    if old is None:
+        return True
+    a, b = ObjectView(new).resource_version, ObjectView(old).resource_version
+    if a.isdigit() and b.isdigit():
+        return int(a) >= int(b)
+    return True
+
+
+def owning_job(pod: Mapping[str, Any]) -> str | None:
+    """The key (`namespace/name`) of the AIJob that owns `pod`, if one does."""
+    view = ObjectView(pod)
+    for ref in view.owner_references:
+        if ref.get("kind") == "AIJob" and str(ref.get("apiVersion", "")).startswith("aisched.io/"):
+            return object_key(view.namespace, str(ref.get("name")))
+    return None
+
+
+class JobIndex:
+    """The AIJobs and the namespace → tenant map, as last seen; fed by Kopf's event handlers."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JsonObject] = {}
+        self.quotas: dict[str, JsonObject] = {}  # TenantQuota name -> object
+        self._tenant_of: dict[str, str] = {}  # namespace -> TenantQuota name
+        self._listeners: list[Callable[[str], None]] = []
+        self._quota_listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, on_job: Callable[[str], None], on_quota: Callable[[], None]) -> Callable[[], None]:
+        """Call `on_job(key)` on every job change and `on_quota()` on every quota change; returns the
+        function that ends the subscription."""
+        self._listeners.append(on_job)
+        self._quota_listeners.append(on_quota)
+
+        def unsubscribe() -> None:
+            self._listeners.remove(on_job)
+            self._quota_listeners.remove(on_quota)
+
+        return unsubscribe
+
+    def job_event(self, kind: str | None, obj: JsonObject) -> None:
+        """An AIJob was listed, added, changed (`kind` None, ADDED, MODIFIED) or deleted (DELETED)."""
+        key = _key(obj)
+        if kind == "DELETED":
+            self.jobs.pop(key, None)
+        elif _newer_or_same(obj, self.jobs.get(key)):
+            self.jobs[key] = obj
+        else:
+            return  # an older copy than one we already hold (e.g. our own status write's answer)
+        for listener in list(self._listeners):
+            listener(key)
+
+    def replace_jobs(self, objs: Iterable[JsonObject]) -> set[str]:
+        """The full list of AIJobs (a fresh LIST); returns the keys that were dropped."""
+        listed = {_key(o): o for o in objs}
+        dropped = self.jobs.keys() - listed.keys()
+        for key, obj in listed.items():
+            if _newer_or_same(obj, self.jobs.get(key)):
+                self.jobs[key] = obj
+        for key in dropped:
+            del self.jobs[key]
+            for listener in list(self._listeners):
+                listener(key)
+        return dropped
+
+    def tenant_event(self, kind: str | None, obj: JsonObject) -> None:
+        """A TenantQuota was listed, added, changed or deleted."""
+        name = ObjectView(obj).name
+        if kind == "DELETED":
+            self.quotas.pop(name, None)
+        else:
+            self.quotas[name] = obj
+        self._tenant_of = {}
+        for quota_name in sorted(self.quotas):  # a namespace two quotas list goes to the first by name
+            for namespace in ObjectView(self.quotas[quota_name]).spec.get("namespaces") or []:
+                if isinstance(namespace, str):
+                    self._tenant_of.setdefault(namespace, quota_name)
+        for listener in list(self._quota_listeners):
+            listener()
+        for key in list(self.jobs):  # their status names the tenant
+            for on_job in list(self._listeners):
+                on_job(key)
+
+    def tenant_for(self, namespace: str) -> str | None:
+        return self._tenant_of.get(namespace)
+
+    def tenants(self) -> list[Tenant]:
+        """Every TenantQuota as quota arithmetic sees it; one whose spec does not parse is left out
+        (and logged), never allowed to stop the others."""
+        out = []
+        for name, obj in sorted(self.quotas.items()):
+            try:
+                spec = TenantQuotaSpec.model_validate(ObjectView(obj).spec)
+            except pydantic.ValidationError as exc:
+                log.warning("tenantquota_invalid", tenantquota=name, error=" ".join(str(exc).split()))
+                continue
+            out.append(Tenant.from_spec(name, spec))
+        return out

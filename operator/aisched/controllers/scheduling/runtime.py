@@ -1,0 +1,301 @@
+"""`SchedulerRuntime`: informers feed the core's cache and the gang queue; a serial loop schedules;
+the binder binds concurrently; the preemptor evicts; the reporter tells waiting pods why.
+
+The core (`scheduler.Scheduler`: cache, quota ledger, snapshot, framework, preemption evaluator)
+is built here exactly as the simulator builds it; the runtime adds only I/O and time. The loop
+starts once pods, nodes and GPUNodeTopology objects have all been listed, never on a partial view,
+and sleeps on an event set by the handlers (`controllers.scheduling.watch`) or until the next
+backoff ends: it never polls. Every attempt that does not end in a binding goes through one
+failure path, `_retry`: back off after an error or a lost binding, else park the gang until one
+of the cluster events its rejecting plugins registered. A cycle, a binding or a handler that
+raises is logged and contained: its gang backs off and every other gang is scheduled as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Final, Protocol
+
+from aisched.binder import Binder, BindOutcome
+from aisched.controllers.scheduling.preemptor import Preemptor
+from aisched.controllers.scheduling.reporting import (
+    REASON_SCHEDULER_ERROR,
+    REASON_UNSCHEDULABLE,
+    FailureReporter,
+)
+from aisched.controllers.scheduling.watch import ClusterWatch, PodListener
+from aisched.framework.events import ClusterEvent
+from aisched.framework.profile import Profile
+from aisched.framework.registry import Registry
+from aisched.framework.status import Code
+from aisched.framework.types import Gang, GangPlacement
+from aisched.kube.client import JsonObject, Params, PatchType
+from aisched.kube.informer import Informer
+from aisched.kube.retry import until_stopped
+from aisched.observability.logging import get_logger
+from aisched.observability.metrics import InformerResource, Metrics
+from aisched.queue import GangBook, GangQueue
+from aisched.quota import QuotaLedger, Tenant
+from aisched.scheduler import Scheduler, ScheduleResult
+
+__all__ = ["PodListener", "RuntimeClient", "SchedulerRuntime"]
+
+log = get_logger(__name__)
+
+PODS_PATH: Final = "/api/v1/pods"
+NODES_PATH: Final = "/api/v1/nodes"
+TOPOLOGIES_PATH: Final = "/apis/aisched.io/v1alpha1/gpunodetopologies"
+#: While the loop is busy, the queue-depth gauge (a walk over every gang) is refreshed at most
+#: this often; whenever the loop goes idle it is refreshed at once.
+_QUEUE_DEPTH_EVERY: Final = 1.0
+
+
+class RuntimeClient(Protocol):
+    """What the runtime asks of `aisched.kube.client.KubeClient`: list and watch (informers), post,
+    get and delete (binder, preemptor), post and patch (reporter, preemptor)."""
+
+    async def get(self, path: str, *, params: Params | None = None) -> JsonObject: ...
+
+    def watch(self, path: str, *, params: Params | None = None) -> AsyncIterator[JsonObject]: ...
+
+    async def post(self, path: str, body: JsonObject) -> JsonObject: ...
+
+    async def delete(self, path: str, *, params: Params | None = None) -> JsonObject: ...
+
+    async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
+
+
+class SchedulerRuntime:
+    """Everything the scheduler runs on, built once per leadership term and passed around."""
+
+    def __init__(
+        self,
+        client: RuntimeClient,
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], float] = time.time,
+        profile: Profile | None = None,
+        registry: Registry | None = None,
+        ledger: QuotaLedger | None = None,
+        binder: Binder | None = None,
+        pod_listeners: Sequence[PodListener] = (),
+        metrics: Metrics | None = None,
+        reporter: FailureReporter | None = None,
+    ) -> None:
+        """`clock` paces the queue and times cycles (monotonic); `wall` dates pods (epoch seconds,
+        as their start times are) for preemption's minimum runtime. `registry` names the plugins
+        the profile may use (default: the built-in ones); `ledger` is the quota book the core
+        keeps from the cache (shared with the TenantQuota controller, which reports it)."""
+        self.clock = clock
+        self.client = client
+        self.profile = profile if profile is not None else Profile()
+        self.scheduler = Scheduler(profile=self.profile, registry=registry, ledger=ledger, clock=wall)
+        self.cache = self.scheduler.cache
+        self.ledger = self.scheduler.ledger
+        self.queue = GangQueue(
+            less=self.scheduler.framework.less,
+            clock=clock,
+            order_version=getattr(self.scheduler.framework.queue_sort, "order_version", None),
+        )
+        self.gangs = GangBook()
+        self.binder = binder if binder is not None else Binder(client, clock=clock)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)
+        self.watch = ClusterWatch(self, pod_listeners)
+        self.pods = self._informer(PODS_PATH, self.watch.pods, "pods")
+        self.nodes = self._informer(NODES_PATH, self.watch.nodes, "nodes")
+        self.topologies = self._informer(TOPOLOGIES_PATH, self.watch.topologies, "gpunodetopologies")
+        self.preemptor = Preemptor(client, wall=wall, metrics=self.metrics, pods=self.pods)
+        self.cache.subscribe(lambda old, new: self.metrics.set_gpus_allocated(self.cache.gpus_held))
+        self._queue_published = float("-inf")
+        self._wake = asyncio.Event()
+
+    def _informer(self, path: str, handler: object, resource: InformerResource) -> Informer:
+        return Informer(
+            self.client,
+            path=path,
+            handler=handler,  # type: ignore[arg-type]
+            on_list=lambda: self.metrics.informer_relist(resource),
+        )
+
+    @property
+    def informers(self) -> tuple[Informer, Informer, Informer]:
+        return self.pods, self.nodes, self.topologies
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch and schedule until `stop` is set; bindings in flight finish first."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for informer in self.informers:
+                    tasks.create_task(informer.run(stop), name=f"informer {informer.path}")
+                tasks.create_task(self.reporter.run(stop), name="failure reporter")
+                tasks.create_task(self._schedule(stop), name="scheduling loop")
+        finally:
+            await self.preemptor.close()
+
+    def wake(self) -> None:
+        """Make the loop look at the queue again (an informer synced, or the queue changed)."""
+        self._wake.set()
+
+    def event(self, event: ClusterEvent) -> None:
+        """A cluster change: wake the parked gangs it may help."""
+        if self.queue.on_event(event):
+            self._wake.set()
+
+    def set_tenants(self, tenants: Iterable[Tenant]) -> None:
+        """The TenantQuotas as now listed: the ledger's tenants, and a wake-up for gangs waiting
+        on quota."""
+        self.ledger.set_tenants(tenants)
+        self.event(ClusterEvent.QUOTA_CHANGED)
+
+    # -- the scheduling loop -------------------------------------------------------------------
+
+    async def _schedule(self, stop: asyncio.Event) -> None:
+        synced = asyncio.gather(*(informer.synced.wait() for informer in self.informers))
+        if not await until_stopped(synced, stop):
+            return
+        log.info("scheduler_started", nodes=self.cache.node_count, gangs=len(self.queue))
+        async with asyncio.TaskGroup() as bindings:
+            while not stop.is_set():
+                self._wake.clear()
+                self._bind_held(bindings)
+                gang = self.queue.pop()
+                if gang is None:
+                    self._publish_queue_depth()
+                    await self._idle(stop)
+                    continue
+                placement = self._cycle(gang)
+                if placement is not None:
+                    bindings.create_task(self._bind(placement), name=f"bind {gang.key}")
+                if self.clock() - self._queue_published >= _QUEUE_DEPTH_EVERY:
+                    self._publish_queue_depth()
+                await asyncio.sleep(0)  # let watch events and bindings in between cycles
+
+    def _bind_held(self, bindings: asyncio.TaskGroup) -> None:
+        """Bind the placements held by preemption whose victims are all gone."""
+        while self.preemptor.ready:
+            held = self.preemptor.ready.pop()
+            bindings.create_task(self._bind(held), name=f"bind {held.gang.key} (preempted room)")
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for a handler to change the queue, `stop`, or the end of the next backoff."""
+        ready_at = self.queue.next_ready_at()
+        timeout = None if ready_at is None else max(0.0, ready_at - self.clock())
+        woken = asyncio.ensure_future(self._wake.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({woken, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            stopping.cancel()
+            await asyncio.gather(woken, stopping, return_exceptions=True)
+
+    def _cycle(self, popped: Gang) -> GangPlacement | None:
+        """One scheduling cycle; the placement to bind, already assumed, or None."""
+        started = self.clock()
+        gang = self.gangs.gang(popped.key)  # the freshest view; members placed meanwhile left it
+        if gang is None:
+            self.queue.delete(popped.key)
+            return None
+        try:
+            result = self.scheduler.schedule(gang)
+        except Exception as exc:  # a bug, or data nobody foresaw: contained to this gang
+            log.bind(gang=gang.key).exception("scheduling_cycle_failed")
+            self.metrics.observe_cycle("error", max(0.0, self.clock() - started))
+            self.scheduler.cache.forget(member.key for member in gang.members)
+            self._retry(gang, f"scheduling cycle failed: {type(exc).__name__}: {exc}", error=True)
+            return None
+        seconds = max(0.0, self.clock() - started)
+        if result.placement is not None:
+            self.metrics.observe_cycle("scheduled", seconds)
+            self._placed(gang, result.placement)
+            return result.placement
+        if result.status.code is Code.ERROR:  # a plugin failed: no verdict on the cluster
+            log.bind(gang=gang.key).error("scheduling_cycle_failed", reason=result.message)
+            self.metrics.observe_cycle("error", seconds)
+            self._retry(gang, result.message, error=True)
+            return None
+        self.metrics.observe_cycle("unschedulable", seconds)
+        if result.nomination is not None:  # room is being made: bound once the victims are gone
+            tenant = self.ledger.charged_to(gang.tenant, gang.namespace)
+            self.preemptor.hold(result.nomination, tenant=tenant)
+            self._placed(gang, result.nomination.placement)
+            return None
+        self._retry(gang, result.message, result=result)
+        return None
+
+    def _placed(self, gang: Gang, placement: GangPlacement) -> None:
+        """Book an assumed placement: members placed, the gang dequeued (or its rest requeued)."""
+        placed = [p.pod.key for p in placement.pods]
+        self.reporter.placed(placed)
+        self.gangs.place(placed)
+        rest = self.gangs.gang(gang.key)
+        if rest is None:
+            self.queue.succeeded(gang)
+        else:
+            self.queue.add(rest)
+
+    def _retry(
+        self, gang: Gang, reason: str, *, result: ScheduleResult | None = None, error: bool = False
+    ) -> None:
+        """The one failure path. A gang the cluster turned away (`result`) is parked until one of
+        the events that may help; an error or a lost binding backs off (it says nothing about the
+        cluster). Its pending pods are told why, unless it only lost a binding."""
+        if result is not None:
+            self.queue.unschedulable(gang, reason=reason, hints=result.events)
+            log.bind(gang=gang.key).info("gang_unschedulable", reason=reason)
+            self._report(gang, reason, REASON_UNSCHEDULABLE)
+            return
+        self.queue.backoff(gang, reason=reason)
+        if error:
+            self._report(gang, reason, REASON_SCHEDULER_ERROR)
+
+    def _report(self, gang: Gang, message: str, reason: str) -> None:
+        """Hand the verdict on `gang` to the reporter, for each member still pending."""
+        index = self.pods.index
+        for member in gang.members:
+            obj = index.get((member.namespace, member.name))
+            if obj is not None and not (obj.get("spec") or {}).get("nodeName"):
+                self.reporter.report(obj, message=message, reason=reason)
+
+    async def _bind(self, placement: GangPlacement) -> None:
+        try:
+            outcome = await self.binder.bind(placement)
+        except Exception as exc:  # a bug in the binder: whatever it bound, the informer will tell
+            log.bind(gang=placement.gang.key).exception("binding_failed")
+            outcome = BindOutcome(
+                rolled_back=True,
+                forget=[p.pod.key for p in placement.pods],
+                reason=f"binding failed: {type(exc).__name__}: {exc}",
+            )
+        self._settle(placement, outcome)
+
+    def _settle(self, placement: GangPlacement, outcome: BindOutcome) -> None:
+        """Undo in the cache what the binder could not make real; requeue a rolled-back gang."""
+        for kind in outcome.errors:
+            self.metrics.binding_error(kind)
+        self.undo(outcome.forget, rolled_back=outcome.reason if outcome.rolled_back else None)
+        if outcome.rolled_back:
+            log.bind(gang=placement.gang.key).warning("gang_requeued", reason=outcome.reason)
+
+    def undo(self, keys: Iterable[str], *, rolled_back: str | None = None) -> None:
+        """Drop placements assumed but never to be bound (pods confirmed bound meanwhile stay);
+        their pods are pending again, and their gangs back off if `rolled_back` says why."""
+        undone = self.scheduler.cache.forget(keys)
+        for gang_key in self.gangs.restore(undone):
+            gang = self.gangs.gang(gang_key)
+            if gang is None:
+                continue
+            if rolled_back is not None:
+                self._retry(gang, rolled_back)
+            else:
+                self.queue.add(gang)
+        if undone:
+            self.event(ClusterEvent.POD_DELETED)  # what they held is free again
+        self._wake.set()
+
+    def _publish_queue_depth(self) -> None:
+        self._queue_published = self.clock()
+        self.metrics.set_queue_depth({state.value: n for state, n in self.queue.depth().items()})

@@ -1,0 +1,247 @@
+"""The informers' handlers: each pod, node or GPUNodeTopology change becomes a cache, gang-book or
+queue update of the `SchedulerRuntime`, synchronously and briefly.
+
+- A pod with a node is accounted in the cache (the one book: quota and gauges follow) and counts
+  as placed in its gang; a pending pod of ours joins its gang in the queue; a pod deleted or ended
+  leaves both, which frees room (`POD_DELETED` / `POD_TERMINATED`).
+- A node's view is kept with its topology; a change the scheduler reads updates the cache and
+  is the cluster events it amounts to (`nodes.node_events`); heartbeats change nothing.
+A change whose handling raises is logged and skipped: one bad object never stops an informer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
+
+import pydantic
+
+from aisched.api import keys
+from aisched.api.gpunodetopology import GPUNodeTopologyStatus
+from aisched.api.mig import MigAnnotation
+from aisched.api.objects import ObjectView, PodView
+from aisched.cache import PodUsage
+from aisched.controllers.scheduling.nodes import NodeView, node_events
+from aisched.framework.events import ClusterEvent
+from aisched.framework.types import PodInfo
+from aisched.kube.client import JsonObject
+from aisched.observability.logging import get_logger
+from aisched.observability.metrics import InformerResource
+from aisched.queue import gang_key
+from aisched.quota import quota_capacity
+from aisched.scheduler.usage import pod_usage
+
+if TYPE_CHECKING:
+    from aisched.controllers.scheduling.runtime import SchedulerRuntime
+
+__all__ = ["ClusterWatch", "PodListener", "bound_usage"]
+
+log = get_logger(__name__)
+
+#: Told of every pod the informer sees: the object, and whether it was deleted. Listeners run inside
+#: the informer's handler, so they must be quick (mark something dirty, never wait).
+PodListener = Callable[[JsonObject, bool], None]
+_CAPACITY_EVENTS: Final = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_ALLOCATABLE_CHANGED})
+
+
+class _Handler:
+    """One informer's callbacks, counted for metrics; an exception is logged, never raised."""
+
+    def __init__(
+        self, watch: ClusterWatch, resource: InformerResource, apply: Callable[[JsonObject, bool], None]
+    ) -> None:
+        self._watch = watch
+        self._resource = resource
+        self._apply = apply
+
+    def on_add(self, obj: JsonObject) -> None:
+        self._deliver(obj, deleted=False)
+
+    def on_update(self, old: JsonObject, new: JsonObject) -> None:
+        self._deliver(new, deleted=False)
+
+    def on_delete(self, obj: JsonObject) -> None:
+        self._deliver(obj, deleted=True)
+
+    def on_synced(self) -> None:
+        self._watch.runtime.wake()
+
+    def _deliver(self, obj: JsonObject, *, deleted: bool) -> None:
+        self._watch.runtime.metrics.informer_event(self._resource)
+        try:
+            self._apply(obj, deleted)
+        except Exception:
+            log.exception("event_handling_failed", resource=self._resource, object=ObjectView(obj).key)
+
+
+class ClusterWatch:
+    """What the runtime's informers deliver, applied to the runtime (see the module docstring)."""
+
+    def __init__(self, runtime: SchedulerRuntime, pod_listeners: Sequence[PodListener] = ()) -> None:
+        self.runtime = runtime
+        self.pod_listeners = tuple(pod_listeners)
+        self.pods = _Handler(self, "pods", self._pod)
+        self.nodes = _Handler(self, "nodes", self._node)
+        self.topologies = _Handler(self, "gpunodetopologies", self._topology)
+        self._nodes: dict[str, JsonObject] = {}
+        self._views: dict[str, NodeView] = {}
+        self._topologies: dict[str, GPUNodeTopologyStatus] = {}
+        self._topology_node: dict[str, str] = {}  # GPUNodeTopology name -> node name
+        self._pending_since: dict[str, float] = {}  # pod key -> when first seen pending
+
+    # -- pods --------------------------------------------------------------------------------
+
+    def _pod(self, obj: JsonObject, deleted: bool) -> None:
+        try:
+            if deleted:
+                self._pod_gone(PodView(obj), terminated=False)
+            else:
+                self._pod_seen(obj)
+        finally:  # listeners hear of every pod, even one the runtime choked on
+            for listener in self.pod_listeners:
+                listener(obj, deleted)
+
+    def _pod_seen(self, obj: JsonObject) -> None:
+        runtime, view = self.runtime, PodView(obj)
+        known = runtime.cache.pod(view.key)
+        if known is not None and not known.assumed and not view.terminal and known.node == view.node_name:
+            return  # a status update of a pod already accounted where it runs (the kubelet's)
+        if view.terminal:
+            self._pod_gone(view, terminated=True)
+            return
+        try:
+            pod = PodInfo.from_manifest(obj, created=runtime.clock())
+        except ValueError as exc:
+            log.warning("pod_unparseable", pod=view.key, error=str(exc))
+            return
+        if pod.node_name:
+            self._bound(pod, view)
+            return
+        if pod.scheduler_name != runtime.profile.scheduler_name or known is not None:
+            return  # not ours, or assumed already: never schedule a pod twice
+        if view.deleting:
+            self._pod_gone(view, terminated=False)  # being deleted (a finalizer holds it): nothing to place
+            return
+        self._pending_since.setdefault(pod.key, runtime.clock())
+        self._requeue(runtime.gangs.pending(pod))
+
+    def _bound(self, pod: PodInfo, view: PodView) -> None:
+        """`pod` has a node: our binding confirmed, or someone else's."""
+        runtime = self.runtime
+        assumed = runtime.cache.pod(pod.key)
+        since = self._pending_since.pop(pod.key, None)
+        if since is not None and assumed is not None and assumed.assumed and assumed.node == pod.node_name:
+            runtime.metrics.observe_e2e(max(0.0, runtime.clock() - since))
+        started = view.started
+        if started is None:  # not started by its kubelet yet: from now (or when we placed it)
+            started = assumed.started if assumed is not None else runtime.scheduler.clock()
+        runtime.cache.set_pod(bound_usage(pod, view, started=started))
+        runtime.reporter.forget(pod.key)
+        # A gang member counts as placed, whoever bound it.
+        key = runtime.gangs.placed(pod) if pod.gang else runtime.gangs.remove(pod.key)
+        if key is not None:
+            self._requeue(key)
+
+    def _pod_gone(self, view: PodView, *, terminated: bool) -> None:
+        runtime, key = self.runtime, view.key
+        self._pending_since.pop(key, None)
+        runtime.reporter.forget(key)
+        dropped = runtime.preemptor.pod_gone(key)
+        if runtime.cache.remove_pod(key):
+            runtime.event(ClusterEvent.POD_TERMINATED if terminated else ClusterEvent.POD_DELETED)
+        if dropped:  # a held gang lost a member: its other members' places go back
+            runtime.undo(dropped)
+        gang = runtime.gangs.remove(key)
+        if gang is not None:
+            self._requeue(gang)
+        runtime.wake()  # a held placement may be ready to bind
+
+    def _requeue(self, key: str) -> None:
+        runtime = self.runtime
+        gang = runtime.gangs.gang(key)
+        if gang is None:
+            runtime.queue.delete(key)
+        else:
+            runtime.queue.add(gang)
+        runtime.wake()  # also to refresh the queue-depth gauge
+
+    # -- nodes and their topologies ------------------------------------------------------------
+
+    def _node(self, obj: JsonObject, deleted: bool) -> None:
+        name = ObjectView(obj).name
+        if deleted:
+            self._nodes.pop(name, None)
+            self._views.pop(name, None)
+            self.runtime.cache.remove_node(name)
+            self._capacity_changed()
+            return
+        self._nodes[name] = obj
+        self._refresh(name)
+
+    def _topology(self, obj: JsonObject, deleted: bool) -> None:
+        view = ObjectView(obj)
+        if deleted:
+            node = self._topology_node.pop(view.name, None)
+            if node is not None and self._topologies.pop(node, None) is not None:
+                self._refresh(node)
+            return
+        node = str(view.spec.get("nodeName") or view.name)
+        if not view.status:
+            return  # the agent has not published yet
+        try:
+            status = GPUNodeTopologyStatus.model_validate(view.status)
+        except pydantic.ValidationError as exc:
+            log.warning("topology_invalid", topology=view.name, error=str(exc))
+            return
+        self._topology_node[view.name] = node
+        self._topologies[node] = status
+        self._refresh(node)
+
+    def _refresh(self, name: str) -> None:
+        obj = self._nodes.get(name)
+        if obj is None:
+            return  # a topology ahead of its node: applied when the node arrives
+        view = NodeView(obj, self._topologies.get(name))
+        events = node_events(self._views.get(name), view)
+        if not events:
+            return  # a heartbeat: nothing the scheduler reads changed
+        self._views[name] = view
+        self.runtime.cache.set_node(view.info())
+        if events & _CAPACITY_EVENTS:
+            self._capacity_changed()
+        for event in events:
+            self.runtime.event(event)
+
+    def _capacity_changed(self) -> None:
+        runtime = self.runtime
+        runtime.ledger.set_capacity(quota_capacity(runtime.cache.allocatable_total()))
+
+
+def bound_usage(pod: PodInfo, view: PodView, *, started: float) -> PodUsage:
+    """What a bound pod takes from its node; its GPUs by UUID when the binding named them.
+
+    A sharing pod's GPU is the one `aisched.io/gpus` names (its milli and memory are the granted
+    ones the binding wrote over the request); a MIG pod's GPU and slots come from
+    `aisched.io/mig` (`<device>:<profile>@<start>`). A device written as an index (a node that
+    published no topology) matches that node's uniform GPUs, whose UUIDs are their indices.
+    """
+    annotations = view.annotations
+    raw = annotations.get(keys.ANNOTATION_GPUS, "")
+    devices = tuple(u.strip() for u in raw.split(",") if u.strip())
+    node, gang = pod.node_name or "", gang_key(pod)
+    if pod.mig_profile is not None:
+        placed = MigAnnotation.parse(annotations.get(keys.ANNOTATION_MIG) or pod.mig_profile)
+        device = (placed.device,) if placed.device is not None else devices[:1]
+        return pod_usage(pod, node=node, gang=gang, started=started, gpu_uuids=device, mig_start=placed.start)
+    if pod.shares_gpu:
+        return pod_usage(
+            pod,
+            node=node,
+            gang=gang,
+            started=started,
+            gpu_uuids=devices[:1],
+            gpu_milli=pod.gpu_milli,
+            gpu_memory=pod.gpu_memory,
+        )
+    uuids = tuple(u for u in devices if not u.isdigit())
+    return pod_usage(pod, node=node, gang=gang, started=started, gpu_uuids=uuids)
