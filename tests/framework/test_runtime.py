@@ -812,10 +812,16 @@ def test_a_plugin_that_registers_nothing_and_an_unknown_rejector_mean_every_even
     assert fw.events_for(set()) == ALL_EVENTS
 
 
-def test_rejectors_are_the_filters_that_turned_away_some_node() -> None:
+def test_rejectors_are_the_filters_that_turned_away_a_node_first() -> None:
     fw = Framework(Profile(filter=("NodeUnschedulable", "ResourceFit")), default_registry(), handle())
-    _, snapshot = filled([node("ok"), node("cordoned", unschedulable=True)])
+    _, snapshot = filled([node("ok"), node("cordoned", unschedulable=True, gpus=0)])
 
     feasibility = fw.filter(CycleState(), pod("p", gpus=1), snapshot)
 
+    # ResourceFit would refuse the cordoned node too, but NodeUnschedulable turned it away first.
     assert feasibility.rejectors() == {"NodeUnschedulable"}
+    _, short = filled([node("small", gpus=0), node("cordoned", unschedulable=True)])
+    assert fw.filter(CycleState(), pod("p", gpus=1), short).rejectors() == {
+        "NodeUnschedulable",
+        "ResourceFit",
+    }

@@ -77,9 +77,18 @@ class Feasibility:
         return counts
 
     def rejectors(self) -> set[str]:
-        """The filters that turned away at least one node."""
-        valid = self.valid
-        return {name for name, result in self.results if (valid & ~result.mask).any()}
+        """The filters that turned away a node first (in profile order), as kube-scheduler
+        records a pod's unschedulable plugins: a later filter never ran on that node."""
+        found: set[str] = set()
+        unexplained = self.valid & ~self.mask
+        for name, result in self.results:
+            if not unexplained.any():
+                break
+            rejected_here = unexplained & ~result.mask
+            if rejected_here.any():
+                found.add(name)
+                unexplained &= ~rejected_here
+        return found
 
 
 class Framework:

@@ -1,5 +1,5 @@
-"""Metrics, tracing and logging setup: the process's view of itself.
+"""Metrics and logging setup: the process's view of itself.
 
-May import prometheus-client, opentelemetry and structlog. Metrics are defined in one module with
-bounded label sets; logging is configured once, at process start.
+May import prometheus-client and structlog. Metrics are defined in one module with bounded label
+sets; logging is configured once, at process start.
 """
