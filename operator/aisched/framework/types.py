@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from aisched.api import keys
@@ -272,8 +272,15 @@ def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _amount(name: str, raw: object) -> int:
+    return _parsed_amount(name, raw if isinstance(raw, int) else str(raw))
+
+
+@lru_cache(maxsize=4096)
+def _parsed_amount(name: str, quantity: int | str) -> int:
+    """`quantity` of resource `name` in snapshot units. Pods repeat a few templates, so each distinct
+    quantity is parsed once rather than once per pod."""
     try:
-        return resources.amount(name, Quantity(raw if isinstance(raw, int) else str(raw)))
+        return resources.amount(name, Quantity(quantity))
     except QuantityError as exc:
         raise ValueError(f"resource {name}: {exc}") from None
 
