@@ -27,6 +27,7 @@ from typing import Any, Final, TextIO
 import yaml
 
 from aisched.api import keys
+from aisched.api.objects import TERMINAL_PHASES, ObjectView, object_key, parse_time
 from aisched.controllers.kopf_handlers import Connection, run_operator
 from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION
 from aisched.emulator.runner import Emulator
@@ -40,7 +41,6 @@ __all__ = ["burst_jobs", "run_demo"]
 DEMO_NAMESPACE: Final = "demo"
 AIJOBS: Final = "/apis/aisched.io/v1alpha1/aijobs"
 BROKEN_JOB: Final = "broken-9gpu"
-_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 _CONFLICT: Final = 409
 
 
@@ -86,7 +86,7 @@ def _documents(examples: Path) -> Iterator[JsonObject]:
 
 
 def _needs_mig(job: JsonObject) -> bool:
-    return "migProfile" in ((job.get("spec") or {}).get("gpu") or {})
+    return "migProfile" in (ObjectView(job).spec.get("gpu") or {})
 
 
 def _with_duration(template: JsonObject, seconds: float) -> None:
@@ -169,9 +169,9 @@ async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
         if kind == "AIJob" and _needs_mig(doc):
             continue  # the demo's cluster has no MIG-enabled GPUs
         if kind == "AIJob":
-            for role in doc["spec"]["replicas"]:
+            for role in ObjectView(doc).spec["replicas"]:
                 _with_duration(role.setdefault("template", {}), 10)
-            expected[_key(doc)] = "Succeeded"
+            expected[ObjectView(doc).key] = "Succeeded"
         elif kind == "Pod":
             _with_duration(doc, 8)
         elif kind not in ("Namespace", "TenantQuota"):
@@ -179,7 +179,8 @@ async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
         await _create(kube, doc)
     for job in [*burst_jobs(10), _broken_job()]:
         await _create(kube, job)
-        expected[_key(job)] = "Failed" if job["metadata"]["name"] == BROKEN_JOB else "Succeeded"
+        view = ObjectView(job)
+        expected[view.key] = "Failed" if view.name == BROKEN_JOB else "Succeeded"
     return expected
 
 
@@ -190,17 +191,13 @@ async def _create(kube: KubeClient, doc: JsonObject) -> None:
         group=group,
         version=version,
         plural=plural[doc["kind"]],
-        namespace=(doc.get("metadata") or {}).get("namespace"),
+        namespace=ObjectView(doc).namespace or None,
     )
     try:
         await kube.post(path, doc)
     except ApiError as exc:
         if exc.status != _CONFLICT:
             raise
-
-
-def _key(doc: JsonObject) -> str:
-    return f"{doc['metadata']['namespace']}/{doc['metadata']['name']}"
 
 
 # -- the live table ----------------------------------------------------------------------------------
@@ -237,7 +234,7 @@ async def _watch_table(
                 if last.get(row.key) != row.phase:
                     last[row.key] = row.phase
                     print(f"{time.monotonic() - started:6.1f}s  {_line(row)}", file=out, flush=True)
-        if len(rows) == len(expected) and all(r.phase in _TERMINAL for r in rows.values()):
+        if len(rows) == len(expected) and all(r.phase in TERMINAL_PHASES for r in rows.values()):
             return rows
         await asyncio.sleep(0.5)
     print(f"timed out after {give_up_after:.0f}s", file=out)
@@ -246,20 +243,19 @@ async def _watch_table(
 
 async def _racks(kube: KubeClient) -> dict[str, str]:
     nodes = await kube.get("/api/v1/nodes")
-    return {
-        n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(keys.LABEL_RACK, "-")
-        for n in nodes["items"]
-    }
+    views = [ObjectView(n) for n in nodes["items"]]
+    return {n.name: n.labels.get(keys.LABEL_RACK, "-") for n in views}
 
 
 def _row(job: JsonObject, racks: dict[str, str]) -> _Row:
-    status = job.get("status") or {}
+    view = ObjectView(job)
+    status = view.status
     placement = status.get("placement") or []
-    total = sum(r.get("count", 0) for r in job["spec"]["replicas"])
+    total = sum(r.get("count", 0) for r in view.spec.get("replicas") or ())
     nodes = {p["node"] for p in placement}
-    queued, scheduled = _epoch(status.get("queuedTime")), _epoch(status.get("scheduledTime"))
+    queued, scheduled = parse_time(status.get("queuedTime")), parse_time(status.get("scheduledTime"))
     return _Row(
-        key=_key(job),
+        key=view.key,
         phase=status.get("phase", "Pending"),
         pods=f"{len(placement)}/{total}",
         gpus=int(status.get("gpus") or 0),
@@ -268,17 +264,6 @@ def _row(job: JsonObject, racks: dict[str, str]) -> _Row:
         waited=None if queued is None or scheduled is None else max(0.0, scheduled - queued),
         message=str(status.get("message") or ""),
     )
-
-
-def _epoch(text: object) -> float | None:
-    from datetime import datetime  # noqa: PLC0415
-
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 _HEADER: Final = f"{'JOB':<36} {'PHASE':<11} {'PODS':>5} {'GPUS':>4} {'NODES':>5} {'RACKS':<18} MESSAGE"
@@ -312,7 +297,7 @@ def _summary(rows: dict[str, _Row], expected: dict[str, str], *, out: TextIO) ->
         print(_line(_Row(**{**row.__dict__, "message": waited})), file=out)
         if row.phase != expected[key]:
             wrong.append(f"{key}: {row.phase}, expected {expected[key]} ({row.message})")
-    broken = rows.get(f"{DEMO_NAMESPACE}/{BROKEN_JOB}")
+    broken = rows.get(object_key(DEMO_NAMESPACE, BROKEN_JOB))
     if broken is not None:
         print(f"\n{BROKEN_JOB}: {broken.message}", file=out)
     split = [

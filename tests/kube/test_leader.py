@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from aisched.api.objects import rfc3339
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiUnavailable, JsonObject, KubeClient, Params, resource_path
-from aisched.kube.leader import LeaderElector, LeaseClient, format_micro_time
+from aisched.kube.leader import LeaderElector, LeaseClient
 
 NAMESPACE: Final = "default"
 NAME: Final = "aisched-leader"
@@ -238,7 +239,7 @@ async def test_a_hung_leader_is_replaced_only_after_the_lease_duration(kube: Kub
 async def test_candidates_racing_for_an_expired_lease_elect_exactly_one(
     emulator: Emulator, kube: KubeClient
 ) -> None:
-    stale = format_micro_time(START - timedelta(hours=1))
+    stale = rfc3339(START - timedelta(hours=1), micro=True)
     await kube.post(
         resource_path(group="coordination.k8s.io", version="v1", plural="leases", namespace=NAMESPACE),
         {

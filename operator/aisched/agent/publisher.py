@@ -17,6 +17,7 @@ from aisched import __version__
 from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopology, GPUNodeTopologyStatus
 from aisched.api.meta import API_VERSION, GROUP, VERSION
+from aisched.api.objects import ObjectView, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, KubeClient, resource_path
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
@@ -33,10 +34,6 @@ _REFUSAL_ATTEMPT: Final = 8
 
 def lease_name(node: str) -> str:
     return f"aisched-agent-{node}"
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class PublishStopped(Exception):  # noqa: N818 - an outcome the caller asked for, not a failure
@@ -122,8 +119,7 @@ class Publisher:
     async def _node_uid(self) -> str:
         """The Node's uid, read afresh: a Node deleted and re-registered has a new one."""
         node = await self.client.get(self._node_path())
-        uid: str = node["metadata"]["uid"]
-        return uid
+        return ObjectView(node).uid
 
     async def publish_topology(
         self, desired: Callable[[], GPUNodeTopologyStatus], *, stop: asyncio.Event | None = None
@@ -142,7 +138,7 @@ class Publisher:
                 resource_path(group=GROUP, version=VERSION, plural=GPUNodeTopology.PLURAL),
                 await self._new_object(),
             )
-        if (current.get("status") or {}).get("fingerprint") == status.fingerprint:
+        if ObjectView(current).status.get("fingerprint") == status.fingerprint:
             self.published_fingerprint = status.fingerprint
             return False
         body = dict(current)
@@ -187,7 +183,7 @@ class Publisher:
             return {}
         path = self._node_path()
         node = await self.client.get(path)
-        existing = (node.get("metadata") or {}).get("labels") or {}
+        existing = ObjectView(node).labels
         wanted = {
             keys.LABEL_GPU_PRODUCT: first.model,
             keys.LABEL_GPU_COUNT: str(len(status.gpus)),
@@ -211,7 +207,7 @@ class Publisher:
         )
 
     async def _renew_lease(self) -> None:
-        now = _timestamp(self._now())
+        now = rfc3339(self._now(), micro=True)
         try:
             lease = await self.client.get(self._lease_path(name=lease_name(self.node)))
         except ApiError as exc:

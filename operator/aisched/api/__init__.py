@@ -1,4 +1,6 @@
-"""The aisched.io/v1alpha1 API: AIJob, TenantQuota and GPUNodeTopology as pydantic models.
+"""The aisched.io/v1alpha1 API: AIJob, TenantQuota and GPUNodeTopology as pydantic models; and
+`objects`, the typed views through which the shell reads any API object as the wire delivers it
+(metadata, keys, a pod's phase and end, Kubernetes timestamps).
 
 Pure data and validation: imports pydantic (and PyYAML to write CRDs), no I/O beyond
 `crd.write_crds`, no clock. The CRDs in crds/ are generated from these models, and every

@@ -1,45 +1,79 @@
 """Typed, read-only views over API objects as they come off the wire (plain JSON dicts).
 
 The shell keeps objects as the dicts the API server sent (the hot path never deserialises them
-into models); these views read them without `obj.get("metadata") or {}` chains, tolerating absent
-or null fields the way the API server's own defaults would. One place for a pod's key, its phase
-and whether it ended, and for Kubernetes timestamps.
+into models); these views read them without chains of `.get(...) or {}`, tolerating absent or
+null fields the way the API server's own defaults would. One place for an object's key (a
+pod's namespace defaulting to `default`), a pod's phase and whether it ended, owner references,
+and Kubernetes timestamps (`rfc3339` writes them, `parse_time` reads them).
+
+Pure: no I/O, no clock (a timestamp is made from the moment given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "TERMINAL_PHASES",
     "ObjectView",
     "PodView",
     "object_key",
+    "parse_datetime",
     "parse_time",
+    "pod_key",
     "rfc3339",
+    "utc",
 ]
 
 #: Pod phases after which a pod holds nothing and never runs again.
 TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
-_EMPTY: Final[Mapping[str, Any]] = {}
+#: The namespace the API server gives a namespaced object (a pod) that names none.
+DEFAULT_NAMESPACE: Final = "default"
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})  # shared by every view: never writable
 
 
-def rfc3339(moment: datetime | float) -> str:
-    """`moment` (a datetime, or epoch seconds) as Kubernetes writes timestamps: UTC, whole seconds."""
-    when = datetime.fromtimestamp(moment, UTC) if isinstance(moment, int | float) else moment
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _in_utc(moment: datetime | float) -> datetime:
+    if isinstance(moment, int | float):
+        return datetime.fromtimestamp(moment, UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc(moment: datetime | float) -> datetime:
+    """`moment` (a datetime, or epoch seconds) as an aware UTC datetime in whole seconds, the
+    precision of Kubernetes timestamps; a naive datetime is taken as UTC."""
+    return _in_utc(moment).replace(microsecond=0)
+
+
+def rfc3339(moment: datetime | float, *, micro: bool = False) -> str:
+    """`moment` (a datetime, or epoch seconds) as Kubernetes writes timestamps: UTC, whole seconds
+    (`2026-11-28T12:00:00Z`), or with `micro` a MicroTime (`2026-11-28T12:00:00.000000Z`, as Leases
+    carry). A naive datetime is taken as UTC."""
+    return _in_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_datetime(text: object) -> datetime | None:
+    """A Kubernetes timestamp as an aware datetime; None when absent or unreadable.
+
+    Reads what clients post besides the server's own `...T12:00:00Z`: fractions of a second (Kopf's
+    `isoformat()`, Go's nanoseconds), offsets, lower case; no offset at all is taken as UTC.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def parse_time(text: object) -> float | None:
     """A Kubernetes timestamp as epoch seconds; None when absent or unreadable."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    parsed = parse_datetime(text)
+    return None if parsed is None else parsed.timestamp()
 
 
 def object_key(namespace: str | None, name: str) -> str:
@@ -47,21 +81,34 @@ def object_key(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
+def pod_key(namespace: str | None, name: str) -> str:
+    """A pod's `namespace/name`; a pod that names no namespace is in `default`, as the API server
+    puts it."""
+    return f"{namespace or DEFAULT_NAMESPACE}/{name}"
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # what JSON decodes to: spares the hot path the ABC check
+        return value
     return value if isinstance(value, Mapping) else _EMPTY
 
 
 class ObjectView:
-    """Metadata of any object."""
+    """Metadata of any object, read from its JSON; absent or null fields read as empty."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("meta", "raw")
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
+        self.meta: Mapping[str, Any] = _mapping(raw.get("metadata"))
 
     @property
-    def meta(self) -> Mapping[str, Any]:
-        return _mapping(self.raw.get("metadata"))
+    def api_version(self) -> str:
+        return str(self.raw.get("apiVersion") or "")
+
+    @property
+    def kind(self) -> str:
+        return str(self.raw.get("kind") or "")
 
     @property
     def name(self) -> str:
@@ -101,6 +148,12 @@ class ObjectView:
         refs = self.meta.get("ownerReferences")
         return [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
 
+    def owned_by(self, uid: str, *, controller: bool = False) -> bool:
+        """Whether an owner reference names the object `uid` (with `controller`: as the controller)."""
+        return any(
+            r.get("uid") == uid and (r.get("controller") or not controller) for r in self.owner_references
+        )
+
     @property
     def deleting(self) -> bool:
         """Whether deletion has begun (a finalizer or a grace period may hold it a while)."""
@@ -120,13 +173,17 @@ class ObjectView:
 
 
 class PodView(ObjectView):
-    """A pod: where it runs, in what phase, and whether it has ended."""
+    """A pod: its key, where it runs, in what phase, and whether it has ended."""
 
     __slots__ = ()
 
     @property
     def namespace(self) -> str:
-        return str(self.meta.get("namespace") or "default")
+        return str(self.meta.get("namespace") or DEFAULT_NAMESPACE)
+
+    @property
+    def key(self) -> str:
+        return pod_key(self.namespace, self.name)
 
     @property
     def node_name(self) -> str | None:

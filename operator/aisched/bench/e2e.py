@@ -49,6 +49,7 @@ import structlog
 import yaml
 
 from aisched.api import keys
+from aisched.api.objects import ObjectView, PodView
 from aisched.bench.emulator import free_port, wait_ready
 from aisched.controllers.manager import Manager
 from aisched.kube.client import ApiError, JsonObject, KubeClient
@@ -249,7 +250,7 @@ class _Sightings:
                 async for event in self._kube.watch(PODS_PATH, params={"resourceVersion": version}):
                     at = time.time()
                     obj = event["object"]
-                    version = obj["metadata"].get("resourceVersion", version)
+                    version = ObjectView(obj).resource_version or version
                     if event["type"] in ("ADDED", "MODIFIED"):
                         self._seen(obj, at)
             except ApiError as exc:
@@ -258,12 +259,11 @@ class _Sightings:
                 must_list = True  # expired: list again, then watch from there
 
     def _seen(self, obj: JsonObject, at: float) -> None:
-        name = obj["metadata"]["name"]
-        node = (obj.get("spec") or {}).get("nodeName")
-        if node and name not in self.bound:
-            self.bound[name] = at
-            annotations = obj["metadata"].get("annotations") or {}
-            self.gpus[name] = (node, annotations.get(keys.ANNOTATION_GPUS, ""))
+        pod = PodView(obj)
+        node = pod.node_name
+        if node and pod.name not in self.bound:
+            self.bound[pod.name] = at
+            self.gpus[pod.name] = (node, pod.annotations.get(keys.ANNOTATION_GPUS, ""))
             if len(self.bound) == self._expected:
                 self.everything.set()
 

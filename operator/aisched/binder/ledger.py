@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from aisched.api.objects import PodView
+
 __all__ = [
     "BindErrorKind",
     "BindOutcome",
@@ -82,15 +84,15 @@ def judge_conflict(pod: Mapping[str, Any] | None, *, node: str, uid: str) -> tup
     """
     if pod is None:
         return Verdict.GONE, "deleted"
-    meta: Mapping[str, Any] = pod.get("metadata") or {}
-    if uid and meta.get("uid") and meta["uid"] != uid:
+    view = PodView(pod)
+    if uid and view.uid and view.uid != uid:
         return Verdict.GONE, "replaced by a new pod of the same name"
-    current = (pod.get("spec") or {}).get("nodeName")
+    current = view.node_name
     if current == node:
         return Verdict.BOUND, f"already bound to {node}"
     if current:
         return Verdict.ELSEWHERE, f"bound to node {current} by someone else (planned {node})"
-    if meta.get("deletionTimestamp"):
+    if view.deleting:
         return Verdict.GONE, "being deleted"
     return Verdict.RETRY, "409 Conflict on an unbound pod"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pydantic
 
-from aisched.api.objects import ObjectView, object_key
+from aisched.api.objects import ObjectView, PodView, object_key
 from aisched.api.tenantquota import TenantQuotaSpec
 from aisched.kube.client import JsonObject
 from aisched.observability.logging import get_logger
@@ -39,7 +39,7 @@ def _newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> boo
 
 def owning_job(pod: Mapping[str, Any]) -> str | None:
     """The key (`namespace/name`) of the AIJob that owns `pod`, if one does."""
-    view = ObjectView(pod)
+    view = PodView(pod)
     for ref in view.owner_references:
         if ref.get("kind") == "AIJob" and str(ref.get("apiVersion", "")).startswith("aisched.io/"):
             return object_key(view.namespace, str(ref.get("name")))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
+from aisched.api.objects import ObjectView, rfc3339
 from aisched.controllers.index import JobIndex
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.merge import merge_patch
@@ -53,11 +53,8 @@ def quota_status(
     used = ledger.used(tenant)
     borrowed = ledger.borrowed(tenant)
     share, dominant = ledger.share(tenant)
-    phases = [
-        (job.get("status") or {}).get("phase", "Pending")
-        for job in jobs.values()
-        if (job.get("status") or {}).get("tenant") == tenant
-    ]
+    statuses = [ObjectView(job).status for job in jobs.values()]
+    phases = [status.get("phase", "Pending") for status in statuses if status.get("tenant") == tenant]
     wanted = sorted({*(found.resources() if found else ()), *used})
     return {
         "used": {r: _quantity(r, used.get(r, 0)) for r in wanted},
@@ -69,7 +66,7 @@ def quota_status(
         "dominantResource": dominant,
         "admittedJobs": sum(p in _ADMITTED for p in phases),
         "pendingJobs": sum(p in _PENDING for p in phases),
-        "lastUpdateTime": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastUpdateTime": rfc3339(now),
     }
 
 
@@ -112,8 +109,7 @@ class QuotaController:
 
     def job_changed(self, key: str) -> None:
         """An AIJob changed: its tenant's job counts may have."""
-        job = self._index.jobs.get(key)
-        tenant = ((job or {}).get("status") or {}).get("tenant")
+        tenant = ObjectView(self._index.jobs.get(key) or {}).status.get("tenant")
         if tenant:
             self._queue.add(tenant)
 
@@ -154,7 +150,7 @@ class QuotaController:
                 borrowed=status["borrowedGPUs"],
                 pending=status["pendingJobs"],
             )
-        current = (self._index.quotas.get(tenant) or {}).get("status") or {}
+        current = ObjectView(self._index.quotas.get(tenant) or {}).status
         if {k: v for k, v in status.items() if k != "lastUpdateTime"} == {
             k: v for k, v in current.items() if k in status and k != "lastUpdateTime"
         }:

@@ -19,7 +19,7 @@ from aisched.agent.fake_nvml import FakeNvml
 from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopology
 from aisched.api.meta import API_VERSION
-from aisched.emulator.store import timestamp
+from aisched.api.objects import rfc3339
 from aisched.topology.machines import MACHINES
 
 __all__ = ["ClusterSpec", "NodeGroup", "load_cluster", "node_objects"]
@@ -82,7 +82,7 @@ def node_objects(
     cluster: ClusterSpec, *, now: datetime | None = None
 ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(Node, GPUNodeTopology or None) for every simulated node."""
-    now_text = timestamp(now or datetime.now(UTC))
+    now_text = rfc3339(now or datetime.now(UTC))
     out = []
     address = 0
     for group in cluster.node_groups:

@@ -10,8 +10,9 @@ import asyncio
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
+from aisched.api.objects import PodView, rfc3339
 from aisched.emulator.cluster import ready_condition
-from aisched.emulator.store import Event, timestamp
+from aisched.emulator.store import Event
 
 if TYPE_CHECKING:
     from aisched.emulator.server import ApiServer
@@ -167,17 +168,17 @@ class Kubelet:
         for pod in list(self.server.store.objects(self._pods).values()):
             if (pod.get("spec") or {}).get("nodeName") != node:
                 continue
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            if PodView(pod).terminal:
                 continue
             # One write: no watcher may see the pod Failed without its reason.
             self._terminate(pod, "Failed", 137, reason, message=message)
 
     def _timestamp(self) -> str:
-        return timestamp(self.server.clock())
+        return rfc3339(self.server.clock())
 
 
 def _key(pod: dict[str, Any]) -> str:
-    return f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
+    return PodView(pod).key
 
 
 def _ready(node: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from aisched.api.objects import rfc3339
 from aisched.emulator import patch as patches
 from aisched.emulator.admission import (
     admit,
@@ -28,7 +29,7 @@ from aisched.emulator.admission import (
 from aisched.emulator.errors import StatusError, status_body
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
-from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store, timestamp
+from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store
 from aisched.emulator.tables import table
 from aisched.emulator.watch import stream_watch
 from aisched.observability.logging import get_logger
@@ -594,7 +595,7 @@ class ApiServer:
             bound["metadata"].setdefault("annotations", {}).update(annotations)
         status = bound.setdefault("status", {})
         conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        now = timestamp(self.clock())
+        now = rfc3339(self.clock())
         conditions.append(
             {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
         )
@@ -614,7 +615,7 @@ class ApiServer:
         if old is not None:
             self._retire(from_crd(old), keep=served)
         accepted = copy.deepcopy(spec.get("names") or {})
-        now = timestamp(self.clock())
+        now = rfc3339(self.clock())
         wanted_status = {
             "acceptedNames": accepted,
             "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")],

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from aisched.api.objects import rfc3339
 from aisched.emulator.errors import StatusError
 from aisched.emulator.resources import ResourceType
 from aisched.emulator.selectors import Matcher
@@ -35,13 +36,8 @@ WATCH_QUEUE_LIMIT: Final = 10_000
 log = get_logger(__name__)
 
 
-def timestamp(moment: datetime) -> str:
-    """A Kubernetes timestamp (RFC 3339, whole seconds, UTC), as metadata and conditions carry."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _now(clock: Callable[[], datetime]) -> str:
-    return timestamp(clock())
+    return rfc3339(clock())
 
 
 @dataclass(frozen=True)

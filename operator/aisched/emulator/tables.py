@@ -8,33 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from aisched.api.objects import parse_datetime
 from aisched.emulator.resources import ResourceType
 
-__all__ = ["human_age", "parse_time", "table"]
+__all__ = ["human_age", "table"]
 
 Obj = Mapping[str, Any]
 Column = tuple[str, str, int, Callable[[Obj, datetime], Any]]  # name, type, priority, cell
 
 
-def parse_time(timestamp: Any) -> datetime | None:
-    """An RFC 3339 timestamp (`Z` or an offset, with or without a fraction) as an aware datetime;
-    None when absent or unreadable. Clients post more than the server's own `...T12:00:00Z`:
-    Kopf sends `isoformat()`, with microseconds and `+00:00`."""
-    if not isinstance(timestamp, str) or not timestamp:
-        return None
-    try:
-        parsed = datetime.fromisoformat(timestamp.upper())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def human_age(timestamp: Any, now: datetime) -> str:
     """`5m`, `3h12m`, `2d` as kubectl shows ages; `<unknown>` when absent or unreadable."""
-    then = parse_time(timestamp)
+    then = parse_datetime(timestamp)
     if then is None:
         return "<unknown>"
     seconds = max(0, int((now - then).total_seconds()))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from aisched.api import keys
 from aisched.api.mig import MigAnnotation
+from aisched.api.objects import PodView, pod_key
 from aisched.api.quantity import Quantity, QuantityError
 from aisched.topology import resources
 
@@ -104,9 +105,9 @@ class PodInfo:
     #: namespace decides.
     tenant: str | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return pod_key(self.namespace, self.name)
 
     @property
     def gpus(self) -> int:
@@ -144,10 +145,8 @@ class PodInfo:
         Unparseable quantities, and GPU requests that contradict each other (a share of a GPU or a
         MIG instance together with whole GPUs), raise `ValueError`.
         """
-        meta: Mapping[str, Any] = pod.get("metadata") or {}
-        spec: Mapping[str, Any] = pod.get("spec") or {}
-        labels: Mapping[str, str] = meta.get("labels") or {}
-        annotations: Mapping[str, str] = meta.get("annotations") or {}
+        view = PodView(pod)
+        spec, labels, annotations = view.spec, view.labels, view.annotations
         requests = pod_requests(spec)
         share = _gpu_share(requests, annotations)
         models = annotations.get(keys.ANNOTATION_GPU_MODELS, "")
@@ -155,9 +154,9 @@ class PodInfo:
         policy = annotations.get(keys.ANNOTATION_TOPOLOGY_POLICY, "Preferred")
         level = annotations.get(keys.ANNOTATION_TOPOLOGY_LEVEL)
         return cls(
-            namespace=meta.get("namespace") or "default",
-            name=meta.get("name") or "",
-            uid=meta.get("uid") or "",
+            namespace=view.namespace,
+            name=view.name,
+            uid=view.uid,
             requests=requests,
             node_selector=tuple(sorted((spec.get("nodeSelector") or {}).items())),
             affinity=_required_affinity(spec),
@@ -165,13 +164,13 @@ class PodInfo:
             gpu_models=tuple(m.strip() for m in models.split(",") if m.strip()),
             priority=_priority(spec, annotations),
             preemptible=annotations.get(keys.ANNOTATION_PREEMPTIBLE) != "false",
-            scheduler_name=spec.get("schedulerName") or "default-scheduler",
+            scheduler_name=view.scheduler_name,
             gang=labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB),
             gang_min_member=int(min_member) if min_member and min_member.isdigit() else None,
             topology_policy=_POLICIES.get(policy, "Preferred"),
             topology_level=_LEVELS.get(level) if level else None,
             created=created,
-            node_name=spec.get("nodeName"),
+            node_name=view.node_name,
             labels=labels,
             gpu_milli=share.milli,
             gpu_memory=share.memory,
@@ -272,8 +271,15 @@ def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _amount(name: str, raw: object) -> int:
+    return _parsed_amount(name, raw if isinstance(raw, int) else str(raw))
+
+
+@lru_cache(maxsize=4096)
+def _parsed_amount(name: str, quantity: int | str) -> int:
+    """`quantity` of resource `name` in snapshot units. Pods repeat a few templates, so each distinct
+    quantity is parsed once rather than once per pod."""
     try:
-        return resources.amount(name, Quantity(raw if isinstance(raw, int) else str(raw)))
+        return resources.amount(name, Quantity(quantity))
     except QuantityError as exc:
         raise ValueError(f"resource {name}: {exc}") from None
 

@@ -28,11 +28,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from aisched.api import keys
+from aisched.api.objects import DEFAULT_NAMESPACE, ObjectView, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, PatchType, resource_path
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 
-__all__ = ["EVENT_INTERVAL", "EventClient", "EventRecorder", "rfc3339"]
+__all__ = ["EVENT_INTERVAL", "EventClient", "EventRecorder"]
 
 log = get_logger(__name__)
 
@@ -52,11 +53,6 @@ class EventClient(Protocol):
     async def post(self, path: str, body: JsonObject) -> JsonObject: ...
 
     async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject: ...
-
-
-def rfc3339(moment: datetime) -> str:
-    """`moment` as Kubernetes writes timestamps (UTC, whole seconds)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _utcnow() -> datetime:
@@ -138,14 +134,14 @@ class EventRecorder:
         action: str = "",
     ) -> None:
         """Say `reason: message` about `obj` (a Normal Event, or a Warning), once however often."""
-        meta: Mapping[str, Any] = obj.get("metadata") or {}
+        view = ObjectView(obj)
         message = message[:_MESSAGE_LIMIT]
-        uid = str(meta.get("uid") or f"{meta.get('namespace') or ''}/{meta.get('name')}")
+        uid = view.uid or view.key
         key = (uid, reason, message)
         stamp = rfc3339(self.now())
         event = self._events.get(key)
         if event is None:
-            event = self._remember(key, _new_event(obj, warning=warning, action=action, stamp=stamp))
+            event = self._remember(key, _new_event(view, warning=warning, action=action, stamp=stamp))
         else:
             self._events.move_to_end(key)
             self._by_object[uid].move_to_end(key)
@@ -271,19 +267,19 @@ class EventRecorder:
         return f"{prefix}.{stamp:016x}"
 
 
-def _new_event(obj: Mapping[str, Any], *, warning: bool, action: str, stamp: str) -> _Event:
-    meta: Mapping[str, Any] = obj.get("metadata") or {}
+def _new_event(obj: ObjectView, *, warning: bool, action: str, stamp: str) -> _Event:
     reference = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-        "resourceVersion": meta.get("resourceVersion"),
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "name": obj.name,
+        "namespace": obj.namespace,
+        "uid": obj.uid,
+        "resourceVersion": obj.resource_version,
     }
     return _Event(
         involved={field: value for field, value in reference.items() if value},
-        namespace=meta.get("namespace") or "default",
+        # An Event about a cluster-scoped object (a Node) lives in `default`, as client-go puts it.
+        namespace=obj.namespace or DEFAULT_NAMESPACE,
         type="Warning" if warning else "Normal",
         action=action,
         count=0,

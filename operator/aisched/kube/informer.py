@@ -28,6 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from types import MappingProxyType
 from typing import Final, Protocol, cast
 
+from aisched.api.objects import ObjectView
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, Params
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
@@ -37,7 +38,7 @@ __all__ = [
     "InformerHandler",
     "ListWatchClient",
     "ObjectKey",
-    "object_key",
+    "index_key",
 ]
 
 log = get_logger(__name__)
@@ -67,10 +68,10 @@ class ListWatchClient(Protocol):
     def watch(self, path: str, *, params: Params | None = None) -> AsyncIterator[JsonObject]: ...
 
 
-def object_key(obj: JsonObject) -> ObjectKey:
+def index_key(obj: JsonObject) -> ObjectKey:
     """The informer's index key of an object: (namespace or "", name)."""
-    meta = obj["metadata"]
-    return (meta.get("namespace") or "", meta["name"])
+    view = ObjectView(obj)
+    return (view.namespace, view.name)
 
 
 def _revision(resource_version: object) -> int | None:
@@ -81,8 +82,7 @@ def _revision(resource_version: object) -> int | None:
 
 
 def _resource_version(obj: JsonObject) -> str | None:
-    version = (obj.get("metadata") or {}).get("resourceVersion")
-    return version if isinstance(version, str) else None
+    return ObjectView(obj).resource_version or None
 
 
 def _newer(new: str | None, old: str | None) -> bool:
@@ -127,7 +127,7 @@ class Informer:
         self._sleep = sleep
         self._backoff = backoff or Backoff()
         self._on_list = on_list
-        self._index: dict[ObjectKey, JsonObject] = {object_key(obj): obj for obj in known}
+        self._index: dict[ObjectKey, JsonObject] = {index_key(obj): obj for obj in known}
         self._resource_version = resource_version
         self._must_list = resource_version is None
         self._failures = 0  # consecutive, for the backoff
@@ -220,7 +220,7 @@ class Informer:
     def _replace(self, items: list[JsonObject]) -> None:
         """Deliver the difference between the index and a fresh list: deletes first (so a cache
         never counts both a vanished object and its successor), then adds and updates in order."""
-        fresh = {object_key(item): item for item in items}
+        fresh = {index_key(item): item for item in items}
         for key in [k for k in self._index if k not in fresh]:
             self._deliver_delete(self._index.pop(key))
         for key, item in fresh.items():
@@ -257,7 +257,7 @@ class Informer:
         if kind == "BOOKMARK":
             self._resource_version = version
             return
-        key = object_key(obj)
+        key = index_key(obj)
         old = self._index.get(key)
         if kind in ("ADDED", "MODIFIED"):
             if old is None:
@@ -279,7 +279,7 @@ class Informer:
         self._handler.on_add(obj)
 
     def _deliver_change(self, key: ObjectKey, old: JsonObject, new: JsonObject) -> None:
-        if (old.get("metadata") or {}).get("uid") != (new.get("metadata") or {}).get("uid"):
+        if ObjectView(old).uid != ObjectView(new).uid:
             # The same name, another object: the old one was deleted while we were not looking.
             del self._index[key]
             self._deliver_delete(old)

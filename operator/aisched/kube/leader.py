@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
 
+from aisched.api.objects import ObjectView, object_key, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
 
-__all__ = ["LeaderElector", "LeaseClient", "format_micro_time"]
+__all__ = ["LeaderElector", "LeaseClient"]
 
 log = get_logger(__name__)
 
@@ -39,11 +40,6 @@ class LeaseClient(Protocol):
     async def get(self, path: str) -> JsonObject: ...
     async def post(self, path: str, body: JsonObject) -> JsonObject: ...
     async def put(self, path: str, body: JsonObject) -> JsonObject: ...
-
-
-def format_micro_time(when: datetime) -> str:
-    """`when` as a Kubernetes MicroTime (RFC 3339, microseconds, UTC): `2026-11-28T12:00:00.000000Z`."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Attempt(enum.Enum):
@@ -96,7 +92,7 @@ class LeaderElector:
         self._is_leader = False
         self._lease: JsonObject | None = None  # the Lease as last read or written
         self._observed_at: datetime | None = None  # when its spec last changed, on our clock
-        self._log = log.bind(lease=f"{namespace}/{name}", identity=identity)
+        self._log = log.bind(lease=object_key(namespace, name), identity=identity)
 
     @property
     def is_leader(self) -> bool:
@@ -181,13 +177,13 @@ class LeaderElector:
         """
         try:
             lease = await self._client.get(self._path)
-            spec: JsonObject = lease.get("spec") or {}
+            spec = ObjectView(lease).spec
             if spec.get("holderIdentity") != self.identity:
                 return
-            now = format_micro_time(self._clock())
-            spec = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1}
-            spec |= {"acquireTime": now, "renewTime": now}
-            self._lease = await self._client.put(self._path, {**lease, "spec": spec})
+            now = rfc3339(self._clock(), micro=True)
+            released = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1}
+            released |= {"acquireTime": now, "renewTime": now}
+            self._lease = await self._client.put(self._path, {**lease, "spec": released})
         except (ApiError, ApiUnavailable) as error:
             self._log.warning("leader_release_failed", error=str(error))
             return
@@ -206,7 +202,7 @@ class LeaderElector:
         except ApiUnavailable as error:
             return self._failed("lease_get_failed", error)
 
-        spec: JsonObject = lease.get("spec") or {}
+        spec = ObjectView(lease).spec
         if self._lease is None or spec != self._spec():
             self._observed_at = now
         self._lease = lease
@@ -220,15 +216,15 @@ class LeaderElector:
             **spec,
             "holderIdentity": self.identity,
             "leaseDurationSeconds": int(self.lease_duration),
-            "acquireTime": spec.get("acquireTime") if ours else format_micro_time(now),
-            "renewTime": format_micro_time(now),
+            "acquireTime": spec.get("acquireTime") if ours else rfc3339(now, micro=True),
+            "renewTime": rfc3339(now, micro=True),
             "leaseTransitions": transitions if ours else transitions + 1,
         }
         # `lease` carries the resourceVersion we read: if anyone wrote since, this is a 409.
         return await self._write(self._client.put(self._path, {**lease, "spec": new_spec}), now)
 
     async def _create(self, now: datetime) -> _Attempt:
-        stamp = format_micro_time(now)
+        stamp = rfc3339(now, micro=True)
         body: JsonObject = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -261,11 +257,10 @@ class LeaderElector:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _spec(self) -> JsonObject:
-        spec: JsonObject = (self._lease or {}).get("spec") or {}
-        return spec
+    def _spec(self) -> Mapping[str, Any]:
+        return ObjectView(self._lease or {}).spec
 
-    def _expired(self, spec: JsonObject, now: datetime) -> bool:
+    def _expired(self, spec: Mapping[str, Any], now: datetime) -> bool:
         if self._observed_at is None:
             return True
         duration = timedelta(seconds=float(spec.get("leaseDurationSeconds") or 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from aisched.api.aijob import AIJob
+from aisched.api.aijob import AIJob, AIJobStatus
 from aisched.api.validation import parse
 from aisched.controllers.aijob.decide import reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_service
@@ -77,9 +77,9 @@ def with_phase(pod: JsonObject, phase: str, *, node: str | None = "n1", **status
     return out
 
 
-def apply_status(obj: JsonObject, status: dict[str, Any] | None) -> JsonObject:
+def apply_status(obj: JsonObject, status: AIJobStatus | None) -> JsonObject:
     assert status is not None
-    return {**obj, "status": status}
+    return {**obj, "status": status.to_dict()}
 
 
 def test_pods_form_one_gang_with_rank_world_size_and_master_address() -> None:
@@ -110,8 +110,8 @@ def test_pods_form_one_gang_with_rank_world_size_and_master_address() -> None:
     assert worker["spec"]["hostname"] == "ddp-worker-1"
     assert worker["spec"]["subdomain"] == "ddp"
     assert plan.status is not None
-    assert plan.status["phase"] == "Queued"
-    assert plan.status["gpus"] == 32
+    assert plan.status.phase == "Queued"
+    assert plan.status.gpus == 32
 
 
 def test_the_headless_service_selects_the_jobs_pods() -> None:
@@ -138,24 +138,24 @@ def test_phase_follows_the_pods_from_queued_to_running_to_succeeded() -> None:
     pods = created.create
     bound = reconcile(obj, [with_phase(p, "Pending") for p in pods], now=NOW + 1)
     assert bound.status is not None
-    assert bound.status["phase"] == "Scheduling"
+    assert bound.status.phase == "Scheduling"
     obj = apply_status(obj, bound.status)
     running = reconcile(obj, [with_phase(p, "Running") for p in pods], now=NOW + 2)
     assert running.status is not None
-    assert running.status["phase"] == "Running"
+    assert running.status.phase == "Running"
     assert running.event is not None
     assert running.event[0] == "Running"
-    assert [p["node"] for p in running.status["placement"]] == ["n1", "n1"]
-    assert running.status["placement"][0]["gpus"] == ["GPU-a", "GPU-b"]
+    assert [p.node for p in running.status.placement] == ["n1", "n1"]
+    assert running.status.placement[0].gpus == ["GPU-a", "GPU-b"]
     obj = apply_status(obj, running.status)
     master_done = [
         with_phase(p, "Succeeded" if "master" in p["metadata"]["name"] else "Running") for p in pods
     ]
     done = reconcile(obj, master_done, now=NOW + 3)
     assert done.status is not None
-    assert done.status["phase"] == "Succeeded"
+    assert done.status.phase == "Succeeded"
     assert done.delete == ["ddp-worker-0"], "a worker still running after the master finished is stopped"
-    complete = {c["type"]: c["status"] for c in done.status["conditions"]}
+    complete = {c.type: c.status for c in done.status.conditions}
     assert complete["Complete"] == "True"
 
 
@@ -178,14 +178,14 @@ def test_an_unschedulable_verdict_reaches_the_jobs_condition_and_one_event() -> 
     ]
     plan = reconcile(obj, waiting, now=NOW + 1)
     assert plan.status is not None
-    scheduled = next(c for c in plan.status["conditions"] if c["type"] == "Scheduled")
-    assert (scheduled["status"], scheduled["reason"], scheduled["message"]) == (
+    scheduled = next(c for c in plan.status.conditions if c.type == "Scheduled")
+    assert (scheduled.status, scheduled.reason, scheduled.message) == (
         "False",
         "Unschedulable",
         verdict,
     )
     assert plan.event == ("Unschedulable", verdict)
-    assert verdict in plan.status["message"]
+    assert verdict in plan.status.message
     repeat = reconcile(apply_status(obj, plan.status), waiting, now=NOW + 2)
     assert repeat.event is None
     assert repeat.status is None
@@ -205,16 +205,16 @@ def test_a_failed_pod_restarts_the_whole_gang_then_the_new_attempt_is_created() 
     )
     restart = reconcile(obj, pods, now=NOW + 2)
     assert restart.status is not None
-    assert restart.status["phase"] == "Restarting"
-    assert restart.status["restarts"] == 1
-    assert "exited with code 3" in restart.status["message"]
+    assert restart.status.phase == "Restarting"
+    assert restart.status.restarts == 1
+    assert "exited with code 3" in restart.status.message
     assert sorted(restart.delete) == sorted(p["metadata"]["name"] for p in pods)
     assert restart.create == []
     obj = apply_status(obj, restart.status)
     # The old attempt's pods are still there (being deleted): nothing new yet.
     waiting = reconcile(obj, pods, now=NOW + 3)
     assert waiting.create == []
-    assert waiting.status is None or waiting.status["phase"] == "Restarting"
+    assert waiting.status is None or waiting.status.phase == "Restarting"
     fresh = reconcile(obj, [], now=NOW + 4)
     assert len(fresh.create) == 3
     assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
@@ -228,8 +228,8 @@ def test_the_job_fails_when_the_backoff_limit_is_spent() -> None:
     failed = [with_phase(pods[0], "Failed", reason="Evicted"), with_phase(pods[1], "Running")]
     plan = reconcile(obj, failed, now=NOW)
     assert plan.status is not None
-    assert plan.status["phase"] == "Failed"
-    assert "backoffLimit 1 reached" in plan.status["message"]
+    assert plan.status.phase == "Failed"
+    assert "backoffLimit 1 reached" in plan.status.message
     assert plan.delete == [failed[1]["metadata"]["name"]], "only the pod still holding GPUs is deleted"
 
 
@@ -238,8 +238,8 @@ def test_a_vanished_member_of_a_running_gang_counts_as_a_failure() -> None:
     pods = job_pods(obj, _parsed(obj), attempt=0)
     plan = reconcile(obj, [with_phase(pods[0], "Running")], now=NOW)
     assert plan.status is not None
-    assert plan.status["phase"] == "Failed"
-    assert "disappeared" in plan.status["message"]
+    assert plan.status.phase == "Failed"
+    assert "disappeared" in plan.status.message
 
 
 def test_a_gang_that_waits_past_its_timeout_fails_with_the_reason() -> None:
@@ -251,8 +251,8 @@ def test_a_gang_that_waits_past_its_timeout_fails_with_the_reason() -> None:
     assert still.recheck_at == NOW + 30
     late = reconcile(obj, created.create, now=NOW + 30)
     assert late.status is not None
-    assert late.status["phase"] == "Failed"
-    assert "within 30s" in late.status["message"]
+    assert late.status.phase == "Failed"
+    assert "within 30s" in late.status.message
     assert sorted(late.delete) == sorted(p["metadata"]["name"] for p in created.create)
 
 
@@ -262,8 +262,8 @@ def test_an_invalid_spec_fails_the_job_naming_the_field_and_creates_nothing() ->
     plan = reconcile(obj, [], now=NOW)
     assert plan.create == []
     assert plan.status is not None
-    assert plan.status["phase"] == "Failed"
-    assert "spec.gang.minMember" in plan.status["message"]
+    assert plan.status.phase == "Failed"
+    assert "spec.gang.minMember" in plan.status.message
     assert plan.event is not None
     assert plan.event[0] == "InvalidSpec"
 
@@ -274,18 +274,18 @@ def test_a_finished_job_lets_remaining_pods_go_and_stays_finished() -> None:
     plan = reconcile(obj, [with_phase(pods[0], "Running"), with_phase(pods[1], "Succeeded")], now=NOW)
     assert plan.create == []
     assert plan.delete == [pods[0]["metadata"]["name"]]
-    assert plan.status is None or plan.status["phase"] == "Succeeded"
+    assert plan.status is None or plan.status.phase == "Succeeded"
 
 
 def test_the_tenant_comes_from_the_namespace_unless_the_job_names_one() -> None:
     plan = reconcile(aijob(), [], now=NOW, tenant="research")
     assert plan.status is not None
-    assert plan.status["tenant"] == "research"
+    assert plan.status.tenant == "research"
     named = aijob()
     named["spec"]["tenant"] = "inference"
     plan = reconcile(named, [], now=NOW, tenant="research")
     assert plan.status is not None
-    assert plan.status["tenant"] == "inference"
+    assert plan.status.tenant == "inference"
 
 
 def _parsed(obj: JsonObject) -> AIJob:
@@ -308,15 +308,15 @@ def test_pods_of_an_earlier_job_with_the_same_name_are_not_taken_over() -> None:
     assert sorted(plan.delete) == sorted(p["metadata"]["name"] for p in leftovers)
     assert plan.create == [], "the new job's pods wait until the old ones are gone"
     assert plan.status is not None
-    assert plan.status["phase"] != "Running"
+    assert plan.status.phase != "Running"
 
 
 def test_a_refused_pod_creation_is_on_the_jobs_status() -> None:
     plan = reconcile(aijob(), [], now=NOW, create_error="pods ddp-master-0: exceeded quota: gpu-quota")
     assert plan.status is not None
-    scheduled = next(c for c in plan.status["conditions"] if c["type"] == "Scheduled")
-    assert scheduled["reason"] == "PodCreateFailed"
-    assert "exceeded quota" in plan.status["message"]
+    scheduled = next(c for c in plan.status.conditions if c.type == "Scheduled")
+    assert scheduled.reason == "PodCreateFailed"
+    assert "exceeded quota" in plan.status.message
     assert len(plan.create) == 2, "and the creation is tried again"
     assert plan.event is not None
     assert plan.event[0] == "PodCreateFailed"
@@ -367,20 +367,20 @@ def test_a_preempted_gang_goes_back_to_the_queue_as_a_new_attempt_not_a_failure(
         pod["metadata"]["annotations"]["aisched.io/checkpoint-grace-seconds"] = "30"
     plan = reconcile(obj, pods[:1], now=NOW, preempted="serve/gang:owner")  # one already deleted
     assert plan.status is not None
-    assert plan.status["phase"] == "Preempted"
-    assert plan.status["preemptions"] == 1
-    assert plan.status["restarts"] == 0
-    assert "serve/gang:owner" in plan.status["message"]
+    assert plan.status.phase == "Preempted"
+    assert plan.status.preemptions == 1
+    assert plan.status.restarts == 0
+    assert "serve/gang:owner" in plan.status.message
     assert plan.delete == [], "the scheduler deletes victims, after their checkpoint grace period"
     obj = apply_status(obj, plan.status)
     waiting = reconcile(obj, pods[:1], now=NOW + 1)
     assert waiting.create == [], "the old attempt's pods go first"
     assert waiting.delete == []
     assert waiting.recheck_at == NOW + 30 + 60
-    assert waiting.status is None or waiting.status["phase"] == "Preempted"
+    assert waiting.status is None or waiting.status.phase == "Preempted"
     late = reconcile(obj, pods[:1], now=NOW + 91)
     assert late.delete == [pods[0]["metadata"]["name"]], "left over by the scheduler: deleted here"
     fresh = reconcile(obj, [], now=NOW + 2)
     assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
     assert fresh.status is not None
-    assert fresh.status["phase"] == "Queued"
+    assert fresh.status.phase == "Queued"

@@ -15,12 +15,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from aisched.api import keys
+from aisched.api.aijob import AIJobStatus
+from aisched.api.objects import ObjectView, PodView
 from aisched.controllers.aijob.decide import Plan, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_service
+from aisched.controllers.aijob.status import read_status, status_patch
 from aisched.controllers.index import JobIndex, owning_job
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.events import EventRecorder
-from aisched.kube.merge import merge_patch
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
@@ -41,13 +43,9 @@ _WARNINGS: Final = frozenset(
 
 
 def _job_path(obj: Mapping[str, Any]) -> str:
-    meta = obj["metadata"]
+    view = ObjectView(obj)
     return resource_path(
-        group="aisched.io",
-        version="v1alpha1",
-        plural="aijobs",
-        namespace=meta["namespace"],
-        name=meta["name"],
+        group="aisched.io", version="v1alpha1", plural="aijobs", namespace=view.namespace, name=view.name
     )
 
 
@@ -87,8 +85,8 @@ class JobController:
         job = owning_job(pod)
         if job is None:
             return
-        name = pod["metadata"]["name"]
-        annotations = pod["metadata"].get("annotations") or {}
+        view = PodView(pod)
+        name, annotations = view.name, view.annotations
         by = annotations.get(keys.ANNOTATION_PREEMPTED_BY)
         if by:  # evicted for another gang: the job goes back to the queue (not a failure)
             self._preempted[job] = (annotations.get(ANNOTATION_ATTEMPT, "0"), by)
@@ -149,15 +147,14 @@ class JobController:
         if obj is None:
             await self._orphaned(key, pods)
             return
-        namespace = obj["metadata"]["namespace"]
-        status = obj.get("status") or {}
-        attempt = str(int(status.get("restarts") or 0) + int(status.get("preemptions") or 0))
+        status = read_status(obj)
+        attempt = str(status.restarts + status.preemptions)
         marker = self._preempted.get(key)
         plan = reconcile(
             obj,
             pods,
             now=self._clock(),
-            tenant=self._index.tenant_for(namespace),
+            tenant=self._index.tenant_for(ObjectView(obj).namespace),
             scheduler_name=self._scheduler_name,
             create_error=self._create_errors.get(key),
             preempted=marker[1] if marker is not None and marker[0] == attempt else None,
@@ -179,9 +176,9 @@ class JobController:
         if plan.recheck_at is not None:
             self._queue.add_after(key, plan.recheck_at - self._clock())
 
-    async def _write_status(self, key: str, obj: JsonObject, status: JsonObject) -> bool:
+    async def _write_status(self, key: str, obj: JsonObject, status: AIJobStatus) -> bool:
         """Write `status` over the job's; False when the job no longer exists."""
-        patch = merge_patch(obj.get("status") or {}, status)  # dropped keys (restart: startTime) as null
+        patch = status_patch(ObjectView(obj).status, status)  # dropped fields (restart: startTime) as null
         try:
             updated = await self._client.patch(f"{_job_path(obj)}/status", {"status": patch})
         except ApiError as exc:
@@ -190,7 +187,7 @@ class JobController:
                 return False
             raise
         self._index.job_event("MODIFIED", updated)
-        log.info("aijob_status", job=key, phase=status.get("phase"), message=status.get("message"))
+        log.info("aijob_status", job=key, phase=status.phase, message=status.message)
         return True
 
     async def _still_there(self, key: str, obj: JsonObject) -> bool:
@@ -202,22 +199,21 @@ class JobController:
             if exc.status != _NOT_FOUND:
                 raise
             current = None
-        if current is None or current["metadata"].get("uid") != obj["metadata"].get("uid"):
+        if current is None or ObjectView(current).uid != ObjectView(obj).uid:
             self._index.job_event("DELETED", obj)
             return False
         return True
 
     async def _ensure_service(self, obj: JsonObject) -> None:
-        uid = obj["metadata"]["uid"]
-        if uid in self._services:
+        view = ObjectView(obj)
+        if view.uid in self._services:
             return
-        namespace = obj["metadata"]["namespace"]
         try:
-            await self._client.post(f"/api/v1/namespaces/{namespace}/services", job_service(obj))
+            await self._client.post(f"/api/v1/namespaces/{view.namespace}/services", job_service(obj))
         except ApiError as exc:
             if exc.status != _CONFLICT:  # AlreadyExists: made by an earlier term
                 raise
-        self._services.add(uid)
+        self._services.add(view.uid)
 
     async def _write_pods(self, key: str, obj: JsonObject | None, plan: Plan) -> None:
         """Create and delete pods as `plan` says. A refused creation that will not clear by itself
@@ -225,7 +221,7 @@ class JobController:
         status says why, and retried with backoff."""
         limit = asyncio.Semaphore(_WRITES_IN_FLIGHT)
         pods_path = f"/api/v1/namespaces/{key.split('/', 1)[0]}/pods"
-        uid = (obj or {}).get("metadata", {}).get("uid")
+        uid = ObjectView(obj).uid if obj is not None else None
 
         async def create(pod: JsonObject) -> None:
             async with limit:
@@ -255,17 +251,17 @@ class JobController:
         if plan.create:
             self._create_errors.pop(key, None)
 
-    async def _ours(self, pods_path: str, pod: JsonObject, uid: object) -> bool:
+    async def _ours(self, pods_path: str, pod: JsonObject, uid: str | None) -> bool:
         """Whether the existing pod named like `pod` belongs to the job with `uid`."""
         try:
             existing = await self._client.get(f"{pods_path}/{pod['metadata']['name']}")
         except ApiError:
             return False
-        return any(r.get("uid") == uid for r in existing["metadata"].get("ownerReferences") or ())
+        return uid is not None and ObjectView(existing).owned_by(uid)
 
     async def _orphaned(self, key: str, pods: list[JsonObject]) -> None:
         """The job is gone: its pods go too (the garbage collector would, but not at once)."""
         if not pods:
             return
-        await self._write_pods(key, None, Plan(delete=sorted(p["metadata"]["name"] for p in pods)))
+        await self._write_pods(key, None, Plan(delete=sorted(PodView(p).name for p in pods)))
         log.info("aijob_pods_deleted", job=key, pods=len(pods))

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from aisched.api import keys
 from aisched.api.aijob import AIJob, AIJobSpec
+from aisched.api.objects import ObjectView
 
 __all__ = ["ANNOTATION_ATTEMPT", "DEFAULT_MASTER_PORT", "job_pods", "job_service", "master_role", "pod_name"]
 
@@ -43,6 +44,18 @@ def _env(name: str, value: str) -> dict[str, str]:
     return {"name": name, "value": value}
 
 
+def _owner(job: ObjectView) -> dict[str, Any]:
+    """The owner reference that makes `job` the controller of what it is made of."""
+    return {
+        "apiVersion": _JOB_API_VERSION,
+        "kind": "AIJob",
+        "name": job.name,
+        "uid": job.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def job_pods(
     obj: Mapping[str, Any], job: AIJob, *, attempt: int, scheduler_name: str = keys.SCHEDULER_NAME
 ) -> list[dict[str, Any]]:
@@ -53,30 +66,23 @@ def job_pods(
     the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
     and the pod would never end for the controller to see).
     """
-    meta = obj["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
+    view = ObjectView(obj)
+    name, namespace = view.name, view.namespace
     spec = job.spec
-    raw_roles = {r["name"]: r for r in obj["spec"]["replicas"]}
+    raw_roles = {r["name"]: r for r in view.spec["replicas"]}
     world_size = spec.total_replicas()
     master = master_role(spec)
     master_addr = f"{pod_name(name, master, 0)}.{name}.{namespace}.svc"
-    owner = {
-        "apiVersion": _JOB_API_VERSION,
-        "kind": "AIJob",
-        "name": name,
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    owner = _owner(view)
     annotations = _placement_annotations(spec)
     annotations[ANNOTATION_ATTEMPT] = str(attempt)
     pods = []
     rank = 0
     for role_index in _ordered_roles(spec):
         role = spec.replicas[role_index]
-        template = raw_roles[role.name].get("template") or {}
+        template = ObjectView(raw_roles[role.name].get("template") or {})
         for index in range(role.count):
-            pod_meta = copy.deepcopy(template.get("metadata") or {})
+            pod_meta = copy.deepcopy(dict(template.meta))
             pod_meta.pop("name", None)
             pod_meta.pop("generateName", None)
             pod_meta["name"] = pod_name(name, role.name, index)
@@ -89,7 +95,7 @@ def job_pods(
             }
             pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
             pod_meta["ownerReferences"] = [owner]
-            pod_spec = copy.deepcopy(template.get("spec") or {})
+            pod_spec = copy.deepcopy(dict(template.spec))
             pod_spec["schedulerName"] = scheduler_name
             pod_spec["restartPolicy"] = "Never"
             pod_spec["hostname"] = pod_meta["name"]
@@ -141,29 +147,20 @@ def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
 
 def job_service(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The headless Service giving every pod of the job a DNS name (`<pod>.<job>.<ns>.svc`)."""
-    meta = obj["metadata"]
+    job = ObjectView(obj)
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "labels": {keys.LABEL_JOB: meta["name"]},
-            "ownerReferences": [
-                {
-                    "apiVersion": _JOB_API_VERSION,
-                    "kind": "AIJob",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "name": job.name,
+            "namespace": job.namespace,
+            "labels": {keys.LABEL_JOB: job.name},
+            "ownerReferences": [_owner(job)],
         },
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
-            "selector": {keys.LABEL_JOB: meta["name"]},
+            "selector": {keys.LABEL_JOB: job.name},
             "ports": [{"name": "rendezvous", "port": DEFAULT_MASTER_PORT, "targetPort": DEFAULT_MASTER_PORT}],
         },
     }

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from aisched.api.objects import ObjectView, PodView, pod_key, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
-from aisched.kube.events import EVENT_INTERVAL, EventClient, EventRecorder, rfc3339
+from aisched.kube.events import EVENT_INTERVAL, EventClient, EventRecorder
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 
@@ -55,10 +56,7 @@ ReportingClient = EventClient
 
 def pod_scheduled_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The pod's PodScheduled condition, if it carries one."""
-    for condition in (pod.get("status") or {}).get("conditions") or ():
-        if isinstance(condition, Mapping) and condition.get("type") == _CONDITION:
-            return condition
-    return None
+    return PodView(pod).condition(_CONDITION)
 
 
 def _revision_of(version: object) -> int | None:
@@ -67,7 +65,7 @@ def _revision_of(version: object) -> int | None:
 
 
 def _revision(obj: Mapping[str, Any]) -> int | None:
-    return _revision_of((obj.get("metadata") or {}).get("resourceVersion"))
+    return _revision_of(ObjectView(obj).resource_version)
 
 
 Verdict = tuple[str, str]  # (condition reason, message)
@@ -90,7 +88,7 @@ class _Pod:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return pod_key(self.namespace, self.name)
 
 
 class FailureReporter:
@@ -149,19 +147,14 @@ class FailureReporter:
 
     def report(self, pod: Mapping[str, Any], *, message: str, reason: str = REASON_UNSCHEDULABLE) -> None:
         """`pod` (its latest object) cannot be scheduled, for `message`: note what to write."""
-        meta: Mapping[str, Any] = pod.get("metadata") or {}
-        namespace, name, uid = (
-            meta.get("namespace") or "default",
-            meta.get("name") or "",
-            meta.get("uid") or "",
-        )
-        key = f"{namespace}/{name}"
+        view = PodView(pod)
+        key, uid = view.key, view.uid
         state = self._pods.get(key)
         if state is None or state.uid != uid:  # new, or recreated under the same name
             if state is not None:
                 self.events.forget(state.uid)
-            state = self._pods[key] = _Pod(namespace=namespace, name=name, uid=uid)
-        version = str(meta.get("resourceVersion") or "")
+            state = self._pods[key] = _Pod(namespace=view.namespace, name=view.name, uid=uid)
+        version = view.resource_version
         seen, known = _revision_of(version), _revision_of(state.resource_version)
         if seen is None or known is None or seen >= known:  # not a copy older than our own write
             state.resource_version = version
@@ -170,7 +163,7 @@ class FailureReporter:
         state.wanted = None if verdict == carried else verdict
         if state.wanted is not None:
             self._queue.add(key)  # a pod being written is written again after, with what is wanted
-        pod_ref = {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
+        pod_ref = {"apiVersion": "v1", "kind": "Pod", "metadata": view.meta}
         self.events.record(pod_ref, reason=EVENT_REASON, message=message, warning=True, action="Scheduling")
 
     def placed(self, keys: Iterable[str]) -> None:

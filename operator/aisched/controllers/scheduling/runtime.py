@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Final, Protocol
 
+from aisched.api.objects import PodView
 from aisched.binder import Binder, BindOutcome
 from aisched.controllers.scheduling.preemptor import Preemptor
 from aisched.controllers.scheduling.reporting import (
@@ -257,7 +258,7 @@ class SchedulerRuntime:
         index = self.pods.index
         for member in gang.members:
             obj = index.get((member.namespace, member.name))
-            if obj is not None and not (obj.get("spec") or {}).get("nodeName"):
+            if obj is not None and not PodView(obj).node_name:
                 self.reporter.report(obj, message=message, reason=reason)
 
     async def _bind(self, placement: GangPlacement) -> None:

@@ -1,0 +1,105 @@
+"""An AIJob's next status, built as the `AIJobStatus` model from the one it carries. Pure: no I/O.
+
+`StatusDraft` starts from the job's status (`read_status`) and changes it field by field; `changed()`
+is the new status, or None when nothing differs, so an unchanged job costs no write. A condition
+keeps its lastTransitionTime unless its status flips; a timestamp, once stamped, stays until a new
+attempt clears it. `status_patch` is the merge patch that writes the new status over the old: a
+field aisched writes that the new status no longer has (a restart's startTime) goes as null; one
+it does not know (written by a newer aisched) is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, Literal, TypedDict, Unpack
+
+import pydantic
+
+from aisched.api.aijob import AIJobStatus, Phase, PodPlacement
+from aisched.api.meta import Condition
+from aisched.api.objects import ObjectView, utc
+from aisched.kube.merge import merge_patch
+
+__all__ = ["CONDITION_TYPES", "StatusDraft", "StatusFields", "Timestamp", "read_status", "status_patch"]
+
+#: The AIJob's conditions, in the order `kubectl describe` shows them.
+CONDITION_TYPES: Final = ("Valid", "Scheduled", "Running", "Complete", "Failed")
+#: The status fields by their names on the wire.
+_WIRE_NAMES: Final = frozenset(field.alias or name for name, field in AIJobStatus.model_fields.items())
+
+Timestamp = Literal["queued_time", "scheduled_time", "start_time", "completion_time"]
+
+
+class StatusFields(TypedDict, total=False):
+    """What `StatusDraft.set` changes (conditions and timestamps have methods of their own)."""
+
+    phase: Phase
+    message: str
+    placement: list[PodPlacement]
+    restarts: int
+    preemptions: int
+    tenant: str
+    gpus: int
+    observed_generation: int
+
+
+def read_status(obj: Mapping[str, Any]) -> AIJobStatus:
+    """The status the job `obj` carries. One the model cannot read (the CRD's schema keeps such out)
+    counts as none: the job starts afresh, and its whole status is written again."""
+    try:
+        return AIJobStatus.model_validate(ObjectView(obj).status)
+    except pydantic.ValidationError:
+        return AIJobStatus()
+
+
+def status_patch(old: Mapping[str, Any], new: AIJobStatus) -> dict[str, Any]:
+    """The merge patch turning the status a job carries (`old`, as JSON) into `new`."""
+    return merge_patch({k: v for k, v in old.items() if k in _WIRE_NAMES}, new.to_dict())
+
+
+def _order(condition: Condition) -> int:
+    """Where `condition` goes in the list: by `CONDITION_TYPES`, types aisched does not set last."""
+    known = condition.type in CONDITION_TYPES
+    return CONDITION_TYPES.index(condition.type) if known else len(CONDITION_TYPES)
+
+
+class StatusDraft:
+    """The status a job carries (`old`) and the next one (`new`), built at epoch second `now`."""
+
+    def __init__(self, old: AIJobStatus, *, now: float) -> None:
+        self.old = old
+        self.new = old
+        self.now = now
+        self._stamp = utc(now)
+
+    def set(self, **fields: Unpack[StatusFields]) -> None:
+        self.new = self.new.model_copy(update=fields)
+
+    def stamp(self, field: Timestamp, *, again: bool = False) -> None:
+        """Set the timestamp `field` to now unless it is set already (or, with `again`, anyway)."""
+        if again or getattr(self.new, field) is None:
+            self.new = self.new.model_copy(update={field: self._stamp})
+
+    def clear(self, *fields: Timestamp) -> None:
+        self.new = self.new.model_copy(update=dict.fromkeys(fields))
+
+    def condition(self, kind: str, value: Literal["True", "False"], reason: str, message: str = "") -> None:
+        """Set one condition, keeping its lastTransitionTime unless its status flips."""
+        existing = next((c for c in self.new.conditions if c.type == kind), None)
+        update: dict[str, Any] = {"status": value, "reason": reason, "message": message}
+        if existing is None or existing.status != value:
+            update["last_transition_time"] = self._stamp
+        condition = Condition(type=kind, **update) if existing is None else existing.model_copy(update=update)
+        conditions = [*(c for c in self.new.conditions if c.type != kind), condition]
+        self.new = self.new.model_copy(update={"conditions": sorted(conditions, key=_order)})
+
+    def had_condition(self, kind: str, value: str, reason: str, message: str) -> bool:
+        """Whether the job carried this very condition already."""
+        return any(
+            (c.type, c.status, c.reason, c.message) == (kind, value, reason, message)
+            for c in self.old.conditions
+        )
+
+    def changed(self) -> AIJobStatus | None:
+        """The new status, or None when it equals the old one (nothing to write)."""
+        return None if self.new == self.old else self.new
