@@ -25,6 +25,7 @@ __all__ = [
     "parse_datetime",
     "parse_time",
     "pod_key",
+    "revision",
     "rfc3339",
     "utc",
 ]
@@ -74,6 +75,14 @@ def parse_time(text: object) -> float | None:
     """A Kubernetes timestamp as epoch seconds; None when absent or unreadable."""
     parsed = parse_datetime(text)
     return None if parsed is None else parsed.timestamp()
+
+
+def revision(resource_version: object) -> int | None:
+    """A resourceVersion as a number (etcd's revision), or None where a server uses opaque ones:
+    only numeric versions may be compared for order."""
+    if isinstance(resource_version, str) and resource_version.isdigit():
+        return int(resource_version)
+    return None
 
 
 def object_key(namespace: str | None, name: str) -> str:
@@ -129,6 +138,11 @@ class ObjectView:
     @property
     def resource_version(self) -> str:
         return str(self.meta.get("resourceVersion") or "")
+
+    @property
+    def revision(self) -> int | None:
+        """The resourceVersion as a number, where the server's versions are numeric."""
+        return revision(self.resource_version)
 
     @property
     def generation(self) -> int | None:

@@ -31,10 +31,8 @@ def _newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> boo
     """Whether `new` is not older than `old` by resourceVersion (numeric where both are)."""
     if old is None:
         return True
-    a, b = ObjectView(new).resource_version, ObjectView(old).resource_version
-    if a.isdigit() and b.isdigit():
-        return int(a) >= int(b)
-    return True
+    a, b = ObjectView(new).revision, ObjectView(old).revision
+    return a is None or b is None or a >= b
 
 
 def owning_job(pod: Mapping[str, Any]) -> str | None:

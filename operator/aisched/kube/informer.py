@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from types import MappingProxyType
 from typing import Final, Protocol, cast
 
-from aisched.api.objects import ObjectView
+from aisched.api.objects import ObjectView, revision
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, Params
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
@@ -74,20 +74,13 @@ def index_key(obj: JsonObject) -> ObjectKey:
     return (view.namespace, view.name)
 
 
-def _revision(resource_version: object) -> int | None:
-    """A resourceVersion as a number (etcd's revision), or None where a server uses opaque ones."""
-    if isinstance(resource_version, str) and resource_version.isdigit():
-        return int(resource_version)
-    return None
-
-
 def _resource_version(obj: JsonObject) -> str | None:
     return ObjectView(obj).resource_version or None
 
 
 def _newer(new: str | None, old: str | None) -> bool:
     """Whether `new` comes after `old`; servers with opaque versions get "differs" instead."""
-    new_rev, old_rev = _revision(new), _revision(old)
+    new_rev, old_rev = revision(new), revision(old)
     if new_rev is None or old_rev is None:
         return new != old
     return new_rev > old_rev

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from aisched.api.objects import ObjectView, PodView, pod_key, rfc3339
+from aisched.api.objects import ObjectView, PodView, pod_key, revision, rfc3339
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
 from aisched.kube.events import EVENT_INTERVAL, EventClient, EventRecorder
 from aisched.kube.workqueue import WorkQueue
@@ -57,15 +57,6 @@ ReportingClient = EventClient
 def pod_scheduled_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The pod's PodScheduled condition, if it carries one."""
     return PodView(pod).condition(_CONDITION)
-
-
-def _revision_of(version: object) -> int | None:
-    """A resourceVersion as a number (etcd's revision), or None where a server uses opaque ones."""
-    return int(version) if isinstance(version, str) and version.isdigit() else None
-
-
-def _revision(obj: Mapping[str, Any]) -> int | None:
-    return _revision_of(ObjectView(obj).resource_version)
 
 
 Verdict = tuple[str, str]  # (condition reason, message)
@@ -155,7 +146,7 @@ class FailureReporter:
                 self.events.forget(state.uid)
             state = self._pods[key] = _Pod(namespace=view.namespace, name=view.name, uid=uid)
         version = view.resource_version
-        seen, known = _revision_of(version), _revision_of(state.resource_version)
+        seen, known = revision(version), revision(state.resource_version)
         if seen is None or known is None or seen >= known:  # not a copy older than our own write
             state.resource_version = version
         verdict = (reason, message)
@@ -221,7 +212,7 @@ class FailureReporter:
             return state.writing
         if state.written is not None:
             verdict, revision = state.written
-            seen = _revision(pod)
+            seen = ObjectView(pod).revision
             if revision is not None and seen is not None and seen < revision:
                 state.already_false = True
                 return verdict  # the informer has not seen our write yet
@@ -266,11 +257,11 @@ class FailureReporter:
         finally:
             state.writing = None
         self.conditions_written += 1
-        revision = _revision(patched)
-        state.written = (verdict, revision)
+        written = ObjectView(patched).revision
+        state.written = (verdict, written)
         state.already_false = True
-        if revision is not None and revision > (_revision_of(state.resource_version) or 0):
-            state.resource_version = str(revision)  # the newest we know: the next write's precondition
+        if written is not None and written > (revision(state.resource_version) or 0):
+            state.resource_version = str(written)  # the newest we know: the next write's precondition
         log.debug("pod_condition_written", pod=state.key, reason=reason)
 
     # -- plumbing ----------------------------------------------------------------------------------
