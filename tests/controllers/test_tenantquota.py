@@ -27,7 +27,6 @@ def bound(name: str, namespace: str, *, gpus: int, tenant: str | None = None) ->
         node="n1",
         requests={"nvidia.com/gpu": gpus, "pods": 1},
         tenant=tenant,
-        quota={GPU_MILLI: gpus * 1000},
     )
 
 

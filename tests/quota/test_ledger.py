@@ -158,7 +158,7 @@ def test_the_ledger_charges_what_the_cache_accounts_and_releases_what_it_drops()
     ledger = QuotaLedger([tenant("a", guaranteed=8), tenant("b", guaranteed=8)])
     cache = Cache()
     cache.subscribe(ledger.pod_changed)
-    usage = PodUsage(key="ns-a/p", node="n", requests={}, quota={GPU_MILLI: 2 * GPU})
+    usage = PodUsage(key="ns-a/p", node="n", requests={"nvidia.com/gpu": 2, "pods": 1})
 
     cache.set_pod(usage)
     assert ledger.used("a") == {GPU_MILLI: 2 * GPU}
@@ -172,7 +172,7 @@ def test_the_ledger_charges_what_the_cache_accounts_and_releases_what_it_drops()
 
 def test_a_pod_of_no_tenant_is_charged_to_nobody() -> None:
     ledger = QuotaLedger([tenant("a", guaranteed=8)])
-    ledger.pod_changed(None, PodUsage(key="elsewhere/p", node="n", requests={}, quota={GPU_MILLI: GPU}))
+    ledger.pod_changed(None, PodUsage(key="elsewhere/p", node="n", requests={"nvidia.com/gpu": 1}))
     assert ledger.charge_of("elsewhere/p") is None
 
 

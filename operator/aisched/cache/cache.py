@@ -38,11 +38,10 @@ class PodUsage:
     gpu_memory: int = 0
     mig: tuple[str, int | None] | None = None
     # Who holds it, for quota and preemption: the gang it belongs to (its own key when alone),
-    # the tenant it names (else its namespace decides), what it counts against that tenant's
-    # quota, its priority, whether it may be evicted, and when it started (the scheduler's clock).
+    # the tenant it names (else its namespace decides), its priority, whether it may be evicted,
+    # and when it started (the scheduler's clock).
     gang: str = ""
     tenant: str | None = None
-    quota: Mapping[str, int] = field(default_factory=dict)
     priority: int = 0
     preemptible: bool = True
     started: float = 0.0
@@ -55,6 +54,10 @@ class PodUsage:
     @property
     def namespace(self) -> str:
         return self.key.partition("/")[0]
+
+    @property
+    def mig_profile(self) -> str | None:
+        return self.mig[0] if self.mig is not None else None
 
     @property
     def gang_key(self) -> str:
@@ -140,11 +143,12 @@ class Cache:
 
     def set_pod(self, usage: PodUsage) -> None:
         """Account a pod bound to (or assumed on) `usage.node`, replacing what was known of it."""
-        old = self._unlink(usage.key)
-        self._pods[usage.key] = usage
-        self._nodes.setdefault(usage.node, _Node()).pods[usage.key] = usage
-        self._gangs.setdefault(usage.gang_key, {})[usage.key] = usage
-        self._usage_dirty.add(usage.node)
+        key, node = usage.key, usage.node
+        old = self._unlink(key) if key in self._pods else None
+        self._pods[key] = usage
+        self._nodes.setdefault(node, _Node()).pods[key] = usage
+        self._gangs.setdefault(usage.gang or key, {})[key] = usage
+        self._usage_dirty.add(node)
         self._changed(old, usage)
 
     def remove_pod(self, key: str) -> bool:
@@ -173,7 +177,10 @@ class Cache:
         return old
 
     def _changed(self, old: PodUsage | None, new: PodUsage | None) -> None:
-        self.gpus_held += (new.gpus if new is not None else 0) - (old.gpus if old is not None else 0)
+        if new is not None:
+            self.gpus_held += new.requests.get(resources.GPU, 0)
+        if old is not None:
+            self.gpus_held -= old.requests.get(resources.GPU, 0)
         for listener in self._listeners:
             listener(old, new)
 

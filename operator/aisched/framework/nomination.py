@@ -12,7 +12,7 @@ from typing import Final
 from aisched.cache import PodUsage
 from aisched.framework.cycle_state import StateKey
 from aisched.framework.types import GangPlacement
-from aisched.quota import GPU_MILLI
+from aisched.quota import GPU_MILLI, quota_usage
 
 __all__ = ["NOMINATION", "Nomination", "Workload"]
 
@@ -40,7 +40,7 @@ class Workload:
             preemptible=all(p.preemptible for p in pods),
             started=max((p.started for p in pods), default=0.0),
             pods=pods,
-            gpu_milli=sum(p.quota.get(GPU_MILLI, 0) for p in pods),
+            gpu_milli=sum(quota_usage(p).get(GPU_MILLI, 0) for p in pods),
         )
 
     def lost_work(self, now: float) -> float:

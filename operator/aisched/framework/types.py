@@ -104,10 +104,11 @@ class PodInfo:
     #: The TenantQuota the pod is charged to when it names one (`aisched.io/tenant`); else its
     #: namespace decides.
     tenant: str | None = None
+    #: `namespace/name` (`api.objects.pod_key`), set once: the hot path reads it many times.
+    key: str = field(init=False, repr=False)
 
-    @cached_property
-    def key(self) -> str:
-        return pod_key(self.namespace, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", pod_key(self.namespace, self.name))
 
     @property
     def gpus(self) -> int:

@@ -35,9 +35,9 @@ class Quota:
         return frozenset({ClusterEvent.QUOTA_CHANGED, ClusterEvent.POD_DELETED, ClusterEvent.POD_TERMINATED})
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
-        if not gang.members:
-            return Status.success()
         ledger = state.quota if state.quota is not None else self._handle.ledger
+        if not gang.members or not ledger.has_tenants:
+            return Status.success()
         tenant = ledger.charged_to(gang.tenant, gang.namespace)
         if tenant is None:
             return Status.success()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from aisched.cache import PodUsage
-from aisched.quota.tenants import Tenant, display
+from aisched.quota.tenants import Tenant, display, quota_usage
 
 __all__ = ["Admission", "QuotaLedger"]
 
@@ -61,13 +61,15 @@ class QuotaLedger:
         if old is not None and new is None:
             self.release(old.key)
             return
-        if new is None:
-            return
+        if new is None or (not self._tenant_of and new.tenant is None and not self._charges):
+            return  # no quotas in play: nothing to charge (the common case without tenants)
         tenant = self.charged_to(new.tenant, new.namespace)
         if tenant is None:
             self.release(new.key)
-        elif self._charges.get(new.key) != (tenant, new.quota):
-            self.charge(new.key, tenant, new.quota)
+            return
+        usage = quota_usage(new)
+        if self._charges.get(new.key) != (tenant, usage):
+            self.charge(new.key, tenant, usage)
 
     def without(self, pod_keys: Iterable[str]) -> QuotaLedger:
         """A what-if copy: usage as if pods `pod_keys` held nothing. It answers `admit`, `used`,
@@ -133,6 +135,11 @@ class QuotaLedger:
         """The tenant and usage pod `pod_key` is charged with, if it is."""
         found = self._charges.get(pod_key)
         return None if found is None else (found[0], dict(found[1]))
+
+    @property
+    def has_tenants(self) -> bool:
+        """Whether any TenantQuota is known (without one, nothing is limited)."""
+        return bool(self._tenants)
 
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants.get(name)

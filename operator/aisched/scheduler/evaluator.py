@@ -17,6 +17,7 @@ never nominated twice.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,13 +39,22 @@ class Evaluator:
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
         self._victims: set[str] = set()  # pod keys nominated for eviction, until the cache drops them
+        self._priorities: Counter[int] = Counter()  # pods accounted, by priority
+        for _, members in scheduler.cache.gangs():
+            self._priorities.update(usage.priority for usage in members.values())
         scheduler.cache.subscribe(self._pod_changed)
         #: Dry runs of the scheduling cycle made so far (each costs about one cycle).
         self.dry_runs = 0
 
     def _pod_changed(self, old: PodUsage | None, new: PodUsage | None) -> None:
-        if new is None and old is not None:
-            self._victims.discard(old.key)
+        if old is not None:
+            self._priorities[old.priority] -= 1
+            if not self._priorities[old.priority]:
+                del self._priorities[old.priority]
+            if new is None:
+                self._victims.discard(old.key)
+        if new is not None:
+            self._priorities[new.priority] += 1
 
     def evicting(self, pod_key: str) -> bool:
         """Whether the pod was nominated as a victim and is still accounted."""
@@ -68,6 +78,8 @@ class Evaluator:
             for t in ledger.cohort(own.cohort if own is not None else None)
             if reclaim and t.name != tenant and ledger.borrowed(t.name)
         }
+        if not lenders and min(self._priorities, default=gang.priority) >= gang.priority:
+            return None  # nobody to reclaim from, and nothing of lower priority runs
         now = self._scheduler.clock()
         ordered = candidates(
             tenant=tenant,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from aisched.cache import PodUsage
 from aisched.framework.types import PodInfo, PodPlacement
-from aisched.quota import quota_usage
 
 __all__ = ["placed_usage", "pod_usage"]
 
@@ -39,7 +38,6 @@ def pod_usage(
         mig=(profile, mig_start) if profile is not None else None,
         gang=gang if gang != pod.key else "",
         tenant=pod.tenant,
-        quota=quota_usage(pod),
         priority=pod.priority,
         preemptible=pod.preemptible,
         started=started,
