@@ -8,12 +8,13 @@ what it loaded (catches imports that arrive through a third package).
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.imports import absolute_imports, loaded_by, module_name
 
 PACKAGE = Path(__file__).parents[1] / "operator" / "aisched"
 PURE_CORE = ("api", "topology", "framework", "plugins", "queue", "cache", "scheduler", "quota")
@@ -23,17 +24,12 @@ FORBIDDEN = ("kopf", "kubernetes_asyncio", "kubernetes", "pynvml", "aiohttp")
 
 def forbidden_imports(root: Path) -> list[str]:
     """`file:line module` for each import of a forbidden top-level module under `root`."""
-    found = []
-    for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            found += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in FORBIDDEN]
-    return found
+    return [
+        f"{path.name}:{line} {name}"
+        for path in sorted(root.rglob("*.py"))
+        for line, name in absolute_imports(path)
+        if name.split(".")[0] in FORBIDDEN
+    ]
 
 
 def _existing_core() -> list[str]:
@@ -51,17 +47,11 @@ def test_core_source_imports_no_client_kopf_or_nvml(package: str) -> None:
 
 def test_core_modules_load_no_client_kopf_or_nvml_at_run_time() -> None:
     modules = [
-        ".".join(("aisched", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        module_name(path, PACKAGE)
         for package in _existing_core()
         for path in sorted((PACKAGE / package).rglob("*.py"))
     ]
-    script = (
-        "import importlib, json, sys\n"
-        f"for m in {modules!r}: importlib.import_module(m)\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout) == []
+    assert loaded_by(modules, FORBIDDEN) == []
 
 
 def test_the_static_check_catches_a_forbidden_import(tmp_path: Path) -> None:
@@ -98,25 +88,17 @@ ALLOWED_INTERNAL = {
 
 def internal_imports(root: Path) -> set[str]:
     """The aisched sub-packages imported anywhere under `root`."""
-    found = set()
-    for path in root.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            found |= {n.split(".")[1] for n in names if n.startswith("aisched.") and n.count(".") >= 1}
-    return found
+    return {
+        name.split(".")[1]
+        for path in root.rglob("*.py")
+        for _, name in absolute_imports(path)
+        if name.startswith("aisched.")
+    }
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED_INTERNAL))
 def test_core_packages_import_only_the_layers_below_them(package: str) -> None:
     assert internal_imports(PACKAGE / package) <= ALLOWED_INTERNAL[package]
-
-
-def _module_name(path: Path, root: Path) -> str:
-    return ".".join(("aisched", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
 
 
 def _imports_at_load(path: Path, root: Path) -> set[str]:
@@ -155,7 +137,7 @@ def _imports_at_load(path: Path, root: Path) -> set[str]:
 def import_cycles(root: Path) -> list[list[str]]:
     """Every cycle of load-time imports between the modules under `root` (one per strongly
     connected component)."""
-    graph = {_module_name(p, root): _imports_at_load(p, root) for p in sorted(root.rglob("*.py"))}
+    graph = {module_name(p, root): _imports_at_load(p, root) for p in sorted(root.rglob("*.py"))}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

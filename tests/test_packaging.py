@@ -7,17 +7,14 @@ command that needs an extra which is not installed says which in one line, not a
 
 from __future__ import annotations
 
-import ast
-import json
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from aisched import cli
+from tests.support.imports import absolute_imports, loaded_by, module_name
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "operator" / "aisched"
@@ -30,25 +27,14 @@ EXTRAS = {
 EMULATOR_ONLY = ("demo.py",)
 
 
-def imports(path: Path) -> list[tuple[int, str]]:
-    """(line, top-level module) of every absolute import in `path`, inside functions too."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module.split(".")[0]))
-    return found
-
-
 def imports_outside(root: Path, folder: str, modules: tuple[str, ...]) -> list[str]:
     """`path:line module` for each import of `modules` by a file of `root` not under `folder/`."""
     return [
         f"{path.relative_to(root)}:{line} {module}"
         for path in sorted(root.rglob("*.py"))
         if path.relative_to(root).parts[0] != folder
-        for line, module in imports(path)
-        if module in modules
+        for line, name in absolute_imports(path)
+        if (module := name.split(".")[0]) in modules
     ]
 
 
@@ -79,20 +65,14 @@ def test_the_operator_modules_load_neither_extra_at_run_time() -> None:
     """Through a third module too: every module outside the emulator and the simulator (and the
     demo, which is the emulator's) imported in a fresh interpreter, then what it loaded."""
     modules = [
-        ".".join(("aisched", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        module_name(path, PACKAGE)
         for path in sorted(PACKAGE.rglob("*.py"))
         if path.relative_to(PACKAGE).parts[0] not in ("emulator", "simulator", *EMULATOR_ONLY)
     ]
     assert "aisched.controllers.manager" in modules
     assert "aisched.runner" in modules
-    forbidden = sorted(m for _, extra_modules, _ in EXTRAS.values() for m in extra_modules)
-    script = (
-        "import importlib, json, sys\n"
-        f"for m in {modules!r}: importlib.import_module(m)\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout) == []
+    forbidden = [m for _, extra_modules, _ in EXTRAS.values() for m in extra_modules]
+    assert loaded_by(modules, forbidden) == []
 
 
 def test_the_extras_are_not_core_dependencies_and_dev_has_them_all() -> None:

@@ -55,6 +55,15 @@ def test_assume_and_forget_go_through_the_same_deltas() -> None:
     assert seen == [(None, "ml/a"), ("ml/a", None)]
 
 
+def test_a_listener_joining_late_hears_what_is_accounted_already_as_added() -> None:
+    cache = Cache()
+    cache.set_pod(usage("ml/a"))
+    cache.set_pod(usage("ml/b"))
+    cache.remove_pod("ml/b")
+
+    assert recorded(cache) == [(None, "ml/a")]
+
+
 def test_unsubscribed_listeners_hear_nothing_more() -> None:
     cache = Cache()
     seen: list[object] = []

@@ -95,7 +95,10 @@ class Cache:
         self.gpus_held = 0
 
     def subscribe(self, listener: PodDelta) -> Callable[[], None]:
-        """Tell `listener` of every change to a pod's usage from now on; returns the unsubscribe."""
+        """Tell `listener` of every pod accounted now (as added: `(None, usage)`) and of every change
+        from then on, so a listener's view never depends on when it joined; returns the unsubscribe."""
+        for usage in self._pods.values():
+            listener(None, usage)
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 

@@ -155,9 +155,6 @@ class GpuClustering:
         self._counts = np.zeros((_CLASSES, 0), dtype=np.int64)  # by snapshot slot
         self._layout: tuple[object, int] = (None, -1)
         self._dirty: set[str] = set()
-        for _, members in handle.cache.gangs():  # what the cache holds already
-            for usage in members.values():
-                self._pod_changed(None, usage)
         handle.cache.subscribe(self._pod_changed)
 
     def _pod_changed(self, old: PodUsage | None, new: PodUsage | None) -> None:

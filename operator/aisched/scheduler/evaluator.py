@@ -40,8 +40,6 @@ class Evaluator:
         self._scheduler = scheduler
         self._victims: set[str] = set()  # pod keys nominated for eviction, until the cache drops them
         self._priorities: Counter[int] = Counter()  # pods accounted, by priority
-        for _, members in scheduler.cache.gangs():
-            self._priorities.update(usage.priority for usage in members.values())
         scheduler.cache.subscribe(self._pod_changed)
         #: Dry runs of the scheduling cycle made so far (each costs about one cycle).
         self.dry_runs = 0

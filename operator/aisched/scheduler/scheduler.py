@@ -124,9 +124,6 @@ class Scheduler:
         self.clock = clock
         self.cache = cache if cache is not None else Cache()
         self.ledger = ledger if ledger is not None else QuotaLedger()
-        for _, members in self.cache.gangs():  # pods accounted before the ledger listened
-            for usage in members.values():
-                self.ledger.pod_changed(None, usage)
         self.cache.subscribe(self.ledger.pod_changed)
         self.snapshot = Snapshot()
         self.evaluator = Evaluator(self)

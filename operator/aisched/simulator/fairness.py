@@ -124,13 +124,17 @@ class _Run:
         )
         self.jobs: dict[str, _State] = {}
         self._by_gang: dict[str, _State] = {}
-        self.used = {t.name: 0 for t in tenants}
         self.pending = {t.name: 0 for t in tenants}
-        self.peak = dict(self.used)
+        self.peak = {t.name: 0 for t in tenants}
         self.preemptions: list[Preemption] = []
         self.lost_gpu_s = 0.0
         self.cycles = 0
         self._events: list[tuple[float, int, str, int]] = []
+
+    @property
+    def used(self) -> dict[str, int]:
+        """GPUs in use by tenant, as the core's ledger counts them from the cache (one book)."""
+        return {name: self.ledger.used(name).get(GPU_MILLI, 0) // 1000 for name in self.guaranteed}
 
     @property
     def schedule_calls(self) -> int:
@@ -195,11 +199,12 @@ class _Run:
 
     def _full(self) -> bool:
         """Whether no waiting gang can start: no GPU free, and none may preempt."""
-        if sum(self.used.values()) < self.total_gpus:
+        used = self.used
+        if sum(used.values()) < self.total_gpus:
             return False
         if self.policy == "baseline":
             return True
-        return not any(self.pending[t] and self.used[t] < g for t, g in self.guaranteed.items())
+        return not any(self.pending[t] and used[t] < g for t, g in self.guaranteed.items())
 
     # -- gangs' lives ------------------------------------------------------------------------------
 
@@ -211,7 +216,6 @@ class _Run:
         job = state.job
         self.scheduler.bound(p.pod.key for p in placement.pods)  # the simulation binds at once
         self.pending[job.tenant] -= job.gpus
-        self.used[job.tenant] += job.gpus
         self.peak[job.tenant] = max(self.peak[job.tenant], self.used[job.tenant])
         state.started = self.now
         if state.first_start is None:
@@ -223,7 +227,6 @@ class _Run:
     def _stop(self, state: _State) -> None:
         for pod in state.gang.members:
             self.scheduler.cache.remove_pod(pod.key)  # the ledger and the snapshot follow
-        self.used[state.job.tenant] -= state.job.gpus
         state.epoch += 1
 
     def _finish(self, state: _State) -> None:
@@ -269,7 +272,8 @@ class _Sampler:
 
     def sample(self, run: _Run) -> None:
         names = [t.name for t in self.tenants]
-        used = [float(run.used[n]) for n in names]
+        in_use = run.used
+        used = [float(in_use[n]) for n in names]
         pending = [float(run.pending[n]) for n in names]
         self.samples += 1
         self.utilisation += sum(used) / run.total_gpus

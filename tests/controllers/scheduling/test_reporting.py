@@ -10,10 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-import pytest
-
 from aisched.controllers.scheduling.reporting import FailureReporter, pod_scheduled_condition
-from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, PatchType
 from tests.binder.fakes import FakeClock
 from tests.controllers.scheduling.test_runtime import (
@@ -336,40 +333,34 @@ async def test_the_condition_never_lands_on_a_pod_that_changed_since_it_was_judg
 # -- the runtime against the emulator ---------------------------------------------------------------
 
 
-@pytest.fixture
-async def cluster(emulator_cluster: Emulator) -> AsyncIterator[KubeClient]:
-    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
-        yield client
-
-
 async def test_an_impossible_pod_is_marked_unschedulable_with_one_event_however_many_cycles_run(
-    cluster: KubeClient,
+    kube: KubeClient,
 ) -> None:
-    h = harness(cluster)
+    h = harness(kube)
     async with started(h.runtime):
-        await create(cluster, pod("huge", gpus=9), pod("small", gpus=1))
-        await wait_bound(cluster, ["small"])
-        marked = (await wait_pods(cluster, ["huge"], unschedulable()))["huge"]
+        await create(kube, pod("huge", gpus=9), pod("small", gpus=1))
+        await wait_bound(kube, ["small"])
+        marked = (await wait_pods(kube, ["huge"], unschedulable()))["huge"]
         condition = pod_scheduled_condition(marked)
         assert condition is not None
         assert condition["message"] == VERDICT
 
         # More cycles for the same verdict: each deletion of a bound pod wakes the parked gang.
         for i in range(3):
-            await create(cluster, pod(f"filler-{i}", gpus=1))
-            await wait_bound(cluster, [f"filler-{i}"])
-            await delete(cluster, f"filler-{i}")
+            await create(kube, pod(f"filler-{i}", gpus=1))
+            await wait_bound(kube, [f"filler-{i}"])
+            await delete(kube, f"filler-{i}")
             advance(h, 61.0)  # past the gang's backoff, well inside the Events' 10 minutes
             await until_cycles(h, "unschedulable", 2 + i)
         await h.runtime.reporter.wait_idle()
 
-        assert await unbound_with_condition_unchanged(cluster, "huge", condition)
+        assert await unbound_with_condition_unchanged(kube, "huge", condition)
         assert h.client.status_patches == ["huge"]
-        (event,) = await failed_scheduling_events(cluster, "huge")
+        (event,) = await failed_scheduling_events(kube, "huge")
         assert (event["type"], event["message"], event["count"]) == ("Warning", VERDICT, 1)
         assert event["involvedObject"]["uid"] == marked["metadata"]["uid"]
         assert event["source"]["component"] == event["reportingComponent"] == "aisched"
-        assert await failed_scheduling_events(cluster, "small") == []
+        assert await failed_scheduling_events(kube, "small") == []
 
 
 async def until_cycles(h: Harness, result: str, count: int) -> None:
@@ -381,21 +372,21 @@ async def unbound_with_condition_unchanged(kube: KubeClient, name: str, conditio
     return not is_bound(now) and pod_scheduled_condition(now) == condition
 
 
-async def test_the_event_of_a_repeated_verdict_is_counted_up_after_ten_minutes(cluster: KubeClient) -> None:
-    h = harness(cluster)
+async def test_the_event_of_a_repeated_verdict_is_counted_up_after_ten_minutes(kube: KubeClient) -> None:
+    h = harness(kube)
     async with started(h.runtime):
-        await create(cluster, pod("huge", gpus=9), pod("filler", gpus=1))
-        await wait_pods(cluster, ["huge"], unschedulable())
-        await wait_bound(cluster, ["filler"])
+        await create(kube, pod("huge", gpus=9), pod("filler", gpus=1))
+        await wait_pods(kube, ["huge"], unschedulable())
+        await wait_bound(kube, ["filler"])
         await h.runtime.reporter.wait_idle()
-        (first,) = await failed_scheduling_events(cluster, "huge")
+        (first,) = await failed_scheduling_events(kube, "huge")
 
-        await delete(cluster, "filler")
+        await delete(kube, "filler")
         advance(h, 601.0)
         await h.metrics.until(lambda: h.metrics.cycles["unschedulable"] >= 2)
         await h.runtime.reporter.wait_idle()
 
-        (event,) = await failed_scheduling_events(cluster, "huge")
+        (event,) = await failed_scheduling_events(kube, "huge")
         assert event["metadata"]["name"] == first["metadata"]["name"]
         assert event["count"] == 2
         assert h.runtime.reporter.events_updated == 1
@@ -403,19 +394,19 @@ async def test_the_event_of_a_repeated_verdict_is_counted_up_after_ten_minutes(c
 
 
 async def test_a_pod_bound_after_waiting_shows_pod_scheduled_true_and_is_forgotten(
-    cluster: KubeClient,
+    kube: KubeClient,
 ) -> None:
-    h = harness(cluster)
+    h = harness(kube)
     async with started(h.runtime):
-        await create(cluster, *(pod(f"ddp-{i}", gpus=2, gang="ddp", min_member=3) for i in range(2)))
-        waiting = await wait_pods(cluster, ["ddp-0", "ddp-1"], unschedulable())
+        await create(kube, *(pod(f"ddp-{i}", gpus=2, gang="ddp", min_member=3) for i in range(2)))
+        waiting = await wait_pods(kube, ["ddp-0", "ddp-1"], unschedulable())
         for member in waiting.values():
             condition = pod_scheduled_condition(member)
             assert condition is not None
             assert "waiting for the rest" in condition["message"]
 
-        await create(cluster, pod("ddp-2", gpus=2, gang="ddp", min_member=3))
-        bound = await wait_bound(cluster, ["ddp-0", "ddp-1", "ddp-2"])
+        await create(kube, pod("ddp-2", gpus=2, gang="ddp", min_member=3))
+        bound = await wait_bound(kube, ["ddp-0", "ddp-1", "ddp-2"])
         for member in bound.values():
             condition = pod_scheduled_condition(member)
             assert condition is not None
@@ -426,26 +417,26 @@ async def test_a_pod_bound_after_waiting_shows_pod_scheduled_true_and_is_forgott
         assert len(h.runtime.reporter) == 0
 
 
-async def test_a_deleted_pending_pod_is_forgotten_by_the_reporter(cluster: KubeClient) -> None:
-    h = harness(cluster)
+async def test_a_deleted_pending_pod_is_forgotten_by_the_reporter(kube: KubeClient) -> None:
+    h = harness(kube)
     async with started(h.runtime):
-        await create(cluster, pod("huge", gpus=9))
-        await wait_pods(cluster, ["huge"], unschedulable())
+        await create(kube, pod("huge", gpus=9))
+        await wait_pods(kube, ["huge"], unschedulable())
         assert "default/huge" in h.runtime.reporter
-        await delete(cluster, "huge")
+        await delete(kube, "huge")
         await h.client.until_handled("DELETED", "/api/v1/pods", "huge")
         assert "default/huge" not in h.runtime.reporter
 
 
-async def test_a_fresh_runtime_does_not_patch_a_verdict_the_pod_already_carries(cluster: KubeClient) -> None:
-    first = harness(cluster)
+async def test_a_fresh_runtime_does_not_patch_a_verdict_the_pod_already_carries(kube: KubeClient) -> None:
+    first = harness(kube)
     async with started(first.runtime):
-        await create(cluster, pod("huge", gpus=9))
-        await wait_pods(cluster, ["huge"], unschedulable())
+        await create(kube, pod("huge", gpus=9))
+        await wait_pods(kube, ["huge"], unschedulable())
         await first.runtime.reporter.wait_idle()
     assert first.client.status_patches == ["huge"]
 
-    second = harness(cluster)
+    second = harness(kube)
     async with started(second.runtime):
         await second.metrics.until(lambda: second.metrics.cycles["unschedulable"] >= 1)
         await second.runtime.reporter.wait_idle()

@@ -457,13 +457,6 @@ async def test_a_bound_pod_is_never_scheduled_twice(running: Running) -> None:
     assert usage.node == first["spec"]["nodeName"]
 
 
-@pytest.fixture
-async def kube(emulator_cluster: Emulator) -> AsyncIterator[KubeClient]:
-    """A client of the demo cluster (this module's tests build their runtimes themselves)."""
-    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
-        yield client
-
-
 async def test_metrics_show_attempts_by_result_queue_depth_gpus_allocated_and_e2e_latency(
     kube: KubeClient,
 ) -> None:

@@ -5,12 +5,8 @@ waits for a node label."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Final
 
-import pytest
-
-from aisched.emulator.runner import Emulator
 from aisched.kube.client import KubeClient
 from aisched.queue import QueueState
 from tests.controllers.scheduling.test_runtime import (
@@ -28,12 +24,6 @@ from tests.controllers.scheduling.test_runtime import (
 NODES: Final = "/api/v1/nodes"
 POD_EVENTS: Final = "/api/v1/pods"
 NODE: Final = "h100-000"
-
-
-@pytest.fixture
-async def kube(emulator_cluster: Emulator) -> AsyncIterator[KubeClient]:
-    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
-        yield client
 
 
 async def test_a_heartbeat_leaves_a_parked_gang_parked_and_a_pod_ending_wakes_it(kube: KubeClient) -> None:

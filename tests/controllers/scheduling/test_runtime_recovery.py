@@ -4,13 +4,11 @@ twice or left half-bound, and scheduling goes on."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import numpy as np
-import pytest
 
-from aisched.emulator.runner import Emulator
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.handle import Handle
 from aisched.framework.interface import FilterResult
@@ -40,12 +38,6 @@ from tests.controllers.scheduling.test_runtime import (
 POD_EVENTS: Final = "/api/v1/pods"
 NODE_EVENTS: Final = "/api/v1/nodes"
 H100: Final = ("h100-000", "h100-001", "h100-002", "h100-003")
-
-
-@pytest.fixture
-async def kube(emulator_cluster: Emulator) -> AsyncIterator[KubeClient]:
-    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
-        yield client
 
 
 def conflict(message: str) -> ApiError:

@@ -27,12 +27,6 @@ from tests.controllers.scheduling.test_runtime import (
 NODE: Final = "h100-000"
 
 
-@pytest.fixture
-async def kube(emulator_cluster: Emulator) -> AsyncIterator[KubeClient]:
-    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
-        yield client
-
-
 def sharing_pod(
     name: str, *, annotations: dict[str, str], limits: dict[str, Any] | None = None, node: str = NODE
 ) -> JsonObject:

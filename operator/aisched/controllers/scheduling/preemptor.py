@@ -61,14 +61,9 @@ class Preemptor:
         self._pods = pods
         self._evicting: dict[str, str] = {}  # victim pod key -> the gang it makes room for
         self._held: dict[str, tuple[GangPlacement, set[str]]] = {}  # gang -> placement, victims left
+        self._member_of: dict[str, str] = {}  # pod key of a held gang's member -> the gang
         self.ready: list[GangPlacement] = []  # held placements whose victims are all gone
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def holds(self, gang: str) -> bool:
-        return gang in self._held
-
-    def evicting(self, pod_key: str) -> bool:
-        return pod_key in self._evicting
 
     def hold(self, nomination: Nomination, *, tenant: str | None) -> None:
         """Carry out `nomination` (its placement already assumed): evict the victims, whose
@@ -79,6 +74,7 @@ class Preemptor:
         for key in victims:
             self._evicting[key] = gang
         self._held[gang] = (placement, victims)
+        self._member_of.update((p.pod.key, gang) for p in placement.pods)
         log.bind(gang=gang).info(
             "gang_preempting", victims=", ".join(v.key for v in nomination.victims), pods=len(victims)
         )
@@ -98,16 +94,21 @@ class Preemptor:
             if held is not None:
                 held[1].discard(pod_key)
                 if not held[1]:
-                    del self._held[gang]
-                    self.ready.append(held[0])
+                    self.ready.append(self._release(gang))
             return []
-        for gang, (placement, _) in list(self._held.items()):
-            members = [p.pod.key for p in placement.pods]
-            if pod_key in members:
-                del self._held[gang]
-                log.bind(gang=gang).info("preemption_hold_dropped", pod=pod_key)
-                return [k for k in members if k != pod_key]
-        return []
+        gang = self._member_of.get(pod_key)
+        if gang is None:
+            return []
+        members = [p.pod.key for p in self._release(gang).pods]
+        log.bind(gang=gang).info("preemption_hold_dropped", pod=pod_key)
+        return [k for k in members if k != pod_key]
+
+    def _release(self, gang: str) -> GangPlacement:
+        """End the hold of `gang`; its placement."""
+        placement, _ = self._held.pop(gang)
+        for member in placement.pods:
+            self._member_of.pop(member.pod.key, None)
+        return placement
 
     async def _evict(self, victim: Workload, gang: str) -> None:
         """Tell the victim's pods to save their state as their job asked, then delete them.

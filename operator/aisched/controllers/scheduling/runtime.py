@@ -33,7 +33,7 @@ from aisched.framework.registry import Registry
 from aisched.framework.status import Code
 from aisched.framework.types import Gang, GangPlacement
 from aisched.kube.client import JsonObject, Params, PatchType
-from aisched.kube.informer import Informer
+from aisched.kube.informer import Informer, InformerHandler
 from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
@@ -113,12 +113,9 @@ class SchedulerRuntime:
         self._queue_published = float("-inf")
         self._wake = asyncio.Event()
 
-    def _informer(self, path: str, handler: object, resource: InformerResource) -> Informer:
+    def _informer(self, path: str, handler: InformerHandler, resource: InformerResource) -> Informer:
         return Informer(
-            self.client,
-            path=path,
-            handler=handler,  # type: ignore[arg-type]
-            on_list=lambda: self.metrics.informer_relist(resource),
+            self.client, path=path, handler=handler, on_list=lambda: self.metrics.informer_relist(resource)
         )
 
     @property
