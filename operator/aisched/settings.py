@@ -17,6 +17,7 @@ __all__ = [
     "ENV_PREFIX",
     "LeaderElectionSettings",
     "LoggingSettings",
+    "QueueingSettings",
     "MetricsSettings",
     "SchedulerSettings",
     "Settings",
@@ -74,6 +75,21 @@ class SchedulerSettings(_Section):
     bind_burst: Annotated[int, Field(ge=1)] = 2000
 
 
+class QueueingSettings(_Section):
+    """The cluster's default queueing for tenants whose TenantQuota leaves it unset, and for
+    namespaces no TenantQuota lists (each such namespace is its own queue)."""
+
+    strategy: Literal["StrictFIFO", "BestEffortFIFO"] = "BestEffortFIFO"
+    #: Hold the nodes a blocked head of a queue will start on (EASY backfill around them).
+    reservation: bool = True
+    #: Aging: every `aging_interval_seconds` of waiting adds `aging_step` to a gang's queue
+    #: priority, at most `aging_max_boost`, never into the next band of `priority_band_width`.
+    aging_interval_seconds: Annotated[int, Field(ge=0)] = 60
+    aging_step: Annotated[int, Field(ge=1)] = 1
+    aging_max_boost: Annotated[int, Field(ge=0)] = 100
+    priority_band_width: Annotated[int, Field(ge=1)] = 1000
+
+
 class Settings(_Section):
     """All settings of the aisched process."""
 
@@ -81,6 +97,7 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    queueing: QueueingSettings = Field(default_factory=QueueingSettings)
 
 
 class SettingsError(ValueError):

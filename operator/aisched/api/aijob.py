@@ -45,6 +45,7 @@ __all__ = [
 MAX_ROLES: Final = 16
 MAX_REPLICAS_PER_ROLE: Final = 10_000
 INT32_MAX: Final = 2**31 - 1
+MAX_RUNTIME_LIMIT_SECONDS: Final = 365 * 24 * 3600
 
 Phase = Literal[
     "Pending", "Queued", "Scheduling", "Running", "Restarting", "Preempted", "Succeeded", "Failed"
@@ -232,6 +233,9 @@ class AIJobSpec(SpecModel):
     tenant: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] | None = None
     restart: RestartSpec = Field(default_factory=RestartSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    #: The longest the job's pods may run (each pod's `activeDeadlineSeconds`): the kubelet ends
+    #: them after that, and the scheduler counts on it when it reserves nodes for a waiting job.
+    runtime_limit_seconds: Annotated[int, Field(ge=1, le=MAX_RUNTIME_LIMIT_SECONDS)] | None = None
 
     __rules__ = (
         Rule(

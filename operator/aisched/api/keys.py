@@ -44,6 +44,12 @@ ANNOTATION_CHECKPOINT_METHOD: Final = "aisched.io/checkpoint-method"
 ANNOTATION_CHECKPOINT_REQUESTED: Final = "aisched.io/checkpoint-requested"
 # The TenantQuota a pod is charged to (an AIJob's spec.tenant); else the one listing its namespace.
 ANNOTATION_TENANT: Final = "aisched.io/tenant"
+# The submission order of an AIJob's pods within the same creation second: the AIJob's creation
+# revision, stamped by the AIJob controller (a decimal integer). Never the name.
+ANNOTATION_QUEUE_SEQUENCE: Final = "aisched.io/queue-sequence"
+# A class of jobs whose past run times estimate how long a new one will run (for reservations);
+# the AIJob's label of the same name, copied to its pods.
+LABEL_JOB_CLASS: Final = "aisched.io/job-class"
 
 # Node labels that place a node in the topology domains above it.
 LABEL_RACK: Final = "aisched.io/rack"

@@ -27,7 +27,16 @@ from aisched.api.meta import (
 )
 from aisched.api.quantity import NonNegativeQuantity, Quantity
 
-__all__ = ["PreemptionSpec", "ResourceQuota", "TenantQuota", "TenantQuotaSpec", "TenantQuotaStatus"]
+__all__ = [
+    "AgingSpec",
+    "PreemptionSpec",
+    "QueueingSpec",
+    "QueueingStrategy",
+    "ResourceQuota",
+    "TenantQuota",
+    "TenantQuotaSpec",
+    "TenantQuotaStatus",
+]
 
 MAX_RESOURCES: Final = 32
 _RESOURCE_NAME: Final = re.compile(QUALIFIED_NAME_PATTERN)
@@ -67,6 +76,35 @@ class PreemptionSpec(SpecModel):
     min_runtime_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 300
 
 
+QueueingStrategy = Literal["StrictFIFO", "BestEffortFIFO"]
+
+
+class AgingSpec(SpecModel):
+    """How a waiting job's priority rises so it cannot starve behind higher-priority ones.
+
+    Every `intervalSeconds` of waiting adds `step` to the job's queue priority, up to `maxBoost`
+    in all, and never to the next band of `bandWidth` (a job at 0 ages at most to bandWidth - 1).
+    Aging orders the queue and protects a reservation; preemption still uses the real priority.
+    """
+
+    interval_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] | None = None
+    step: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    max_boost: Annotated[int, Field(ge=0, le=1_000_000_000)] | None = None
+    band_width: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+
+
+class QueueingSpec(SpecModel):
+    """The order in which the tenant's jobs start (unset fields take the cluster's defaults).
+
+    `StrictFIFO`: the first job in the queue blocks every later one. `BestEffortFIFO`: a later job
+    may start only where it does not delay the first, whose nodes are reserved when `reservation`.
+    """
+
+    strategy: QueueingStrategy | None = None
+    reservation: bool | None = None
+    aging: AgingSpec = Field(default_factory=AgingSpec)
+
+
 class TenantQuotaSpec(SpecModel):
     """Which namespaces form the tenant, its cohort, weight and per-resource quota."""
 
@@ -79,6 +117,7 @@ class TenantQuotaSpec(SpecModel):
         default_factory=dict
     )
     preemption: PreemptionSpec = Field(default_factory=PreemptionSpec)
+    queueing: QueueingSpec = Field(default_factory=QueueingSpec)
 
     __rules__ = (
         Rule(

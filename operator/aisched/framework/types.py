@@ -92,7 +92,15 @@ class PodInfo:
     gang_min_member: int | None = None
     topology_policy: TopologyPolicy = "Preferred"
     topology_level: TopologyLevel | None = None
+    #: Submission order: creation time (epoch seconds), then `sequence` within the same second
+    #: (an AIJob's creation revision, `aisched.io/queue-sequence`; else the pod's resourceVersion
+    #: when first seen). Never the name.
     created: float = 0.0
+    sequence: int = 0
+    #: The longest the pod may run (`spec.activeDeadlineSeconds`), None when unbounded.
+    runtime_limit: float | None = None
+    #: Jobs of one class run about as long as each other (`aisched.io/job-class`).
+    job_class: str | None = None
     node_name: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     #: A pod sharing one GPU: the milli (1..999) of that GPU it needs; 0 for whole-GPU or no-GPU pods.
@@ -140,8 +148,8 @@ class PodInfo:
         )
 
     @classmethod
-    def from_manifest(cls, pod: Mapping[str, Any], *, created: float = 0.0) -> PodInfo:
-        """The scheduling view of a pod's JSON.
+    def from_manifest(cls, pod: Mapping[str, Any], *, created: float | None = None) -> PodInfo:
+        """The scheduling view of a pod's JSON; `created` defaults to its creationTimestamp.
 
         Unparseable quantities, and GPU requests that contradict each other (a share of a GPU or a
         MIG instance together with whole GPUs), raise `ValueError`.
@@ -170,7 +178,10 @@ class PodInfo:
             gang_min_member=int(min_member) if min_member and min_member.isdigit() else None,
             topology_policy=_POLICIES.get(policy, "Preferred"),
             topology_level=_LEVELS.get(level) if level else None,
-            created=created,
+            created=(view.created or 0.0) if created is None else created,
+            sequence=_sequence(annotations, view.revision),
+            runtime_limit=_runtime_limit(spec),
+            job_class=labels.get(keys.LABEL_JOB_CLASS) or None,
             node_name=view.node_name,
             labels=labels,
             gpu_milli=share.milli,
@@ -233,6 +244,25 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
             f" with {keys.GPU_RESOURCE}: a pod takes part of one GPU or whole GPUs"
         )
     return _Share(milli=milli, memory=memory, mig_profile=mig)
+
+
+_MAX_SEQUENCE_DIGITS = 19  # fits an int64, as etcd revisions do
+
+
+def _sequence(annotations: Mapping[str, str], revision: int | None) -> int:
+    """The pod's place among pods created in the same second: its AIJob's creation revision, else
+    its own resourceVersion. A malformed annotation is ignored, not trusted."""
+    raw = annotations.get(keys.ANNOTATION_QUEUE_SEQUENCE, "")
+    if raw.isdigit() and len(raw) <= _MAX_SEQUENCE_DIGITS:
+        return int(raw)
+    return revision or 0
+
+
+def _runtime_limit(spec: Mapping[str, Any]) -> float | None:
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline > 0:
+        return float(deadline)
+    return None
 
 
 def _priority(spec: Mapping[str, Any], annotations: Mapping[str, str]) -> int:
@@ -327,6 +357,8 @@ class Gang:
     topology_level: TopologyLevel | None = None
     priority: int = 0
     created: float = 0.0
+    #: Submission order within `created`'s second (the members' smallest `PodInfo.sequence`).
+    sequence: int = 0
 
     @classmethod
     def of(cls, pod: PodInfo) -> Gang:
@@ -338,6 +370,7 @@ class Gang:
             topology_level=pod.topology_level,
             priority=pod.priority,
             created=pod.created,
+            sequence=pod.sequence,
         )
 
     @property
@@ -365,6 +398,12 @@ class Gang:
 
     def total_gpus(self) -> int:
         return sum(p.gpus for p in self.members)
+
+    @property
+    def submitted(self) -> tuple[float, int, str]:
+        """The gang's place in submission order: creation time, sequence, then (for a total order
+        only) the key."""
+        return (self.created, self.sequence, self.key)
 
 
 @dataclass(frozen=True, slots=True)

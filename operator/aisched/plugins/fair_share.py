@@ -1,4 +1,5 @@
-"""FairShare (QueueSort): priority first, then the tenant furthest below its fair share, then age.
+"""FairShare (QueueSort): priority first, then the tenant furthest below its fair share, then
+submission order (creation time, then sequence; never the name).
 
 A tenant's place is its weighted dominant-resource share (DRF: its largest used / capacity, over
 its TenantQuota weight), lowest first, so a tenant using little goes before one using much.
@@ -38,12 +39,11 @@ class FairShare:
         """Changes whenever a share may have: orderings computed before are stale."""
         return self.ledger.generation
 
-    def _key(self, gang: Gang) -> tuple[int, float, float, str]:
+    def _key(self, gang: Gang) -> tuple[int, float, tuple[float, int, str]]:
         return (
             -gang.priority,
             self._share(self.ledger.charged_to(gang.tenant, gang.namespace)),
-            gang.created,
-            gang.key,
+            gang.submitted,
         )
 
     def _share(self, tenant: str | None) -> float:

@@ -1,4 +1,5 @@
-"""PrioritySort: higher priority first, then the gang that has waited longest, then by name."""
+"""PrioritySort: higher priority first, then submission order (creation time, then
+sequence; the key only to make the order total)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class PrioritySort:
     name = NAME
 
     def less(self, a: Gang, b: Gang) -> bool:
-        return (-a.priority, a.created, a.key) < (-b.priority, b.created, b.key)
+        return (-a.priority, a.submitted) < (-b.priority, b.submitted)
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> PrioritySort:

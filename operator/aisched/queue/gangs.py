@@ -43,6 +43,7 @@ def assemble(key: str, pending: Sequence[PodInfo], *, placed: int = 0) -> Gang:
         topology_level=next((p.topology_level for p in members if p.topology_level), None),
         priority=max(p.priority for p in members),
         created=min(p.created for p in members),
+        sequence=min(p.sequence for p in members),
     )
 
 
@@ -104,6 +105,11 @@ class GangBook:
         if not members.pending and not members.placed:
             del self._gangs[gang]
         return gang
+
+    def pending_pod(self, pod_key: str) -> PodInfo | None:
+        """The pending pod `pod_key` as last filed, or None."""
+        gang = self._gang_of.get(pod_key)
+        return self._gangs[gang].pending.get(pod_key) if gang is not None else None
 
     def is_pending(self, pod_key: str) -> bool:
         gang = self._gang_of.get(pod_key)

@@ -13,7 +13,7 @@ from typing import Final, Protocol
 
 from aisched.api import keys
 from aisched.api.mig import MIG_MEMORY_SLOTS, MIG_PROFILES
-from aisched.api.tenantquota import TenantQuotaSpec
+from aisched.api.tenantquota import QueueingSpec, TenantQuotaSpec
 from aisched.topology import resources
 
 __all__ = ["GPU_MILLI", "Request", "Tenant", "display", "gang_usage", "quota_capacity", "quota_usage"]
@@ -42,6 +42,9 @@ class Tenant:
     reclaim_within_cohort: str = "Any"
     within_tenant: str = "LowerPriority"
     min_runtime_seconds: int = 300
+    #: How the tenant's queue is ordered (TenantQuota.spec.queueing); unset fields take the
+    #: cluster's defaults (`queue.QueueingPolicy`).
+    queueing: QueueingSpec = field(default_factory=QueueingSpec)
 
     @classmethod
     def from_spec(cls, name: str, spec: TenantQuotaSpec) -> Tenant:
@@ -59,6 +62,7 @@ class Tenant:
             reclaim_within_cohort=spec.preemption.reclaim_within_cohort,
             within_tenant=spec.preemption.within_tenant,
             min_runtime_seconds=spec.preemption.min_runtime_seconds,
+            queueing=spec.queueing,
         )
 
     def limit(self, resource: str) -> int | None:

@@ -11,6 +11,8 @@ A change whose handling raises is logged and skipped: one bad object never stops
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -110,7 +112,7 @@ class ClusterWatch:
             self._pod_gone(view, terminated=True)
             return
         try:
-            pod = PodInfo.from_manifest(obj, created=runtime.clock())
+            pod = PodInfo.from_manifest(obj)
         except ValueError as exc:
             log.warning("pod_unparseable", pod=view.key, error=str(exc))
             return
@@ -123,6 +125,9 @@ class ClusterWatch:
             self._pod_gone(view, terminated=False)  # being deleted (a finalizer holds it): nothing to place
             return
         self._pending_since.setdefault(pod.key, runtime.clock())
+        seen = runtime.gangs.pending_pod(pod.key)
+        if seen is not None and seen.sequence != pod.sequence:  # keeps its place when updated
+            pod = dataclasses.replace(pod, sequence=seen.sequence)
         self._requeue(runtime.gangs.pending(pod))
 
     def _bound(self, pod: PodInfo, view: PodView) -> None:
