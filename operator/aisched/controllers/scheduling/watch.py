@@ -12,7 +12,6 @@ A change whose handling raises is logged and skipped: one bad object never stops
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
