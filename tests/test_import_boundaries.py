@@ -81,8 +81,8 @@ ALLOWED_INTERNAL = {
     "quota": {"api", "topology", "cache", "quota"},
     "framework": {"api", "topology", "cache", "quota", "framework"},
     "plugins": {"api", "topology", "cache", "quota", "framework", "plugins"},
-    "queue": {"api", "topology", "framework", "queue"},
-    "scheduler": {"api", "topology", "cache", "quota", "framework", "plugins", "scheduler"},
+    "queue": {"api", "topology", "cache", "quota", "framework", "queue"},
+    "scheduler": {"api", "topology", "cache", "quota", "framework", "plugins", "queue", "scheduler"},
 }
 
 

@@ -26,6 +26,7 @@ def test_default_profile_runs_static_filters_before_usage_filters() -> None:
         "ResourceFit",
         "GPUHealth",
         "GPUSharing",
+        "Reservation",
     )
 
 
@@ -44,5 +45,5 @@ def test_default_profile_is_the_operators_quota_fair_share_and_preemption() -> N
     profile = Profile()
 
     assert profile.queue_sort == "FairShare"
-    assert profile.pre_filter == ("Gang", "Quota")
+    assert profile.pre_filter == ("Gang", "Quota", "Reservation")
     assert profile.post_filter == ("DefaultPreemption",)

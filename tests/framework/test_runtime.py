@@ -198,7 +198,7 @@ def test_default_profile_builds_with_the_default_registry() -> None:
     fw = Framework(Profile(), default_registry(), handle())
 
     assert [f.name for f in fw.filters] == list(Profile().filter)
-    assert [p.name for p in fw.pre_filters] == ["Gang", "Quota"]
+    assert [p.name for p in fw.pre_filters] == ["Gang", "Quota", "Reservation"]
     assert [p.name for p in fw.post_filters] == ["DefaultPreemption"]
     assert [(p.name, w) for p, w in fw.scores] == [
         ("GPUTopology", 2.0),

@@ -47,6 +47,7 @@ def test_registry_names_every_built_in_plugin() -> None:
         "PrioritySort",
         "Quota",
         "Random",
+        "Reservation",
         "ResourceFit",
         "TaintToleration",
     ]
@@ -77,6 +78,8 @@ def test_each_plugin_is_built_under_the_name_it_is_registered_by() -> None:
         ("LeastAllocated", ScorePlugin),
         ("MostAllocated", ScorePlugin),
         ("Quota", PreFilterPlugin),
+        ("Reservation", PreFilterPlugin),
+        ("Reservation", FilterPlugin),
         ("FairShare", QueueSortPlugin),
         ("DefaultPreemption", PostFilterPlugin),
     ],

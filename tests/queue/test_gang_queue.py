@@ -59,7 +59,7 @@ def test_backoff_doubles_up_to_the_cap_and_releases_on_time() -> None:
         clock.now += delays[-1] - 0.001
         assert queue.pop() is None, "released early"
         clock.now += 0.001
-    assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert delays == [1, 2, 4, 8, 10, 10, 10, 10]
     assert queue.pop() is gang
 
 
@@ -79,19 +79,23 @@ def test_an_unschedulable_gang_waits_for_an_event_that_could_help() -> None:
     assert queue.reason(gang.key) == "0/4 nodes are available"
 
 
-def test_a_woken_gang_still_waits_out_its_backoff() -> None:
+def test_a_woken_gang_behind_the_head_still_waits_out_its_backoff() -> None:
     clock = Clock()
     queue = _queue(clock)
-    gang = _gang("a")
-    queue.add(gang)
-    queue.pop()
-    queue.unschedulable(gang, reason="no room")
+    head, later = _gang("a"), _gang("b")
+    queue.add(head)
+    queue.add(later)
+    assert queue.pop() is head
+    assert queue.pop() is later
+    queue.unschedulable(head, reason="no room")
+    queue.unschedulable(later, reason="no room")
     queue.on_event(ClusterEvent.NODE_ADDED)
-    assert queue.state(gang.key) is QueueState.BACKOFF
+    assert queue.state(later.key) is QueueState.BACKOFF
     assert queue.next_ready_at() == 101.0
+    assert queue.pop() is head, "the head of the queue is tried at once: the room is for it"
     assert queue.pop() is None
     clock.now = 101.0
-    assert queue.pop() is gang
+    assert queue.pop() is later
 
 
 def test_a_parked_gang_that_gains_members_is_tried_at_once() -> None:
@@ -140,4 +144,9 @@ def test_depth_counts_gangs_per_state() -> None:
     queue.backoff(gangs[0])
     queue.pop()
     queue.unschedulable(gangs[1], reason="x")
-    assert queue.depth() == {QueueState.ACTIVE: 1, QueueState.BACKOFF: 1, QueueState.UNSCHEDULABLE: 1}
+    assert queue.depth() == {
+        QueueState.ACTIVE: 1,
+        QueueState.BACKOFF: 1,
+        QueueState.UNSCHEDULABLE: 1,
+        QueueState.BLOCKED: 0,
+    }

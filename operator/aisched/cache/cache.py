@@ -45,6 +45,9 @@ class PodUsage:
     priority: int = 0
     preemptible: bool = True
     started: float = 0.0
+    # How long it may run (`PodInfo.runtime_limit`) and its job class, to estimate when it ends.
+    runtime_limit: float | None = None
+    job_class: str | None = None
 
     @property
     def gpus(self) -> int:
@@ -193,6 +196,10 @@ class Cache:
     def gang(self, key: str) -> Mapping[str, PodUsage]:
         """The accounted members of gang `key` (bound or assumed), by pod key."""
         return self._gangs.get(key, {})
+
+    def pods(self) -> Iterator[PodUsage]:
+        """Every pod accounted, bound or assumed."""
+        return iter(list(self._pods.values()))
 
     def gangs(self) -> Iterator[tuple[str, Mapping[str, PodUsage]]]:
         """Every gang with a member accounted, and those members."""

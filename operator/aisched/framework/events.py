@@ -24,6 +24,7 @@ class ClusterEvent(Enum):
     POD_TERMINATED = "PodTerminated"  # reached Succeeded or Failed: what it held is free
     QUOTA_CHANGED = "QuotaChanged"  # a TenantQuota's spec changed
     GANG_GREW = "GangGrew"  # a member of an incomplete gang appeared
+    RESERVATION_RELEASED = "ReservationReleased"  # nodes held for a waiting gang are free to all
 
 
 #: Every change to a node (a plugin reading only node columns registers these, or some).

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from aisched.cache import Cache
+from aisched.framework.estimates import RuntimeEstimates
 from aisched.framework.nomination import Nomination
 from aisched.framework.profile import Profile
+from aisched.framework.reservations import ReservationBook
 from aisched.framework.types import Gang
 from aisched.quota import QuotaLedger
 from aisched.topology.snapshot import Snapshot
@@ -54,3 +56,11 @@ class Handle(Protocol):
     @property
     def preemption(self) -> PreemptionEvaluator:
         """Dry runs of the scheduling cycle without chosen running gangs, on clones."""
+
+    @property
+    def reservations(self) -> ReservationBook:
+        """Nodes held for gangs at the head of their queues (read only)."""
+
+    @property
+    def estimates(self) -> RuntimeEstimates:
+        """How long pods and gangs are expected to run."""

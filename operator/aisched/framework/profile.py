@@ -30,7 +30,7 @@ class Profile(BaseModel):
 
     scheduler_name: str = keys.SCHEDULER_NAME
     queue_sort: str = "FairShare"
-    pre_filter: tuple[str, ...] = ("Gang", "Quota")
+    pre_filter: tuple[str, ...] = ("Gang", "Quota", "Reservation")
     filter: tuple[str, ...] = (
         "NodeUnschedulable",
         "TaintToleration",
@@ -39,6 +39,7 @@ class Profile(BaseModel):
         "ResourceFit",
         "GPUHealth",
         "GPUSharing",
+        "Reservation",
     )
     post_filter: tuple[str, ...] = ("DefaultPreemption",)
     score: tuple[ScorePluginRef, ...] = (

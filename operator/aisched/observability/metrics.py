@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 SchedulingResult = Literal["scheduled", "unschedulable", "error"]
-QueueState = Literal["active", "backoff", "unschedulable"]
+QueueState = Literal["active", "backoff", "unschedulable", "blocked"]
 BindingErrorReason = Literal["conflict", "not_found", "unavailable", "other"]
 InformerResource = Literal["pods", "nodes", "gpunodetopologies"]
 PreemptionReason = Literal["reclaim", "priority"]

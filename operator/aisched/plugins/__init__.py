@@ -23,6 +23,7 @@ from aisched.plugins import (
     preemption,
     priority_sort,
     quota,
+    reservation,
     resource_fit,
     taint_toleration,
 )
@@ -43,6 +44,7 @@ _MODULES = (
     preemption,
     priority_sort,
     quota,
+    reservation,
     resource_fit,
     taint_toleration,
 )

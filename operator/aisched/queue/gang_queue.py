@@ -1,4 +1,12 @@
-"""`GangQueue`: which gang the scheduling loop tries next, and when a failed one is tried again."""
+"""`GangQueue`: which gang the scheduling loop tries next, and when a failed one is tried again.
+
+Gangs wait in queues (lines): one per tenant, or per namespace without a TenantQuota
+(`queue.policy`). Within a line the order is the queue priority (priority raised by aging), then
+submission order; across lines the profile's QueueSort (`less`) decides which active gang goes
+first. Under `StrictFIFO` only a line's first gang (its head) is ever handed out: the others
+wait blocked until it is placed or gone. A parked head woken by a cluster event is tried at once,
+never made to wait out a backoff: it is the gang the freed room is for.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cmp_to_key
-from typing import Any
+from typing import Any, Final
 
 from aisched.framework.events import ALL_EVENTS, ClusterEvent
 from aisched.framework.types import Gang
+from aisched.queue.policy import QueueingPolicy, QueueOf
 
 __all__ = ["GangQueue", "QueueState"]
 
@@ -20,6 +29,55 @@ class QueueState(Enum):
     ACTIVE = "active"
     BACKOFF = "backoff"
     UNSCHEDULABLE = "unschedulable"
+    BLOCKED = "blocked"  # behind the head of a StrictFIFO line
+
+
+_DEFAULT_LINE: Final = QueueingPolicy()
+_Submitted = tuple[float, int, str]
+
+
+def _single_line(gang: Gang) -> tuple[str, QueueingPolicy]:
+    return "", _DEFAULT_LINE
+
+
+@dataclass
+class _Line:
+    """One queue: its gangs by priority level, each level a heap in submission order."""
+
+    name: str
+    policy: QueueingPolicy
+    levels: dict[int, list[tuple[_Submitted, str]]] = field(default_factory=dict)
+    members: dict[str, int] = field(default_factory=dict)  # key -> the level it is filed under
+    version: int = 0
+
+    def file(self, gang: Gang) -> None:
+        level = self.members.get(gang.key)
+        if level == gang.priority:
+            return
+        self.members[gang.key] = gang.priority
+        heapq.heappush(self.levels.setdefault(gang.priority, []), (gang.submitted, gang.key))
+        self.version += 1
+
+    def drop(self, key: str) -> None:
+        if self.members.pop(key, None) is not None:
+            self.version += 1
+
+    def firsts(self, n: int) -> list[tuple[int, str]]:
+        """Up to `n` keys of each level, first first, as (level, key); stale heap items dropped."""
+        found: list[tuple[int, str]] = []
+        for level, heap in list(self.levels.items()):
+            while heap and self.members.get(heap[0][1]) != level:
+                heapq.heappop(heap)
+            if not heap:
+                del self.levels[level]
+                continue
+            if n == 1:
+                found.append((level, heap[0][1]))
+            else:
+                found.extend(
+                    (level, key) for _, key in heapq.nsmallest(n, heap) if self.members.get(key) == level
+                )
+        return found
 
 
 @dataclass
@@ -32,6 +90,7 @@ class _Entry:
     version: int = 0
     reason: str = ""
     waiting_since: float = 0.0
+    line: str = ""
 
 
 @dataclass
@@ -41,17 +100,20 @@ class GangQueue:
     less: Callable[[Gang, Gang], bool]
     clock: Callable[[], float]
     initial_backoff: float = 1.0
-    max_backoff: float = 60.0
+    max_backoff: float = 10.0
     #: For an order that changes while gangs wait (fair share): a counter that moves when it does.
     #: The active gangs are then re-sorted before a pop, at most every `resort_interval` seconds.
     order_version: Callable[[], int] | None = None
     resort_interval: float = 0.05
+    #: Which line a gang waits in and that line's policy (default: one BestEffortFIFO line).
+    queue_of: QueueOf = _single_line
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _active: list[tuple[Any, int, str, int]] = field(default_factory=list)
     _backoff: list[tuple[float, int, str, int]] = field(default_factory=list)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _sorted_version: int | None = None
     _sorted_at: float = float("-inf")
+    _lines: dict[str, _Line] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         less = self.less
@@ -72,18 +134,29 @@ class GangQueue:
         entry = self._entries.get(gang.key)
         if entry is None:
             self._entries[gang.key] = entry = _Entry(gang, QueueState.ACTIVE, waiting_since=self.clock())
+            self._file(entry)
             self._push_active(entry)
+            self._wake_head(self._lines[entry.line])
             return
         grew = len(gang.members) != len(entry.gang.members)
         entry.gang = gang
+        self._file(entry)
         if entry.state is QueueState.UNSCHEDULABLE and grew:
             self._activate(entry)
         elif entry.state is QueueState.ACTIVE:
             self._push_active(entry)  # re-sort with the new view; the old heap item goes stale
+        self._wake_head(self._lines[entry.line])
 
     def delete(self, key: str) -> None:
         """The gang is gone (deleted, or every member bound)."""
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            line = self._lines[entry.line]
+            line.drop(key)
+            if line.members:
+                self._wake_head(line)
+            else:
+                del self._lines[entry.line]
 
     # -- the scheduling loop's side -------------------------------------------------------------
 
@@ -91,17 +164,26 @@ class GangQueue:
         """The next gang to try, or None when nothing is active. Expired backoffs move first."""
         self.flush_backoff()
         self._resort_if_stale()
+        for line in self._lines.values():
+            if line.policy.strict and len(line.levels) > 1:
+                self._wake_head(line)  # aging may have put another gang first
         while self._active:
             _, _, key, version = heapq.heappop(self._active)
             entry = self._entries.get(key)
             if entry is None or entry.version != version or entry.state is not QueueState.ACTIVE:
                 continue  # stale heap item
+            line = self._lines[entry.line]
+            if line.policy.strict and self._head(line) != key:
+                entry.state = QueueState.BLOCKED  # waits for the head of its StrictFIFO line
+                entry.version += 1
+                self._wake_head(line)
+                continue
             entry.version += 1  # popped: in flight until done/backoff/unschedulable/add
             return entry.gang
         return None
 
     def backoff(self, gang: Gang, *, reason: str = "") -> float:
-        """Try `gang` again after an exponential backoff (1 s, 2 s, ... up to 60 s); returns the delay."""
+        """Try `gang` again after an exponential backoff (1 s, 2 s, ... up to 10 s); returns the delay."""
         entry = self._entry(gang)
         entry.attempts += 1
         delay = float(min(self.max_backoff, self.initial_backoff * 2.0 ** (entry.attempts - 1)))
@@ -136,7 +218,7 @@ class GangQueue:
         for entry in list(self._entries.values()):
             if entry.state is QueueState.UNSCHEDULABLE and event in entry.hints:
                 moved += 1
-                if entry.ready_at > self.clock():
+                if entry.ready_at > self.clock() and not self.is_head(entry.gang.key):
                     entry.state = QueueState.BACKOFF
                     entry.version += 1
                     heapq.heappush(
@@ -163,6 +245,53 @@ class GangQueue:
     def reason(self, key: str) -> str:
         entry = self._entries.get(key)
         return entry.reason if entry is not None else ""
+
+    def line_of(self, key: str) -> tuple[str, QueueingPolicy] | None:
+        """The line `key` waits in and its policy, or None when it is not queued."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        return entry.line, self._lines[entry.line].policy
+
+    def is_head(self, key: str) -> bool:
+        """Whether `key` is the first gang of its line."""
+        entry = self._entries.get(key)
+        return entry is not None and self._head(self._lines[entry.line]) == key
+
+    def queue_priority(self, key: str) -> int:
+        """`key`'s priority as its line orders it now (aged); its own priority if unknown."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0
+        return self._lines[entry.line].policy.queue_priority(
+            entry.gang.priority, self.clock() - entry.waiting_since
+        )
+
+    def front(self, key: str, n: int) -> list[Gang]:
+        """The first `n` gangs of `key`'s line, in line order."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return []
+        line = self._lines[entry.line]
+        ranked = sorted(
+            (self._rank(line.policy, self._entries[k]) for _, k in line.firsts(n) if k in self._entries),
+        )
+        return [self._entries[r[-1]].gang for r in ranked[:n]]
+
+    def positions(self) -> dict[str, tuple[str, int, int]]:
+        """Every queued gang's (line, 1-based position, line length), in line order."""
+        found: dict[str, tuple[str, int, int]] = {}
+        for line in self._lines.values():
+            ranked = sorted(
+                self._rank(line.policy, self._entries[k]) for k in line.members if k in self._entries
+            )
+            for index, rank in enumerate(ranked, start=1):
+                found[rank[-1]] = (line.name, index, len(ranked))
+        return found
+
+    def waiting_since(self, key: str) -> float | None:
+        entry = self._entries.get(key)
+        return entry.waiting_since if entry is not None else None
 
     def depth(self) -> dict[QueueState, int]:
         counts = dict.fromkeys(QueueState, 0)
@@ -193,7 +322,50 @@ class GangQueue:
         if entry is None:
             entry = self._entries[gang.key] = _Entry(gang, QueueState.ACTIVE, waiting_since=self.clock())
         entry.gang = gang
+        self._file(entry)
         return entry
+
+    def _file(self, entry: _Entry) -> None:
+        """File `entry` in the line its gang belongs to now (moving it if that changed)."""
+        name, policy = self.queue_of(entry.gang)
+        if entry.line != name and entry.line in self._lines:
+            old = self._lines[entry.line]
+            old.drop(entry.gang.key)
+            if not old.members:
+                del self._lines[entry.line]
+        line = self._lines.get(name)
+        if line is None:
+            line = self._lines[name] = _Line(name, policy)
+        line.policy = policy
+        entry.line = name
+        line.file(entry.gang)
+
+    def refile(self) -> None:
+        """Every gang's line again (the tenants or their policies changed)."""
+        for entry in list(self._entries.values()):
+            self._file(entry)
+        for line in list(self._lines.values()):
+            self._wake_head(line)
+
+    def _rank(self, policy: QueueingPolicy, entry: _Entry) -> tuple[int, float, int, str]:
+        waited = self.clock() - entry.waiting_since
+        return (-policy.queue_priority(entry.gang.priority, waited), *entry.gang.submitted)
+
+    def _head(self, line: _Line) -> str | None:
+        firsts = line.firsts(1)
+        if len(firsts) == 1:
+            return firsts[0][1]
+        ranked = [self._rank(line.policy, self._entries[k]) for _, k in firsts if k in self._entries]
+        return min(ranked)[-1] if ranked else None
+
+    def _wake_head(self, line: _Line) -> None:
+        """Under StrictFIFO, hand out the line's head if it waits blocked."""
+        if not line.policy.strict:
+            return
+        head = self._head(line)
+        entry = self._entries.get(head) if head is not None else None
+        if entry is not None and entry.state is QueueState.BLOCKED:
+            self._activate(entry)
 
     def _resort_if_stale(self) -> None:
         if self.order_version is None:

@@ -48,6 +48,8 @@ class QuotaLedger:
         self.capacity: dict[str, int] = dict(capacity or {})
         #: Counts every change that can move a tenant's share (for orderings that cache them).
         self.generation = 0
+        #: Counts every `set_tenants` (for what caches a tenant's spec).
+        self.tenants_version = 0
         self._listeners: list[Callable[[str], None]] = []
         self.set_tenants(tenants)
 
@@ -92,6 +94,7 @@ class QuotaLedger:
         stay recorded under its name, and count again if it comes back."""
         self._tenants = {t.name: t for t in tenants}
         self.generation += 1
+        self.tenants_version += 1
         self._tenant_of = {}
         for tenant in sorted(self._tenants.values(), key=lambda t: t.name):
             for namespace in tenant.namespaces:

@@ -26,11 +26,13 @@ import numpy as np
 
 from aisched.cache.cache import Cache
 from aisched.framework.cycle_state import CycleState
+from aisched.framework.estimates import RuntimeEstimates
 from aisched.framework.events import CAPACITY_FREED, ClusterEvent
 from aisched.framework.handle import Clock, PreemptionEvaluator
 from aisched.framework.nomination import NOMINATION, Nomination
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
+from aisched.framework.reservations import RESERVATION_SCOPE, Reservation, ReservationBook, ReservationScope
 from aisched.framework.runtime import Framework
 from aisched.framework.status import Code, Status
 from aisched.framework.types import Gang, GangPlacement
@@ -39,6 +41,7 @@ from aisched.quota import QuotaLedger
 from aisched.scheduler import explain
 from aisched.scheduler.evaluator import Evaluator
 from aisched.scheduler.placement import PlacementFailure, Role, place_gang
+from aisched.scheduler.planner import ReservationPlanner
 from aisched.scheduler.usage import placed_usage
 from aisched.topology.snapshot import Snapshot
 
@@ -106,6 +109,14 @@ class _Handle:
     def preemption(self) -> PreemptionEvaluator:
         return self._scheduler.evaluator
 
+    @property
+    def reservations(self) -> ReservationBook:
+        return self._scheduler.reservations
+
+    @property
+    def estimates(self) -> RuntimeEstimates:
+        return self._scheduler.estimates
+
 
 class Scheduler:
     """Runs cycles for one profile against one cache. Synchronous and pure: no I/O; time only
@@ -125,8 +136,12 @@ class Scheduler:
         self.cache = cache if cache is not None else Cache()
         self.ledger = ledger if ledger is not None else QuotaLedger()
         self.cache.subscribe(self.ledger.pod_changed)
+        self.estimates = RuntimeEstimates(clock)
+        self.cache.subscribe(self.estimates.pod_changed)
+        self.reservations = ReservationBook()
         self.snapshot = Snapshot()
         self.evaluator = Evaluator(self)
+        self.planner = ReservationPlanner(self)
         registry = registry if registry is not None else default_registry()
         self.framework = Framework(self.profile, registry, _Handle(self))
 
@@ -141,7 +156,7 @@ class Scheduler:
         outcome = self._place(state, gang, snapshot)
         if isinstance(outcome, _Failure):
             return self._failed(state, gang, snapshot, outcome)
-        # 5. Reserve.
+        # 5. Reserve (and give up any nodes held for it: it has its own now).
         self.assume(outcome)
         status = self.framework.reserve(state, outcome, snapshot)
         if not status.ok:
@@ -153,13 +168,35 @@ class Scheduler:
             self.framework.unreserve(state, outcome, snapshot)
             self.forget(outcome)
             return ScheduleResult(status, events=self.framework.events_for({status.plugin}))
+        self.reservations.release(gang.key)
         return ScheduleResult(status, outcome)
 
-    def dry_run(self, gang: Gang, *, snapshot: Snapshot, quota: QuotaLedger) -> GangPlacement | None:
-        """Where `gang` would go on `snapshot` (a clone) judged against `quota` (a what-if copy):
-        steps 2-4 only, nothing assumed, no PostFilter. Preemption's what-if."""
-        outcome = self._place(CycleState(quota=quota), gang, snapshot)
+    def dry_run(
+        self, gang: Gang, *, snapshot: Snapshot, quota: QuotaLedger, scope: ReservationScope | None = None
+    ) -> GangPlacement | None:
+        """Where `gang` would go on `snapshot` (a clone) judged against `quota` (a what-if copy),
+        honouring `scope`'s reservations if given: steps 2-4 only, nothing assumed, no
+        PostFilter. The what-if of preemption and of reservations."""
+        state = CycleState(quota=quota)
+        if scope is not None:
+            state.write(RESERVATION_SCOPE, scope)
+        outcome = self._place(state, gang, snapshot)
         return None if isinstance(outcome, _Failure) else outcome
+
+    # -- reservations --------------------------------------------------------------------------
+
+    def reserve(self, gang: Gang, *, queue: str, priority: int) -> Reservation | None:
+        """Hold the nodes `gang` (turned away, first in its queue) will start on, re-planned from
+        the cluster as it is now; None (and nothing held) when it fits nowhere even empty."""
+        planned = self.planner.plan(gang, queue=queue, priority=priority)
+        if planned is None:
+            self.reservations.release(gang.key)
+            return None
+        return self.reservations.hold(planned)
+
+    def release(self, gang_key: str) -> bool:
+        """Drop the reservation of `gang_key` (gone, placed elsewhere, or no longer first)."""
+        return self.reservations.release(gang_key)
 
     def _place(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> GangPlacement | _Failure:
         # 2. PreFilter.
@@ -202,6 +239,7 @@ class Scheduler:
         nomination = state.get(NOMINATION, None)
         if nomination is not None:
             self.assume(nomination.placement)
+            self.reservations.release(gang.key)
         return ScheduleResult(status, nomination=nomination, events=self._events(failure.rejectors))
 
     def _events(self, rejectors: frozenset[str]) -> frozenset[ClusterEvent]:

@@ -41,6 +41,8 @@ def pod_usage(
         priority=pod.priority,
         preemptible=pod.preemptible,
         started=started,
+        runtime_limit=pod.runtime_limit,
+        job_class=pod.job_class,
     )
 
 

@@ -467,7 +467,9 @@ async def test_metrics_show_attempts_by_result_queue_depth_gpus_allocated_and_e2
         await wait_pods(kube, ["nine"], unschedulable())
         # Both bindings confirmed by the informer, and the loop gone idle with one gang parked.
         await h.metrics.until(lambda: len(h.metrics.e2e) == 2)
-        await h.metrics.until(lambda: h.metrics.depth == {"active": 0, "backoff": 0, "unschedulable": 1})
+        await h.metrics.until(
+            lambda: h.metrics.depth == {"active": 0, "backoff": 0, "unschedulable": 1, "blocked": 0}
+        )
 
         m = h.runtime.metrics
         assert value(m, "aisched_scheduling_attempts_total", result="scheduled") == 2
