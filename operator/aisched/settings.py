@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from aisched.queue.policy import QueueingPolicy
+
 __all__ = [
     "ENV_PREFIX",
     "LeaderElectionSettings",
@@ -88,6 +90,16 @@ class QueueingSettings(_Section):
     aging_step: Annotated[int, Field(ge=1)] = 1
     aging_max_boost: Annotated[int, Field(ge=0)] = 100
     priority_band_width: Annotated[int, Field(ge=1)] = 1000
+
+    def policy(self) -> QueueingPolicy:
+        return QueueingPolicy(
+            strategy=self.strategy,
+            reservation=self.reservation,
+            aging_interval=float(self.aging_interval_seconds),
+            aging_step=self.aging_step,
+            aging_max_boost=self.aging_max_boost,
+            band_width=self.priority_band_width,
+        )
 
 
 class Settings(_Section):

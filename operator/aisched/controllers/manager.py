@@ -197,6 +197,7 @@ class Manager:
             binder=binder,
             pod_listeners=[tell_jobs],
             metrics=self.metrics,
+            queueing=self.settings.queueing.policy(),
         )
         pods_synced = runtime.pods.synced
         jobs = JobController(

@@ -11,7 +11,7 @@ it. `ReservationBook` keeps the live ones; the planner computes each against tho
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from aisched.framework.cycle_state import StateKey
@@ -103,6 +103,12 @@ class ReservationBook:
     def __init__(self) -> None:
         self._by_gang: dict[str, Reservation] = {}
         self.version = 0
+        self._on_release: list[Callable[[Reservation], None]] = []
+
+    def subscribe(self, on_release: Callable[[Reservation], None]) -> Callable[[], None]:
+        """Call `on_release(reservation)` whenever one is dropped; returns the unsubscribe."""
+        self._on_release.append(on_release)
+        return lambda: self._on_release.remove(on_release)
 
     def hold(self, reservation: Reservation) -> Reservation:
         """Hold (or re-plan) `reservation`; a re-planned one keeps its `since`."""
@@ -117,9 +123,12 @@ class ReservationBook:
 
     def release(self, gang: str) -> bool:
         """Drop `gang`'s reservation (it started, changed or is gone); whether it had one."""
-        if self._by_gang.pop(gang, None) is None:
+        dropped = self._by_gang.pop(gang, None)
+        if dropped is None:
             return False
         self.version += 1
+        for listener in list(self._on_release):
+            listener(dropped)
         return True
 
     def get(self, gang: str) -> Reservation | None:

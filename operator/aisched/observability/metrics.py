@@ -66,6 +66,8 @@ LATENCY_BUCKETS: Final[tuple[float, ...]] = (
 
 #: Tenants given their own series (TenantQuota objects; far fewer in any real cluster).
 MAX_TENANTS: Final = 256
+#: 1 s to a day: how long gangs wait in their queues.
+WAIT_BUCKETS: Final[tuple[float, ...]] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 
 #: The exposition format the Deployment's scrape config and `/metrics` speak.
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -148,6 +150,26 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self._queue_wait = Histogram(
+            "aisched_queue_wait_seconds",
+            "Time a gang waited in its queue (a tenant, or a namespace without one) before it was placed.",
+            ["queue"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self._overtakes = Counter(
+            "aisched_queue_overtakes",
+            "Gangs placed while an earlier gang of their queue (its head) still waited: backfill.",
+            ["queue"],
+            registry=r,
+        )
+        self._reserved_gpus = Gauge(
+            "aisched_reserved_gpus", "GPUs on nodes held for gangs at the head of their queues.", registry=r
+        )
+        self._reservations = Gauge(
+            "aisched_reservations", "Gangs holding nodes they will start on.", registry=r
+        )
+        self._queues: set[str] = set()
         # Create every series up front so dashboards see zeros rather than gaps.
         for result in SCHEDULING_RESULTS:
             self._attempts.labels(result)
@@ -218,6 +240,22 @@ class Metrics:
         for kind in ("used", "guaranteed", "borrowed"):
             self._tenant_gpus.remove(tenant, kind)
         self._tenant_pending.remove(tenant)
+
+    def queue_placed(self, queue: str, *, waited: float, overtook: bool) -> None:
+        """A gang of `queue` was placed after waiting `waited` seconds, ahead of its queue's head
+        if `overtook`. Queues past MAX_TENANTS share the series `other`."""
+        if queue not in self._queues:
+            if len(self._queues) >= MAX_TENANTS:
+                queue = "other"
+            self._queues.add(queue)
+        self._queue_wait.labels(queue).observe(_non_negative(waited, "queue wait"))
+        if overtook:
+            self._overtakes.labels(queue).inc()
+
+    def set_reservations(self, count: int, gpus: int) -> None:
+        """How many gangs hold reservations, and the GPUs they hold."""
+        self._reservations.set(_non_negative(count, "reservations"))
+        self._reserved_gpus.set(_non_negative(gpus, "reserved GPUs"))
 
     def render(self) -> bytes:
         """The current values in the Prometheus text format (`CONTENT_TYPE`)."""

@@ -38,8 +38,10 @@ from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
 from aisched.queue import GangBook, GangQueue
+from aisched.queue.policy import QueueingPolicy, QueueResolver
 from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
+from aisched.scheduler.queueing import gone, turned_away
 
 __all__ = ["PodListener", "RuntimeClient", "SchedulerRuntime"]
 
@@ -84,11 +86,13 @@ class SchedulerRuntime:
         pod_listeners: Sequence[PodListener] = (),
         metrics: Metrics | None = None,
         reporter: FailureReporter | None = None,
+        queueing: QueueingPolicy | None = None,
     ) -> None:
         """`clock` paces the queue and times cycles (monotonic); `wall` dates pods (epoch seconds,
         as their start times are) for preemption's minimum runtime. `registry` names the plugins
         the profile may use (default: the built-in ones); `ledger` is the quota book the core
-        keeps from the cache (shared with the TenantQuota controller, which reports it)."""
+        keeps from the cache (shared with the TenantQuota controller, which reports it);
+        `queueing` the cluster's default queue policy (a TenantQuota's `spec.queueing` refines it)."""
         self.clock = clock
         self.client = client
         self.profile = profile if profile is not None else Profile()
@@ -99,7 +103,9 @@ class SchedulerRuntime:
             less=self.scheduler.framework.less,
             clock=clock,
             order_version=getattr(self.scheduler.framework.queue_sort, "order_version", None),
+            queue_of=QueueResolver(self.ledger, queueing),
         )
+        self.scheduler.reservations.subscribe(lambda _: self.event(ClusterEvent.RESERVATION_RELEASED))
         self.gangs = GangBook()
         self.binder = binder if binder is not None else Binder(client, clock=clock)
         self.metrics = metrics if metrics is not None else Metrics()
@@ -146,6 +152,7 @@ class SchedulerRuntime:
         """The TenantQuotas as now listed: the ledger's tenants, and a wake-up for gangs waiting
         on quota."""
         self.ledger.set_tenants(tenants)
+        self.queue.refile()
         self.event(ClusterEvent.QUOTA_CHANGED)
 
     # -- the scheduling loop -------------------------------------------------------------------
@@ -195,7 +202,7 @@ class SchedulerRuntime:
         started = self.clock()
         gang = self.gangs.gang(popped.key)  # the freshest view; members placed meanwhile left it
         if gang is None:
-            self.queue.delete(popped.key)
+            self.forget_gang(popped.key)
             return None
         try:
             result = self.scheduler.schedule(gang)
@@ -229,6 +236,10 @@ class SchedulerRuntime:
         placed = [p.pod.key for p in placement.pods]
         self.reporter.placed(placed)
         self.gangs.place(placed)
+        line, since = self.queue.line_of(gang.key), self.queue.waiting_since(gang.key)
+        if line is not None and since is not None:
+            overtook = not self.queue.is_head(gang.key)
+            self.metrics.queue_placed(line[0], waited=max(0.0, self.clock() - since), overtook=overtook)
         rest = self.gangs.gang(gang.key)
         if rest is None:
             self.queue.succeeded(gang)
@@ -242,7 +253,9 @@ class SchedulerRuntime:
         the events that may help; an error or a lost binding backs off (it says nothing about the
         cluster). Its pending pods are told why, unless it only lost a binding."""
         if result is not None:
-            self.queue.unschedulable(gang, reason=reason, hints=result.events)
+            reservation = turned_away(self.scheduler, self.queue, gang, result)
+            if reservation is not None:
+                reason = f"{reason} Waiting in queue {reservation.queue}; {reservation.describe()}."
             log.bind(gang=gang.key).info("gang_unschedulable", reason=reason)
             self._report(gang, reason, REASON_UNSCHEDULABLE)
             return
@@ -294,6 +307,12 @@ class SchedulerRuntime:
             self.event(ClusterEvent.POD_DELETED)  # what they held is free again
         self._wake.set()
 
+    def forget_gang(self, key: str) -> None:
+        """The gang `key` has nothing left to place: out of the queue, its reservation dropped."""
+        gone(self.scheduler, self.queue, key)
+
     def _publish_queue_depth(self) -> None:
         self._queue_published = self.clock()
         self.metrics.set_queue_depth({state.value: n for state, n in self.queue.depth().items()})
+        reservations = self.scheduler.reservations
+        self.metrics.set_reservations(len(reservations), reservations.gpus())

@@ -164,7 +164,7 @@ class ClusterWatch:
         runtime = self.runtime
         gang = runtime.gangs.gang(key)
         if gang is None:
-            runtime.queue.delete(key)
+            runtime.forget_gang(key)
         else:
             runtime.queue.add(gang)
         runtime.wake()  # also to refresh the queue-depth gauge

@@ -1,0 +1,50 @@
+"""Where the gang queue and the reservations meet: what happens to a gang the cycle turned away,
+and to one that left the queue. The operator's runtime and the simulator both call these, so
+queue discipline has one implementation.
+
+A gang turned away is parked until a cluster event that may help. If it is first in its line, or
+within the first `CONSERVATIVE_DEPTH` gangs of its line when every one of them up to it has an
+estimated run time (conservative backfill), and its line reserves, the scheduler holds the nodes
+it will start on; otherwise any reservation it held is dropped.
+"""
+
+from __future__ import annotations
+
+from aisched.framework.reservations import Reservation
+from aisched.framework.types import Gang
+from aisched.queue import GangQueue
+from aisched.queue.policy import CONSERVATIVE_DEPTH
+from aisched.scheduler.scheduler import Scheduler, ScheduleResult
+
+__all__ = ["gone", "turned_away"]
+
+
+def turned_away(
+    scheduler: Scheduler, queue: GangQueue, gang: Gang, result: ScheduleResult
+) -> Reservation | None:
+    """Park `gang` until one of `result.events`; hold its start if it is at the front of its line.
+    Returns the reservation it holds now, if any."""
+    queue.unschedulable(gang, reason=result.message, hints=result.events)
+    line = queue.line_of(gang.key)
+    if line is None or not line[1].reservation or not _at_front(scheduler, queue, gang):
+        scheduler.release(gang.key)
+        return None
+    return scheduler.reserve(gang, queue=line[0], priority=queue.queue_priority(gang.key))
+
+
+def gone(scheduler: Scheduler, queue: GangQueue, key: str) -> None:
+    """The gang `key` left the queue for good (deleted, or every member placed): forget it, and
+    free what was held for it."""
+    queue.delete(key)
+    scheduler.release(key)
+
+
+def _at_front(scheduler: Scheduler, queue: GangQueue, gang: Gang) -> bool:
+    if queue.is_head(gang.key):
+        return True
+    front = queue.front(gang.key, CONSERVATIVE_DEPTH)
+    keys = [g.key for g in front]
+    if gang.key not in keys:
+        return False
+    ahead = front[: keys.index(gang.key) + 1]
+    return all(scheduler.estimates.gang_duration(g) is not None for g in ahead)
