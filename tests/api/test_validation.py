@@ -13,6 +13,7 @@ from aisched.api import AIJob, GPUNodeTopology, InvalidObjectError, TenantQuota,
 from aisched.api.crd import crd_for
 from aisched.api.meta import Resource
 from aisched.api.validation import FieldError
+from aisched.emulator.schema import validate_custom_resource
 from tests.support import objects
 from tests.support.cel import rule_errors
 
@@ -394,6 +395,86 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], Mutation, str, str, bool]] 
         True,
     ),
     (
+        "a runtime limit of zero",
+        objects.aijob,
+        _set("spec.runtimeLimitSeconds", 0),
+        "spec.runtimeLimitSeconds",
+        "input should be greater than or equal to 1",
+        False,
+    ),
+    (
+        "a runtime limit over a year",
+        objects.aijob,
+        _set("spec.runtimeLimitSeconds", 365 * 24 * 3600 + 1),
+        "spec.runtimeLimitSeconds",
+        "input should be less than or equal to 31536000",
+        False,
+    ),
+    (
+        "a runtime limit written as text",
+        objects.aijob,
+        _set("spec.runtimeLimitSeconds", "1h"),
+        "spec.runtimeLimitSeconds",
+        "input should be a valid integer",
+        False,
+    ),
+    (
+        "an unknown queueing strategy",
+        objects.tenantquota,
+        _set("spec.queueing", {"strategy": "LIFO"}),
+        "spec.queueing.strategy",
+        "must be 'StrictFIFO' or 'BestEffortFIFO'",
+        False,
+    ),
+    (
+        "a reservation written as yes",
+        objects.tenantquota,
+        _set("spec.queueing", {"reservation": "yes"}),
+        "spec.queueing.reservation",
+        "input should be a valid boolean",
+        False,
+    ),
+    (
+        "aging by a step of zero",
+        objects.tenantquota,
+        _set("spec.queueing", {"aging": {"intervalSeconds": 60, "step": 0}}),
+        "spec.queueing.aging.step",
+        "input should be greater than or equal to 1",
+        False,
+    ),
+    (
+        "a negative aging interval",
+        objects.tenantquota,
+        _set("spec.queueing", {"aging": {"intervalSeconds": -1}}),
+        "spec.queueing.aging.intervalSeconds",
+        "input should be greater than or equal to 0",
+        False,
+    ),
+    (
+        "an aging interval over a week",
+        objects.tenantquota,
+        _set("spec.queueing", {"aging": {"intervalSeconds": 7 * 24 * 3600 + 1}}),
+        "spec.queueing.aging.intervalSeconds",
+        "input should be less than or equal to 604800",
+        False,
+    ),
+    (
+        "a negative aging boost",
+        objects.tenantquota,
+        _set("spec.queueing", {"aging": {"maxBoost": -1}}),
+        "spec.queueing.aging.maxBoost",
+        "input should be greater than or equal to 0",
+        False,
+    ),
+    (
+        "an aging band of width zero",
+        objects.tenantquota,
+        _set("spec.queueing", {"aging": {"bandWidth": 0}}),
+        "spec.queueing.aging.bandWidth",
+        "input should be greater than or equal to 1",
+        False,
+    ),
+    (
         "a zero weight",
         objects.tenantquota,
         _set("spec.weight", 0),
@@ -511,6 +592,61 @@ def test_the_crd_rules_accept_valid_objects(factory: Callable[[], dict[str, Any]
     schema = crd_for(_MODELS[body["kind"]])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert rule_errors(schema, body) == []
     assert rule_errors(schema, parse(_MODELS[body["kind"]], body).to_dict()) == []
+
+
+@pytest.mark.parametrize(
+    ("factory", "path", "value"),
+    [
+        pytest.param(
+            objects.tenantquota,
+            "spec.queueing",
+            {
+                "strategy": "StrictFIFO",
+                "reservation": False,
+                "aging": {"intervalSeconds": 0, "step": 1, "maxBoost": 0, "bandWidth": 1},
+            },
+            id="StrictFIFO, aging at its lower bounds",
+        ),
+        pytest.param(
+            objects.tenantquota,
+            "spec.queueing",
+            {
+                "strategy": "BestEffortFIFO",
+                "reservation": True,
+                "aging": {
+                    "intervalSeconds": 7 * 24 * 3600,
+                    "step": 1_000_000,
+                    "maxBoost": 1_000_000_000,
+                    "bandWidth": 1_000_000_000,
+                },
+            },
+            id="BestEffortFIFO, aging at its upper bounds",
+        ),
+        pytest.param(objects.tenantquota, "spec.queueing", {}, id="queueing left to the cluster"),
+        pytest.param(objects.aijob, "spec.runtimeLimitSeconds", 1, id="a runtime limit of one second"),
+        pytest.param(
+            objects.aijob, "spec.runtimeLimitSeconds", 365 * 24 * 3600, id="a runtime limit of a year"
+        ),
+    ],
+)
+def test_queueing_and_runtime_limits_within_bounds_pass_the_models_and_the_crd(
+    factory: Callable[[], dict[str, Any]], path: str, value: Any
+) -> None:
+    body = factory()
+    _set(path, value)(body)
+    assert validate_manifest(body) == []
+    schema = crd_for(_MODELS[body["kind"]])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    stored, errors, dropped = validate_custom_resource(schema, body)
+    assert (errors, dropped) == ([], [])
+    assert _get(stored, path) == value, "stored as given"
+    parse(_MODELS[body["kind"]], stored)
+
+
+def _get(body: dict[str, Any], path: str) -> Any:
+    node: Any = body
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def test_every_cel_rule_is_exercised_by_a_broken_spec() -> None:

@@ -133,3 +133,83 @@ async def test_deleting_a_node_fails_its_pods_as_node_lost(kube: KubeClient) -> 
     survivor = await _until(kube, PODS, since, _phase("Running"), fieldSelector="metadata.name=survivor")
     assert survivor["spec"]["nodeName"] == "h100-001"
     assert (await kube.get(f"{PODS}/survivor"))["status"]["phase"] == "Running"
+
+
+def _with_deadline(name: str, seconds: int, **annotations: str) -> JsonObject:
+    pod = _pod(name, **annotations)
+    pod["spec"]["activeDeadlineSeconds"] = seconds
+    return pod
+
+
+async def _run_with_deadline(kube: KubeClient, name: str, seconds: int, **annotations: str) -> str:
+    created = await kube.post(PODS, _with_deadline(name, seconds, **annotations))
+    await _bind(kube, name)
+    return str(created["metadata"]["resourceVersion"])
+
+
+def _deadline_exceeded(pod: JsonObject) -> None:
+    status = pod["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    assert status["message"] == "Pod was active on the node for longer than the specified deadline"
+    assert [c["state"]["terminated"]["exitCode"] for c in status["containerStatuses"]] == [137, 137]
+    assert not any(c["ready"] for c in status["containerStatuses"])
+
+
+async def test_a_pod_running_past_its_active_deadline_fails_as_deadline_exceeded(
+    emulator_cluster: Emulator, kube: KubeClient
+) -> None:
+    # The deadline comes before the end of the work, or at the same moment: the deadline wins.
+    since = await _run_with_deadline(kube, "late", 1, **{"aisched.io/sim-duration": "60"})
+    await _run_with_deadline(kube, "tied", 1, **{"aisched.io/sim-duration": "1"})
+    for name in ("late", "tied"):
+        _deadline_exceeded(
+            await _until(kube, PODS, since, _phase("Failed"), fieldSelector=f"metadata.name={name}")
+        )
+    assert not emulator_cluster.kubelet._timers
+
+
+async def test_a_pod_that_ends_before_its_deadline_succeeds_and_its_deadline_is_dropped(
+    emulator_cluster: Emulator, kube: KubeClient
+) -> None:
+    since = await _run_with_deadline(kube, "quick", 3600, **{"aisched.io/sim-duration": "0.05"})
+    done = await _until(kube, PODS, since, _phase("Succeeded"), fieldSelector="metadata.name=quick")
+    assert "reason" not in done["status"]
+    assert "default/quick" not in emulator_cluster.kubelet._timers
+
+
+async def test_deleting_a_running_pod_cancels_its_deadline(
+    emulator_cluster: Emulator, kube: KubeClient
+) -> None:
+    since = await _run_with_deadline(kube, "doomed", 3600)
+    await _until(kube, PODS, since, _phase("Running"), fieldSelector="metadata.name=doomed")
+    assert "default/doomed" in emulator_cluster.kubelet._timers
+    await kube.delete(f"{PODS}/doomed")
+    assert "default/doomed" not in emulator_cluster.kubelet._timers
+
+
+async def test_a_deadline_shortened_while_the_pod_runs_ends_it_sooner(kube: KubeClient) -> None:
+    since = await _run_with_deadline(kube, "shortened", 3600)
+    await _until(kube, PODS, since, _phase("Running"), fieldSelector="metadata.name=shortened")
+    await kube.patch(f"{PODS}/shortened", {"spec": {"activeDeadlineSeconds": 1}})
+    _deadline_exceeded(
+        await _until(kube, PODS, since, _phase("Failed"), fieldSelector="metadata.name=shortened")
+    )
+
+
+async def test_a_pod_found_running_is_judged_by_its_start_time(
+    emulator_cluster: Emulator, kube: KubeClient
+) -> None:
+    """A pod this kubelet did not start (its node was down; someone else reports it running since
+    long ago) is past its deadline at once."""
+    emulator_cluster.kubelet.fail_node(NODE)
+    since = await _run_with_deadline(kube, "inherited", 60)
+    since_2000 = {"running": {"startedAt": "2000-01-01T00:00:00Z"}}
+    running = {
+        "phase": "Running",
+        "startTime": "2000-01-01T00:00:00Z",
+        "containerStatuses": [{"name": c, "ready": True, "state": since_2000} for c in ("main", "sidecar")],
+    }
+    await kube.patch(f"{PODS}/inherited/status", {"status": running})
+    _deadline_exceeded(
+        await _until(kube, PODS, since, _phase("Failed"), fieldSelector="metadata.name=inherited")
+    )

@@ -338,6 +338,11 @@ class AIJobStatus(StatusModel):
     restarts: Annotated[int, Field(ge=0)] = 0
     preemptions: Annotated[int, Field(ge=0)] = 0
     observed_generation: int | None = None
+    #: The job's place in submission order among jobs created in the same second: its creation
+    #: revision, recorded the first time aisched handles the job and stamped on every pod it makes
+    #: (`aisched.io/queue-sequence`). It lives in the status, which a client creating or updating
+    #: the job cannot set: only aisched, through the status subresource, writes it.
+    queue_sequence: Annotated[int, Field(ge=0)] | None = None
     queued_time: datetime | None = None
     scheduled_time: datetime | None = None
     start_time: datetime | None = None

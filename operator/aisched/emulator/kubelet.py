@@ -1,7 +1,13 @@
 """The simulated kubelet: bound pods start Running; demo pods finish; failed or deleted nodes fail theirs.
 
 Pods annotated `aisched.io/sim-duration` (seconds, e.g. "30" or "1.5") end after that long:
-Succeeded, or Failed when `aisched.io/sim-exit-code` is not 0. Other pods run until deleted.
+Succeeded, or Failed when `aisched.io/sim-exit-code` is not 0. A pod with `spec.activeDeadlineSeconds`
+that runs that long is ended as the kubelet does it: Failed, reason `DeadlineExceeded` (when both
+fall at the same moment the deadline wins, as the kubelet counts a pod that has run its whole
+deadline as past it). Other pods run until deleted.
+
+Each pod has at most one timer: its start while it waits, then its end while it runs, set again
+when a change to the pod moves its end (a deadline shortened while it runs). No polling.
 """
 
 from __future__ import annotations
@@ -10,17 +16,26 @@ import asyncio
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
-from aisched.api.objects import PodView, rfc3339
+from aisched.api.objects import TERMINAL_PHASES, PodView, rfc3339
 from aisched.emulator.cluster import ready_condition
 from aisched.emulator.store import Event
 
 if TYPE_CHECKING:
     from aisched.emulator.server import ApiServer
 
-__all__ = ["ANNOTATION_SIM_DURATION", "ANNOTATION_SIM_EXIT_CODE", "Kubelet"]
+__all__ = ["ANNOTATION_SIM_DURATION", "ANNOTATION_SIM_EXIT_CODE", "DEADLINE_EXCEEDED_MESSAGE", "Kubelet"]
 
 ANNOTATION_SIM_DURATION: Final = "aisched.io/sim-duration"
 ANNOTATION_SIM_EXIT_CODE: Final = "aisched.io/sim-exit-code"
+#: The kubelet's words for a pod ended by its `activeDeadlineSeconds` (reason `DeadlineExceeded`).
+DEADLINE_EXCEEDED_MESSAGE: Final = "Pod was active on the node for longer than the specified deadline"
+_DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+_KILLED: Final = 137  # 128 + SIGKILL
+
+# How a running pod ends: (loop time it is due, which end). The deadline sorts first at a tie.
+_End = tuple[float, int]
+_BY_DEADLINE: Final = 0
+_BY_SIM_DURATION: Final = 1
 
 
 class Kubelet:
@@ -30,7 +45,9 @@ class Kubelet:
         self.server = server
         self._pods = server.resource("", "v1", "pods")
         self._nodes = server.resource("", "v1", "nodes")
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # pod key -> its start, or its end
+        self._started: dict[str, float] = {}  # running pod -> loop time it started
+        self._ends: dict[str, _End] = {}  # running pod -> the end its timer is set for
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_ip = 0
 
@@ -44,20 +61,34 @@ class Kubelet:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._started.clear()
+        self._ends.clear()
 
     def _changed(self, event: Event) -> None:
         if event.resource == self._pods.key and event.type != "DELETED":
             self._consider(event.object)
         elif event.resource == self._pods.key:
-            timer = self._timers.pop(_key(event.object), None)
-            if timer is not None:
-                timer.cancel()
+            self._forget(_key(event.object))
         elif event.resource == self._nodes.key and event.type == "DELETED":
             self._fail_pods_on(event.object["metadata"]["name"], "NodeLost", "the node was deleted")
+
+    def _forget(self, key: str) -> None:
+        """The pod is gone or has ended: no timer of it may fire."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._started.pop(key, None)
+        self._ends.pop(key, None)
 
     def _consider(self, pod: dict[str, Any]) -> None:
         node_name = (pod.get("spec") or {}).get("nodeName")
         phase = (pod.get("status") or {}).get("phase")
+        if phase == "Running":
+            self._arm_end(_key(pod), pod)
+            return
+        if phase in TERMINAL_PHASES:
+            self._forget(_key(pod))
+            return
         if (
             not node_name
             or phase != "Pending"
@@ -81,6 +112,8 @@ class Kubelet:
         if current is None or (current.get("status") or {}).get("phase") != "Pending":
             return
         now = self._timestamp()
+        if self._loop is not None:
+            self._started[key] = self._loop.time()
         self._next_ip += 1
         running = copy.deepcopy(current)
         status = running.setdefault("status", {})
@@ -107,15 +140,55 @@ class Kubelet:
         )
         status["conditions"] = _conditions(status.get("conditions") or [], now, ready=True)
         self.server.store.replace(self._pods, current, running)
-        duration = (running["metadata"].get("annotations") or {}).get(ANNOTATION_SIM_DURATION)
-        if duration is not None and self._loop is not None:
-            self._timers[key] = self._loop.call_later(_seconds(duration), self._finish, key)
+        self._arm_end(key, running)  # done already if the write's own event came through here
 
-    def _finish(self, key: str) -> None:
+    def _arm_end(self, key: str, pod: dict[str, Any]) -> None:
+        """Set the running pod's timer for the first of its ends: its sim-duration, its deadline."""
+        if self._loop is None:
+            return
+        started = self._started.get(key)
+        if started is None:  # running before this kubelet saw it: count from its startTime
+            began = PodView(pod).started
+            elapsed = 0.0 if began is None else max(0.0, self.server.clock().timestamp() - began)
+            started = self._started[key] = self._loop.time() - elapsed
+        ends: list[_End] = []
+        duration = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_SIM_DURATION)
+        if duration is not None:
+            ends.append((started + _seconds(duration), _BY_SIM_DURATION))
+        deadline = _active_deadline(pod)
+        if deadline is not None:
+            ends.append((started + deadline, _BY_DEADLINE))
+        end = min(ends, default=None)
+        if end == self._ends.get(key):
+            return
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._ends.pop(key, None)
+        if end is not None:
+            due, kind = end
+            callback = self._exceed if kind == _BY_DEADLINE else self._finish
+            self._timers[key] = self._loop.call_at(due, callback, key)
+            self._ends[key] = end
+
+    def _running(self, key: str) -> dict[str, Any] | None:
+        """The pod, if it is still running; its timer has fired either way."""
         self._timers.pop(key, None)
+        self._ends.pop(key, None)
         namespace, name = key.split("/", 1)
         current = self.server.store.find(self._pods, namespace, name)
         if current is None or (current.get("status") or {}).get("phase") != "Running":
+            return None
+        return current
+
+    def _exceed(self, key: str) -> None:
+        current = self._running(key)
+        if current is not None:
+            self._terminate(current, "Failed", _KILLED, _DEADLINE_EXCEEDED, message=DEADLINE_EXCEEDED_MESSAGE)
+
+    def _finish(self, key: str) -> None:
+        current = self._running(key)
+        if current is None:
             return
         code_text = (current["metadata"].get("annotations") or {}).get(ANNOTATION_SIM_EXIT_CODE, "0")
         code = int(code_text) if code_text.lstrip("-").isdigit() else 1
@@ -191,6 +264,13 @@ def _internal_ip(node: dict[str, Any] | None) -> str:
         if address.get("type") == "InternalIP":
             return str(address.get("address", ""))
     return ""
+
+
+def _active_deadline(pod: dict[str, Any]) -> int | None:
+    deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline > 0:
+        return deadline
+    return None
 
 
 def _seconds(text: str) -> float:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Any, Final
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Final, cast
 
 import pytest
 
@@ -13,6 +14,7 @@ from aisched.controllers.aijob.controller import JobController
 from aisched.controllers.index import JobIndex, owning_job
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import JsonObject, KubeClient
+from aisched.kube.informer import Informer
 from tests.support.objects import aijob
 
 NAMESPACE: Final = "ml-research"
@@ -140,3 +142,117 @@ async def test_pods_of_a_job_that_no_longer_exists_are_deleted(controller: Runni
                 if event["type"] == "DELETED":
                     break
     assert (await controller.kube.get(PODS))["items"] == []
+
+
+class _PodFeed:
+    """What the scheduler's pod informer tells the job controller."""
+
+    def __init__(self, jobs: JobController, synced: asyncio.Event) -> None:
+        self.jobs = jobs
+        self.synced = synced
+
+    def on_add(self, obj: JsonObject) -> None:
+        self.jobs.pod_event(obj, False)
+
+    def on_update(self, old: JsonObject, new: JsonObject) -> None:
+        self.jobs.pod_event(new, False)
+
+    def on_delete(self, obj: JsonObject) -> None:
+        self.jobs.pod_event(obj, True)
+
+    def on_synced(self) -> None:
+        self.synced.set()
+
+
+@contextlib.asynccontextmanager
+async def _term(kube: KubeClient) -> AsyncIterator[JobController]:
+    """One leadership term: a JobController that knows nothing yet, fed by its own pod informer."""
+    synced = asyncio.Event()
+    jobs = JobController(kube, JobIndex(), clock=time.time, pods_synced=synced)
+    informer = Informer(kube, path=PODS, handler=_PodFeed(jobs, synced))
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(informer.run(stop)), asyncio.create_task(jobs.run(stop))]
+    try:
+        yield jobs
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def _pods_once(
+    kube: KubeClient, wanted: Callable[[dict[str, JsonObject]], bool]
+) -> dict[str, JsonObject]:
+    """The namespace's pods by name, as soon as they are as `wanted`."""
+    listing = await kube.get(PODS)
+    pods = {p["metadata"]["name"]: p for p in listing["items"]}
+    if wanted(pods):
+        return pods
+    stream = cast(
+        AsyncGenerator[JsonObject, None],
+        kube.watch(PODS, params={"resourceVersion": listing["metadata"]["resourceVersion"]}),
+    )
+    async with contextlib.aclosing(stream), asyncio.timeout(10):
+        async for event in stream:
+            name = event["object"]["metadata"]["name"]
+            if event["type"] == "DELETED":
+                pods.pop(name, None)
+            else:
+                pods[name] = event["object"]
+            if wanted(pods):
+                return pods
+    raise AssertionError("the watch ended before the pods came")
+
+
+def _sequence(pod: JsonObject) -> str:
+    return str(pod["metadata"]["annotations"]["aisched.io/queue-sequence"])
+
+
+async def test_pods_carry_the_jobs_creation_revision_runtime_limit_and_class(
+    emulator_cluster: Emulator,
+) -> None:
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        body = aijob()
+        body["metadata"]["labels"] = {
+            "aisched.io/job-class": "llama-pretrain",
+            "aisched.io/queue-sequence": "1",
+        }
+        body["spec"]["runtimeLimitSeconds"] = 3600
+        body["spec"]["queueSequence"] = 1  # not a field of the spec: pruned
+        body["status"] = {"queueSequence": 1}  # a client cannot write the status on create
+        created = await kube.post(AIJOBS, body)
+        revision = created["metadata"]["resourceVersion"]
+        assert int(revision) > 1
+        async with _term(kube):
+            pods = await _pods_once(kube, lambda pods: len(pods) == 2)
+        assert {_sequence(p) for p in pods.values()} == {revision}
+        assert {p["spec"]["activeDeadlineSeconds"] for p in pods.values()} == {3600}
+        assert {p["metadata"]["labels"]["aisched.io/job-class"] for p in pods.values()} == {"llama-pretrain"}
+        job = await kube.get(f"{AIJOBS}/llama-pretrain")
+        assert job["status"]["queueSequence"] == int(revision)
+
+
+async def test_the_sequence_survives_a_restart_and_reaches_a_replacement_pod(
+    emulator_cluster: Emulator,
+) -> None:
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        revision = (await kube.post(AIJOBS, aijob()))["metadata"]["resourceVersion"]
+        async with _term(kube):
+            first = await _pods_once(kube, lambda pods: len(pods) == 2)
+        # Meanwhile the job changes (a new resourceVersion) and a pod is lost.
+        await kube.patch(f"{AIJOBS}/llama-pretrain", {"metadata": {"labels": {"team": "llm"}}})
+        await kube.delete(f"{PODS}/llama-pretrain-worker-0")
+        lost = first["llama-pretrain-worker-0"]["metadata"]["uid"]
+        async with _term(kube):
+            pods = await _pods_once(
+                kube,
+                lambda pods: (
+                    "llama-pretrain-worker-0" in pods
+                    and pods["llama-pretrain-worker-0"]["metadata"]["uid"] != lost
+                ),
+            )
+        job = await kube.get(f"{AIJOBS}/llama-pretrain")
+        assert job["metadata"]["resourceVersion"] != revision
+        assert job["status"]["queueSequence"] == int(revision)
+        assert {_sequence(p) for p in pods.values()} == {revision}

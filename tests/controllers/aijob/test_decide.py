@@ -224,7 +224,7 @@ def test_the_job_fails_when_the_backoff_limit_is_spent() -> None:
     obj = aijob(
         restart={"policy": "OnFailure", "backoffLimit": 1}, status={"phase": "Running", "restarts": 1}
     )
-    pods = job_pods(obj, _parsed(obj), attempt=1)
+    pods = job_pods(obj, _parsed(obj), attempt=1, sequence=5)
     failed = [with_phase(pods[0], "Failed", reason="Evicted"), with_phase(pods[1], "Running")]
     plan = reconcile(obj, failed, now=NOW)
     assert plan.status is not None
@@ -235,7 +235,7 @@ def test_the_job_fails_when_the_backoff_limit_is_spent() -> None:
 
 def test_a_vanished_member_of_a_running_gang_counts_as_a_failure() -> None:
     obj = aijob(restart={"policy": "Never"}, status={"phase": "Running", "restarts": 0})
-    pods = job_pods(obj, _parsed(obj), attempt=0)
+    pods = job_pods(obj, _parsed(obj), attempt=0, sequence=5)
     plan = reconcile(obj, [with_phase(pods[0], "Running")], now=NOW)
     assert plan.status is not None
     assert plan.status.phase == "Failed"
@@ -270,7 +270,7 @@ def test_an_invalid_spec_fails_the_job_naming_the_field_and_creates_nothing() ->
 
 def test_a_finished_job_lets_remaining_pods_go_and_stays_finished() -> None:
     obj = aijob(status={"phase": "Succeeded", "restarts": 0})
-    pods = job_pods(obj, _parsed(obj), attempt=0)
+    pods = job_pods(obj, _parsed(obj), attempt=0, sequence=5)
     plan = reconcile(obj, [with_phase(pods[0], "Running"), with_phase(pods[1], "Succeeded")], now=NOW)
     assert plan.create == []
     assert plan.delete == [pods[0]["metadata"]["name"]]
@@ -303,7 +303,7 @@ def test_pods_never_restart_in_place_and_name_the_configured_scheduler() -> None
 def test_pods_of_an_earlier_job_with_the_same_name_are_not_taken_over() -> None:
     old = aijob()
     old["metadata"]["uid"] = "u-old"
-    leftovers = [with_phase(p, "Running") for p in job_pods(old, _parsed(old), attempt=0)]
+    leftovers = [with_phase(p, "Running") for p in job_pods(old, _parsed(old), attempt=0, sequence=5)]
     plan = reconcile(aijob(), leftovers, now=NOW)
     assert sorted(plan.delete) == sorted(p["metadata"]["name"] for p in leftovers)
     assert plan.create == [], "the new job's pods wait until the old ones are gone"
@@ -349,7 +349,7 @@ def test_the_jobs_priority_and_preemptibility_travel_on_its_pods() -> None:
 
 
 def test_a_priority_class_on_the_pod_wins_over_the_jobs() -> None:
-    pod = job_pods(aijob(), _parsed(aijob()), attempt=0)[0]
+    pod = job_pods(aijob(), _parsed(aijob()), attempt=0, sequence=5)[0]
     pod["metadata"]["annotations"]["aisched.io/priority"] = "100"
     pod["spec"]["priority"] = 7
     assert PodInfo.from_manifest(pod).priority == 7
@@ -360,7 +360,7 @@ def test_a_priority_class_on_the_pod_wins_over_the_jobs() -> None:
 
 def test_a_preempted_gang_goes_back_to_the_queue_as_a_new_attempt_not_a_failure() -> None:
     obj = aijob(restart={"policy": "Never"}, status={"phase": "Running", "restarts": 0})
-    pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0)]
+    pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0, sequence=5)]
     for pod in pods:
         pod["metadata"]["annotations"]["aisched.io/preempted-by"] = "serve/gang:owner"
         pod["metadata"]["annotations"]["aisched.io/preempted-at"] = str(int(NOW))
@@ -384,3 +384,91 @@ def test_a_preempted_gang_goes_back_to_the_queue_as_a_new_attempt_not_a_failure(
     assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
     assert fresh.status is not None
     assert fresh.status.phase == "Queued"
+
+
+def _with_revision(obj: JsonObject, version: str) -> JsonObject:
+    return {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
+
+
+def _sequences(pods: list[JsonObject]) -> set[str]:
+    return {p["metadata"]["annotations"]["aisched.io/queue-sequence"] for p in pods}
+
+
+def test_the_first_reconciliation_records_the_creation_revision_and_every_pod_carries_it() -> None:
+    plan = reconcile(aijob(), [], now=NOW)  # resourceVersion 5: the job as created
+    assert plan.status is not None
+    assert plan.status.queue_sequence == 5
+    assert plan.status.to_dict()["queueSequence"] == 5
+    assert _sequences(plan.create) == {"5"}
+    assert {PodInfo.from_manifest(p).sequence for p in plan.create} == {5}
+
+
+def test_the_sequence_is_read_back_from_the_status_not_from_the_jobs_current_revision() -> None:
+    first = reconcile(aijob(), [], now=NOW)
+    obj = _with_revision(apply_status(aijob(), first.status), "42")  # the status write, later edits
+    again = reconcile(obj, first.create[:1], now=NOW + 1)
+    assert again.status is None, "an unchanged sequence costs no write"
+    assert _sequences(again.create) == {"5"}, "a pod made later carries the first sequence"
+
+
+def test_a_restarted_gang_keeps_its_sequence() -> None:
+    obj = aijob(workers=2, restart={"policy": "OnFailure", "backoffLimit": 2})
+    created = reconcile(obj, [], now=NOW)
+    obj = _with_revision(apply_status(obj, created.status), "6")
+    pods = [with_phase(p, "Running") for p in created.create]
+    obj = _with_revision(apply_status(obj, reconcile(obj, pods, now=NOW + 1).status), "7")
+    pods[0] = with_phase(pods[0], "Failed", reason="Evicted")
+    restart = reconcile(obj, pods, now=NOW + 2)
+    assert restart.status is not None
+    assert restart.status.restarts == 1
+    obj = _with_revision(apply_status(obj, restart.status), "8")
+    fresh = reconcile(obj, [], now=NOW + 3)
+    assert {p["metadata"]["annotations"][ANNOTATION_ATTEMPT] for p in fresh.create} == {"1"}
+    assert _sequences(fresh.create) == {"5"}
+
+
+def test_a_server_with_opaque_resource_versions_gives_sequence_zero() -> None:
+    plan = reconcile(_with_revision(aijob(), "opaque-7f3a"), [], now=NOW)
+    assert plan.status is not None
+    assert plan.status.queue_sequence == 0
+    assert _sequences(plan.create) == {"0"}
+
+
+def test_a_pod_template_can_neither_jump_the_queue_nor_choose_its_class() -> None:
+    obj = aijob()
+    for role in obj["spec"]["replicas"]:
+        role["template"]["metadata"]["annotations"] = {"aisched.io/queue-sequence": "1"}
+        role["template"]["metadata"]["labels"]["aisched.io/job-class"] = "quick"
+    pods = reconcile(obj, [], now=NOW).create
+    assert _sequences(pods) == {"5"}
+    assert all("aisched.io/job-class" not in p["metadata"]["labels"] for p in pods)
+    assert {PodInfo.from_manifest(p).job_class for p in pods} == {None}
+
+
+def test_the_jobs_class_label_reaches_every_pod() -> None:
+    obj = aijob()
+    obj["metadata"]["labels"] = {"aisched.io/job-class": "llama-70b-pretrain"}
+    obj["spec"]["replicas"][0]["template"]["metadata"]["labels"]["aisched.io/job-class"] = "quick"
+    pods = reconcile(obj, [], now=NOW).create
+    assert {p["metadata"]["labels"]["aisched.io/job-class"] for p in pods} == {"llama-70b-pretrain"}
+    assert {PodInfo.from_manifest(p).job_class for p in pods} == {"llama-70b-pretrain"}
+
+
+def test_every_pod_runs_at_most_the_jobs_runtime_limit_or_its_templates_shorter_deadline() -> None:
+    obj = aijob()
+    obj["spec"]["runtimeLimitSeconds"] = 3600
+    worker, master = obj["spec"]["replicas"]
+    worker["template"]["spec"]["activeDeadlineSeconds"] = 600
+    master["template"]["spec"]["activeDeadlineSeconds"] = 7200
+    pods = {p["metadata"]["name"]: p for p in reconcile(obj, [], now=NOW).create}
+    assert pods["ddp-worker-0"]["spec"]["activeDeadlineSeconds"] == 600, "the shorter deadline stays"
+    assert pods["ddp-master-0"]["spec"]["activeDeadlineSeconds"] == 3600
+    assert PodInfo.from_manifest(pods["ddp-master-0"]).runtime_limit == 3600.0
+
+
+def test_without_a_runtime_limit_the_templates_deadline_is_left_as_it_is() -> None:
+    obj = aijob()
+    obj["spec"]["replicas"][0]["template"]["spec"]["activeDeadlineSeconds"] = 600
+    pods = {p["metadata"]["name"]: p for p in reconcile(obj, [], now=NOW).create}
+    assert pods["ddp-worker-0"]["spec"]["activeDeadlineSeconds"] == 600
+    assert "activeDeadlineSeconds" not in pods["ddp-master-0"]["spec"]

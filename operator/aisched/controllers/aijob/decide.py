@@ -8,6 +8,12 @@ Attempts: a job's pods carry the attempt they belong to (`aisched.io/attempt`, e
 `restarts + 1` first, then deletes the pods; pods of an older attempt are deleted on sight and the
 new attempt's pods are created only once they are gone, so two attempts never run side by side,
 even across a restart of the operator between the two writes.
+
+Submission order: the first reconciliation of a job records its creation revision as
+`status.queueSequence` (the resourceVersion it is first seen with; 0 where the server's versions
+are not numbers), and every pod of every attempt carries that number. The status is written
+before the first pods are created, and read back ever after, so the number survives restarts of
+the operator and later changes to the job.
 """
 
 from __future__ import annotations
@@ -45,9 +51,12 @@ class _Step(StatusDraft):
 
     def __init__(self, obj: Mapping[str, Any], now: float, tenant: str | None) -> None:
         super().__init__(read_status(obj), now=now)
-        generation = ObjectView(obj).generation
+        view = ObjectView(obj)
+        generation = view.generation
         if generation is not None:
             self.set(observed_generation=generation)
+        if self.new.queue_sequence is None:
+            self.set(queue_sequence=view.revision or 0)
         if tenant is not None:
             self.set(tenant=tenant)
         self.plan = Plan()
@@ -104,9 +113,9 @@ def reconcile(
     if waiting:
         step.plan.recheck_at = min(waiting)  # then they are deleted here, if still there
     failed = sorted_pods.with_phase("Failed")
-    wanted = {
-        p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=attempt, scheduler_name=scheduler_name)
-    }
+    sequence = step.new.queue_sequence or 0
+    made = job_pods(obj, job, attempt=attempt, sequence=sequence, scheduler_name=scheduler_name)
+    wanted = {p["metadata"]["name"]: p for p in made}
     missing = sorted(wanted.keys() - sorted_pods.current.keys())
     if step.old.phase == "Running" and missing and not failed:
         failed = missing  # a member of a running gang vanished: the gang is broken

@@ -3,7 +3,9 @@
 `job_pods`: one pod per replica of every role, all in one gang (the placement annotations the
 scheduler reads), with the PyTorch rendezvous variables set (`WORLD_SIZE`, `RANK` with the
 master first, `MASTER_ADDR`, `MASTER_PORT`); `job_service`: the headless Service through which
-`MASTER_ADDR` resolves. Each pod carries the attempt it belongs to (`aisched.io/attempt`).
+`MASTER_ADDR` resolves. Each pod carries the attempt it belongs to (`aisched.io/attempt`), the
+job's submission sequence (`aisched.io/queue-sequence`), its class (the job's `aisched.io/job-class`
+label) and its runtime limit (`spec.activeDeadlineSeconds`, from `spec.runtimeLimitSeconds`).
 """
 
 from __future__ import annotations
@@ -57,14 +59,25 @@ def _owner(job: ObjectView) -> dict[str, Any]:
 
 
 def job_pods(
-    obj: Mapping[str, Any], job: AIJob, *, attempt: int, scheduler_name: str = keys.SCHEDULER_NAME
+    obj: Mapping[str, Any],
+    job: AIJob,
+    *,
+    attempt: int,
+    sequence: int,
+    scheduler_name: str = keys.SCHEDULER_NAME,
 ) -> list[dict[str, Any]]:
     """The pods of `job` for `attempt`, built from the raw object `obj` (whose templates keep every
-    field, including those the models do not describe).
+    field, including those the models do not describe); `sequence` is the job's place in submission
+    order (its `status.queueSequence`).
 
     `restartPolicy` is always Never: a failed container fails its pod, and the controller restarts
     the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
     and the pod would never end for the controller to see).
+
+    What aisched sets wins over the template: the queue sequence (a template cannot jump the
+    queue), and the class, which is the job's label alone (a template's own is dropped, so that
+    every pod of the gang is of one class). A template's `activeDeadlineSeconds` is kept only when
+    it is shorter than the job's runtime limit.
     """
     view = ObjectView(obj)
     name, namespace = view.name, view.namespace
@@ -76,6 +89,8 @@ def job_pods(
     owner = _owner(view)
     annotations = _placement_annotations(spec)
     annotations[ANNOTATION_ATTEMPT] = str(attempt)
+    annotations[keys.ANNOTATION_QUEUE_SEQUENCE] = str(sequence)
+    job_class = view.labels.get(keys.LABEL_JOB_CLASS)
     pods = []
     rank = 0
     for role_index in _ordered_roles(spec):
@@ -93,6 +108,10 @@ def job_pods(
                 keys.LABEL_ROLE: role.name,
                 keys.LABEL_INDEX: str(index),
             }
+            if job_class:
+                pod_meta["labels"][keys.LABEL_JOB_CLASS] = job_class
+            else:
+                pod_meta["labels"].pop(keys.LABEL_JOB_CLASS, None)
             pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
             pod_meta["ownerReferences"] = [owner]
             pod_spec = copy.deepcopy(dict(template.spec))
@@ -100,6 +119,7 @@ def job_pods(
             pod_spec["restartPolicy"] = "Never"
             pod_spec["hostname"] = pod_meta["name"]
             pod_spec["subdomain"] = name
+            _limit_runtime(pod_spec, spec.runtime_limit_seconds)
             variables = {
                 "WORLD_SIZE": str(world_size),
                 "RANK": str(rank),
@@ -116,6 +136,16 @@ def job_pods(
             pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
             rank += 1
     return pods
+
+
+def _limit_runtime(pod_spec: dict[str, Any], limit: int | None) -> None:
+    """Bound the pod's run to the job's runtime limit, unless the template bounds it tighter."""
+    if limit is None:
+        return
+    own = pod_spec.get("activeDeadlineSeconds")
+    if isinstance(own, int) and not isinstance(own, bool) and 0 < own <= limit:
+        return
+    pod_spec["activeDeadlineSeconds"] = limit
 
 
 def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:

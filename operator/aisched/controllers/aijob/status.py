@@ -41,6 +41,7 @@ class StatusFields(TypedDict, total=False):
     tenant: str
     gpus: int
     observed_generation: int
+    queue_sequence: int
 
 
 def read_status(obj: Mapping[str, Any]) -> AIJobStatus:
