@@ -150,3 +150,13 @@ def test_depth_counts_gangs_per_state() -> None:
         QueueState.UNSCHEDULABLE: 1,
         QueueState.BLOCKED: 0,
     }
+
+
+def test_a_gang_turned_away_thousands_of_times_keeps_the_capped_backoff() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gang = _gang("a")
+    queue.add(gang)
+    for _ in range(3000):
+        queue.unschedulable(gang, reason="no room")
+    assert queue.backoff(gang) == 10.0

@@ -49,9 +49,19 @@ class Reservation:
     end: float | None
     #: When the holder first held a reservation (kept when it is re-planned).
     since: float
-    #: GPUs the holder will take on `nodes`, and how many of `nodes` already have its room free.
-    gpus: int = 0
+    #: The best guess of the start when `start` is not promised (the planner's, from run times
+    #: guessed for pods without an estimate); a hold that outlives it is planned again.
+    guess: float | None = None
+    #: GPUs the holder will take on each of `nodes`, and how many of `nodes` have that free now.
+    wants: tuple[int, ...] = ()
     ready_nodes: int = 0
+    #: What it was planned against: the holders ahead of it, and its number of members.
+    ahead: tuple[str, ...] = ()
+    members: int = 0
+
+    @property
+    def gpus(self) -> int:
+        return sum(self.wants)
 
     def blocks(self, order: Order, start: float, end: float | None) -> bool:
         """Whether a gang at `order`, running from `start` to `end` (None: unknown), may not use

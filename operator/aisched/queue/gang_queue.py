@@ -186,7 +186,7 @@ class GangQueue:
         """Try `gang` again after an exponential backoff (1 s, 2 s, ... up to 10 s); returns the delay."""
         entry = self._entry(gang)
         entry.attempts += 1
-        delay = float(min(self.max_backoff, self.initial_backoff * 2.0 ** (entry.attempts - 1)))
+        delay = self._delay(entry)
         entry.state = QueueState.BACKOFF
         entry.ready_at = self.clock() + delay
         entry.reason = reason
@@ -201,9 +201,7 @@ class GangQueue:
         entry.state = QueueState.UNSCHEDULABLE
         entry.reason = reason
         entry.hints = ALL_EVENTS if hints is None else hints
-        entry.ready_at = self.clock() + min(
-            self.max_backoff, self.initial_backoff * 2 ** (entry.attempts - 1)
-        )
+        entry.ready_at = self.clock() + self._delay(entry)
         entry.version += 1
 
     def succeeded(self, gang: Gang) -> None:
@@ -324,6 +322,12 @@ class GangQueue:
         entry.gang = gang
         self._file(entry)
         return entry
+
+    def _delay(self, entry: _Entry) -> float:
+        """The backoff after `entry.attempts` failures: doubling from `initial_backoff`, capped
+        (the exponent too, so a gang turned away a thousand times does not overflow)."""
+        doublings = min(entry.attempts - 1, 62)
+        return float(min(self.max_backoff, self.initial_backoff * 2.0**doublings))
 
     def _file(self, entry: _Entry) -> None:
         """File `entry` in the line its gang belongs to now (moving it if that changed)."""

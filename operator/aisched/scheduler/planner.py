@@ -1,41 +1,53 @@
 """`ReservationPlanner`: where and from when a gang that does not fit now will start.
 
 The running pods are taken away in the order they are expected to end (from their runtime limits
-or learned estimates; pods with no estimate last, oldest first), and the gang is dry-run placed
-on a clone of the snapshot without them, against a what-if copy of the quota ledger (the
-preemption Evaluator's machinery): the first point in that order at which it fits is its start,
-and the nodes of that placement are the ones to hold. The reservations of gangs ahead of it are
-honoured over its whole expected run (conservative backfill); once an unestimated pod has to go,
-the start is unknown and the nodes are held as they free up. Searching the order takes a
-handful of dry runs (doubling, then bisecting), each about one cycle.
+or learned estimates; a pod with neither is guessed to run as long again as it has run), and
+the gang is dry-run placed on a clone of the snapshot without them, against a what-if copy of
+the quota ledger (the preemption Evaluator's machinery): the first point in that order at which
+it fits is its start, and the nodes of that placement are the ones to hold. The reservations of
+gangs ahead of it are honoured over its whole expected run (conservative backfill); once a pod
+whose end is only guessed has to go, the start is not promised (the nodes are held as they free
+up) but the guess is kept, so that a hold that outlives it is planned again. Searching the order
+takes a handful of dry runs (doubling, then bisecting), each about one cycle.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
+from aisched.framework.cycle_state import CycleState
 from aisched.framework.reservations import Reservation, ReservationScope, order_of
 from aisched.framework.types import Gang, GangPlacement
 
 if TYPE_CHECKING:
     from aisched.scheduler.scheduler import Scheduler
 
-__all__ = ["ReservationPlanner"]
+__all__ = ["SPARES", "ReservationPlanner"]
+
+#: When a gang's start can only be guessed, it holds, besides the nodes of its planned placement,
+#: up to this many times as many other nodes it could start on (the most drained first): it
+#: starts on whichever frees first, instead of on the one a guess about run times picked.
+SPARES: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """The cluster after the first `gone` pods of the end order are gone, from `at` (None: unknown)."""
+    """The cluster after the first `gone` pods of the end order are gone: from `at` if every one
+    of them has an estimate (else None), from `guess` as best guessed."""
 
     gone: int
     at: float | None
+    guess: float
 
 
 class ReservationPlanner:
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, *, spares: int = SPARES) -> None:
         self._scheduler = scheduler
+        self.spares = spares
         #: Dry runs made so far (each costs about one cycle).
         self.dry_runs = 0
 
@@ -82,58 +94,87 @@ class ReservationPlanner:
                 high, placement = middle, placed
         step = steps[high]
         start = step.at
+        wants: dict[str, int] = {}
+        for p in placement.pods:
+            wants[p.node] = wants.get(p.node, 0) + p.pod.gpus
+        if start is None and self.spares > 0:
+            wants.update(self._spares(gang, keys, exclude=set(wants), count=self.spares * len(wants)))
         return Reservation(
             gang=gang.key,
             queue=queue,
             order=order,
-            nodes=tuple(dict.fromkeys(p.node for p in placement.pods)),
+            nodes=tuple(wants),
             start=start,
             end=None if start is None or duration is None else start + duration,
             since=now,
-            gpus=sum(p.pod.gpus for p in placement.pods),
-            ready_nodes=self._ready_nodes(placement),
+            guess=step.guess,
+            wants=tuple(wants.values()),
+            ready_nodes=self.ready_nodes(tuple(wants), tuple(wants.values())),
+            ahead=tuple(r.gang for r in ahead),
+            members=len(gang.members),
         )
 
     def _steps(self, now: float, ahead: tuple[Reservation, ...]) -> tuple[list[str], list[_Step]]:
         """The running pods in the order they should end, and the points to try along it: after
-        each distinct end time (also the ends of reservations ahead), then each unestimated pod."""
+        each distinct end time (also the ends of reservations ahead).
+
+        A pod with an estimate ends when it says. One without is guessed to run as long again as
+        it has run so far (run times are heavy-tailed: the longer a pod has run, the longer it is
+        likely to run on); the guess orders the pods but is never promised: from the first guessed
+        pod on, the start is unknown."""
         scheduler = self._scheduler
         estimates = scheduler.estimates
-        known: list[tuple[float, str]] = []
-        unknown: list[tuple[float, str]] = []
+        order: list[tuple[float, bool, str]] = []  # (end, guessed, key)
         for usage in scheduler.cache.pods():
             end = estimates.expected_end(usage, now)
             if end is None:
-                unknown.append((usage.started, usage.key))
+                order.append((now + max(1.0, now - usage.started), True, usage.key))
             else:
-                known.append((end, usage.key))
-        known.sort()
-        unknown.sort()
-        keys = [key for _, key in known] + [key for _, key in unknown]
+                order.append((end, False, usage.key))
+        order.sort()
+        keys = [key for _, _, key in order]
         times = sorted(
-            {end for end, _ in known} | {r.end for r in ahead if r.end is not None and r.end > now}
+            {end for end, _, _ in order} | {r.end for r in ahead if r.end is not None and r.end > now}
         )
         steps: list[_Step] = []
-        index = 0
+        index, guessed = 0, False
         for at in times:
-            while index < len(known) and known[index][0] <= at:
+            while index < len(order) and order[index][0] <= at:
+                guessed = guessed or order[index][1]
                 index += 1
-            steps.append(_Step(index, at))
-        steps.extend(_Step(len(known) + i + 1, None) for i in range(len(unknown)))
-        if not steps or steps[-1].gone < len(keys):
-            steps.append(_Step(len(keys), None if unknown else (times[-1] if times else now)))
+            steps.append(_Step(index, None if guessed else at, at))
+        if not steps:
+            steps.append(_Step(0, now, now))
         return keys, _thin(steps)
 
-    def _ready_nodes(self, placement: GangPlacement) -> int:
-        """Of the placement's nodes, those whose free GPUs already cover what it takes there."""
+    def _spares(self, gang: Gang, running: list[str], *, exclude: set[str], count: int) -> dict[str, int]:
+        """Up to `count` more nodes `gang` could start on once emptied, the most drained first
+        (most GPUs free now), each with the GPUs its largest member takes."""
+        scheduler = self._scheduler
+        self.dry_runs += 1
+        empty = scheduler.snapshot.clone()
+        scheduler.cache.write_without(empty, running)
+        state = CycleState(quota=scheduler.ledger.without(running))
+        roles = gang.roles()
+        mask = np.logical_and.reduce(
+            [scheduler.framework.filter(state, role[0], empty).mask for role in roles]
+        )
+        free = scheduler.snapshot.gpus_free_count()
+        names = dict(zip(np.flatnonzero(mask).tolist(), empty.node_names(np.flatnonzero(mask)), strict=True))
+        slots = sorted(
+            (slot for slot, name in names.items() if name not in exclude),
+            key=lambda s: (-int(free[s]), names[s]),
+        )
+        wants = max(p.gpus for p in gang.members)
+        return {names[slot]: wants for slot in slots[:count]}
+
+    def ready_nodes(self, nodes: tuple[str, ...], wants: tuple[int, ...]) -> int:
+        """Of `nodes`, those whose free GPUs already cover what the holder takes there (`wants`)."""
         snapshot = self._scheduler.snapshot
-        wanted: dict[str, int] = {}
-        for p in placement.pods:
-            wanted[p.node] = wanted.get(p.node, 0) + p.pod.gpus
         free = snapshot.gpus_free_count()
         return sum(
             1
-            for node, gpus in wanted.items()
+            for node, gpus in zip(nodes, wants, strict=True)
             if (slot := snapshot.slot_of.get(node)) is not None and int(free[slot]) >= gpus
         )
 

@@ -32,7 +32,13 @@ from aisched.framework.handle import Clock, PreemptionEvaluator
 from aisched.framework.nomination import NOMINATION, Nomination
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
-from aisched.framework.reservations import RESERVATION_SCOPE, Reservation, ReservationBook, ReservationScope
+from aisched.framework.reservations import (
+    RESERVATION_SCOPE,
+    Reservation,
+    ReservationBook,
+    ReservationScope,
+    order_of,
+)
 from aisched.framework.runtime import Framework
 from aisched.framework.status import Code, Status
 from aisched.framework.types import Gang, GangPlacement
@@ -71,6 +77,22 @@ class ScheduleResult:
     @property
     def message(self) -> str:
         return self.status.message()
+
+
+#: A hold whose start is only guessed keeps the nodes it already drains when it is planned again,
+#: up to this many times the nodes the gang needs: the gang starts on whichever frees first,
+#: and what drained so far is not given away because a guess about run times was wrong.
+KEEP_DRAINING: Final = 3
+
+
+def _keep_draining(planned: Reservation, held: Reservation) -> Reservation:
+    nodes = dict(zip(planned.nodes, planned.wants, strict=True))
+    cap = KEEP_DRAINING * len(planned.nodes)
+    for node, wants in zip(held.nodes, held.wants, strict=True):
+        if len(nodes) >= cap:
+            break
+        nodes.setdefault(node, wants)
+    return replace(planned, nodes=tuple(nodes), wants=tuple(nodes.values()))
 
 
 @dataclass(frozen=True)
@@ -186,13 +208,45 @@ class Scheduler:
     # -- reservations --------------------------------------------------------------------------
 
     def reserve(self, gang: Gang, *, queue: str, priority: int) -> Reservation | None:
-        """Hold the nodes `gang` (turned away, first in its queue) will start on, re-planned from
-        the cluster as it is now; None (and nothing held) when it fits nowhere even empty."""
+        """Hold the nodes `gang` (turned away, first in its queue) will start on; None (and
+        nothing held) when it fits nowhere even on an empty cluster.
+
+        A reservation it already holds is kept while it still stands: the same members, queue
+        order and reservations ahead, every node still there, and its expected start not passed.
+        Its nodes drain as they were chosen to, instead of the hold hopping between nodes (and
+        each check costs nothing). Otherwise it is planned afresh from the cluster as it is now."""
+        held = self.reservations.get(gang.key)
+        if held is not None and self._stands(held, gang, priority):
+            ready = self.planner.ready_nodes(held.nodes, held.wants)
+            return (
+                held
+                if ready == held.ready_nodes
+                else self.reservations.hold(replace(held, ready_nodes=ready))
+            )
         planned = self.planner.plan(gang, queue=queue, priority=priority)
         if planned is None:
             self.reservations.release(gang.key)
             return None
+        if (
+            held is not None
+            and planned.start is None
+            and held.start is None
+            and held.members == len(gang.members)
+        ):
+            planned = _keep_draining(planned, held)
         return self.reservations.hold(planned)
+
+    def _stands(self, held: Reservation, gang: Gang, priority: int) -> bool:
+        order = order_of(gang, priority)
+        if held.members != len(gang.members) or held.order != order:
+            return False
+        expected = held.start if held.start is not None else held.guess
+        if expected is not None and self.clock() >= expected:
+            return False  # overdue: the estimates (or the guess) were wrong, look again
+        if any(node not in self.snapshot.slot_of for node in held.nodes):
+            return False
+        ahead = tuple(r.gang for r in self.reservations.ahead_of(order) if r.gang != gang.key)
+        return ahead == held.ahead
 
     def release(self, gang_key: str) -> bool:
         """Drop the reservation of `gang_key` (gone, placed elsewhere, or no longer first)."""

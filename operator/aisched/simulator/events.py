@@ -1,13 +1,17 @@
 """Replaying the trace's own clock (`--trace-events`): pods arrive at their creation time, run for
 their traced duration, and depart, so waits and job completion times can be measured.
 
-The virtual clock jumps from event to event (departures before arrivals at the same second). An
-arriving pod that does not fit waits in a FIFO queue; every departure retries the queue, each
-pod shape at most once per departure (an equal pod would fail the same way) and at most
-`retries` pods. A departure gives the pod's resources back to the cache (every plugin counting
-placements sees it there). A pod runs for `deletion_time - scheduled_time` as traced (from
-`creation_time` when it was never scheduled), or to the end of the replay without a deletion
-time. Same core as the experiment: one `Scheduler.schedule` per attempt.
+The virtual clock jumps from event to event (departures before arrivals at the same second).
+Arriving pods wait in the operator's own gang queue (`queue.GangQueue`, one line for the trace,
+under the chosen `QueueingPolicy`), and each turned-away pod goes through the same
+`scheduler.queueing.turned_away` as in the operator: parked until a cluster event, its nodes
+reserved when it is first in line and the policy reserves. After the events of each second the
+queue is worked: every active gang is tried, at most `retries` cycles plus one per arrival (a
+shape that failed this round is parked without a cycle, unless it is the head). A departure gives
+the pod's resources back to the cache, which also teaches the run-time estimates. A pod runs for
+`deletion_time - scheduled_time` as traced (from `creation_time` when it was never scheduled), or
+to the end of the replay without a deletion time. `compress` divides the gaps between arrivals
+(2.0: the same pods arrive twice as fast), to oversubscribe the cluster so that queues form.
 """
 
 from __future__ import annotations
@@ -23,18 +27,25 @@ from typing import Final
 
 import numpy as np
 
+from aisched.framework.events import ClusterEvent
 from aisched.framework.types import Gang, GangPlacement
 from aisched.plugins.policies import FragmentationTable, TypicalPod
-from aisched.simulator.cluster import pod_info, policy_profile
+from aisched.queue import GangQueue, QueueState
+from aisched.queue.policy import QueueingPolicy
+from aisched.scheduler.queueing import turned_away
+from aisched.simulator.cluster import FILTERS, NAMESPACE, pod_info, policy_profile
 from aisched.simulator.metrics import FragmentationMeter
 from aisched.simulator.replay import build_scheduler
 from aisched.simulator.trace import Trace, TracePod
 from aisched.simulator.workload import typical_pods
 
-__all__ = ["EventsReplay", "PodRecord", "replay_events", "write_events"]
+__all__ = ["TODAY", "EventsReplay", "PodRecord", "replay_events", "write_events"]
 
 DEFAULT_RETRIES: Final = 64
-_DEPART, _ARRIVE = 0, 1
+_DEPART, _ARRIVE, _WAKE = 0, 1, 2
+#: The queueing aisched had before queue discipline: every gang that fits goes, nothing is held.
+TODAY: Final = QueueingPolicy(strategy="BestEffortFIFO", reservation=False, aging_interval=0)
+_SAME_SHAPE: Final = "a gang of the same shape did not fit in this round"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +53,18 @@ class PodRecord:
     """One pod's life: when it arrived, started and ended (None: never), and where it ran."""
 
     name: str
-    arrival: int
-    start: int | None = None
-    end: int | None = None
+    arrival: float
+    start: float | None = None
+    end: float | None = None
     node: str | None = None
+    gpus: int = 0
 
     @property
-    def wait(self) -> int | None:
+    def wait(self) -> float | None:
         return None if self.start is None else self.start - self.arrival
 
     @property
-    def completion(self) -> int | None:
+    def completion(self) -> float | None:
         """Job completion time: from arrival to departure."""
         return None if self.end is None else self.end - self.arrival
 
@@ -65,8 +77,31 @@ class EventsReplay:
     capacity_milli: int
     records: list[PodRecord] = field(default_factory=list)
     #: (time, running pods, waiting pods, allocated GPU milli, fragmented GPU milli) after each event.
-    timeline: list[tuple[int, int, int, int, float]] = field(default_factory=list)
+    timeline: list[tuple[float, int, int, int, float]] = field(default_factory=list)
     seconds: float = 0.0
+    queueing: QueueingPolicy = TODAY
+    compress: float = 1.0
+    cycles: int = 0
+    planner_dry_runs: int = 0
+
+    def utilisation(self) -> float:
+        """Allocated GPU milli over capacity, time-weighted from the first arrival to the last."""
+        if not self.records or not self.timeline:
+            return 0.0
+        first = min(r.arrival for r in self.records)
+        last = max(r.arrival for r in self.records)
+        if last <= first:
+            return 0.0
+        area, previous_t, previous_a = 0.0, first, 0
+        for t, _, _, allocated, _ in self.timeline:
+            if t > last:
+                break
+            if t > previous_t:
+                area += (t - previous_t) * previous_a
+                previous_t = t
+            previous_a = allocated
+        area += (last - previous_t) * previous_a
+        return area / ((last - first) * self.capacity_milli)
 
 
 def _duration(pod: TracePod) -> int | None:
@@ -83,61 +118,112 @@ def replay_events(
     seed: int,
     typical: Sequence[TypicalPod] | None = None,
     retries: int = DEFAULT_RETRIES,
+    queueing: QueueingPolicy = TODAY,
+    compress: float = 1.0,
 ) -> EventsReplay:
-    """Replay `trace` on its own clock under `policy`; `seed` breaks ties (and drives Random)."""
+    """Replay `trace` on its own clock under `policy` and `queueing`; `seed` breaks ties."""
     if any(p.creation_time is None for p in trace.pods):
         raise ValueError("trace-events needs creation times, and this pod list has none for some pods")
+    if compress <= 0:
+        raise ValueError(f"compress must be more than zero, not {compress}")
     started = time.perf_counter()
+    now = 0.0
     typical = typical_pods(trace.pods) if typical is None else typical
-    scheduler = build_scheduler(trace, policy_profile(policy, seed=seed, typical=typical))
+    profile = policy_profile(policy, seed=seed, typical=typical)
+    if queueing.reservation:
+        profile = profile.model_copy(
+            update={"pre_filter": (*profile.pre_filter, "Reservation"), "filter": (*FILTERS, "Reservation")}
+        )
+    scheduler = build_scheduler(trace, profile, clock=lambda: now)
+    queue = GangQueue(
+        less=scheduler.framework.less, clock=lambda: now, queue_of=lambda _: (NAMESPACE, queueing)
+    )
+
+    def released(_: object) -> None:
+        queue.on_event(ClusterEvent.RESERVATION_RELEASED)
+
+    scheduler.reservations.subscribe(released)
     meter = FragmentationMeter(FragmentationTable(typical), scheduler.snapshot)
-    result = EventsReplay(trace.workload, policy, seed, trace.capacity_milli)
+    result = EventsReplay(
+        trace.workload, policy, seed, trace.capacity_milli, queueing=queueing, compress=compress
+    )
     pods = sorted(trace.pods, key=lambda p: (p.creation_time or 0, p.name))
-    records = [PodRecord(p.name, p.creation_time or 0) for p in pods]
-    events = [(records[i].arrival, _ARRIVE, i) for i in range(len(pods))]
+    first = float(pods[0].creation_time or 0) if pods else 0.0
+    arrivals = [first + ((p.creation_time or 0) - first) / compress for p in pods]
+    records = [PodRecord(p.name, arrivals[i], gpus=p.num_gpu) for i, p in enumerate(pods)]
+    gangs = [Gang.of(pod_info(p, created=arrivals[i], sequence=i)) for i, p in enumerate(pods)]
+    index = {gang.key: i for i, gang in enumerate(gangs)}
+    events: list[tuple[float, int, int]] = [(arrivals[i], _ARRIVE, i) for i in range(len(pods))]
     heapq.heapify(events)
     running: dict[int, GangPlacement] = {}
-    waiting: list[int] = []
+    wakes: set[float] = set()
     allocated = 0
 
-    def attempt(i: int, now: int) -> bool:
+    def start(i: int, placement: GangPlacement) -> None:
         nonlocal allocated
-        placement = scheduler.schedule(Gang.of(pod_info(pods[i], created=float(now)))).placement
-        if placement is None:
-            return False
         running[i] = placement
         allocated += pods[i].total_gpu_milli
         meter.update([p.slot for p in placement.pods])
-        records[i] = PodRecord(records[i].name, records[i].arrival, now, None, placement.pods[0].node)
+        records[i] = PodRecord(
+            records[i].name, records[i].arrival, now, None, placement.pods[0].node, records[i].gpus
+        )
         duration = _duration(pods[i])
         if duration is not None:
             heapq.heappush(events, (now + duration, _DEPART, i))
-        return True
+
+    def work_queue(budget: int) -> None:
+        failed: set[tuple[object, ...]] = set()
+        cycles = 0
+        while cycles < budget and (gang := queue.pop()) is not None:
+            shape = gang.members[0].template_key
+            if shape in failed and not queue.is_head(gang.key):
+                queue.unschedulable(gang, reason=_SAME_SHAPE, hints=frozenset({ClusterEvent.POD_TERMINATED}))
+                continue
+            cycles += 1
+            outcome = scheduler.schedule(gang)
+            if outcome.placement is None:
+                failed.add(shape)
+                turned_away(scheduler, queue, gang, outcome)
+                continue
+            queue.succeeded(gang)
+            start(index[gang.key], outcome.placement)
+        result.cycles += cycles
 
     while events:
-        now, kind, i = heapq.heappop(events)
-        if kind == _ARRIVE:
-            if not attempt(i, now):
-                waiting.append(i)
-        else:
-            placement = running.pop(i)
-            scheduler.cache.remove_pod(placement.pods[0].pod.key)
-            scheduler.cache.update_snapshot(scheduler.snapshot)
-            allocated -= pods[i].total_gpu_milli
-            meter.update([p.slot for p in placement.pods])
-            records[i] = PodRecord(
-                records[i].name, records[i].arrival, records[i].start, now, records[i].node
-            )
-            failed_shapes: set[tuple[object, ...]] = set()
-            for j in list(waiting)[:retries]:
-                shape = pod_info(pods[j]).template_key
-                if shape not in failed_shapes:
-                    if attempt(j, now):
-                        waiting.remove(j)
-                    else:
-                        failed_shapes.add(shape)
-        result.timeline.append((now, len(running), len(waiting), allocated, meter.fragmented))
+        now, _, _ = events[0]
+        arrived = 0
+        while events and events[0][0] == now:
+            _, kind, i = heapq.heappop(events)
+            if kind == _ARRIVE:
+                queue.add(gangs[i])
+                arrived += 1
+            elif kind == _DEPART:
+                placement = running.pop(i)
+                scheduler.cache.remove_pod(placement.pods[0].pod.key)
+                scheduler.cache.update_snapshot(scheduler.snapshot)
+                allocated -= pods[i].total_gpu_milli
+                meter.update([p.slot for p in placement.pods])
+                records[i] = PodRecord(
+                    records[i].name,
+                    records[i].arrival,
+                    records[i].start,
+                    now,
+                    records[i].node,
+                    records[i].gpus,
+                )
+                queue.on_event(ClusterEvent.POD_TERMINATED)
+            else:
+                wakes.discard(now)
+        work_queue(retries + arrived)
+        ready_at = queue.next_ready_at()
+        if not events and queue.depth()[QueueState.ACTIVE]:
+            ready_at = now + 1.0  # the round's budget ran out with gangs still to try
+        if ready_at is not None and ready_at not in wakes:
+            wakes.add(ready_at)
+            heapq.heappush(events, (max(ready_at, now), _WAKE, -1))
+        result.timeline.append((now, len(running), len(queue), allocated, meter.fragmented))
     result.records = records
+    result.planner_dry_runs = scheduler.planner.dry_runs
     result.seconds = time.perf_counter() - started
     return result
 

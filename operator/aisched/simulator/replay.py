@@ -10,7 +10,7 @@ nothing departs. After every pod the metrics are taken.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aisched.cache import Cache
@@ -50,12 +50,12 @@ class Replay:
         return self.log.curves(self.capacity_milli)
 
 
-def build_scheduler(trace: Trace, profile: Profile) -> Scheduler:
-    """The core over the trace's nodes, its snapshot filled."""
+def build_scheduler(trace: Trace, profile: Profile, *, clock: Callable[[], float] = lambda: 0.0) -> Scheduler:
+    """The core over the trace's nodes, its snapshot filled; `clock` is the virtual one."""
     cache = Cache()
     for node in trace.nodes:
         cache.set_node(node_info(node))
-    scheduler = Scheduler(profile=profile, cache=cache)
+    scheduler = Scheduler(profile=profile, cache=cache, clock=clock)
     cache.update_snapshot(scheduler.snapshot)
     return scheduler
 

@@ -95,6 +95,23 @@ class Trace:
         """The cluster's GPUs in milli (1000 each)."""
         return sum(n.gpus for n in self.nodes) * MILLI
 
+    def on_fraction(self, fraction: float) -> Trace:
+        """The same pods on about `fraction` of the nodes, taken evenly from each GPU model (and
+        CPU shape) in file order, so every model a pod may ask for stays: the trace's pods ask
+        for 98 % of its GPUs in all, so only a smaller cluster can be oversubscribed by them."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"the node fraction must be in (0, 1], not {fraction}")
+        groups: dict[tuple[str, int, int], list[TraceNode]] = {}
+        for node in self.nodes:
+            groups.setdefault((node.model, node.gpus, node.cpu_milli), []).append(node)
+        kept = {
+            id(node)
+            for group in groups.values()
+            for index, node in enumerate(group)
+            if int((index + 1) * fraction) > int(index * fraction) or len(group) == 1
+        }
+        return Trace(self.workload, tuple(n for n in self.nodes if id(n) in kept), self.pods)
+
 
 def _int(row: Mapping[str, str | None], column: str) -> int:
     raw = (row.get(column) or "").strip()
