@@ -36,7 +36,6 @@ __all__ = [
     "cluster_manifest",
     "first",
     "log_warnings",
-    "until_exit",
 ]
 
 NODES_PER_RACK: Final = 32
@@ -94,7 +93,7 @@ async def background(work: Coroutine[Any, Any, None], *, name: str) -> AsyncIter
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def until_exit(process: subprocess.Popen[bytes], *, name: str, log_path: Path) -> None:
+async def _until_exit(process: subprocess.Popen[bytes], *, name: str, log_path: Path) -> None:
     """Return never; raise once `process` has exited, with the end of its log (for `first`)."""
     while process.poll() is None:  # noqa: ASYNC110 - a Popen has nothing to await; a thread would outlive the loop
         await asyncio.sleep(0.2)
@@ -179,13 +178,13 @@ class EmulatorProcess:
 
     async def exited(self) -> None:
         """Raise once the emulator has exited."""
-        await until_exit(self.process, name="emulator", log_path=self.log_path)
+        await _until_exit(self.process, name="emulator", log_path=self.log_path)
 
 
 class OperatorProcess:
     """`aisched run --kubeconfig ... --no-leader-elect`: the operator as a user starts it (Kopf, the
     Manager, its informers and controllers), with `settings` (`AISCHED_...` variables) in its
-    environment, logging JSON at INFO to `workdir`/operator.log; `with` it, then await `ready()`."""
+    environment, logging JSON at INFO to `workdir`/operator.log; `async with` it, then await `ready()`."""
 
     #: The log events that say the scheduling loop and the AIJob controller have listed the cluster.
     READY_EVENTS: Final = frozenset({"scheduler_started", "job_controller_started"})
@@ -195,15 +194,15 @@ class OperatorProcess:
         self.log_path = workdir / "operator.log"
         self._kubeconfig = kubeconfig
         self._settings = dict(settings)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
 
     @property
-    def process(self) -> subprocess.Popen[bytes]:
+    def process(self) -> asyncio.subprocess.Process:
         if self._process is None:
             raise RuntimeError("the operator is not running")
         return self._process
 
-    def __enter__(self) -> Self:
+    async def __aenter__(self) -> Self:
         environ = {
             **os.environ,
             "AISCHED_METRICS__PORT": "0",
@@ -212,26 +211,28 @@ class OperatorProcess:
             **self._settings,
         }
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "aisched.cli", "run"),
-                    *("--kubeconfig", str(self._kubeconfig), "--no-leader-elect"),
-                ],
+            self._process = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "aisched.cli", "run"),
+                *("--kubeconfig", str(self._kubeconfig), "--no-leader-elect"),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=environ,
             )
         return self
 
-    def __exit__(
+    async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop it as Ctrl-C does (Kopf's cleanup, bindings in flight finish); kill it after a minute."""
-        if self._process is not None:
-            _stop(self._process, sig=signal.SIGINT)
+        """Stop it as Ctrl-C does (Kopf's cleanup; bindings in flight finish); kill it after a minute."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
     async def ready(self, *, within: float) -> None:
         """Wait until its log shows `READY_EVENTS`; raise if it exits first or takes over `within` s."""
@@ -239,13 +240,13 @@ class OperatorProcess:
             try:
                 await asyncio.wait_for(first(self._logged(self.READY_EVENTS), exited), within)
             except TimeoutError:
-                raise RuntimeError(
-                    f"the operator was not ready within {within:.0f} s:\n{_tail(self.log_path)}"
-                ) from None
+                tail = _tail(self.log_path)
+                raise RuntimeError(f"the operator was not ready within {within:.0f} s:\n{tail}") from None
 
     async def exited(self) -> None:
         """Raise once the operator has exited."""
-        await until_exit(self.process, name="operator", log_path=self.log_path)
+        code = await self.process.wait()
+        raise RuntimeError(f"the operator exited with {code}:\n{_tail(self.log_path)}")
 
     async def _logged(self, events: Iterable[str]) -> None:
         missing = set(events)
