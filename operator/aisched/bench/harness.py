@@ -127,11 +127,12 @@ def _stop(process: subprocess.Popen[bytes], *, sig: int) -> None:
 
 class EmulatorProcess:
     """`aisched emulator` serving `nodes` DGX H100s on a free port, logging to `workdir`/emulator.log;
-    `with` it, then await `ready()`."""
+    `with` it, then await `ready()`. Its kubeconfig (`kubeconfig`) is written before it is ready."""
 
     def __init__(self, workdir: Path, *, nodes: int, name: str = "bench") -> None:
         self.workdir = workdir
         self.log_path = workdir / "emulator.log"
+        self.kubeconfig = workdir / "kubeconfig"
         self.url = ""
         self._nodes = nodes
         self._name = name
@@ -151,14 +152,8 @@ class EmulatorProcess:
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "aisched.cli",
-                    "emulator",
-                    "--cluster",
-                    str(cluster),
-                    "--port",
-                    str(port),
+                    *(sys.executable, "-m", "aisched.cli", "emulator", "--cluster", str(cluster)),
+                    *("--port", str(port), "--kubeconfig", str(self.kubeconfig)),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
