@@ -19,6 +19,7 @@ import pytest
 from aisched.bench.core import CoreBenchmark, _gpu_checks
 from aisched.bench.e2e import E2EBenchmark
 from aisched.bench.emulator import EmulatorBenchmark
+from aisched.bench.queue import BurstFigures, BurstRow, QueueBenchmark
 from aisched.cli import main
 from aisched.framework.types import Gang, GangPlacement, PodInfo, PodPlacement
 from aisched.simulator.bench import SimBenchmark, accounting_errors
@@ -54,6 +55,20 @@ def e2e() -> E2EBenchmark:
         emulator_start_s=1.0, scheduler_sync_s=1.0, scheduler_peak_rss_mb=900.0, scheduler_cpu_s=80.0,
         emulator_cpu_s=None, load_cpu_s=1.0, other_cpu_s=None, scheduler_warnings=7,
     )  # fmt: skip
+
+
+def queue(**figures: Any) -> QueueBenchmark:
+    """Far over the ideal makespan and overtaken (targets missed), but correct unless `figures` say."""
+    clean = BurstFigures(
+        pods=64, makespan_s=90.0, makespan_ratio=1.7, max_overtakes_of_blocked_head=5, overtakes=9,
+        overtakes_before_head_created=0, half_bound_gangs=0, gangs_bound=10, gangs_never_bound=0,
+        gangs_unfinished=0, gpu_conflicts=0, max_gang_bind_spread_s=0.1, submit_s=1.0,
+    )  # fmt: skip
+    row = BurstRow(
+        strategy="StrictFIFO", reservation=True, nodes=8, gangs=10, waves=2, run_seconds=6.0, seed=1,
+        figures=dataclasses.replace(clean, **figures), operator_warnings=0,
+    )  # fmt: skip
+    return QueueBenchmark(burst=(row,))
 
 
 def replay(*, allocated: list[int], idle: list[int], capacity: int = 8000) -> Replay:
@@ -122,6 +137,10 @@ CASES = [
          lambda: dataclasses.replace(e2e(), gpu_conflicts=2), "GPUs given twice: 2 (must be 0)"),
     Case("e2e", "aisched.bench.e2e.run_e2e_benchmark", e2e,
          lambda: dataclasses.replace(e2e(), pods_bound=83), "pods bound: 83 of 84"),
+    Case("queue", "aisched.bench.queue.run_queue_benchmark", queue, lambda: queue(half_bound_gangs=1),
+         "burst StrictFIFO+reservation: half-bound gangs: 1 (must be 0)"),
+    Case("queue", "aisched.bench.queue.run_queue_benchmark", queue, lambda: queue(gpu_conflicts=2),
+         "burst StrictFIFO+reservation: GPUs given twice: 2 (must be 0)"),
     Case("sim", "aisched.simulator.bench.run_sim_benchmark",
          lambda: sim([replay(allocated=[1000, 3000], idle=[7000, 5000])]),
          lambda: sim([replay(allocated=[1000, 3000], idle=[7000, 6000])]),

@@ -120,6 +120,36 @@ def _parser() -> argparse.ArgumentParser:
     emulated.add_argument("--concurrency", type=int, default=16, help="Binding POSTs in flight")
     emulated.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     emulated.set_defaults(handler=_bench_emulator)
+    _add_bench_e2e(benches)
+    _add_bench_sim(benches)
+    _add_bench_fairness(benches)
+    _add_bench_queue(benches)
+    return parser
+
+
+def _add_bench_queue(benches: Any) -> None:
+    """`aisched bench queue`."""
+    queue = benches.add_parser(
+        "queue",
+        help="queueing strategies against the operator: a burst of whole-node jobs in waves;"
+        " makespan, overtakes of a blocked head, half-bound gangs",
+    )
+    queue.add_argument("--nodes", type=int, default=32, help="simulated DGX H100 nodes (8 GPUs each)")
+    queue.add_argument("--waves", type=int, default=9, help="waves of jobs that each fill the cluster")
+    queue.add_argument("--run-seconds", type=float, default=6.0, help="how long each pod runs (default: 6)")
+    queue.add_argument("--seed", type=int, default=1, help="the burst's random seed")
+    queue.add_argument(
+        "--strategies",
+        default="StrictFIFO,BestEffortFIFO",
+        help="comma list of AISCHED_QUEUEING__STRATEGY values, each run with reservation"
+        " (default: StrictFIFO,BestEffortFIFO)",
+    )
+    queue.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    queue.set_defaults(handler=_bench_queue)
+
+
+def _add_bench_e2e(benches: Any) -> None:
+    """`aisched bench e2e`."""
     e2e = benches.add_parser(
         "e2e", help="the scheduler runtime against the emulator: pods bound/s, creation-to-binding p50/p99"
     )
@@ -130,9 +160,6 @@ def _parser() -> argparse.ArgumentParser:
     e2e.add_argument("--concurrency", type=int, default=32, help="pod creations in flight")
     e2e.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     e2e.set_defaults(handler=_bench_e2e)
-    _add_bench_sim(benches)
-    _add_bench_fairness(benches)
-    return parser
 
 
 def _add_bench_fairness(benches: Any) -> None:
@@ -396,6 +423,26 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         gang_size=args.gang_size,
         concurrency=args.concurrency,
     )
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
+
+
+def _bench_queue(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched bench queue", err=err):
+        return 1
+    from aisched.bench.queue import parse_strategies, run_queue_benchmark  # noqa: PLC0415 - only this command needs it
+
+    try:
+        strategies = parse_strategies(args.strategies)
+        result = run_queue_benchmark(
+            nodes=args.nodes,
+            waves=args.waves,
+            run_seconds=args.run_seconds,
+            seed=args.seed,
+            strategies=strategies,
+        )
+    except ValueError as exc:
+        print(f"aisched bench queue: {exc}", file=err)
+        return 1
     return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 
 

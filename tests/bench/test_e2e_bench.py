@@ -9,7 +9,8 @@ import subprocess
 import sys
 from collections import Counter
 
-from aisched.bench.e2e import cluster_manifest, workload
+from aisched.bench.e2e import workload
+from aisched.bench.harness import cluster_manifest
 from aisched.emulator.cluster import ClusterSpec, node_objects
 
 KEYS = {

@@ -39,29 +39,25 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
 import structlog
-import yaml
 
 from aisched.api import keys
-from aisched.api.objects import ObjectView, PodView
-from aisched.bench.emulator import free_port, wait_ready
+from aisched.api.objects import PodView
+from aisched.bench.harness import EmulatorProcess, PodWatch, first, log_warnings
 from aisched.controllers.manager import Manager
-from aisched.kube.client import ApiError, JsonObject, KubeClient
+from aisched.kube.client import JsonObject, KubeClient
 from aisched.observability.logging import configure_logging
 from aisched.settings import LoggingSettings, load_settings
 
-__all__ = ["E2EBenchmark", "cluster_manifest", "run_e2e_benchmark", "workload"]
+__all__ = ["E2EBenchmark", "run_e2e_benchmark", "workload"]
 
 NAMESPACE: Final = "default"
 PODS_PATH: Final = f"/api/v1/namespaces/{NAMESPACE}/pods"
-NODES_PER_RACK: Final = 32
-RACKS_PER_BLOCK: Final = 4
 TARGET_PODS_PER_S: Final = 300.0
 TARGET_P99_S: Final = 2.0
 _READY_TIMEOUT: Final = 600.0  # the emulator validates every GPUNodeTopology at start: ~30 s for 1,000
@@ -152,27 +148,6 @@ class E2EBenchmark:
 # -- the cluster and the workload ----------------------------------------------------------------
 
 
-def cluster_manifest(nodes: int) -> dict[str, Any]:
-    """A SimulatedCluster of `nodes` DGX H100s: a node group per block, 32 nodes to a rack."""
-    per_block = NODES_PER_RACK * RACKS_PER_BLOCK
-    groups = [
-        {
-            "name": f"b{block}",
-            "count": min(per_block, nodes - block * per_block),
-            "machine": "dgx-h100",
-            "nodesPerRack": NODES_PER_RACK,
-            "block": f"block-{block}",
-        }
-        for block in range(math.ceil(nodes / per_block))
-    ]
-    return {
-        "apiVersion": "emulator.aisched.io/v1alpha1",
-        "kind": "SimulatedCluster",
-        "metadata": {"name": "bench-e2e"},
-        "nodeGroups": groups,
-    }
-
-
 def _pod(name: str, *, gang: str | None, gang_size: int) -> JsonObject:
     meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE}
     if gang is not None:
@@ -224,41 +199,15 @@ def workload(pods: int, gangs: int, gang_size: int) -> list[tuple[str | None, Js
 
 
 class _Sightings:
-    """The first time each pod was seen bound (wall clock), by a list and then a watch."""
+    """The first time each pod was seen bound (wall clock), fed by a `PodWatch`."""
 
-    def __init__(self, kube: KubeClient, expected: int) -> None:
-        self._kube = kube
+    def __init__(self, expected: int) -> None:
         self._expected = expected
         self.bound: dict[str, float] = {}
         self.gpus: dict[str, tuple[str, str]] = {}  # pod -> (node, its aisched.io/gpus annotation)
-        self.watching = asyncio.Event()  # listed; later events cannot be missed
         self.everything = asyncio.Event()
 
-    async def run(self) -> None:
-        must_list = True
-        version = ""
-        while True:
-            if must_list:
-                listing = await self._kube.get(PODS_PATH)
-                at = time.time()
-                for item in listing["items"]:
-                    self._seen(item, at)
-                version = listing["metadata"]["resourceVersion"]
-                must_list = False
-                self.watching.set()
-            try:
-                async for event in self._kube.watch(PODS_PATH, params={"resourceVersion": version}):
-                    at = time.time()
-                    obj = event["object"]
-                    version = ObjectView(obj).resource_version or version
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        self._seen(obj, at)
-            except ApiError as exc:
-                if exc.status != 410:
-                    raise
-                must_list = True  # expired: list again, then watch from there
-
-    def _seen(self, obj: JsonObject, at: float) -> None:
+    def seen(self, obj: JsonObject, at: float) -> None:
         pod = PodView(obj)
         node = pod.node_name
         if node and pod.name not in self.bound:
@@ -283,14 +232,15 @@ async def _load(
                 posted[body["metadata"]["name"]] = time.time()
                 await kube.post(PODS_PATH, body)
 
-        sightings = _Sightings(kube, expected=len(order))
-        watcher = asyncio.create_task(sightings.run(), name="watch")
+        sightings = _Sightings(expected=len(order))
+        watch = PodWatch(kube, PODS_PATH, sightings.seen)
+        watcher = asyncio.create_task(watch.run(), name="watch")
         try:
-            await _first(sightings.watching.wait(), watcher)
+            await first(watch.listed.wait(), watcher)
             queue = iter(order)  # shared: each worker takes the next pod
             await asyncio.gather(*(post(queue) for _ in range(concurrency)))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(sightings.everything.wait(), watcher), wait_s)
+                await asyncio.wait_for(first(sightings.everything.wait(), watcher), wait_s)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -317,21 +267,6 @@ async def _load(
         "latencies": sorted(bound[name] - posted[name] for name in bound),
         "cpu_s": _cpu_seconds(resource.RUSAGE_SELF),  # all of it: the machine's count has it all
     }
-
-
-async def _first(wanted: Awaitable[object], task: asyncio.Task[None]) -> None:
-    """Await `wanted`, unless `task` ends first: then raise its error."""
-    waiting = asyncio.ensure_future(wanted)
-    try:
-        await asyncio.wait({waiting, task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not waiting.done():
-            waiting.cancel()
-    if waiting.done() and not waiting.cancelled():
-        waiting.result()
-        return
-    task.result()  # raises the task's error
-    raise RuntimeError(f"{task.get_name()} ended early")
 
 
 def _cpu_seconds(who: int) -> float:
@@ -376,21 +311,8 @@ def _scheduler_logging(path: Path) -> Iterator[None]:
             structlog.configure(**saved)
 
 
-async def _emulator_ready(server: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    async with aiohttp.ClientSession() as session:
-        ready = asyncio.create_task(wait_ready(session, url, within=_READY_TIMEOUT))
-        while not ready.done():
-            if server.poll() is not None:
-                ready.cancel()
-                raise RuntimeError(f"the emulator exited with {server.returncode}:\n{_tail(log_path)}")
-            await asyncio.wait({ready}, timeout=0.2)
-        await ready
-
-
 async def _run(
-    server: subprocess.Popen[bytes],
-    url: str,
-    workdir: Path,
+    emulator: EmulatorProcess,
     *,
     pods: int,
     gangs: int,
@@ -399,11 +321,12 @@ async def _run(
     wait_s: float,
 ) -> E2EBenchmark:
     started = time.perf_counter()
-    await _emulator_ready(server, url, workdir / "emulator.log")
+    await emulator.ready(within=_READY_TIMEOUT)
     emulator_start = time.perf_counter() - started
+    url = emulator.url
     nodes = len((await _get_json(url, "/api/v1/nodes"))["items"])
 
-    log_path = workdir / "scheduler.log"
+    log_path = emulator.workdir / "scheduler.log"
     with _scheduler_logging(log_path):
         async with KubeClient(base_url=url) as kube:
             # The operator's own configuration (binding rate and concurrency from the settings);
@@ -414,14 +337,14 @@ async def _run(
             scheduler = asyncio.create_task(manager.run(stop), name="scheduler")
             try:
                 started = time.perf_counter()
-                await asyncio.wait_for(_first(manager.leading.wait(), scheduler), _SYNC_TIMEOUT)
+                await asyncio.wait_for(first(manager.leading.wait(), scheduler), _SYNC_TIMEOUT)
                 runtime = manager.runtime
                 assert runtime is not None
                 synced = asyncio.gather(*(informer.synced.wait() for informer in runtime.informers))
-                await asyncio.wait_for(_first(synced, scheduler), _SYNC_TIMEOUT)
+                await asyncio.wait_for(first(synced, scheduler), _SYNC_TIMEOUT)
                 sync_s = time.perf_counter() - started
                 report, cpu = await _drive_load(
-                    server,
+                    emulator.process,
                     scheduler,
                     url,
                     pods=pods,
@@ -459,7 +382,7 @@ async def _run(
         emulator_cpu_s=cpu[1],
         load_cpu_s=report["cpu_s"],
         other_cpu_s=cpu[2],
-        scheduler_warnings=_warnings(log_path),
+        scheduler_warnings=log_warnings(log_path),
     )
 
 
@@ -522,20 +445,6 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-2000:]
-
-
-def _warnings(log_path: Path) -> int:
-    count = 0
-    with log_path.open() as lines:
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                if json.loads(line).get("level") in ("warning", "error", "critical"):
-                    count += 1
-    return count
-
-
 def run_e2e_benchmark(
     *,
     nodes: int = 1000,
@@ -549,46 +458,20 @@ def run_e2e_benchmark(
     binding (the pods left unbound by then are reported as such)."""
     if nodes < 1 or pods < 0 or gangs < 0 or gang_size < 1 or concurrency < 1:
         raise ValueError("nodes, gang size and concurrency must be positive; pods and gangs not negative")
-    with tempfile.TemporaryDirectory(prefix="aisched-bench-e2e-") as tmp:
-        workdir = Path(tmp)
-        cluster = workdir / "cluster.yaml"
-        cluster.write_text(yaml.safe_dump(cluster_manifest(nodes), sort_keys=False))
-        port = free_port()
-        with (workdir / "emulator.log").open("wb") as emulator_log:
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "aisched.cli",
-                    "emulator",
-                    "--cluster",
-                    str(cluster),
-                    "--port",
-                    str(port),
-                ],
-                stdout=emulator_log,
-                stderr=subprocess.STDOUT,
+    with (
+        tempfile.TemporaryDirectory(prefix="aisched-bench-e2e-") as tmp,
+        EmulatorProcess(Path(tmp), nodes=nodes, name="bench-e2e") as emulator,
+    ):
+        return asyncio.run(
+            _run(
+                emulator,
+                pods=pods,
+                gangs=gangs,
+                gang_size=gang_size,
+                concurrency=concurrency,
+                wait_s=timeout,
             )
-            try:
-                return asyncio.run(
-                    _run(
-                        server,
-                        f"http://127.0.0.1:{port}",
-                        workdir,
-                        pods=pods,
-                        gangs=gangs,
-                        gang_size=gang_size,
-                        concurrency=concurrency,
-                        wait_s=timeout,
-                    )
-                )
-            finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
+        )
 
 
 def _load_main(argv: list[str] | None = None) -> int:

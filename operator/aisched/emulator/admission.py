@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from aisched.emulator.cel import CelEvaluator
 from aisched.emulator.errors import StatusError
 from aisched.emulator.resources import BUILTIN, ResourceType
 from aisched.emulator.schema import validate_custom_resource
@@ -282,11 +283,19 @@ def _schema_causes(schema: Any, path: str) -> list[Cause]:
 # -- defaults and validation of objects ---------------------------------------------------------
 
 
-def admit(resource: ResourceType, obj: Obj, *, old: Obj | None, field_validation: str = "Warn") -> Obj:
-    """`obj` defaulted and validated as `resource` (`old` is the stored object on updates)."""
+def admit(
+    resource: ResourceType,
+    obj: Obj,
+    *,
+    old: Obj | None,
+    field_validation: str = "Warn",
+    cel: CelEvaluator | None = None,
+) -> Obj:
+    """`obj` defaulted and validated as `resource` (`old` is the stored object on updates); `cel`,
+    kept for the server's life, compiles each CEL rule of the CRDs once instead of on every write."""
     if resource.custom and resource.schema is not None:
         return _admit_custom(
-            resource, obj, schema=resource.schema, old=old, field_validation=field_validation
+            resource, obj, schema=resource.schema, old=old, field_validation=field_validation, cel=cel
         )
     if resource.key == ("", "pods"):
         _check_pod(obj, old=old)
@@ -304,9 +313,15 @@ def admit(resource: ResourceType, obj: Obj, *, old: Obj | None, field_validation
 
 
 def _admit_custom(
-    resource: ResourceType, obj: Obj, *, schema: Mapping[str, Any], old: Obj | None, field_validation: str
+    resource: ResourceType,
+    obj: Obj,
+    *,
+    schema: Mapping[str, Any],
+    old: Obj | None,
+    field_validation: str,
+    cel: CelEvaluator | None,
 ) -> Obj:
-    checked, errors, unknown = validate_custom_resource(schema, obj, old=old)
+    checked, errors, unknown = validate_custom_resource(schema, obj, old=old, cel=cel)
     if unknown and field_validation == "Strict":
         listed = ", ".join(f'unknown field "{path}"' for path in unknown)
         raise StatusError.bad_request(f"strict decoding error: {listed}")

@@ -26,6 +26,7 @@ from aisched.emulator.admission import (
     check_metadata,
     delete_options,
 )
+from aisched.emulator.cel import CelEvaluator
 from aisched.emulator.errors import StatusError, status_body
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
@@ -87,6 +88,7 @@ class ApiServer:
         self.bookmark_every = bookmark_every
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._rng = random.Random(0)
+        self._cel = CelEvaluator()  # the compiled CEL rules of every CRD, for the server's life
         for resource in BUILTIN:
             self.register(resource)
         namespaces = self.resource("", "v1", "namespaces")
@@ -407,7 +409,7 @@ class ApiServer:
             )
         if "status" in resource.subresources and resource.custom:
             obj.pop("status", None)
-        obj = admit(resource, obj, old=None, field_validation=field_validation)
+        obj = admit(resource, obj, old=None, field_validation=field_validation, cel=self._cel)
         if resource.key == _CRDS:
             check_crd(obj)
         if dry_run:
@@ -461,7 +463,7 @@ class ApiServer:
                 new["status"] = copy.deepcopy(current["status"])
             else:
                 new.pop("status", None)
-        new = admit(resource, new, old=current, field_validation=field_validation)
+        new = admit(resource, new, old=current, field_validation=field_validation, cel=self._cel)
         if resource.key == _CRDS:
             check_crd(new)
         if dry_run:
