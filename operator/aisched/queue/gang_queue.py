@@ -4,8 +4,8 @@ Gangs wait in queues (lines): one per tenant, or per namespace without a TenantQ
 (`queue.policy`). Within a line the order is the queue priority (priority raised by aging), then
 submission order; across lines the profile's QueueSort (`less`) decides which active gang goes
 first. Under `StrictFIFO` only a line's first gang (its head) is ever handed out: the others
-wait blocked until it is placed or gone. A parked head woken by a cluster event is tried at once,
-never made to wait out a backoff: it is the gang the freed room is for.
+wait blocked until it is placed or gone. A parked head (or a gang holding a reservation) woken by
+a cluster event is tried at once, never made to wait out a backoff: the freed room is for it.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ class GangQueue:
     resort_interval: float = 0.05
     #: Which line a gang waits in and that line's policy (default: one BestEffortFIFO line).
     queue_of: QueueOf = _single_line
+    #: Whether a gang holds a reservation: like a line's head, it is tried at once when woken.
+    holds: Callable[[str], bool] = lambda _: False
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _active: list[tuple[Any, int, str, int]] = field(default_factory=list)
     _backoff: list[tuple[float, int, str, int]] = field(default_factory=list)
@@ -216,7 +218,8 @@ class GangQueue:
         for entry in list(self._entries.values()):
             if entry.state is QueueState.UNSCHEDULABLE and event in entry.hints:
                 moved += 1
-                if entry.ready_at > self.clock() and not self.is_head(entry.gang.key):
+                key = entry.gang.key
+                if entry.ready_at > self.clock() and not (self.is_head(key) or self.holds(key)):
                     entry.state = QueueState.BACKOFF
                     entry.version += 1
                     heapq.heappush(

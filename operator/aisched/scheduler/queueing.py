@@ -10,13 +10,37 @@ it will start on; otherwise any reservation it held is dropped.
 
 from __future__ import annotations
 
+from typing import Any
+
+from aisched.framework.events import ClusterEvent
+from aisched.framework.handle import Clock
 from aisched.framework.reservations import Reservation
 from aisched.framework.types import Gang
 from aisched.queue import GangQueue
-from aisched.queue.policy import CONSERVATIVE_DEPTH
+from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 
-__all__ = ["gone", "turned_away"]
+__all__ = ["gang_queue", "gone", "turned_away"]
+
+
+def gang_queue(scheduler: Scheduler, clock: Clock, queue_of: QueueOf, **options: Any) -> GangQueue:
+    """The gang queue for `scheduler`: ordered by its QueueSort, lines by `queue_of`, holders of
+    reservations tried at once when woken, and every released reservation a cluster event."""
+    framework = scheduler.framework
+    queue = GangQueue(
+        less=framework.less,
+        clock=clock,
+        order_version=getattr(framework.queue_sort, "order_version", None),
+        queue_of=queue_of,
+        holds=lambda key: scheduler.reservations.get(key) is not None,
+        **options,
+    )
+
+    def released(_: Reservation) -> None:
+        queue.on_event(ClusterEvent.RESERVATION_RELEASED)
+
+    scheduler.reservations.subscribe(released)
+    return queue
 
 
 def turned_away(

@@ -21,7 +21,7 @@ import heapq
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -30,9 +30,9 @@ import numpy as np
 from aisched.framework.events import ClusterEvent
 from aisched.framework.types import Gang, GangPlacement
 from aisched.plugins.policies import FragmentationTable, TypicalPod
-from aisched.queue import GangQueue, QueueState
+from aisched.queue import QueueState
 from aisched.queue.policy import QueueingPolicy
-from aisched.scheduler.queueing import turned_away
+from aisched.scheduler.queueing import gang_queue, turned_away
 from aisched.simulator.cluster import FILTERS, NAMESPACE, pod_info, policy_profile
 from aisched.simulator.metrics import FragmentationMeter
 from aisched.simulator.replay import build_scheduler
@@ -85,11 +85,13 @@ class EventsReplay:
     planner_dry_runs: int = 0
 
     def utilisation(self) -> float:
-        """Allocated GPU milli over capacity, time-weighted from the first arrival to the last."""
+        """Allocated GPU milli over capacity, time-weighted over the arrivals: from the 1st
+        percentile of arrival times (the trace opens with a few stragglers months early) to the
+        last arrival."""
         if not self.records or not self.timeline:
             return 0.0
-        first = min(r.arrival for r in self.records)
-        last = max(r.arrival for r in self.records)
+        arrivals = sorted(r.arrival for r in self.records)
+        first, last = arrivals[len(arrivals) // 100], arrivals[-1]
         if last <= first:
             return 0.0
         area, previous_t, previous_a = 0.0, first, 0
@@ -127,105 +129,123 @@ def replay_events(
     if compress <= 0:
         raise ValueError(f"compress must be more than zero, not {compress}")
     started = time.perf_counter()
-    now = 0.0
-    typical = typical_pods(trace.pods) if typical is None else typical
-    profile = policy_profile(policy, seed=seed, typical=typical)
-    if queueing.reservation:
-        profile = profile.model_copy(
-            update={"pre_filter": (*profile.pre_filter, "Reservation"), "filter": (*FILTERS, "Reservation")}
-        )
-    scheduler = build_scheduler(trace, profile, clock=lambda: now)
-    queue = GangQueue(
-        less=scheduler.framework.less, clock=lambda: now, queue_of=lambda _: (NAMESPACE, queueing)
+    replayer = _Replayer(
+        trace, policy=policy, seed=seed, typical=typical, queueing=queueing, compress=compress
     )
+    replayer.run(retries)
+    replayer.result.seconds = time.perf_counter() - started
+    return replayer.result
 
-    def released(_: object) -> None:
-        queue.on_event(ClusterEvent.RESERVATION_RELEASED)
 
-    scheduler.reservations.subscribe(released)
-    meter = FragmentationMeter(FragmentationTable(typical), scheduler.snapshot)
-    result = EventsReplay(
-        trace.workload, policy, seed, trace.capacity_milli, queueing=queueing, compress=compress
-    )
-    pods = sorted(trace.pods, key=lambda p: (p.creation_time or 0, p.name))
-    first = float(pods[0].creation_time or 0) if pods else 0.0
-    arrivals = [first + ((p.creation_time or 0) - first) / compress for p in pods]
-    records = [PodRecord(p.name, arrivals[i], gpus=p.num_gpu) for i, p in enumerate(pods)]
-    gangs = [Gang.of(pod_info(p, created=arrivals[i], sequence=i)) for i, p in enumerate(pods)]
-    index = {gang.key: i for i, gang in enumerate(gangs)}
-    events: list[tuple[float, int, int]] = [(arrivals[i], _ARRIVE, i) for i in range(len(pods))]
-    heapq.heapify(events)
-    running: dict[int, GangPlacement] = {}
-    wakes: set[float] = set()
-    allocated = 0
+class _Replayer:
+    """One replay's state: the core, its queue, the events still to come."""
 
-    def start(i: int, placement: GangPlacement) -> None:
-        nonlocal allocated
-        running[i] = placement
-        allocated += pods[i].total_gpu_milli
-        meter.update([p.slot for p in placement.pods])
-        records[i] = PodRecord(
-            records[i].name, records[i].arrival, now, None, placement.pods[0].node, records[i].gpus
+    def __init__(
+        self,
+        trace: Trace,
+        *,
+        policy: str,
+        seed: int,
+        typical: Sequence[TypicalPod] | None,
+        queueing: QueueingPolicy,
+        compress: float,
+    ) -> None:
+        self.now = 0.0
+        typical = typical_pods(trace.pods) if typical is None else typical
+        profile = policy_profile(policy, seed=seed, typical=typical)
+        if queueing.reservation:
+            profile = profile.model_copy(
+                update={
+                    "pre_filter": (*profile.pre_filter, "Reservation"),
+                    "filter": (*FILTERS, "Reservation"),
+                }
+            )
+        self.scheduler = build_scheduler(trace, profile, clock=self.clock)
+        self.queue = gang_queue(self.scheduler, self.clock, lambda _: (NAMESPACE, queueing))
+        self.meter = FragmentationMeter(FragmentationTable(typical), self.scheduler.snapshot)
+        self.result = EventsReplay(
+            trace.workload, policy, seed, trace.capacity_milli, queueing=queueing, compress=compress
         )
-        duration = _duration(pods[i])
-        if duration is not None:
-            heapq.heappush(events, (now + duration, _DEPART, i))
+        self.pods = sorted(trace.pods, key=lambda p: (p.creation_time or 0, p.name))
+        first = float(self.pods[0].creation_time or 0) if self.pods else 0.0
+        arrivals = [first + ((p.creation_time or 0) - first) / compress for p in self.pods]
+        self.records = [PodRecord(p.name, arrivals[i], gpus=p.num_gpu) for i, p in enumerate(self.pods)]
+        self.gangs = [Gang.of(pod_info(p, created=arrivals[i], sequence=i)) for i, p in enumerate(self.pods)]
+        self.index = {gang.key: i for i, gang in enumerate(self.gangs)}
+        self.events: list[tuple[float, int, int]] = [(arrivals[i], _ARRIVE, i) for i in range(len(self.pods))]
+        heapq.heapify(self.events)
+        self.running: dict[int, GangPlacement] = {}
+        self.wakes: set[float] = set()
+        self.allocated = 0
 
-    def work_queue(budget: int) -> None:
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, retries: int) -> None:
+        events, result = self.events, self.result
+        while events:
+            self.now = now = events[0][0]
+            arrived = 0
+            while events and events[0][0] == now:
+                _, kind, i = heapq.heappop(events)
+                if kind == _ARRIVE:
+                    self.queue.add(self.gangs[i])
+                    arrived += 1
+                elif kind == _DEPART:
+                    self._depart(i)
+                else:
+                    self.wakes.discard(now)
+            self._work_queue(retries + arrived)
+            ready_at = self.queue.next_ready_at()
+            if not events and self.queue.depth()[QueueState.ACTIVE]:
+                ready_at = now + 1.0  # the round's budget ran out with gangs still to try
+            if ready_at is not None and ready_at not in self.wakes:
+                self.wakes.add(ready_at)
+                heapq.heappush(events, (max(ready_at, now), _WAKE, -1))
+            result.timeline.append(
+                (now, len(self.running), len(self.queue), self.allocated, self.meter.fragmented)
+            )
+        result.records = self.records
+        result.planner_dry_runs = self.scheduler.planner.dry_runs
+
+    def _work_queue(self, budget: int) -> None:
+        """Try the active gangs in queue order, at most `budget` cycles."""
         failed: set[tuple[object, ...]] = set()
         cycles = 0
-        while cycles < budget and (gang := queue.pop()) is not None:
+        while cycles < budget and (gang := self.queue.pop()) is not None:
             shape = gang.members[0].template_key
-            if shape in failed and not queue.is_head(gang.key):
-                queue.unschedulable(gang, reason=_SAME_SHAPE, hints=frozenset({ClusterEvent.POD_TERMINATED}))
+            if shape in failed and not self.queue.is_head(gang.key):
+                self.queue.unschedulable(
+                    gang, reason=_SAME_SHAPE, hints=frozenset({ClusterEvent.POD_TERMINATED})
+                )
                 continue
             cycles += 1
-            outcome = scheduler.schedule(gang)
+            outcome = self.scheduler.schedule(gang)
             if outcome.placement is None:
                 failed.add(shape)
-                turned_away(scheduler, queue, gang, outcome)
+                turned_away(self.scheduler, self.queue, gang, outcome)
                 continue
-            queue.succeeded(gang)
-            start(index[gang.key], outcome.placement)
-        result.cycles += cycles
+            self.queue.succeeded(gang)
+            self._start(self.index[gang.key], outcome.placement)
+        self.result.cycles += cycles
 
-    while events:
-        now, _, _ = events[0]
-        arrived = 0
-        while events and events[0][0] == now:
-            _, kind, i = heapq.heappop(events)
-            if kind == _ARRIVE:
-                queue.add(gangs[i])
-                arrived += 1
-            elif kind == _DEPART:
-                placement = running.pop(i)
-                scheduler.cache.remove_pod(placement.pods[0].pod.key)
-                scheduler.cache.update_snapshot(scheduler.snapshot)
-                allocated -= pods[i].total_gpu_milli
-                meter.update([p.slot for p in placement.pods])
-                records[i] = PodRecord(
-                    records[i].name,
-                    records[i].arrival,
-                    records[i].start,
-                    now,
-                    records[i].node,
-                    records[i].gpus,
-                )
-                queue.on_event(ClusterEvent.POD_TERMINATED)
-            else:
-                wakes.discard(now)
-        work_queue(retries + arrived)
-        ready_at = queue.next_ready_at()
-        if not events and queue.depth()[QueueState.ACTIVE]:
-            ready_at = now + 1.0  # the round's budget ran out with gangs still to try
-        if ready_at is not None and ready_at not in wakes:
-            wakes.add(ready_at)
-            heapq.heappush(events, (max(ready_at, now), _WAKE, -1))
-        result.timeline.append((now, len(running), len(queue), allocated, meter.fragmented))
-    result.records = records
-    result.planner_dry_runs = scheduler.planner.dry_runs
-    result.seconds = time.perf_counter() - started
-    return result
+    def _start(self, i: int, placement: GangPlacement) -> None:
+        self.running[i] = placement
+        self.allocated += self.pods[i].total_gpu_milli
+        self.meter.update([p.slot for p in placement.pods])
+        self.records[i] = replace(self.records[i], start=self.now, node=placement.pods[0].node)
+        duration = _duration(self.pods[i])
+        if duration is not None:
+            heapq.heappush(self.events, (self.now + duration, _DEPART, i))
+
+    def _depart(self, i: int) -> None:
+        placement = self.running.pop(i)
+        self.scheduler.cache.remove_pod(placement.pods[0].pod.key)
+        self.scheduler.cache.update_snapshot(self.scheduler.snapshot)
+        self.allocated -= self.pods[i].total_gpu_milli
+        self.meter.update([p.slot for p in placement.pods])
+        self.records[i] = replace(self.records[i], end=self.now)
+        self.queue.on_event(ClusterEvent.POD_TERMINATED)
 
 
 def _seconds(value: object) -> str:

@@ -37,11 +37,11 @@ from aisched.kube.informer import Informer, InformerHandler
 from aisched.kube.retry import until_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
-from aisched.queue import GangBook, GangQueue
+from aisched.queue import GangBook
 from aisched.queue.policy import QueueingPolicy, QueueResolver
 from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
-from aisched.scheduler.queueing import gone, turned_away
+from aisched.scheduler.queueing import gang_queue, gone, turned_away
 
 __all__ = ["PodListener", "RuntimeClient", "SchedulerRuntime"]
 
@@ -99,13 +99,8 @@ class SchedulerRuntime:
         self.scheduler = Scheduler(profile=self.profile, registry=registry, ledger=ledger, clock=wall)
         self.cache = self.scheduler.cache
         self.ledger = self.scheduler.ledger
-        self.queue = GangQueue(
-            less=self.scheduler.framework.less,
-            clock=clock,
-            order_version=getattr(self.scheduler.framework.queue_sort, "order_version", None),
-            queue_of=QueueResolver(self.ledger, queueing),
-        )
-        self.scheduler.reservations.subscribe(lambda _: self.event(ClusterEvent.RESERVATION_RELEASED))
+        self.queue = gang_queue(self.scheduler, clock, QueueResolver(self.ledger, queueing))
+        self.scheduler.reservations.subscribe(lambda _: self._wake.set())
         self.gangs = GangBook()
         self.binder = binder if binder is not None else Binder(client, clock=clock)
         self.metrics = metrics if metrics is not None else Metrics()
