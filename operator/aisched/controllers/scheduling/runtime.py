@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from aisched.api.objects import PodView
@@ -30,6 +31,7 @@ from aisched.controllers.scheduling.watch import ClusterWatch, PodListener
 from aisched.framework.events import ClusterEvent
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
+from aisched.framework.reservations import Reservation
 from aisched.framework.status import Code
 from aisched.framework.types import Gang, GangPlacement
 from aisched.kube.client import JsonObject, Params, PatchType
@@ -43,16 +45,30 @@ from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
 from aisched.scheduler.queueing import gang_queue, gone, turned_away
 
-__all__ = ["PodListener", "RuntimeClient", "SchedulerRuntime"]
+__all__ = ["PodListener", "QueueStatus", "RuntimeClient", "SchedulerRuntime"]
 
 log = get_logger(__name__)
 
 PODS_PATH: Final = "/api/v1/pods"
 NODES_PATH: Final = "/api/v1/nodes"
 TOPOLOGIES_PATH: Final = "/apis/aisched.io/v1alpha1/gpunodetopologies"
+#: How stale the queue positions `queue_status` reports may be (seconds).
+_POSITIONS_EVERY: Final = 1.0
 #: While the loop is busy, the queue-depth gauge (a walk over every gang) is refreshed at most
 #: this often; whenever the loop goes idle it is refreshed at once.
 _QUEUE_DEPTH_EVERY: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """A waiting gang's place: its queue (`tenant/<name>` or `namespace/<name>`) and strategy, its
+    1-based position there as of the last second (0: just queued), and its reservation."""
+
+    queue: str
+    strategy: str
+    position: int
+    length: int
+    reservation: Reservation | None
 
 
 class RuntimeClient(Protocol):
@@ -112,6 +128,8 @@ class SchedulerRuntime:
         self.preemptor = Preemptor(client, wall=wall, metrics=self.metrics, pods=self.pods)
         self.cache.subscribe(lambda old, new: self.metrics.set_gpus_allocated(self.cache.gpus_held))
         self._queue_published = float("-inf")
+        self._positions: dict[str, tuple[str, int, int]] = {}
+        self._positions_at = float("-inf")
         self._wake = asyncio.Event()
 
     def _informer(self, path: str, handler: InformerHandler, resource: InformerResource) -> Informer:
@@ -301,6 +319,25 @@ class SchedulerRuntime:
         if undone:
             self.event(ClusterEvent.POD_DELETED)  # what they held is free again
         self._wake.set()
+
+    def queue_status(self, gang_key: str) -> QueueStatus | None:
+        """Where the gang `gang_key` waits: its queue, its place there, and what it holds; None
+        when it is not queued (placed, gone, or not seen yet). Positions are computed at most
+        once a second for all gangs at once."""
+        line = self.queue.line_of(gang_key)
+        if line is None:
+            return None
+        now = self.clock()
+        if now - self._positions_at >= _POSITIONS_EVERY:
+            self._positions, self._positions_at = self.queue.positions(), now
+        name, position, length = self._positions.get(gang_key, (line[0], 0, 0))
+        return QueueStatus(
+            queue=name,
+            strategy=line[1].strategy,
+            position=position,
+            length=length,
+            reservation=self.scheduler.reservations.get(gang_key),
+        )
 
     def forget_gang(self, key: str) -> None:
         """The gang `key` has nothing left to place: out of the queue, its reservation dropped."""

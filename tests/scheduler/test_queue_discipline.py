@@ -1,0 +1,236 @@
+"""Queue discipline in the core: submission order, StrictFIFO, reservations and backfill, aging.
+
+The bursts are whole-node gangs whose sizes, in submission order, fill the cluster exactly in
+waves of equal run time (the queue benchmark's scenario, in virtual time): the optimal makespan
+is waves x run time.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aisched.framework.events import ClusterEvent
+from aisched.framework.reservations import Reservation, order_of
+from aisched.framework.types import Gang
+from aisched.plugins.reservation import RESERVED
+from aisched.queue import GangQueue, QueueState
+from aisched.queue.policy import QueueingPolicy
+from aisched.scheduler import Scheduler
+from aisched.scheduler.queueing import gang_queue, gone, turned_away
+from aisched.scheduler.usage import pod_usage
+from tests.support.core import node, pod
+from tests.support.queueing import Clock, run_burst, whole_node_gang
+
+STRICT = QueueingPolicy(strategy="StrictFIFO")
+BEST_EFFORT = QueueingPolicy(strategy="BestEffortFIFO")
+TODAY = QueueingPolicy(strategy="BestEffortFIFO", reservation=False)
+
+
+def _burst(rng: random.Random, *, nodes: int, waves: int, limit: float | None) -> list[Gang]:
+    sizes: list[int] = []
+    for _ in range(waves):
+        left = nodes
+        while left:
+            size = rng.randint(1, left)
+            sizes.append(size)
+            left -= size
+    return [whole_node_gang(f"j{i}", size, index=i, runtime_limit=limit) for i, size in enumerate(sizes)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), waves=st.integers(2, 5), limits=st.booleans())
+def test_under_strict_fifo_no_later_gang_starts_before_an_earlier_one(
+    seed: int, waves: int, limits: bool
+) -> None:
+    gangs = _burst(random.Random(seed), nodes=8, waves=waves, limit=12.0 if limits else None)
+    run = run_burst(gangs, nodes=8, policy=STRICT, run=6.0, seed=seed)
+    assert run.overtakes() == 0
+    order = [run.started[g.key] for g in gangs]
+    assert order == sorted(order)
+    assert run.makespan <= waves * 6.0 * 1.05
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), waves=st.integers(2, 5))
+def test_best_effort_fifo_with_estimates_fills_the_waves_without_delaying_them(seed: int, waves: int) -> None:
+    gangs = _burst(random.Random(seed), nodes=8, waves=waves, limit=12.0)
+    run = run_burst(gangs, nodes=8, policy=BEST_EFFORT, run=6.0, seed=seed)
+    assert len(run.started) == len(gangs)
+    assert run.makespan <= waves * 6.0 * 1.05
+
+
+def test_without_reservations_small_gangs_overtake_and_the_waves_stretch() -> None:
+    """The behaviour queue discipline fixes, shown on the same burst: the measure can fail."""
+    gangs = _burst(random.Random(7), nodes=16, waves=6, limit=12.0)
+    today = run_burst(gangs, nodes=16, policy=TODAY, run=6.0)
+    strict = run_burst(gangs, nodes=16, policy=STRICT, run=6.0)
+    assert strict.makespan <= 6 * 6.0 * 1.05 < today.makespan
+    assert today.overtakes() > 0 == strict.overtakes()
+
+
+# -- reservations ------------------------------------------------------------------------------
+
+
+class _World:
+    """Four whole-node pods running with known ends (limits), a queue over the core."""
+
+    def __init__(
+        self, *, ends: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0), policy: QueueingPolicy = BEST_EFFORT
+    ) -> None:
+        self.clock = Clock()
+        self.scheduler = Scheduler(clock=self.clock)
+        for i, end in enumerate(ends):
+            name = f"n{i}"
+            self.scheduler.cache.set_node(node(name))
+            running = pod(f"run-{i}", gpus=8, namespace="other", runtime_limit=end)
+            self.scheduler.cache.set_pod(pod_usage(running, node=name, gang=running.key, started=0.0))
+        self.queue: GangQueue = gang_queue(self.scheduler, self.clock, lambda _: ("ml", policy))
+
+    def turn_away(self, gang: Gang) -> Reservation | None:
+        self.queue.add(gang)
+        popped = self.queue.pop()
+        assert popped is not None and popped.key == gang.key
+        result = self.scheduler.schedule(gang)
+        assert result.placement is None
+        return turned_away(self.scheduler, self.queue, gang, result)
+
+
+def test_a_blocked_head_holds_the_nodes_that_free_first_from_when_they_do() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)
+    reservation = world.turn_away(head)
+    assert reservation is not None
+    assert sorted(reservation.nodes) == ["n0", "n1"]
+    assert reservation.start == 20.0 and reservation.end == 70.0
+    assert reservation.gpus == 16 and reservation.ready_nodes == 0
+    assert "reserved: 0 of 2 nodes held since 00:00:00Z, expected start 00:00:20Z" == reservation.describe()
+
+
+def test_a_backfilled_gang_never_delays_the_heads_computed_start() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)
+    reserved = world.turn_away(head)
+    assert reserved is not None and reserved.start == 20.0
+    world.clock.now = 10.0  # n0 frees: a short job ends before the head starts, a long one would not
+    world.scheduler.cache.remove_pod("other/run-0")
+    long = whole_node_gang("long", 1, index=1, runtime_limit=30.0)
+    result = world.scheduler.schedule(long)
+    assert result.placement is None and RESERVED in result.message
+    short = whole_node_gang("short", 1, index=2, runtime_limit=5.0)
+    placed = world.scheduler.schedule(short)
+    assert placed.placement is not None and placed.placement.pods[0].node == "n0"
+    world.scheduler.release(head.key)  # plan afresh: the backfill must not have moved the start
+    again = world.scheduler.reserve(head, queue="ml", priority=0)
+    assert again is not None and again.start is not None and again.start <= reserved.start
+
+
+def test_a_gang_ahead_of_the_holder_ignores_the_reservation() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=5, runtime_limit=50.0)
+    assert world.turn_away(head) is not None
+    world.scheduler.cache.remove_pod("other/run-0")
+    urgent = Gang(**{**vars(whole_node_gang("urgent", 1, index=9)), "priority": 10})  # type: ignore[arg-type]
+    earlier = whole_node_gang("earlier", 1, index=1)
+    assert world.scheduler.schedule(urgent).placement is not None
+    world.scheduler.cache.remove_pod("other/run-1")
+    assert world.scheduler.schedule(earlier).placement is not None
+
+
+def test_without_estimates_the_nodes_are_held_as_they_free_and_the_start_is_unknown() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=0)
+    for i in range(4):  # running pods without limits
+        world.scheduler.cache.remove_pod(f"other/run-{i}")
+        unbounded = pod(f"free-{i}", gpus=8, namespace="other")
+        world.scheduler.cache.set_pod(
+            pod_usage(unbounded, node=f"n{i}", gang=unbounded.key, started=float(-i))
+        )
+    reservation = world.turn_away(head)
+    assert reservation is not None and reservation.start is None and reservation.guess is not None
+    assert "start unknown" in reservation.describe()
+    world.scheduler.cache.remove_pod(f"other/free-{reservation.nodes[0][1]}")
+    backfill = whole_node_gang("backfill", 1, index=1, runtime_limit=1.0)
+    assert world.scheduler.schedule(backfill).placement is None, "a held node is not lent without a start"
+
+
+def test_a_deleted_head_releases_its_reservation_and_wakes_who_it_blocked() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)
+    assert world.turn_away(head) is not None
+    world.scheduler.cache.remove_pod("other/run-0")
+    blocked = whole_node_gang("blocked", 1, index=1, runtime_limit=30.0)
+    world.queue.add(blocked)
+    assert world.queue.pop() is blocked
+    result = world.scheduler.schedule(blocked)
+    assert result.placement is None and ClusterEvent.RESERVATION_RELEASED in result.events
+    world.queue.unschedulable(blocked, reason=result.message, hints=result.events)
+    gone(world.scheduler, world.queue, head.key)
+    assert world.scheduler.reservations.get(head.key) is None
+    assert world.queue.state(blocked.key) in (QueueState.ACTIVE, QueueState.BACKOFF)
+    assert world.scheduler.schedule(blocked).placement is not None
+
+
+def test_a_standing_reservation_is_kept_until_its_start_passes() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)
+    first = world.turn_away(head)
+    runs = world.scheduler.planner.dry_runs
+    world.clock.now = 5.0
+    assert world.scheduler.reserve(head, queue="ml", priority=0) == first
+    assert world.scheduler.planner.dry_runs == runs, "kept without a dry run"
+    world.clock.now = 25.0  # overdue: planned again
+    world.scheduler.reserve(head, queue="ml", priority=0)
+    assert world.scheduler.planner.dry_runs > runs
+
+
+def test_only_the_front_of_a_line_reserves() -> None:
+    world = _World()
+    gangs = [whole_node_gang(f"g{i}", 4, index=i) for i in range(3)]  # no estimates: EASY, head only
+    reservations = [world.turn_away(g) for g in gangs]
+    assert reservations[0] is not None and reservations[1:] == [None, None]
+
+
+# -- order -------------------------------------------------------------------------------------
+
+
+def test_jobs_created_in_the_same_second_keep_their_submission_order() -> None:
+    clock = Clock()
+    scheduler = Scheduler(clock=clock)
+    queue = gang_queue(scheduler, clock, lambda _: ("ml", STRICT))
+    gangs = [
+        Gang(key=f"ml/gang:j{i}", members=(pod(f"j{i}", created=100.0, sequence=1000 + i),), min_member=1,
+             created=100.0, sequence=1000 + i)
+        for i in (10, 2, 1)
+    ]  # fmt: skip
+    for gang in gangs:
+        queue.add(gang)
+    assert [g.key for g in queue.front("ml/gang:j1", 3)] == ["ml/gang:j1", "ml/gang:j2", "ml/gang:j10"]
+    assert queue.pop() is gangs[2]
+    assert queue.pop() is None, "StrictFIFO hands out only the head"
+    assert queue.state("ml/gang:j2") is QueueState.BLOCKED
+
+
+def test_aging_lifts_a_waiting_gang_within_its_band_only() -> None:
+    policy = QueueingPolicy(aging_interval=60, aging_step=5, aging_max_boost=500, band_width=1000)
+    assert policy.queue_priority(0, 59) == 0
+    assert policy.queue_priority(0, 600) == 50
+    assert policy.queue_priority(990, 600) == 999, "never into the next band"
+    assert policy.queue_priority(0, 10**6) == 500
+    assert QueueingPolicy(aging_interval=0).queue_priority(3, 10**6) == 3
+
+
+def test_under_strict_fifo_aging_puts_a_starved_low_priority_gang_first() -> None:
+    clock = Clock()
+    scheduler = Scheduler(clock=clock)
+    policy = QueueingPolicy(strategy="StrictFIFO", aging_interval=10, aging_step=1, aging_max_boost=50)
+    queue = gang_queue(scheduler, clock, lambda _: ("ml", policy))
+    old = whole_node_gang("old", 1, index=0)
+    queue.add(old)
+    clock.now = 100.0  # old has aged by 10
+    new = Gang(**{**vars(whole_node_gang("new", 1, index=1)), "priority": 5})  # type: ignore[arg-type]
+    queue.add(new)
+    assert queue.is_head(old.key) and queue.queue_priority(old.key) == 10
+    assert order_of(new) > order_of(old, queue.queue_priority(old.key))
