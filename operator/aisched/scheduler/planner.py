@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from aisched.cache import PodUsage
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.reservations import Reservation, ReservationScope, order_of
 from aisched.framework.types import Gang, GangPlacement
@@ -93,7 +94,7 @@ class ReservationPlanner:
             else:
                 high, placement = middle, placed
         step = steps[high]
-        start = step.at
+        start = self._promised(placement, keys[: step.gone], now)
         wants: dict[str, int] = {}
         for p in placement.pods:
             wants[p.node] = wants.get(p.node, 0) + p.pod.gpus
@@ -123,14 +124,7 @@ class ReservationPlanner:
         likely to run on); the guess orders the pods but is never promised: from the first guessed
         pod on, the start is unknown."""
         scheduler = self._scheduler
-        estimates = scheduler.estimates
-        order: list[tuple[float, bool, str]] = []  # (end, guessed, key)
-        for usage in scheduler.cache.pods():
-            end = estimates.expected_end(usage, now)
-            if end is None:
-                order.append((now + max(1.0, now - usage.started), True, usage.key))
-            else:
-                order.append((end, False, usage.key))
+        order = [(*self._end(usage, now), usage.key) for usage in scheduler.cache.pods()]
         order.sort()
         keys = [key for _, _, key in order]
         times = sorted(
@@ -148,25 +142,50 @@ class ReservationPlanner:
         return keys, _thin(steps)
 
     def _spares(self, gang: Gang, running: list[str], *, exclude: set[str], count: int) -> dict[str, int]:
-        """Up to `count` more nodes `gang` could start on once emptied, the most drained first
-        (most GPUs free now), each with the GPUs its largest member takes."""
+        """Up to `count` more nodes `gang` could start on once emptied, those expected to drain
+        first first (by the same estimates and guesses as the plan), each with the GPUs its
+        largest member takes."""
         scheduler = self._scheduler
         self.dry_runs += 1
         empty = scheduler.snapshot.clone()
         scheduler.cache.write_without(empty, running)
         state = CycleState(quota=scheduler.ledger.without(running))
-        roles = gang.roles()
         mask = np.logical_and.reduce(
-            [scheduler.framework.filter(state, role[0], empty).mask for role in roles]
+            [scheduler.framework.filter(state, role[0], empty).mask for role in gang.roles()]
         )
-        free = scheduler.snapshot.gpus_free_count()
-        names = dict(zip(np.flatnonzero(mask).tolist(), empty.node_names(np.flatnonzero(mask)), strict=True))
-        slots = sorted(
-            (slot for slot, name in names.items() if name not in exclude),
-            key=lambda s: (-int(free[s]), names[s]),
-        )
+        now = scheduler.clock()
+        drained: dict[str, float] = {}
+        for usage in scheduler.cache.pods():
+            end = self._end(usage, now)[0]
+            drained[usage.node] = max(drained.get(usage.node, now), end)
+        slots = np.flatnonzero(mask)
+        names = [name for name in empty.node_names(slots) if name not in exclude]
+        names.sort(key=lambda name: (drained.get(name, now), name))
         wants = max(p.gpus for p in gang.members)
-        return {names[slot]: wants for slot in slots[:count]}
+        return {name: wants for name in names[:count]}
+
+    def _promised(self, placement: GangPlacement, gone: list[str], now: float) -> float | None:
+        """When the placement's nodes are free for it as promised: the last estimated end among
+        the pods that must leave them; None if one of those ends is only guessed."""
+        nodes = {p.node for p in placement.pods}
+        start = now
+        for key in gone:
+            usage = self._scheduler.cache.pod(key)
+            if usage is None or usage.node not in nodes:
+                continue
+            end, guessed = self._end(usage, now)
+            if guessed:
+                return None
+            start = max(start, end)
+        return start
+
+    def _end(self, usage: PodUsage, now: float) -> tuple[float, bool]:
+        """When a running pod should end, and whether that is only a guess (no estimate: it is
+        guessed to run as long again as it has run)."""
+        end = self._scheduler.estimates.expected_end(usage, now)
+        if end is None:
+            return now + max(1.0, now - usage.started), True
+        return end, False
 
     def ready_nodes(self, nodes: tuple[str, ...], wants: tuple[int, ...]) -> int:
         """Of `nodes`, those whose free GPUs already cover what the holder takes there (`wants`)."""

@@ -52,7 +52,9 @@ def node_info(node: TraceNode) -> NodeInfo:
     )
 
 
-def pod_info(pod: TracePod, *, created: float = 0.0, sequence: int = 0) -> PodInfo:
+def pod_info(
+    pod: TracePod, *, created: float = 0.0, sequence: int = 0, runtime_limit: float | None = None
+) -> PodInfo:
     requests = {resources.CPU: pod.cpu_milli, resources.MEMORY: pod.memory_mib * MIB, resources.PODS: 1}
     if pod.num_gpu > 0 and not pod.shares_gpu:
         requests[resources.GPU] = pod.num_gpu
@@ -64,6 +66,7 @@ def pod_info(pod: TracePod, *, created: float = 0.0, sequence: int = 0) -> PodIn
         gpu_milli=pod.gpu_milli if pod.shares_gpu else 0,
         created=created,
         sequence=sequence,
+        runtime_limit=runtime_limit,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import heapq
+import math
 import json
 import time
 from collections.abc import Sequence
@@ -113,6 +114,11 @@ def _duration(pod: TracePod) -> int | None:
     return pod.deletion_time - begun
 
 
+def _limit(pod: TracePod, slack: float | None) -> float | None:
+    duration = _duration(pod)
+    return None if slack is None or duration is None else float(math.ceil(duration * slack))
+
+
 def replay_events(
     trace: Trace,
     *,
@@ -122,15 +128,18 @@ def replay_events(
     retries: int = DEFAULT_RETRIES,
     queueing: QueueingPolicy = TODAY,
     compress: float = 1.0,
+    limits: float | None = None,
 ) -> EventsReplay:
-    """Replay `trace` on its own clock under `policy` and `queueing`; `seed` breaks ties."""
+    """Replay `trace` on its own clock under `policy` and `queueing`; `seed` breaks ties.
+    `limits`: each pod declares a runtime limit of its traced run time times this (a user's
+    generous limit), else none does."""
     if any(p.creation_time is None for p in trace.pods):
         raise ValueError("trace-events needs creation times, and this pod list has none for some pods")
     if compress <= 0:
         raise ValueError(f"compress must be more than zero, not {compress}")
     started = time.perf_counter()
     replayer = _Replayer(
-        trace, policy=policy, seed=seed, typical=typical, queueing=queueing, compress=compress
+        trace, policy=policy, seed=seed, typical=typical, queueing=queueing, compress=compress, limits=limits
     )
     replayer.run(retries)
     replayer.result.seconds = time.perf_counter() - started
@@ -149,6 +158,7 @@ class _Replayer:
         typical: Sequence[TypicalPod] | None,
         queueing: QueueingPolicy,
         compress: float,
+        limits: float | None = None,
     ) -> None:
         self.now = 0.0
         typical = typical_pods(trace.pods) if typical is None else typical
@@ -170,7 +180,10 @@ class _Replayer:
         first = float(self.pods[0].creation_time or 0) if self.pods else 0.0
         arrivals = [first + ((p.creation_time or 0) - first) / compress for p in self.pods]
         self.records = [PodRecord(p.name, arrivals[i], gpus=p.num_gpu) for i, p in enumerate(self.pods)]
-        self.gangs = [Gang.of(pod_info(p, created=arrivals[i], sequence=i)) for i, p in enumerate(self.pods)]
+        self.gangs = [
+            Gang.of(pod_info(p, created=arrivals[i], sequence=i, runtime_limit=_limit(p, limits)))
+            for i, p in enumerate(self.pods)
+        ]
         self.index = {gang.key: i for i, gang in enumerate(self.gangs)}
         self.events: list[tuple[float, int, int]] = [(arrivals[i], _ARRIVE, i) for i in range(len(self.pods))]
         heapq.heapify(self.events)
