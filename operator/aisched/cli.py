@@ -10,6 +10,7 @@ aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace thr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -143,6 +144,15 @@ def _add_bench_queue(benches: Any) -> None:
         default="StrictFIFO,BestEffortFIFO",
         help="comma list of AISCHED_QUEUEING__STRATEGY values, each run with reservation"
         " (default: StrictFIFO,BestEffortFIFO)",
+    )
+    queue.add_argument(
+        "--parts", default="burst,trace", help="burst (end to end), trace (replayed), or both (default)"
+    )
+    queue.add_argument(
+        "--traces",
+        type=Path,
+        default=Path("../shared/traces/alibaba-gpu-v2023"),
+        help="folder of the Alibaba v2023 CSVs for the trace part",
     )
     queue.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     queue.set_defaults(handler=_bench_queue)
@@ -429,18 +439,33 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def _bench_queue(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     if _lacks_extra("emulator", command="aisched bench queue", err=err):
         return 1
-    from aisched.bench.queue import parse_strategies, run_queue_benchmark  # noqa: PLC0415 - only this command needs it
+    from aisched.bench.queue import (  # noqa: PLC0415 - only this command needs it
+        QueueBenchmark,
+        parse_strategies,
+        run_queue_benchmark,
+    )
+    from aisched.bench.queue.trace import trace_rows  # noqa: PLC0415
+    from aisched.simulator.trace import resolve  # noqa: PLC0415
 
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     try:
+        if not parts or parts - {"burst", "trace"}:
+            raise ValueError(f"--parts: burst, trace or both, not {args.parts!r}")
         strategies = parse_strategies(args.strategies)
-        result = run_queue_benchmark(
-            nodes=args.nodes,
-            waves=args.waves,
-            run_seconds=args.run_seconds,
-            seed=args.seed,
-            strategies=strategies,
+        result = (
+            run_queue_benchmark(
+                nodes=args.nodes,
+                waves=args.waves,
+                run_seconds=args.run_seconds,
+                seed=args.seed,
+                strategies=strategies,
+            )
+            if "burst" in parts
+            else QueueBenchmark()
         )
-    except ValueError as exc:
+        if "trace" in parts:
+            result = dataclasses.replace(result, trace=trace_rows(resolve(args.traces)))
+    except (OSError, ValueError) as exc:
         print(f"aisched bench queue: {exc}", file=err)
         return 1
     return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import csv
 import heapq
-import math
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
