@@ -251,6 +251,22 @@ def _add_simulate_command(commands: Any) -> None:
         help="replay the trace's own creation and deletion times (pods depart; waits and job completion"
         " times are recorded) instead of the FGD arrival experiment",
     )
+    simulate.add_argument(
+        "--queueing",
+        choices=("today", "StrictFIFO", "BestEffortFIFO"),
+        default="today",
+        help="with --trace-events: the gang queue's strategy (BestEffortFIFO and StrictFIFO reserve;"
+        " today: BestEffortFIFO without reservations, as before queue discipline)",
+    )
+    simulate.add_argument(
+        "--compress", type=float, default=1.0, help="with --trace-events: arrivals this many times faster"
+    )
+    simulate.add_argument(
+        "--node-fraction",
+        type=float,
+        default=1.0,
+        help="with --trace-events: replay on this fraction of the nodes, taken evenly from each GPU model",
+    )
     simulate.set_defaults(handler=_simulate)
 
 

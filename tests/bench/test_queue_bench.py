@@ -398,3 +398,31 @@ def test_a_tiny_run_binds_every_gang_whole_and_reports_the_row() -> None:
     assert burst_row["makespan_s"] >= 2.0
     assert document["failed_checks"] == []
     assert "makespan / ideal" in result.stderr
+
+
+def test_the_trace_part_judges_best_effort_against_today_and_fails_only_on_starved_pods() -> None:
+    from aisched.bench.queue.trace import TraceRow, TraceScenario, _Waits
+
+    scenario = TraceScenario(0.5, 100.0)
+
+    def row(
+        queueing: str, *, util: float, p99: float, never: int = 0, base: TraceRow | None = None
+    ) -> TraceRow:
+        return TraceRow(
+            workload="w", scenario=scenario, queueing=queueing, nodes=10, demand_over_capacity=2.0,
+            all_pods=_Waits(100, 10.0, 50.0), multi_gpu=_Waits(5, 20.0, p99), utilisation=util,
+            never_started=never, cycles=1, seconds=0.1, baseline=base,
+        )  # fmt: skip
+
+    today = row("today", util=0.60, p99=100.0)
+    assert row("BestEffortFIFO+reservation", util=0.595, p99=50.0, base=today).targets_missed() == []
+    missed = row("BestEffortFIFO+reservation", util=0.58, p99=60.0, base=today).targets_missed()
+    assert len(missed) == 2
+    assert today.to_json()["meets_target"] is None and today.failures() == []
+    assert row("StrictFIFO", util=0.6, p99=1.0, never=2, base=today).failures() == ["2 pod(s) never started"]
+    assert set(today.to_json()) >= {
+        "strategy",
+        "multi_gpu_p99_wait_s",
+        "gpu_utilisation",
+        "arrivals_compressed",
+    }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from aisched.queue.policy import QueueingPolicy
 from aisched.simulator.events import replay_events, write_events
 from aisched.simulator.trace import Trace, TraceNode, TracePod
 from tests.simulator._traces import small_trace
@@ -56,3 +57,37 @@ def test_events_are_written_per_pod_and_per_event(tmp_path: Path) -> None:
     assert pods[0].startswith("policy,seed,pod,arrival,start,end,wait,completion")
     assert len((tmp_path / "timeline.csv").read_text().splitlines()) == len(run.timeline) + 1
     assert '"fgd/3"' in (tmp_path / "summary.json").read_text()
+
+
+TWO_NODES = (TraceNode("n0", 16_000, 4096, 2, "T4"), TraceNode("n1", 16_000, 4096, 2, "T4"))
+
+
+def _starved() -> Trace:
+    """n0 runs two 1-GPU pods ending at 100 and 150, n1 a 2-GPU pod until 1000; a 2-GPU pod
+    arrives at 5, then 1-GPU pods that would each take whatever GPU frees first."""
+    pods = [pod("a1", 1, 0, 100), pod("a2", 1, 0, 150), pod("long", 2, 0, 1000), pod("big", 2, 5, 200)]
+    pods += [pod(f"small{i}", 1, 6 + i, 600 + i) for i in range(2)]
+    return Trace("w", TWO_NODES, tuple(pods))
+
+
+def test_today_small_pods_overtake_a_waiting_two_gpu_pod() -> None:
+    run = replay_events(_starved(), policy="bestfit", seed=1)
+    records = {r.name: r for r in run.records}
+    assert records["big"].start is not None and records["small0"].start is not None
+    assert records["small0"].start < records["big"].start
+
+
+@pytest.mark.parametrize("strategy", ["StrictFIFO", "BestEffortFIFO"])
+def test_queue_discipline_keeps_the_freed_node_for_the_waiting_two_gpu_pod(strategy: str) -> None:
+    queueing = QueueingPolicy(strategy=strategy)  # type: ignore[arg-type]
+    run = replay_events(_starved(), policy="bestfit", seed=1, queueing=queueing)
+    records = {r.name: r for r in run.records}
+    assert records["big"].start == 150, "the GPUs freeing on n0 are held for it"
+    assert all(records[f"small{i}"].start >= 150 for i in range(2))  # type: ignore[operator]
+
+
+def test_compressed_arrivals_come_that_much_sooner() -> None:
+    trace = Trace("w", ONE_NODE, (pod("a", 1, 0, 10), pod("b", 1, 100, 110)))
+    run = replay_events(trace, policy="bestfit", seed=1, compress=10.0)
+    assert [r.arrival for r in run.records] == [0, 10]
+    assert [r.end for r in run.records] == [10, 20]  # run times are not compressed

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from aisched.simulator.events import replay_events, write_events
+from aisched.queue.policy import QueueingPolicy
+from aisched.simulator.events import TODAY, replay_events, write_events
 from aisched.simulator.experiment import parse_seeds, progress_to, run_experiment, write_outputs
 from aisched.simulator.output import table
 from aisched.simulator.trace import load_trace, resolve, workloads
@@ -38,7 +39,13 @@ def simulate(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         directory = args.output_dir / trace.workload
         if args.trace_events:
             try:
-                runs = [replay_events(trace, policy=p, seed=s) for p in policies for s in seeds]
+                queueing = TODAY if args.queueing == "today" else QueueingPolicy(strategy=args.queueing)
+                replayed = trace.on_fraction(args.node_fraction)
+                runs = [
+                    replay_events(replayed, policy=p, seed=s, queueing=queueing, compress=args.compress)
+                    for p in policies
+                    for s in seeds
+                ]
             except ValueError as exc:
                 print(f"aisched simulate: {trace.workload}: {exc}", file=err)
                 return 1
