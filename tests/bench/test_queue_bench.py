@@ -17,6 +17,7 @@ from aisched.api.validation import validate_manifest
 from aisched.bench.queue import BurstFigures, BurstRow, QueueBenchmark, aijob_manifest, burst, burst_figures
 from aisched.bench.queue.figures import BurstSightings, PodSightings, Seen, gpu_conflicts, overtakes
 from aisched.bench.queue.run import STRATEGIES, parse_strategies
+from aisched.bench.queue.trace import TraceRow, TraceScenario, _Waits
 
 #: What every burst row of the JSON holds.
 ROW_KEYS = {
@@ -401,7 +402,6 @@ def test_a_tiny_run_binds_every_gang_whole_and_reports_the_row() -> None:
 
 
 def test_the_trace_part_judges_best_effort_against_today_and_fails_only_on_starved_pods() -> None:
-    from aisched.bench.queue.trace import TraceRow, TraceScenario, _Waits
 
     scenario = TraceScenario(0.5, 100.0)
 
@@ -418,7 +418,8 @@ def test_the_trace_part_judges_best_effort_against_today_and_fails_only_on_starv
     assert row("BestEffortFIFO+reservation", util=0.595, p99=50.0, base=today).targets_missed() == []
     missed = row("BestEffortFIFO+reservation", util=0.58, p99=60.0, base=today).targets_missed()
     assert len(missed) == 2
-    assert today.to_json()["meets_target"] is None and today.failures() == []
+    assert today.to_json()["meets_target"] is None
+    assert today.failures() == []
     assert row("StrictFIFO", util=0.6, p99=1.0, never=2, base=today).failures() == ["2 pod(s) never started"]
     assert set(today.to_json()) >= {
         "strategy",

@@ -73,7 +73,8 @@ def _starved() -> Trace:
 def test_today_small_pods_overtake_a_waiting_two_gpu_pod() -> None:
     run = replay_events(_starved(), policy="bestfit", seed=1)
     records = {r.name: r for r in run.records}
-    assert records["big"].start is not None and records["small0"].start is not None
+    assert records["big"].start is not None
+    assert records["small0"].start is not None
     assert records["small0"].start < records["big"].start
 
 

@@ -80,7 +80,8 @@ def run_burst(
     ends: list[tuple[float, str]] = []
     result = Run()
     while True:
-        while (gang := queue.pop()) is not None:
+        while (popped := queue.pop()) is not None:
+            gang = popped
             outcome = scheduler.schedule(gang)
             if outcome.placement is None:
                 turned_away(scheduler, queue, gang, outcome)
