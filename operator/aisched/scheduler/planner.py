@@ -15,24 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from aisched.cache import PodUsage
-from aisched.framework.cycle_state import CycleState
 from aisched.framework.reservations import Reservation, ReservationScope, order_of
 from aisched.framework.types import Gang, GangPlacement
 
 if TYPE_CHECKING:
     from aisched.scheduler.scheduler import Scheduler
 
-__all__ = ["SPARES", "ReservationPlanner"]
-
-#: When a gang's start can only be guessed, it holds, besides the nodes of its planned placement,
-#: up to this many times as many other nodes it could start on (the most drained first): it
-#: starts on whichever frees first, instead of on the one a guess about run times picked.
-SPARES: Final = 4
+__all__ = ["ReservationPlanner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +38,8 @@ class _Step:
 
 
 class ReservationPlanner:
-    def __init__(self, scheduler: Scheduler, *, spares: int = SPARES) -> None:
+    def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
-        self.spares = spares
         #: Dry runs made so far (each costs about one cycle).
         self.dry_runs = 0
 
@@ -98,8 +89,6 @@ class ReservationPlanner:
         wants: dict[str, int] = {}
         for p in placement.pods:
             wants[p.node] = wants.get(p.node, 0) + p.pod.gpus
-        if start is None and self.spares > 0:
-            wants.update(self._spares(gang, keys, exclude=set(wants), count=self.spares * len(wants)))
         return Reservation(
             gang=gang.key,
             queue=queue,
@@ -140,29 +129,6 @@ class ReservationPlanner:
         if not steps:
             steps.append(_Step(0, now, now))
         return keys, _thin(steps)
-
-    def _spares(self, gang: Gang, running: list[str], *, exclude: set[str], count: int) -> dict[str, int]:
-        """Up to `count` more nodes `gang` could start on once emptied, those expected to drain
-        first first (by the same estimates and guesses as the plan), each with the GPUs its
-        largest member takes."""
-        scheduler = self._scheduler
-        self.dry_runs += 1
-        empty = scheduler.snapshot.clone()
-        scheduler.cache.write_without(empty, running)
-        state = CycleState(quota=scheduler.ledger.without(running))
-        mask = np.logical_and.reduce(
-            [scheduler.framework.filter(state, role[0], empty).mask for role in gang.roles()]
-        )
-        now = scheduler.clock()
-        drained: dict[str, float] = {}
-        for usage in scheduler.cache.pods():
-            end = self._end(usage, now)[0]
-            drained[usage.node] = max(drained.get(usage.node, now), end)
-        slots = np.flatnonzero(mask)
-        names = [name for name in empty.node_names(slots) if name not in exclude]
-        names.sort(key=lambda name: (drained.get(name, now), name))
-        wants = max(p.gpus for p in gang.members)
-        return {name: wants for name in names[:count]}
 
     def _promised(self, placement: GangPlacement, gone: list[str], now: float) -> float | None:
         """When the placement's nodes are free for it as promised: the last estimated end among

@@ -79,22 +79,6 @@ class ScheduleResult:
         return self.status.message()
 
 
-#: A hold whose start is only guessed keeps the nodes it already drains when it is planned again,
-#: up to this many times the nodes the gang needs: the gang starts on whichever frees first,
-#: and what drained so far is not given away because a guess about run times was wrong.
-KEEP_DRAINING: Final = 3
-
-
-def _keep_draining(planned: Reservation, held: Reservation) -> Reservation:
-    nodes = dict(zip(planned.nodes, planned.wants, strict=True))
-    cap = KEEP_DRAINING * len(planned.nodes)
-    for node, wants in zip(held.nodes, held.wants, strict=True):
-        if len(nodes) >= cap:
-            break
-        nodes.setdefault(node, wants)
-    return replace(planned, nodes=tuple(nodes), wants=tuple(nodes.values()))
-
-
 @dataclass(frozen=True)
 class _Failure:
     status: Status
@@ -227,13 +211,6 @@ class Scheduler:
         if planned is None:
             self.reservations.release(gang.key)
             return None
-        if (
-            held is not None
-            and planned.start is None
-            and held.start is None
-            and held.members == len(gang.members)
-        ):
-            planned = _keep_draining(planned, held)
         return self.reservations.hold(planned)
 
     def _stands(self, held: Reservation, gang: Gang, priority: int) -> bool:
