@@ -10,7 +10,6 @@ aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace thr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -455,12 +454,7 @@ def _bench_e2e(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def _bench_queue(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     if _lacks_extra("emulator", command="aisched bench queue", err=err):
         return 1
-    from aisched.bench.queue import (  # noqa: PLC0415 - only this command needs it
-        QueueBenchmark,
-        parse_strategies,
-        run_queue_benchmark,
-    )
-    from aisched.bench.queue.trace import trace_rows  # noqa: PLC0415
+    from aisched.bench.queue import parse_strategies, run_queue_benchmark  # noqa: PLC0415 - only this command needs it
     from aisched.simulator.trace import resolve  # noqa: PLC0415
 
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -468,19 +462,15 @@ def _bench_queue(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         if not parts or parts - {"burst", "trace"}:
             raise ValueError(f"--parts: burst, trace or both, not {args.parts!r}")
         strategies = parse_strategies(args.strategies)
-        result = (
-            run_queue_benchmark(
-                nodes=args.nodes,
-                waves=args.waves,
-                run_seconds=args.run_seconds,
-                seed=args.seed,
-                strategies=strategies,
-            )
-            if "burst" in parts
-            else QueueBenchmark()
+        result = run_queue_benchmark(
+            nodes=args.nodes,
+            waves=args.waves,
+            run_seconds=args.run_seconds,
+            seed=args.seed,
+            strategies=strategies,
+            parts=parts,
+            traces=resolve(args.traces),
         )
-        if "trace" in parts:
-            result = dataclasses.replace(result, trace=trace_rows(resolve(args.traces)))
     except (OSError, ValueError) as exc:
         print(f"aisched bench queue: {exc}", file=err)
         return 1

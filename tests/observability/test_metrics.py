@@ -167,3 +167,18 @@ def test_preemptions_are_counted_by_reason() -> None:
     metrics.preemption("priority")
     assert value(metrics, "aisched_preemptions_total", reason="reclaim") == 2
     assert value(metrics, "aisched_preemptions_total", reason="priority") == 1
+
+
+def test_queue_waits_overtakes_and_reservations_are_recorded_with_queues_bounded() -> None:
+    m = Metrics()
+    m.queue_placed("tenant/a", waited=42.0, overtook=False)
+    m.queue_placed("tenant/a", waited=3.0, overtook=True)
+    assert value(m, "aisched_queue_wait_seconds_count", queue="tenant/a") == 2
+    assert value(m, "aisched_queue_wait_seconds_sum", queue="tenant/a") == 45.0
+    assert value(m, "aisched_queue_overtakes_total", queue="tenant/a") == 1
+    m.set_reservations(2, 24)
+    assert value(m, "aisched_reservations") == 2
+    assert value(m, "aisched_reserved_gpus") == 24
+    for i in range(MAX_TENANTS + 5):
+        m.queue_placed(f"namespace/n{i}", waited=1.0, overtook=False)
+    assert value(m, "aisched_queue_wait_seconds_count", queue="other") == 6

@@ -247,3 +247,16 @@ def test_under_strict_fifo_aging_puts_a_starved_low_priority_gang_first() -> Non
     assert queue.is_head(old.key)
     assert queue.queue_priority(old.key) == 10
     assert order_of(new) > order_of(old, queue.queue_priority(old.key))
+
+
+def test_a_head_that_fits_nowhere_even_empty_does_not_block_its_strict_fifo_queue() -> None:
+    world = _World(policy=STRICT)
+    impossible = whole_node_gang("impossible", 5, index=0)  # five whole nodes on a four-node cluster
+    assert world.turn_away(impossible) is None
+    assert world.queue.line_of(impossible.key) is not None
+    later = whole_node_gang("later", 1, index=1)
+    world.queue.add(later)
+    assert world.queue.is_head(later.key)
+    assert world.queue.pop() is later
+    world.queue.on_event(ClusterEvent.NODE_ADDED)  # a node came: it is tried again, first in line
+    assert world.queue.is_head(impossible.key)

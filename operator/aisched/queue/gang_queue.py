@@ -37,7 +37,7 @@ _Submitted = tuple[float, int, str]
 
 
 def _single_line(gang: Gang) -> tuple[str, QueueingPolicy]:
-    return "", _DEFAULT_LINE
+    return "default", _DEFAULT_LINE
 
 
 @dataclass
@@ -49,6 +49,8 @@ class _Line:
     levels: dict[int, list[tuple[_Submitted, str]]] = field(default_factory=dict)
     members: dict[str, int] = field(default_factory=dict)  # key -> the level it is filed under
     version: int = 0
+    #: Entries that name this line: its members and the gangs set aside from it.
+    refs: int = 0
 
     def file(self, gang: Gang) -> None:
         level = self.members.get(gang.key)
@@ -91,6 +93,8 @@ class _Entry:
     reason: str = ""
     waiting_since: float = 0.0
     line: str = ""
+    #: It fits nowhere even on an empty cluster: it waits out of its line, holding no one up.
+    aside: bool = False
 
 
 @dataclass
@@ -142,7 +146,8 @@ class GangQueue:
             return
         grew = len(gang.members) != len(entry.gang.members)
         entry.gang = gang
-        self._file(entry)
+        if grew or not entry.aside:
+            self._file(entry)
         if entry.state is QueueState.UNSCHEDULABLE and grew:
             self._activate(entry)
         elif entry.state is QueueState.ACTIVE:
@@ -153,12 +158,19 @@ class GangQueue:
         """The gang is gone (deleted, or every member bound)."""
         entry = self._entries.pop(key, None)
         if entry is not None:
-            line = self._lines[entry.line]
-            line.drop(key)
-            if line.members:
-                self._wake_head(line)
-            else:
-                del self._lines[entry.line]
+            self._leave(entry)
+
+    def set_aside(self, key: str) -> None:
+        """`key` cannot run even on an empty cluster (too big, or over its tenant's quota): it
+        stays parked, but out of its line, so that under StrictFIFO it blocks no one. It goes
+        back into the line when an event wakes it or it gains members."""
+        entry = self._entries.get(key)
+        if entry is None or entry.aside:
+            return
+        entry.aside = True
+        line = self._lines[entry.line]
+        line.drop(key)
+        self._wake_head(line)
 
     # -- the scheduling loop's side -------------------------------------------------------------
 
@@ -219,6 +231,8 @@ class GangQueue:
             if entry.state is QueueState.UNSCHEDULABLE and event in entry.hints:
                 moved += 1
                 key = entry.gang.key
+                if entry.aside:
+                    self._file(entry)
                 if entry.ready_at > self.clock() and not (self.is_head(key) or self.holds(key)):
                     entry.state = QueueState.BACKOFF
                     entry.version += 1
@@ -336,16 +350,27 @@ class GangQueue:
         """File `entry` in the line its gang belongs to now (moving it if that changed)."""
         name, policy = self.queue_of(entry.gang)
         if entry.line != name and entry.line in self._lines:
-            old = self._lines[entry.line]
-            old.drop(entry.gang.key)
-            if not old.members:
-                del self._lines[entry.line]
+            self._leave(entry)
         line = self._lines.get(name)
         if line is None:
             line = self._lines[name] = _Line(name, policy)
+        if entry.line != name:
+            line.refs += 1
         line.policy = policy
         entry.line = name
+        entry.aside = False
         line.file(entry.gang)
+
+    def _leave(self, entry: _Entry) -> None:
+        """`entry` no longer names its line; a line no entry names goes."""
+        line = self._lines[entry.line]
+        line.drop(entry.gang.key)
+        line.refs -= 1
+        if line.refs <= 0:
+            del self._lines[entry.line]
+        else:
+            self._wake_head(line)
+        entry.line = ""
 
     def refile(self) -> None:
         """Every gang's line again (the tenants or their policies changed)."""

@@ -5,7 +5,9 @@ queue discipline has one implementation.
 A gang turned away is parked until a cluster event that may help. If it is first in its line, or
 within the first `CONSERVATIVE_DEPTH` gangs of its line when every one of them up to it has an
 estimated run time (conservative backfill), and its line reserves, the scheduler holds the nodes
-it will start on; otherwise any reservation it held is dropped.
+it will start on; otherwise any reservation it held is dropped. A gang that would not fit even on
+an empty cluster (too big for every node, or over its tenant's quota) is set aside from its line,
+so that under StrictFIFO it does not block the gangs behind it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from aisched.framework.events import ClusterEvent
 from aisched.framework.handle import Clock
 from aisched.framework.reservations import Reservation
+from aisched.framework.status import Code
 from aisched.framework.types import Gang
 from aisched.queue import GangQueue
 from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf
@@ -50,10 +53,17 @@ def turned_away(
     Returns the reservation it holds now, if any."""
     queue.unschedulable(gang, reason=result.message, hints=result.events)
     line = queue.line_of(gang.key)
+    if result.status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+        scheduler.release(gang.key)
+        queue.set_aside(gang.key)  # no node could ever take it: it holds up no one
+        return None
     if line is None or not line[1].reservation or not _at_front(scheduler, queue, gang):
         scheduler.release(gang.key)
         return None
-    return scheduler.reserve(gang, queue=line[0], priority=queue.queue_priority(gang.key))
+    reservation = scheduler.reserve(gang, queue=line[0], priority=queue.queue_priority(gang.key))
+    if reservation is None:
+        queue.set_aside(gang.key)  # it would not fit even on an empty cluster
+    return reservation
 
 
 def gone(scheduler: Scheduler, queue: GangQueue, key: str) -> None:

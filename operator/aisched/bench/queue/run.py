@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
@@ -30,6 +30,7 @@ from aisched.bench.harness import EmulatorProcess, OperatorProcess, PodWatch, ba
 from aisched.bench.queue.figures import BurstFigures, BurstSightings, burst_figures
 from aisched.bench.queue.report import BurstRow, QueueBenchmark
 from aisched.bench.queue.scenario import Burst, aijob_manifest, burst
+from aisched.bench.queue.trace import trace_rows
 from aisched.kube.client import KubeClient, resource_path
 
 __all__ = ["STRATEGIES", "Strategy", "parse_strategies", "run_queue_benchmark"]
@@ -81,13 +82,23 @@ def run_queue_benchmark(
     seed: int = 1,
     strategies: Sequence[Strategy] = STRATEGIES,
     timeout: float | None = None,
+    parts: Collection[str] = ("burst", "trace"),
+    traces: Path | None = None,
 ) -> QueueBenchmark:
-    """The burst under each strategy, in turn. `timeout` bounds the wait for the last pod's end
-    after the last POST (default: ten times the ideal makespan plus two minutes, for a slow queue
-    is measured, not failed: a gang's backoff alone may reach a minute)."""
+    """The burst under each strategy, in turn, end to end; then the trace replayed from `traces`
+    (`bench.queue.trace`). `timeout` bounds the wait for the last pod's end after the last POST
+    (default: ten times the ideal makespan plus two minutes, for a slow queue is measured, not
+    failed)."""
     scenario = burst(nodes=nodes, waves=waves, run_seconds=run_seconds, seed=seed)
     wait_s = timeout if timeout is not None else 120.0 + 10 * scenario.ideal_makespan_s
-    return QueueBenchmark(burst=tuple(_run(scenario, strategy, wait_s=wait_s) for strategy in strategies))
+    rows = (
+        tuple(_run(scenario, strategy, wait_s=wait_s) for strategy in strategies) if "burst" in parts else ()
+    )
+    if "trace" not in parts:
+        return QueueBenchmark(burst=rows)
+    if traces is None:
+        raise ValueError("the trace part needs the trace's folder")
+    return QueueBenchmark(burst=rows, trace=trace_rows(traces))
 
 
 def _run(scenario: Burst, strategy: Strategy, *, wait_s: float) -> BurstRow:
