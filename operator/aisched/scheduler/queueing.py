@@ -6,11 +6,16 @@ A gang turned away is parked until a cluster event that may help. If it is first
 within the first `CONSERVATIVE_DEPTH` gangs of its line when every one of them up to it has an
 estimated run time (conservative backfill), and its line reserves, the scheduler holds the nodes
 it will start on; otherwise any reservation it held is dropped.
+
+`QueueStatus` is a waiting gang's place as the runtime reports it (the AIJob controller shows it on
+the job). A holder's pods are told where it waits by a sentence their verdict ends with
+(`queue_note`); `without_queue_note` takes it off again, for a reader with a fresher view.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from aisched.framework.events import ClusterEvent
 from aisched.framework.handle import Clock
@@ -20,7 +25,31 @@ from aisched.queue import GangQueue
 from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 
-__all__ = ["gang_queue", "gone", "turned_away"]
+__all__ = ["QueueStatus", "gang_queue", "gone", "queue_note", "turned_away", "without_queue_note"]
+
+_NOTE: Final = " Waiting in queue "
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """A waiting gang's place: its queue (`tenant/<name>` or `namespace/<name>`) and strategy, its
+    1-based position there as of the last second (0: just queued), and its reservation."""
+
+    queue: str
+    strategy: str
+    position: int
+    length: int
+    reservation: Reservation | None
+
+
+def queue_note(reservation: Reservation) -> str:
+    """The sentence a holder's verdict ends with: ` Waiting in queue tenant/a; reserved: ...`."""
+    return f"{_NOTE}{reservation.queue}; {reservation.describe()}."
+
+
+def without_queue_note(verdict: str) -> str:
+    """`verdict` without the `queue_note` it may end with."""
+    return verdict.partition(_NOTE)[0]
 
 
 def gang_queue(scheduler: Scheduler, clock: Clock, queue_of: QueueOf, **options: Any) -> GangQueue:
