@@ -92,7 +92,8 @@ class _World:
     def turn_away(self, gang: Gang) -> Reservation | None:
         self.queue.add(gang)
         popped = self.queue.pop()
-        assert popped is not None and popped.key == gang.key
+        assert popped is not None
+        assert popped.key == gang.key
         result = self.scheduler.schedule(gang)
         assert result.placement is None
         return turned_away(self.scheduler, self.queue, gang, result)
@@ -104,9 +105,11 @@ def test_a_blocked_head_holds_the_nodes_that_free_first_from_when_they_do() -> N
     reservation = world.turn_away(head)
     assert reservation is not None
     assert sorted(reservation.nodes) == ["n0", "n1"]
-    assert reservation.start == 20.0 and reservation.end == 70.0
-    assert reservation.gpus == 16 and reservation.ready_nodes == 0
-    assert "reserved: 0 of 2 nodes held since 00:00:00Z, expected start 00:00:20Z" == reservation.describe()
+    assert reservation.start == 20.0
+    assert reservation.end == 70.0
+    assert reservation.gpus == 16
+    assert reservation.ready_nodes == 0
+    assert reservation.describe() == "reserved: 0 of 2 nodes held since 00:00:00Z, expected start 00:00:20Z"
 
 
 def test_a_holders_verdict_names_its_queue_and_a_fresher_reader_can_take_that_off() -> None:
@@ -123,18 +126,23 @@ def test_a_backfilled_gang_never_delays_the_heads_computed_start() -> None:
     world = _World()
     head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)
     reserved = world.turn_away(head)
-    assert reserved is not None and reserved.start == 20.0
+    assert reserved is not None
+    assert reserved.start == 20.0
     world.clock.now = 10.0  # n0 frees: a short job ends before the head starts, a long one would not
     world.scheduler.cache.remove_pod("other/run-0")
     long = whole_node_gang("long", 1, index=1, runtime_limit=30.0)
     result = world.scheduler.schedule(long)
-    assert result.placement is None and RESERVED in result.message
+    assert result.placement is None
+    assert RESERVED in result.message
     short = whole_node_gang("short", 1, index=2, runtime_limit=5.0)
     placed = world.scheduler.schedule(short)
-    assert placed.placement is not None and placed.placement.pods[0].node == "n0"
+    assert placed.placement is not None
+    assert placed.placement.pods[0].node == "n0"
     world.scheduler.release(head.key)  # plan afresh: the backfill must not have moved the start
     again = world.scheduler.reserve(head, queue="ml", priority=0)
-    assert again is not None and again.start is not None and again.start <= reserved.start
+    assert again is not None
+    assert again.start is not None
+    assert again.start <= reserved.start
 
 
 def test_a_gang_ahead_of_the_holder_ignores_the_reservation() -> None:
@@ -142,7 +150,7 @@ def test_a_gang_ahead_of_the_holder_ignores_the_reservation() -> None:
     head = whole_node_gang("head", 2, index=5, runtime_limit=50.0)
     assert world.turn_away(head) is not None
     world.scheduler.cache.remove_pod("other/run-0")
-    urgent = Gang(**{**vars(whole_node_gang("urgent", 1, index=9)), "priority": 10})  # type: ignore[arg-type]
+    urgent = Gang(**{**vars(whole_node_gang("urgent", 1, index=9)), "priority": 10})
     earlier = whole_node_gang("earlier", 1, index=1)
     assert world.scheduler.schedule(urgent).placement is not None
     world.scheduler.cache.remove_pod("other/run-1")
@@ -159,7 +167,9 @@ def test_without_estimates_the_nodes_are_held_as_they_free_and_the_start_is_unkn
             pod_usage(unbounded, node=f"n{i}", gang=unbounded.key, started=float(-i))
         )
     reservation = world.turn_away(head)
-    assert reservation is not None and reservation.start is None and reservation.guess is not None
+    assert reservation is not None
+    assert reservation.start is None
+    assert reservation.guess is not None
     assert "start unknown" in reservation.describe()
     world.scheduler.cache.remove_pod(f"other/free-{reservation.nodes[0][1]}")
     backfill = whole_node_gang("backfill", 1, index=1, runtime_limit=1.0)
@@ -175,7 +185,8 @@ def test_a_deleted_head_releases_its_reservation_and_wakes_who_it_blocked() -> N
     world.queue.add(blocked)
     assert world.queue.pop() is blocked
     result = world.scheduler.schedule(blocked)
-    assert result.placement is None and ClusterEvent.RESERVATION_RELEASED in result.events
+    assert result.placement is None
+    assert ClusterEvent.RESERVATION_RELEASED in result.events
     world.queue.unschedulable(blocked, reason=result.message, hints=result.events)
     gone(world.scheduler, world.queue, head.key)
     assert world.scheduler.reservations.get(head.key) is None
@@ -200,7 +211,8 @@ def test_only_the_front_of_a_line_reserves() -> None:
     world = _World()
     gangs = [whole_node_gang(f"g{i}", 4, index=i) for i in range(3)]  # no estimates: EASY, head only
     reservations = [world.turn_away(g) for g in gangs]
-    assert reservations[0] is not None and reservations[1:] == [None, None]
+    assert reservations[0] is not None
+    assert reservations[1:] == [None, None]
 
 
 # -- order -------------------------------------------------------------------------------------
@@ -240,7 +252,8 @@ def test_under_strict_fifo_aging_puts_a_starved_low_priority_gang_first() -> Non
     old = whole_node_gang("old", 1, index=0)
     queue.add(old)
     clock.now = 100.0  # old has aged by 10
-    new = Gang(**{**vars(whole_node_gang("new", 1, index=1)), "priority": 5})  # type: ignore[arg-type]
+    new = Gang(**{**vars(whole_node_gang("new", 1, index=1)), "priority": 5})
     queue.add(new)
-    assert queue.is_head(old.key) and queue.queue_priority(old.key) == 10
+    assert queue.is_head(old.key)
+    assert queue.queue_priority(old.key) == 10
     assert order_of(new) > order_of(old, queue.queue_priority(old.key))

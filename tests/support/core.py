@@ -8,9 +8,11 @@ from typing import Any
 
 from aisched.api import keys
 from aisched.cache import Cache
+from aisched.framework.estimates import RuntimeEstimates
 from aisched.framework.handle import Clock
 from aisched.framework.nomination import Nomination
 from aisched.framework.profile import Profile
+from aisched.framework.reservations import ReservationBook
 from aisched.framework.types import Gang, PodInfo, TopologyLevel, TopologyPolicy
 from aisched.quota import QuotaLedger
 from aisched.scheduler import Scheduler
@@ -126,6 +128,8 @@ class FakeHandle:
     snapshot: Snapshot = field(default_factory=Snapshot)
     ledger: QuotaLedger = field(default_factory=QuotaLedger)
     preemption: NoPreemption = field(default_factory=NoPreemption)
+    reservations: ReservationBook = field(default_factory=ReservationBook)
+    estimates: RuntimeEstimates = field(default_factory=lambda: RuntimeEstimates(lambda: 0.0))
 
 
 def handle(**parts: Any) -> FakeHandle:
