@@ -22,7 +22,7 @@ from aisched.framework.handle import Clock
 from aisched.framework.reservations import Reservation
 from aisched.framework.types import Gang
 from aisched.queue import GangQueue
-from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf
+from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf, Strategy
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 
 __all__ = ["QueueStatus", "gang_queue", "gone", "queue_note", "turned_away", "without_queue_note"]
@@ -36,7 +36,7 @@ class QueueStatus:
     1-based position there as of the last second (0: just queued), and its reservation."""
 
     queue: str
-    strategy: str
+    strategy: Strategy
     position: int
     length: int
     reservation: Reservation | None
