@@ -25,15 +25,27 @@ from aisched.queue import GangQueue
 from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf, Strategy
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 
-__all__ = ["QueueStatus", "gang_queue", "gone", "queue_note", "turned_away", "without_queue_note"]
+__all__ = [
+    "POSITIONS_EVERY",
+    "QueueStatus",
+    "gang_queue",
+    "gone",
+    "queue_note",
+    "turned_away",
+    "without_queue_note",
+]
 
+#: How stale the positions a `QueueStatus` reports may be (seconds): the runtime ranks every line
+#: at most this often, and a gang queued since is at position 0 until the next ranking.
+POSITIONS_EVERY: Final = 1.0
 _NOTE: Final = " Waiting in queue "
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStatus:
     """A waiting gang's place: its queue (`tenant/<name>` or `namespace/<name>`) and strategy, its
-    1-based position there as of the last second (0: just queued), and its reservation."""
+    1-based position there and the queue's length as of the last ranking (`POSITIONS_EVERY`; both
+    0 for a gang queued since), and its reservation."""
 
     queue: str
     strategy: Strategy

@@ -41,7 +41,14 @@ from aisched.queue import GangBook
 from aisched.queue.policy import QueueingPolicy, QueueResolver
 from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
-from aisched.scheduler.queueing import QueueStatus, gang_queue, gone, queue_note, turned_away
+from aisched.scheduler.queueing import (
+    POSITIONS_EVERY,
+    QueueStatus,
+    gang_queue,
+    gone,
+    queue_note,
+    turned_away,
+)
 
 __all__ = ["PodListener", "QueueStatus", "RuntimeClient", "SchedulerRuntime"]
 
@@ -50,8 +57,6 @@ log = get_logger(__name__)
 PODS_PATH: Final = "/api/v1/pods"
 NODES_PATH: Final = "/api/v1/nodes"
 TOPOLOGIES_PATH: Final = "/apis/aisched.io/v1alpha1/gpunodetopologies"
-#: How stale the queue positions `queue_status` reports may be (seconds).
-_POSITIONS_EVERY: Final = 1.0
 #: While the loop is busy, the queue-depth gauge (a walk over every gang) is refreshed at most
 #: this often; whenever the loop goes idle it is refreshed at once.
 _QUEUE_DEPTH_EVERY: Final = 1.0
@@ -314,7 +319,7 @@ class SchedulerRuntime:
         if line is None:
             return None
         now = self.clock()
-        if now - self._positions_at >= _POSITIONS_EVERY:
+        if now - self._positions_at >= POSITIONS_EVERY:
             self._positions, self._positions_at = self.queue.positions(), now
         name, position, length = self._positions.get(gang_key, (line[0], 0, 0))
         return QueueStatus(
