@@ -334,7 +334,8 @@ class AIJobQueueStatus(StatusModel):
     #: The queue: `tenant/<TenantQuota name>`, or `namespace/<namespace>` for one no tenant lists.
     name: str
     strategy: QueueingStrategy
-    #: 1-based place in the queue; 0 when the job has only just been queued.
+    #: 1-based place in the queue, and how many jobs wait in it; both 0 while the job is too newly
+    #: queued to have been ranked (the scheduler ranks its queues about once a second).
     position: Annotated[int, Field(ge=0)]
     length: Annotated[int, Field(ge=0)]
     #: Nodes held for the job while it waits at the front of its queue, and how many of them
