@@ -177,10 +177,28 @@ async def test_two_gangs_competing_for_the_last_gpus_one_waits_whole_then_runs(o
     await until(kube, AIJOBS, lambda j: phase(j, "first") == "Running")
     await kube.post(AIJOBS, job("second", seconds=0.5))
     waiting = await until(
-        kube, AIJOBS, lambda j: _has_condition(j.get("second"), "Scheduled", "Unschedulable")
+        kube,
+        AIJOBS,
+        lambda j: (
+            _has_condition(j.get("second"), "Scheduled", "Unschedulable")
+            and j["second"]["status"].get("queue", {}).get("position") == 1
+        ),
     )
     assert phase(waiting, "second") == "Queued"
     assert "0/2 nodes are available" in condition(waiting["second"], "Scheduled")["message"]
+    queue = waiting["second"]["status"]["queue"]
+    assert (queue["name"], queue["strategy"], queue["position"], queue["length"]) == (
+        "namespace/ml",
+        "BestEffortFIFO",
+        1,
+        1,
+    )
+    assert queue["reservedNodes"] >= 2, "the head of its queue holds the nodes it will start on"
+    assert "estimatedStart" not in queue, "the first job has no runtime limit: no start is promised"
+    assert (
+        "position 1 of 1 in namespace/ml (BestEffortFIFO); reserved:"
+        in waiting["second"]["status"]["message"]
+    )
     pods = (await kube.get(PODS))["items"]
     seconds = [p for p in pods if p["metadata"]["name"].startswith("second-")]
     assert len(seconds) == 2
@@ -190,6 +208,7 @@ async def test_two_gangs_competing_for_the_last_gpus_one_waits_whole_then_runs(o
     done = await until(kube, AIJOBS, lambda j: phase(j, "second") in ("Succeeded", "Failed"))
     assert phase(done, "first") == "Succeeded"
     assert phase(done, "second") == "Succeeded"
+    assert "queue" not in done["second"]["status"]
 
 
 def _has_condition(obj: JsonObject | None, kind: str, reason: str) -> bool:

@@ -36,3 +36,11 @@ def test_a_bad_value_is_an_error_naming_the_variable() -> None:
         load_settings({"AISCHED_METRICS__PORT": "eighty"})
     with pytest.raises(SettingsError, match="AISCHED_LOGGING__FORMAT"):
         load_settings({"AISCHED_LOGGING__FORMAT": "xml"})
+
+
+def test_how_often_a_waiting_jobs_place_is_refreshed_is_a_positive_setting() -> None:
+    assert load_settings({}).queueing.status_every_seconds == 10.0
+    settings = load_settings({"AISCHED_QUEUEING__STATUS_EVERY_SECONDS": "2.5"})
+    assert settings.queueing.status_every_seconds == 2.5
+    with pytest.raises(SettingsError, match="AISCHED_QUEUEING__STATUS_EVERY_SECONDS"):
+        load_settings({"AISCHED_QUEUEING__STATUS_EVERY_SECONDS": "0"})

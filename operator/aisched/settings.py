@@ -90,6 +90,8 @@ class QueueingSettings(_Section):
     aging_step: Annotated[int, Field(ge=1)] = 1
     aging_max_boost: Annotated[int, Field(ge=0)] = 100
     priority_band_width: Annotated[int, Field(ge=1)] = 1000
+    #: How often a waiting AIJob's place in its queue is looked up again for its status.
+    status_every_seconds: Annotated[float, Field(gt=0)] = 10.0
 
     def policy(self) -> QueueingPolicy:
         return QueueingPolicy(

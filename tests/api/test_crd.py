@@ -79,7 +79,14 @@ def test_crds_carry_names_scope_status_and_printer_columns() -> None:
     assert aijob["spec"]["names"]["shortNames"] == ["aij"]
     version = aijob["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "GPUs", "Tenant", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "GPUs",
+        "Tenant",
+        "Queue Position",
+        "Est. Start",
+        "Age",
+    ]
     quota = crd_for(TenantQuota)
     assert quota["spec"]["scope"] == "Cluster"
     assert quota["spec"]["names"]["shortNames"] == ["tq"]

@@ -72,8 +72,46 @@ async def test_get_prints_the_printer_columns(api: tuple[Emulator, Kubectl]) -> 
     )
     out = await kubectl.ok("get", "aij", "-n", "ml-research")
     header, row = out.splitlines()[:2]
-    assert header.split() == ["NAME", "PHASE", "GPUS", "TENANT", "AGE"]
+    assert header.split() == ["NAME", "PHASE", "GPUS", "TENANT", "QUEUE", "POSITION", "AGE"]
     assert row.split()[:4] == ["llama-pretrain-ddp", "Running", "16", "research"]
+    assert len(row.split()) == 5, "a running job has no place in a queue"
+
+
+async def test_a_waiting_jobs_place_and_expected_start_are_columns(api: tuple[Emulator, Kubectl]) -> None:
+    _emulator, kubectl = api
+    await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    await kubectl.ok(
+        "apply",
+        "-f",
+        str(ROOT / "examples" / "00-namespaces.yaml"),
+        "-f",
+        str(ROOT / "examples" / "aijob-pytorch-ddp.yaml"),
+    )
+    queue = {
+        "name": "tenant/research",
+        "strategy": "BestEffortFIFO",
+        "position": 3,
+        "length": 7,
+        "estimatedStart": "2027-01-15T08:14:00Z",
+    }
+    status = {"phase": "Queued", "gpus": 16, "tenant": "research", "queue": queue}
+    await kubectl.ok(
+        "patch",
+        "aijob",
+        "llama-pretrain-ddp",
+        "-n",
+        "ml-research",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    out = await kubectl.ok("get", "aij", "-n", "ml-research")
+    assert out.splitlines()[1].split()[:5] == ["llama-pretrain-ddp", "Queued", "16", "research", "3"]
+    wide = await kubectl.ok("get", "aij", "-n", "ml-research", "-o", "wide")
+    header, row = wide.splitlines()[:2]
+    assert header.split()[4:] == ["QUEUE", "POSITION", "EST.", "START", "AGE"]
+    assert row.split()[4:6] == ["3", "2027-01-15T08:14:00Z"]
 
 
 async def test_an_invalid_aijob_is_refused_naming_the_field(

@@ -637,9 +637,9 @@ async def test_an_aijob_table_shows_its_printer_columns(
     table = await _table(http, AIJOBS)
     assert table["kind"] == "Table"
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "Phase", "GPUs", "Tenant", "Age"]
+    assert columns == ["Name", "Phase", "GPUs", "Tenant", "Queue Position", "Est. Start", "Age"]
     [row] = table["rows"]
-    assert row["cells"][:4] == ["job", "Running", 16, "research"]
+    assert row["cells"][:6] == ["job", "Running", 16, "research", None, None]
     assert row["object"]["metadata"]["name"] == "job"
 
 

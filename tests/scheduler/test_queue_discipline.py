@@ -19,7 +19,7 @@ from aisched.plugins.reservation import RESERVED
 from aisched.queue import GangQueue, QueueState
 from aisched.queue.policy import QueueingPolicy
 from aisched.scheduler import Scheduler
-from aisched.scheduler.queueing import gang_queue, gone, turned_away
+from aisched.scheduler.queueing import gang_queue, gone, queue_note, turned_away, without_queue_note
 from aisched.scheduler.usage import pod_usage
 from tests.support.core import node, pod
 from tests.support.queueing import Clock, run_burst, whole_node_gang
@@ -110,6 +110,16 @@ def test_a_blocked_head_holds_the_nodes_that_free_first_from_when_they_do() -> N
     assert reservation.gpus == 16
     assert reservation.ready_nodes == 0
     assert reservation.describe() == "reserved: 0 of 2 nodes held since 00:00:00Z, expected start 00:00:20Z"
+
+
+def test_a_holders_verdict_names_its_queue_and_a_fresher_reader_can_take_that_off() -> None:
+    world = _World()
+    reservation = world.turn_away(whole_node_gang("head", 2, index=0, runtime_limit=50.0))
+    assert reservation is not None
+    verdict = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu." + queue_note(reservation)
+    assert verdict.endswith(f" Waiting in queue ml; {reservation.describe()}.")
+    assert without_queue_note(verdict) == "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."
+    assert without_queue_note("no node fits") == "no node fits"
 
 
 def test_a_backfilled_gang_never_delays_the_heads_computed_start() -> None:

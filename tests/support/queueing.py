@@ -73,8 +73,8 @@ def run_burst(
     for i in range(nodes):
         scheduler.cache.set_node(node(f"n{i:03d}"))
     queue: GangQueue = gang_queue(scheduler, clock, lambda _: ("ml", policy))
-    for gang in gangs:
-        queue.add(gang)
+    for submitted_gang in gangs:
+        queue.add(submitted_gang)
     rng = random.Random(seed)
     submitted = [g.key for g in gangs]
     ends: list[tuple[float, str]] = []

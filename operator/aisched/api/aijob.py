@@ -26,9 +26,11 @@ from aisched.api.meta import (
 from aisched.api.mig import MIG_PROFILE_NAMES, MIG_PROFILES, mig_profiles_for
 from aisched.api.pod import PodTemplateSpec
 from aisched.api.quantity import NonNegativeQuantity
+from aisched.api.tenantquota import QueueingStrategy
 
 __all__ = [
     "AIJob",
+    "AIJobQueueStatus",
     "AIJobSpec",
     "AIJobStatus",
     "CheckpointSpec",
@@ -326,6 +328,26 @@ class PodPlacement(StatusModel):
     mig: str | None = None
 
 
+class AIJobQueueStatus(StatusModel):
+    """Where a waiting job stands in its queue, refreshed every few seconds while it waits."""
+
+    #: The queue: `tenant/<TenantQuota name>`, or `namespace/<namespace>` for one no tenant lists.
+    name: str
+    strategy: QueueingStrategy
+    #: 1-based place in the queue, and how many jobs wait in it; both 0 while the job is too newly
+    #: queued to have been ranked (the scheduler ranks its queues about once a second).
+    position: Annotated[int, Field(ge=0)]
+    length: Annotated[int, Field(ge=0)]
+    #: Nodes held for the job while it waits at the front of its queue, and how many of them
+    #: already have room for it.
+    reserved_nodes: Annotated[int, Field(ge=0)] | None = None
+    ready_nodes: Annotated[int, Field(ge=0)] | None = None
+    held_since: datetime | None = None
+    #: When the job is expected to start on the held nodes; only when the jobs running there
+    #: have a known end (their runtime limits), never a guess.
+    estimated_start: datetime | None = None
+
+
 class AIJobStatus(StatusModel):
     """What aisched last observed of the job."""
 
@@ -343,6 +365,8 @@ class AIJobStatus(StatusModel):
     #: (`aisched.io/queue-sequence`). It lives in the status, which a client creating or updating
     #: the job cannot set: only aisched, through the status subresource, writes it.
     queue_sequence: Annotated[int, Field(ge=0)] | None = None
+    #: The job's place in its queue while it waits for its pods to be placed.
+    queue: AIJobQueueStatus | None = None
     queued_time: datetime | None = None
     scheduled_time: datetime | None = None
     start_time: datetime | None = None
@@ -360,6 +384,8 @@ class AIJob(Resource):
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "GPUs", "type": "integer", "jsonPath": ".status.gpus"},
         {"name": "Tenant", "type": "string", "jsonPath": ".status.tenant"},
+        {"name": "Queue Position", "type": "integer", "jsonPath": ".status.queue.position"},
+        {"name": "Est. Start", "type": "string", "jsonPath": ".status.queue.estimatedStart", "priority": 1},
     )
 
     kind: Literal["AIJob"] = "AIJob"

@@ -207,6 +207,8 @@ class Manager:
             pods_synced=pods_synced,
             scheduler_name=settings.scheduler_name,
             events=EventRecorder(self.client, clock=time.monotonic),
+            queue_view=runtime.queue_status,
+            queue_status_every=self.settings.queueing.status_every_seconds,
         )
         quotas = QuotaController(
             self.client,

@@ -8,11 +8,16 @@ estimated run time (conservative backfill), and its line reserves, the scheduler
 it will start on; otherwise any reservation it held is dropped. A gang that would not fit even on
 an empty cluster (too big for every node, or over its tenant's quota) is set aside from its line,
 so that under StrictFIFO it does not block the gangs behind it.
+
+`QueueStatus` is a waiting gang's place as the runtime reports it (the AIJob controller shows it on
+the job). A holder's pods are told where it waits by a sentence their verdict ends with
+(`queue_note`); `without_queue_note` takes it off again, for a reader with a fresher view.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from aisched.framework.events import ClusterEvent
 from aisched.framework.handle import Clock
@@ -20,10 +25,46 @@ from aisched.framework.reservations import Reservation
 from aisched.framework.status import Code
 from aisched.framework.types import Gang
 from aisched.queue import GangQueue
-from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf
+from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf, Strategy
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 
-__all__ = ["gang_queue", "gone", "turned_away"]
+__all__ = [
+    "POSITIONS_EVERY",
+    "QueueStatus",
+    "gang_queue",
+    "gone",
+    "queue_note",
+    "turned_away",
+    "without_queue_note",
+]
+
+#: How stale the positions a `QueueStatus` reports may be (seconds): the runtime ranks every line
+#: at most this often, and a gang queued since is at position 0 until the next ranking.
+POSITIONS_EVERY: Final = 1.0
+_NOTE: Final = " Waiting in queue "
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """A waiting gang's place: its queue (`tenant/<name>` or `namespace/<name>`) and strategy, its
+    1-based position there and the queue's length as of the last ranking (`POSITIONS_EVERY`; both
+    0 for a gang queued since), and its reservation."""
+
+    queue: str
+    strategy: Strategy
+    position: int
+    length: int
+    reservation: Reservation | None
+
+
+def queue_note(reservation: Reservation) -> str:
+    """The sentence a holder's verdict ends with: ` Waiting in queue tenant/a; reserved: ...`."""
+    return f"{_NOTE}{reservation.queue}; {reservation.describe()}."
+
+
+def without_queue_note(verdict: str) -> str:
+    """`verdict` without the `queue_note` it may end with."""
+    return verdict.partition(_NOTE)[0]
 
 
 def gang_queue(scheduler: Scheduler, clock: Clock, queue_of: QueueOf, **options: Any) -> GangQueue:

@@ -10,11 +10,14 @@ from typing import Any, Final, cast
 
 import pytest
 
-from aisched.controllers.aijob.controller import JobController
+from aisched.api.objects import rfc3339
+from aisched.controllers.aijob.controller import JobController, QueueView
 from aisched.controllers.index import JobIndex, owning_job
 from aisched.emulator.runner import Emulator
+from aisched.framework.reservations import Reservation
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.kube.informer import Informer
+from aisched.scheduler.queueing import QueueStatus
 from tests.support.objects import aijob
 
 NAMESPACE: Final = "ml-research"
@@ -165,10 +168,19 @@ class _PodFeed:
 
 
 @contextlib.asynccontextmanager
-async def _term(kube: KubeClient) -> AsyncIterator[JobController]:
+async def _term(
+    kube: KubeClient, *, queue_view: QueueView | None = None, queue_status_every: float = 10.0
+) -> AsyncIterator[JobController]:
     """One leadership term: a JobController that knows nothing yet, fed by its own pod informer."""
     synced = asyncio.Event()
-    jobs = JobController(kube, JobIndex(), clock=time.time, pods_synced=synced)
+    jobs = JobController(
+        kube,
+        JobIndex(),
+        clock=time.time,
+        pods_synced=synced,
+        queue_view=queue_view,
+        queue_status_every=queue_status_every,
+    )
     informer = Informer(kube, path=PODS, handler=_PodFeed(jobs, synced))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(informer.run(stop)), asyncio.create_task(jobs.run(stop))]
@@ -256,3 +268,151 @@ async def test_the_sequence_survives_a_restart_and_reaches_a_replacement_pod(
         assert job["metadata"]["resourceVersion"] != revision
         assert job["status"]["queueSequence"] == int(revision)
         assert {_sequence(p) for p in pods.values()} == {revision}
+
+
+# -- a waiting job's place in its queue -------------------------------------------------------------
+
+GANG: Final = f"{NAMESPACE}/gang:llama-pretrain"
+EVERY: Final = 0.2  # the controller's queue_status_every in these tests, seconds
+
+
+class _QueueView:
+    """The scheduler's answer on where each gang waits, set by the test; counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.places: dict[str, QueueStatus] = {}
+        self.asked: list[str] = []
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def __call__(self, gang: str) -> QueueStatus | None:
+        self.asked.append(gang)
+        for count, waiter in self._waiters:
+            if len(self.asked) >= count and not waiter.done():
+                waiter.set_result(None)
+        return self.places.get(gang)
+
+    async def asked_at_least(self, count: int) -> None:
+        if len(self.asked) >= count:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, waiter))
+        async with asyncio.timeout(10):
+            await waiter
+
+
+async def _job_once(kube: KubeClient, wanted: Callable[[JsonObject], bool]) -> JsonObject:
+    """The job as soon as it is as `wanted`."""
+    path = f"{AIJOBS}/llama-pretrain"
+    job = await kube.get(path)
+    if wanted(job):
+        return job
+    stream = cast(
+        AsyncGenerator[JsonObject, None],
+        kube.watch(AIJOBS, params={"resourceVersion": job["metadata"]["resourceVersion"]}),
+    )
+    async with contextlib.aclosing(stream), asyncio.timeout(10):
+        async for event in stream:
+            changed: JsonObject = event["object"]
+            if event["type"] != "DELETED" and wanted(changed):
+                return changed
+    raise AssertionError("the watch ended before the job was as wanted")
+
+
+def _held_nodes(held: Reservation) -> list[tuple[str, str]]:
+    """Each pod of the job with the held node it is bound to."""
+    return list(zip(("llama-pretrain-master-0", "llama-pretrain-worker-0"), held.nodes, strict=True))
+
+
+def _position(job: JsonObject) -> int | None:
+    queue = (job.get("status") or {}).get("queue")
+    return None if queue is None else int(queue["position"])
+
+
+async def test_a_waiting_jobs_place_in_its_queue_reaches_its_status_and_follows_the_queue(
+    emulator_cluster: Emulator,
+) -> None:
+    view = _QueueView()
+    view.places[GANG] = QueueStatus(
+        queue="tenant/research", strategy="StrictFIFO", position=3, length=7, reservation=None
+    )
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        await kube.post(AIJOBS, aijob())
+        async with _term(kube, queue_view=view, queue_status_every=EVERY):
+            job = await _job_once(kube, lambda job: _position(job) == 3)
+            assert job["status"]["phase"] == "Queued"
+            assert job["status"]["queue"] == {
+                "name": "tenant/research",
+                "strategy": "StrictFIFO",
+                "position": 3,
+                "length": 7,
+            }
+            assert job["status"]["message"].endswith("; position 3 of 7 in tenant/research (StrictFIFO)")
+            assert set(view.asked) == {GANG}
+
+            # The gangs ahead start: nothing happens to this job, and yet its place moves up.
+            start = time.time() + 600
+            held = Reservation(
+                gang=GANG,
+                queue="tenant/research",
+                order=(-100, 0.0, 0, GANG),
+                nodes=("h100-000", "h100-001"),
+                start=start,
+                end=None,
+                since=time.time(),
+                wants=(8, 8),
+                ready_nodes=1,
+            )
+            view.places[GANG] = QueueStatus(
+                queue="tenant/research", strategy="StrictFIFO", position=1, length=6, reservation=held
+            )
+            job = await _job_once(kube, lambda job: _position(job) == 1)
+            queue = job["status"]["queue"]
+            assert (queue["length"], queue["reservedNodes"], queue["readyNodes"]) == (6, 2, 1)
+            assert queue["estimatedStart"] == rfc3339(start)
+            assert (
+                "position 1 of 6 in tenant/research (StrictFIFO); reserved: 1 of 2 nodes"
+                in (job["status"]["message"])
+            )
+
+            # A place that holds still is looked up once a period, and never written.
+            loop = asyncio.get_running_loop()
+            since, asked = loop.time(), len(view.asked)
+            await view.asked_at_least(asked + 3)
+            periods = (loop.time() - since) / EVERY
+            assert len(view.asked) - asked <= periods + 2, "at most one lookup a period, and no busy loop"
+            again = await kube.get(f"{AIJOBS}/llama-pretrain")
+            assert again["metadata"]["resourceVersion"] == job["metadata"]["resourceVersion"]
+
+            # Placed and running, the job has no place in a queue any more.
+            for name, node in _held_nodes(held):
+                binding = {"metadata": {"name": name}, "target": {"kind": "Node", "name": node}}
+                await kube.post(f"{PODS}/{name}/binding", binding)
+            job = await _job_once(kube, lambda job: job["status"]["phase"] == "Running")
+            assert "queue" not in job["status"]
+
+
+async def test_a_job_queued_too_recently_to_be_ranked_is_looked_up_again_within_a_ranking(
+    emulator_cluster: Emulator,
+) -> None:
+    view = _QueueView()
+    view.places[GANG] = QueueStatus(
+        queue="namespace/ml-research", strategy="BestEffortFIFO", position=0, length=0, reservation=None
+    )
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        await kube.post(AIJOBS, aijob())
+        async with _term(kube, queue_view=view, queue_status_every=3600.0):
+            job = await _job_once(kube, lambda job: _position(job) == 0)
+            assert job["status"]["message"].endswith("; queued in namespace/ml-research (BestEffortFIFO)")
+            view.places[GANG] = QueueStatus(
+                queue="namespace/ml-research",
+                strategy="BestEffortFIFO",
+                position=2,
+                length=2,
+                reservation=None,
+            )
+            job = await _job_once(kube, lambda job: _position(job) == 2)  # not an hour later
+            assert job["status"]["message"].endswith(
+                "; position 2 of 2 in namespace/ml-research (BestEffortFIFO)"
+            )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from aisched.api.aijob import AIJob, AIJobStatus
+from aisched.api.aijob import AIJob, AIJobQueueStatus, AIJobStatus
 from aisched.api.validation import parse
 from aisched.controllers.aijob.decide import reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_service
+from aisched.framework.reservations import Reservation
 from aisched.framework.types import PodInfo
 from aisched.kube.client import JsonObject
+from aisched.scheduler.queueing import QueueStatus, queue_note
 
 NOW: Final = 1_800_000_000.0
 
@@ -472,3 +475,175 @@ def test_without_a_runtime_limit_the_templates_deadline_is_left_as_it_is() -> No
     pods = {p["metadata"]["name"]: p for p in reconcile(obj, [], now=NOW).create}
     assert pods["ddp-worker-0"]["spec"]["activeDeadlineSeconds"] == 600
     assert "activeDeadlineSeconds" not in pods["ddp-master-0"]["spec"]
+
+
+# -- the job's place in its queue -------------------------------------------------------------------
+
+VERDICT: Final = "0/32 nodes are available: 32 Insufficient nvidia.com/gpu."
+
+
+def waiting(pods: list[JsonObject], verdict: str | None = VERDICT) -> list[JsonObject]:
+    """`pods` pending, with the scheduler's `verdict` on them (None: not tried yet)."""
+    status: dict[str, Any] = {"phase": "Pending"}
+    if verdict is not None:
+        status["conditions"] = [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": verdict}
+        ]
+    return [{**p, "status": status} for p in pods]
+
+
+def held(*, start: float | None, ready: int = 3, since: float = NOW - 70) -> Reservation:
+    nodes = ("n1", "n2", "n3", "n4")
+    return Reservation(
+        gang="ml/gang:ddp",
+        queue="tenant/team-a",
+        order=(0, NOW - 100, 5, "ml/gang:ddp"),
+        nodes=nodes,
+        start=start,
+        end=None,
+        since=since,
+        guess=None if start is not None else NOW + 900,
+        wants=(8, 8, 8, 8),
+        ready_nodes=ready,
+    )
+
+
+def place(position: int = 3, length: int = 7, reservation: Reservation | None = None) -> QueueStatus:
+    return QueueStatus(
+        queue="tenant/team-a",
+        strategy="BestEffortFIFO",
+        position=position,
+        length=length,
+        reservation=reservation,
+    )
+
+
+def queued_job() -> tuple[JsonObject, list[JsonObject]]:
+    """A job whose pods have been made (not yet tried by the scheduler), and those pods."""
+    obj = aijob(workers=3, gpus=9)
+    created = reconcile(obj, [], now=NOW)
+    return apply_status(obj, created.status), created.create
+
+
+def test_a_waiting_job_shows_its_place_in_its_queue_and_the_promised_start() -> None:
+    obj, pods = queued_job()
+    plan = reconcile(obj, waiting(pods), now=NOW + 1, queue=place(reservation=held(start=NOW + 840)))
+    assert plan.status is not None
+    assert plan.status.queue == AIJobQueueStatus(
+        name="tenant/team-a",
+        strategy="BestEffortFIFO",
+        position=3,
+        length=7,
+        reserved_nodes=4,
+        ready_nodes=3,
+        held_since=datetime(2027, 1, 15, 7, 58, 50, tzinfo=UTC),
+        estimated_start=datetime(2027, 1, 15, 8, 14, tzinfo=UTC),
+    )
+    assert plan.status.to_dict()["queue"]["estimatedStart"] == "2027-01-15T08:14:00Z"
+    assert plan.status.message == (
+        "waiting for room for 4 pod(s) together: 0/32 nodes are available: 32 Insufficient"
+        " nvidia.com/gpu; position 3 of 7 in tenant/team-a (BestEffortFIFO); reserved: 3 of 4 nodes"
+        " held since 07:58:50Z, expected start 08:14:00Z"
+    )
+    assert plan.waiting
+
+
+def test_without_a_promised_start_the_job_shows_where_it_is_held_but_no_start() -> None:
+    obj, pods = queued_job()
+    plan = reconcile(obj, waiting(pods), now=NOW + 1, queue=place(position=1, reservation=held(start=None)))
+    assert plan.status is not None
+    assert plan.status.queue is not None
+    assert plan.status.queue.estimated_start is None, "a guessed start is never shown as expected"
+    assert "estimatedStart" not in plan.status.to_dict()["queue"]
+    assert (plan.status.queue.reserved_nodes, plan.status.queue.ready_nodes) == (4, 3)
+    assert plan.status.queue.held_since is not None
+    assert "position 1 of 7 in tenant/team-a (BestEffortFIFO); reserved: 3 of 4 nodes" in plan.status.message
+    assert "start unknown" in plan.status.message
+
+
+def test_a_job_behind_the_front_shows_its_position_without_a_reservation() -> None:
+    obj, pods = queued_job()
+    plan = reconcile(obj, waiting(pods, verdict=None), now=NOW + 1, queue=place(position=5))
+    assert plan.status is not None
+    assert plan.status.queue is not None
+    queue = plan.status.queue
+    assert (queue.position, queue.length) == (5, 7)
+    assert (queue.reserved_nodes, queue.ready_nodes, queue.held_since, queue.estimated_start) == (None,) * 4
+    assert plan.status.message == (
+        "waiting to place 4 pod(s) together; position 5 of 7 in tenant/team-a (BestEffortFIFO)"
+    )
+    scheduled = next(c for c in plan.status.conditions if c.type == "Scheduled")
+    assert scheduled.message == "waiting to place 4 pod(s) together", "the condition keeps still"
+
+
+def test_the_schedulers_older_note_on_the_pods_gives_way_to_the_fresh_place() -> None:
+    obj, pods = queued_job()
+    then = held(start=NOW + 840, ready=1, since=NOW - 70)
+    now = held(start=NOW + 840, ready=3, since=NOW - 70)
+    verdict = VERDICT + queue_note(then)
+    plan = reconcile(obj, waiting(pods, verdict), now=NOW + 1, queue=place(reservation=now))
+    assert plan.status is not None
+    assert "Waiting in queue" not in plan.status.message
+    assert plan.status.message.count("reserved:") == 1
+    assert "reserved: 3 of 4 nodes" in plan.status.message
+    scheduled = next(c for c in plan.status.conditions if c.type == "Scheduled")
+    assert scheduled.message == VERDICT
+    assert plan.event == ("Unschedulable", VERDICT)
+    replanned = VERDICT + queue_note(held(start=NOW + 900, ready=2))
+    later = reconcile(
+        apply_status(obj, plan.status), waiting(pods, replanned), now=NOW + 2, queue=place(reservation=now)
+    )
+    assert later.status is None, "a re-planned reservation on the pods is no news when the view is fresh"
+    assert later.event is None
+
+
+def test_without_a_view_the_schedulers_note_stays_in_the_message_but_not_in_the_condition() -> None:
+    obj, pods = queued_job()
+    verdict = VERDICT + queue_note(held(start=NOW + 840))
+    plan = reconcile(obj, waiting(pods, verdict), now=NOW + 1)
+    assert plan.status is not None
+    assert plan.status.queue is None
+    assert plan.status.message == f"waiting for room for 4 pod(s) together: {verdict}"
+    scheduled = next(c for c in plan.status.conditions if c.type == "Scheduled")
+    assert scheduled.message == VERDICT
+
+
+def test_an_unchanged_place_is_not_written_and_a_new_position_is() -> None:
+    obj, pods = queued_job()
+    first = reconcile(obj, waiting(pods), now=NOW + 1, queue=place(position=3))
+    obj = apply_status(obj, first.status)
+    assert reconcile(obj, waiting(pods), now=NOW + 11, queue=place(position=3)).status is None
+    moved = reconcile(obj, waiting(pods), now=NOW + 21, queue=place(position=2))
+    assert moved.status is not None
+    assert moved.status.queue is not None
+    assert moved.status.queue.position == 2
+    assert moved.event is None, "moving up the queue is no Event"
+
+
+def test_the_place_is_cleared_once_the_job_runs_or_leaves_the_queue() -> None:
+    obj, pods = queued_job()
+    obj = apply_status(obj, reconcile(obj, waiting(pods), now=NOW + 1, queue=place()).status)
+    assert obj["status"]["queue"]["position"] == 3
+    gone = reconcile(obj, waiting(pods), now=NOW + 2)  # the scheduler no longer has it queued
+    assert gone.status is not None
+    assert gone.status.queue is None
+    running = reconcile(obj, [with_phase(p, "Running") for p in pods], now=NOW + 3, queue=place())
+    assert running.status is not None
+    assert running.status.phase == "Running"
+    assert running.status.queue is None
+    assert not running.waiting
+    assert "queue" not in running.status.to_dict()
+
+
+def test_a_job_that_times_out_in_the_queue_leaves_it() -> None:
+    obj = aijob(gpus=9, gang={"timeoutSeconds": 60})
+    created = reconcile(obj, [], now=NOW)
+    obj = apply_status(obj, created.status)
+    pods = waiting(created.create, VERDICT + queue_note(held(start=NOW + 840)))
+    obj = apply_status(obj, reconcile(obj, pods, now=NOW + 1, queue=place()).status)
+    plan = reconcile(obj, pods, now=NOW + 61, queue=place())
+    assert plan.status is not None
+    assert plan.status.phase == "Failed"
+    assert plan.status.queue is None
+    assert not plan.waiting
+    assert plan.status.message == f"the gang could not be placed within 60s: {VERDICT}"

@@ -3,9 +3,10 @@ the patch that writes it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from aisched.api.aijob import AIJobStatus, PodPlacement
+from aisched.api.aijob import AIJobQueueStatus, AIJobStatus, PodPlacement
 from aisched.controllers.aijob.status import StatusDraft, read_status, status_patch
 
 NOW: Final = 1_800_000_000.0
@@ -121,3 +122,33 @@ def test_a_status_the_model_cannot_read_counts_as_none_and_is_rewritten_whole() 
     patch = status_patch(unreadable, new)
     assert (patch["phase"], patch["restarts"]) == ("Queued", 0)
     assert patch["startTime"] is None
+
+
+def test_a_place_in_the_queue_round_trips_and_leaves_as_null() -> None:
+    waiting = running().model_copy(
+        update={
+            "phase": "Queued",
+            "queue": AIJobQueueStatus(
+                name="namespace/ml",
+                strategy="StrictFIFO",
+                position=2,
+                length=4,
+                held_since=datetime(2027, 1, 15, 8, tzinfo=UTC),
+            ),
+        }
+    )
+    wire = waiting.to_dict()
+    assert wire["queue"] == {
+        "name": "namespace/ml",
+        "strategy": "StrictFIFO",
+        "position": 2,
+        "length": 4,
+        "heldSince": STAMP,
+    }
+    assert read_status(job(wire)) == waiting
+    draft = StatusDraft(read_status(job(wire)), now=NOW + 10)
+    draft.set(phase="Running", queue=None)
+    new = draft.changed()
+    assert new is not None
+    patch = status_patch(wire, new)
+    assert patch["queue"] is None

@@ -6,6 +6,12 @@ waits until that informer has listed everything, then reconciles every job once 
 the jobs something happened to, one at a time in the order they were marked, from a work queue
 (`aisched.kube.workqueue`; no polling). A job whose reconciliation fails is retried with backoff; it
 never stops the others.
+
+A waiting job's place in its queue moves as the gangs ahead of it start, with no news of its own:
+given the scheduler's `queue_view`, the controller looks a waiting job up once per reconciliation
+and marks it again every `queue_status_every` seconds while it waits (one delayed mark per job at
+most; sooner once, when it was queued too recently to have been ranked). The status is written
+only when it differs, so a job whose place holds still costs a lookup per period and no write.
 """
 
 from __future__ import annotations
@@ -21,13 +27,24 @@ from aisched.controllers.aijob.decide import Plan, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_service
 from aisched.controllers.aijob.status import read_status, status_patch
 from aisched.controllers.index import JobIndex, owning_job
+from aisched.framework.types import PodInfo
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, KubeClient, resource_path
 from aisched.kube.events import EventRecorder
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
+from aisched.queue import gang_key
+from aisched.scheduler.queueing import POSITIONS_EVERY, QueueStatus
 
-__all__ = ["AIJOBS_PATH", "TENANTQUOTAS_PATH", "JobController", "JobIndex", "owning_job"]
+__all__ = [
+    "AIJOBS_PATH",
+    "QUEUE_STATUS_EVERY",
+    "TENANTQUOTAS_PATH",
+    "JobController",
+    "JobIndex",
+    "QueueView",
+    "owning_job",
+]
 
 log = get_logger(__name__)
 
@@ -40,6 +57,11 @@ _RETRY: Final = Backoff(initial=1.0, cap=60.0)
 _WARNINGS: Final = frozenset(
     {"Failed", "Unschedulable", "InvalidSpec", "GangTimeout", "Restarting", "PodCreateFailed"}
 )
+#: How often a waiting job's place in its queue is looked up again (seconds).
+QUEUE_STATUS_EVERY: Final = 10.0
+
+#: Where the scheduler says a gang waits (`SchedulerRuntime.queue_status`), by gang key.
+QueueView = Callable[[str], QueueStatus | None]
 
 
 def _job_path(obj: Mapping[str, Any]) -> str:
@@ -61,14 +83,22 @@ class JobController:
         pods_synced: asyncio.Event,
         events: EventRecorder | None = None,
         scheduler_name: str = keys.SCHEDULER_NAME,
+        queue_view: QueueView | None = None,
+        queue_status_every: float = QUEUE_STATUS_EVERY,
     ) -> None:
         """`clock` is wall-clock time (epoch seconds: it stamps the status); `pods_synced` is set once
-        the pod informer feeding `pod_event` has listed every pod."""
+        the pod informer feeding `pod_event` has listed every pod; `queue_view` says where a gang
+        waits in the scheduler's queue (in process: the same term's runtime), looked up again every
+        `queue_status_every` seconds while a job waits."""
+        if queue_status_every <= 0:
+            raise ValueError(f"queue_status_every must be positive, not {queue_status_every}")
         self._client = client
         self._index = index
         self._clock = clock
         self._pods_synced = pods_synced
         self._scheduler_name = scheduler_name
+        self._queue_view = queue_view
+        self._queue_status_every = queue_status_every
         self._create_errors: dict[str, str] = {}  # job key -> why its pods could not be created
         self._preempted: dict[str, tuple[str, str]] = {}  # job key -> (attempt, gang) evicted for
         self._events = events if events is not None else EventRecorder(client, clock=clock)
@@ -150,6 +180,7 @@ class JobController:
         status = read_status(obj)
         attempt = str(status.restarts + status.preemptions)
         marker = self._preempted.get(key)
+        place = self._place(pods)
         plan = reconcile(
             obj,
             pods,
@@ -158,6 +189,7 @@ class JobController:
             scheduler_name=self._scheduler_name,
             create_error=self._create_errors.get(key),
             preempted=marker[1] if marker is not None and marker[0] == attempt else None,
+            queue=place,
         )
         if marker is not None and marker[0] != attempt:
             del self._preempted[key]  # an earlier attempt's, already counted
@@ -175,6 +207,26 @@ class JobController:
         await self._write_pods(key, obj, plan)
         if plan.recheck_at is not None:
             self._queue.add_after(key, plan.recheck_at - self._clock())
+        if plan.waiting and self._queue_view is not None:  # its place moves without news
+            just_queued = place is not None and place.position == 0  # ranked within POSITIONS_EVERY
+            every = self._queue_status_every
+            self._queue.add_after(key, min(every, POSITIONS_EVERY) if just_queued else every)
+
+    def _place(self, pods: list[JsonObject]) -> QueueStatus | None:
+        """Where the scheduler says the gang of the job's waiting pods stands; None when no pod
+        waits (nothing is asked) or the scheduler does not have the gang queued."""
+        if self._queue_view is None:
+            return None
+        for pod in pods:
+            view = PodView(pod)
+            if view.node_name or view.deleting or view.terminal:
+                continue
+            try:
+                info = PodInfo.from_manifest(pod)
+            except ValueError:  # the scheduler cannot read it either: it queues no gang for it
+                return None
+            return self._queue_view(gang_key(info))
+        return None
 
     async def _write_status(self, key: str, obj: JsonObject, status: AIJobStatus) -> bool:
         """Write `status` over the job's; False when the job no longer exists."""

@@ -14,6 +14,13 @@ Submission order: the first reconciliation of a job records its creation revisio
 are not numbers), and every pod of every attempt carries that number. The status is written
 before the first pods are created, and read back ever after, so the number survives restarts of
 the operator and later changes to the job.
+
+Place in the queue: while the job's pods wait, the controller passes in where the scheduler says
+its gang stands (`queue`), which becomes `status.queue` and ends the status message; it is cleared
+whenever the job is not waiting. The verdict on the pods may end with the scheduler's own note on
+the gang's queue and reservation, written when it was last tried: the fresher `queue` replaces it
+in the message, and the Scheduled condition leaves it out (it says why the cluster turns the gang
+away; a reservation re-planned is no new reason, nor a new Event).
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from aisched.api.objects import TERMINAL_PHASES, ObjectView
 from aisched.api.validation import InvalidObjectError, parse
 from aisched.controllers.aijob.members import JobPods, live, victim_until
 from aisched.controllers.aijob.pods import job_pods, pod_name
-from aisched.controllers.aijob.status import StatusDraft, read_status
+from aisched.controllers.aijob.status import StatusDraft, queue_status, read_status
+from aisched.scheduler.queueing import QueueStatus, without_queue_note
 
 __all__ = ["Plan", "reconcile"]
 
@@ -44,6 +52,9 @@ class Plan:
     recheck_at: float | None = None
     #: Why the job changed state, for an Event (reason, message), or None.
     event: tuple[str, str] | None = None
+    #: The job's pods wait in the scheduler's queue: its place there changes with no news of the
+    #: job's own, so the controller looks again now and then.
+    waiting: bool = False
 
 
 class _Step(StatusDraft):
@@ -51,6 +62,7 @@ class _Step(StatusDraft):
 
     def __init__(self, obj: Mapping[str, Any], now: float, tenant: str | None) -> None:
         super().__init__(read_status(obj), now=now)
+        self.set(queue=None)  # set again only while the job waits (`_progress`)
         view = ObjectView(obj)
         generation = view.generation
         if generation is not None:
@@ -77,12 +89,14 @@ def reconcile(
     scheduler_name: str = keys.SCHEDULER_NAME,
     create_error: str | None = None,
     preempted: str | None = None,
+    queue: QueueStatus | None = None,
 ) -> Plan:
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
     `tenant` is the TenantQuota whose namespaces hold the job, used when the job names none;
     `create_error` is why the API server refused to create the job's pods last time, if it did;
-    `preempted` names the gang the job's current pods are being evicted for, if they are.
+    `preempted` names the gang the job's current pods are being evicted for, if they are;
+    `queue` is where the scheduler says the job's gang waits now, if it does.
     A job being deleted gets nothing: the garbage collector takes its pods.
     """
     view = ObjectView(obj)
@@ -137,11 +151,12 @@ def reconcile(
         step.set(phase="Pending" if not sorted_pods.current else step.new.phase, message=message)
         step.condition("Scheduled", "False", "PodCreateFailed", create_error)
         return step.finish(("PodCreateFailed", create_error))
-    return _progress(step, job, sorted_pods)
+    return _progress(step, job, sorted_pods, queue)
 
 
-def _progress(step: _Step, job: AIJob, pods: JobPods) -> Plan:
-    """Status of a job neither finished nor failing: queued, scheduling or running."""
+def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None) -> Plan:
+    """Status of a job neither finished nor failing: queued (in `queue`, if the scheduler says
+    where), scheduling or running."""
     min_member = job.spec.min_member()
     running = pods.with_phase("Running", "Succeeded")
     bound = pods.bound()
@@ -163,16 +178,22 @@ def _progress(step: _Step, job: AIJob, pods: JobPods) -> Plan:
     else:
         step.set(phase="Queued" if pods.current or step.plan.create else "Pending")
     step.stamp("queued_time")
+    step.plan.waiting = bool(pods.current)
+    if queue is not None:
+        step.set(queue=queue_status(queue))
     verdict = pods.unschedulable_message()
     event = None
     if verdict is not None:
-        step.set(message=f"waiting for room for {min_member} pod(s) together: {verdict}")
-        if not step.had_condition("Scheduled", "False", "Unschedulable", verdict):
-            event = ("Unschedulable", verdict)
-        step.condition("Scheduled", "False", "Unschedulable", verdict)
+        cause = without_queue_note(verdict)
+        said = verdict if queue is None else f"{cause.rstrip('.')}; {_place(queue)}"
+        step.set(message=f"waiting for room for {min_member} pod(s) together: {said}")
+        if not step.had_condition("Scheduled", "False", "Unschedulable", cause):
+            event = ("Unschedulable", cause)
+        step.condition("Scheduled", "False", "Unschedulable", cause)
     else:
-        step.set(message=f"waiting to place {min_member} pod(s) together")
-        step.condition("Scheduled", "False", "Queued", step.new.message)
+        message = f"waiting to place {min_member} pod(s) together"
+        step.condition("Scheduled", "False", "Queued", message)
+        step.set(message=message if queue is None else f"{message}; {_place(queue)}")
     timeout = job.spec.gang.timeout_seconds
     queued_at = step.new.queued_time.timestamp() if step.new.queued_time is not None else None
     if timeout is not None and queued_at is not None:
@@ -180,6 +201,13 @@ def _progress(step: _Step, job: AIJob, pods: JobPods) -> Plan:
             return _give_up(step, pods, timeout, verdict)
         step.plan.recheck_at = min(queued_at + timeout, step.plan.recheck_at or float("inf"))
     return step.finish(event)
+
+
+def _place(queue: QueueStatus) -> str:
+    """`position 3 of 7 in tenant/a (BestEffortFIFO); reserved: 3 of 4 nodes held since ...`."""
+    where = f"in {queue.queue} ({queue.strategy})"
+    text = f"position {queue.position} of {queue.length} {where}" if queue.position else f"queued {where}"
+    return text if queue.reservation is None else f"{text}; {queue.reservation.describe()}"
 
 
 def _invalid(step: _Step, pods: Sequence[Mapping[str, Any]], message: str) -> Plan:
@@ -257,8 +285,10 @@ def _new_attempt(step: _Step, pods: JobPods, phase: Phase, message: str, why: st
 
 
 def _give_up(step: _Step, pods: JobPods, timeout: int, verdict: str | None) -> Plan:
-    message = f"the gang could not be placed within {timeout}s" + (f": {verdict}" if verdict else "")
-    step.set(phase="Failed", message=message)
+    cause = without_queue_note(verdict) if verdict else None  # it leaves the queue now
+    message = f"the gang could not be placed within {timeout}s" + (f": {cause}" if cause else "")
+    step.set(phase="Failed", message=message, queue=None)
+    step.plan.waiting = False
     step.stamp("completion_time")
     step.condition("Failed", "True", "GangTimeout", message)
     step.plan.delete = sorted({*step.plan.delete, *pods.current})

@@ -5,7 +5,8 @@ is the new status, or None when nothing differs, so an unchanged job costs no wr
 keeps its lastTransitionTime unless its status flips; a timestamp, once stamped, stays until a new
 attempt clears it. `status_patch` is the merge patch that writes the new status over the old: a
 field aisched writes that the new status no longer has (a restart's startTime) goes as null; one
-it does not know (written by a newer aisched) is left alone.
+it does not know (written by a newer aisched) is left alone. `queue_status` is the job's place in
+its queue, from what the scheduler reports of its gang.
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 import pydantic
 
-from aisched.api.aijob import AIJobStatus, Phase, PodPlacement
+from aisched.api.aijob import AIJobQueueStatus, AIJobStatus, Phase, PodPlacement
 from aisched.api.meta import Condition
 from aisched.api.objects import ObjectView, utc
 from aisched.kube.merge import merge_patch
+from aisched.scheduler.queueing import QueueStatus
 
-__all__ = ["CONDITION_TYPES", "StatusDraft", "StatusFields", "Timestamp", "read_status", "status_patch"]
+__all__ = [
+    "CONDITION_TYPES",
+    "StatusDraft",
+    "StatusFields",
+    "Timestamp",
+    "queue_status",
+    "read_status",
+    "status_patch",
+]
 
 #: The AIJob's conditions, in the order `kubectl describe` shows them.
 CONDITION_TYPES: Final = ("Valid", "Scheduled", "Running", "Complete", "Failed")
@@ -42,6 +52,7 @@ class StatusFields(TypedDict, total=False):
     gpus: int
     observed_generation: int
     queue_sequence: int
+    queue: AIJobQueueStatus | None
 
 
 def read_status(obj: Mapping[str, Any]) -> AIJobStatus:
@@ -56,6 +67,22 @@ def read_status(obj: Mapping[str, Any]) -> AIJobStatus:
 def status_patch(old: Mapping[str, Any], new: AIJobStatus) -> dict[str, Any]:
     """The merge patch turning the status a job carries (`old`, as JSON) into `new`."""
     return merge_patch({k: v for k, v in old.items() if k in _WIRE_NAMES}, new.to_dict())
+
+
+def queue_status(place: QueueStatus) -> AIJobQueueStatus:
+    """The job's `status.queue` from its gang's `place`: the expected start only when the
+    reservation promises one (the jobs on its nodes have known ends), never a guess."""
+    held = place.reservation
+    return AIJobQueueStatus(
+        name=place.queue,
+        strategy=place.strategy,
+        position=place.position,
+        length=place.length,
+        reserved_nodes=len(held.nodes) if held is not None else None,
+        ready_nodes=held.ready_nodes if held is not None else None,
+        held_since=utc(held.since) if held is not None else None,
+        estimated_start=utc(held.start) if held is not None and held.start is not None else None,
+    )
 
 
 def _order(condition: Condition) -> int:

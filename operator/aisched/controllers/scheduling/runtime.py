@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 from aisched.api.objects import PodView
@@ -31,7 +30,6 @@ from aisched.controllers.scheduling.watch import ClusterWatch, PodListener
 from aisched.framework.events import ClusterEvent
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
-from aisched.framework.reservations import Reservation
 from aisched.framework.status import Code
 from aisched.framework.types import Gang, GangPlacement
 from aisched.kube.client import JsonObject, Params, PatchType
@@ -43,7 +41,14 @@ from aisched.queue import GangBook
 from aisched.queue.policy import QueueingPolicy, QueueResolver
 from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
-from aisched.scheduler.queueing import gang_queue, gone, turned_away
+from aisched.scheduler.queueing import (
+    POSITIONS_EVERY,
+    QueueStatus,
+    gang_queue,
+    gone,
+    queue_note,
+    turned_away,
+)
 
 __all__ = ["PodListener", "QueueStatus", "RuntimeClient", "SchedulerRuntime"]
 
@@ -52,23 +57,9 @@ log = get_logger(__name__)
 PODS_PATH: Final = "/api/v1/pods"
 NODES_PATH: Final = "/api/v1/nodes"
 TOPOLOGIES_PATH: Final = "/apis/aisched.io/v1alpha1/gpunodetopologies"
-#: How stale the queue positions `queue_status` reports may be (seconds).
-_POSITIONS_EVERY: Final = 1.0
 #: While the loop is busy, the queue-depth gauge (a walk over every gang) is refreshed at most
 #: this often; whenever the loop goes idle it is refreshed at once.
 _QUEUE_DEPTH_EVERY: Final = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStatus:
-    """A waiting gang's place: its queue (`tenant/<name>` or `namespace/<name>`) and strategy, its
-    1-based position there as of the last second (0: just queued), and its reservation."""
-
-    queue: str
-    strategy: str
-    position: int
-    length: int
-    reservation: Reservation | None
 
 
 class RuntimeClient(Protocol):
@@ -268,7 +259,7 @@ class SchedulerRuntime:
         if result is not None:
             reservation = turned_away(self.scheduler, self.queue, gang, result)
             if reservation is not None:
-                reason = f"{reason} Waiting in queue {reservation.queue}; {reservation.describe()}."
+                reason += queue_note(reservation)
             log.bind(gang=gang.key).info("gang_unschedulable", reason=reason)
             self._report(gang, reason, REASON_UNSCHEDULABLE)
             return
@@ -328,7 +319,7 @@ class SchedulerRuntime:
         if line is None:
             return None
         now = self.clock()
-        if now - self._positions_at >= _POSITIONS_EVERY:
+        if now - self._positions_at >= POSITIONS_EVERY:
             self._positions, self._positions_at = self.queue.positions(), now
         name, position, length = self._positions.get(gang_key, (line[0], 0, 0))
         return QueueStatus(
