@@ -373,7 +373,7 @@ def test_strategies_are_named_as_the_settings_name_them() -> None:
 
 
 def test_a_tiny_run_binds_every_gang_whole_and_reports_the_row() -> None:
-    command = ["bench", "queue", "--nodes", "4", "--waves", "2", "--run-seconds", "1"]
+    command = ["bench", "queue", "--parts", "burst", "--nodes", "4", "--waves", "2", "--run-seconds", "1"]
     result = subprocess.run(
         [sys.executable, "-m", "aisched.cli", *command, "--strategies", "StrictFIFO", "--json"],
         capture_output=True,
