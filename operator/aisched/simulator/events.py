@@ -243,6 +243,7 @@ class _Replayer:
         self.result.cycles += cycles
 
     def _start(self, i: int, placement: GangPlacement) -> None:
+        self.scheduler.bound(p.pod.key for p in placement.pods)  # bound at once, as a kubelet confirms
         self.running[i] = placement
         self.allocated += self.pods[i].total_gpu_milli
         self.meter.update([p.slot for p in placement.pods])
