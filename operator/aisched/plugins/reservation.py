@@ -42,7 +42,13 @@ class Reservation:
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
         scope = state.get(RESERVATION_SCOPE, None)
-        reservations = tuple(self.handle.reservations) if scope is None else scope.reservations
+        if scope is None:
+            book = self.handle.reservations
+            if not book:  # the common case: nothing held, nothing to do
+                return Status.success()
+            reservations = tuple(book)
+        else:
+            reservations = scope.reservations
         if not reservations:
             return Status.success()
         known = self.handle.clock() if scope is None else scope.start
@@ -50,11 +56,11 @@ class Reservation:
         start = self.handle.clock() if known is None else known
         end = None if duration is None or known is None else start + duration
         names = blocked_nodes(reservations, order_of(gang), start, end)
-        if names:
-            mask = np.zeros(snapshot.size, dtype=bool)
-            slots = [snapshot.slot_of[n] for n in names if n in snapshot.slot_of]
-            mask[slots] = True
-            state.write(_BLOCKED, mask)
+        if not names:
+            return Status.success()
+        mask = np.zeros(snapshot.size, dtype=bool)
+        mask[[snapshot.slot_of[n] for n in names if n in snapshot.slot_of]] = True
+        state.write(_BLOCKED, mask)
         return Status.success()
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
