@@ -29,7 +29,7 @@ import yaml
 from aisched.api import keys
 from aisched.api.objects import TERMINAL_PHASES, ObjectView, object_key, parse_time
 from aisched.controllers.kopf_handlers import Connection, run_operator
-from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION
+from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION, whole_node_template
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, resource_path
 from aisched.observability.logging import configure_logging
@@ -98,22 +98,7 @@ def burst_jobs(count: int, *, namespace: str = DEMO_NAMESPACE) -> list[JsonObjec
     """`count` jobs of 4 pods × 8 GPUs confined to one rack, running 6 to 14 s each."""
     jobs = []
     for i in range(count):
-        template = {
-            "metadata": {"annotations": {ANNOTATION_SIM_DURATION: f"{6 + (i * 3) % 9}s"}},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "train",
-                        "image": "nvcr.io/nvidia/pytorch:24.05-py3",
-                        "resources": {
-                            "requests": {"cpu": "32", "memory": "256Gi"},
-                            "limits": {keys.GPU_RESOURCE: 8, "memory": "256Gi"},
-                        },
-                    }
-                ],
-            },
-        }
+        template = whole_node_template(f"{6 + (i * 3) % 9}s")
         jobs.append(
             {
                 "apiVersion": "aisched.io/v1alpha1",

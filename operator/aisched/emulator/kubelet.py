@@ -16,6 +16,7 @@ import asyncio
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
+from aisched.api import keys
 from aisched.api.objects import TERMINAL_PHASES, PodView, rfc3339
 from aisched.emulator.cluster import ready_condition
 from aisched.emulator.store import Event
@@ -23,7 +24,13 @@ from aisched.emulator.store import Event
 if TYPE_CHECKING:
     from aisched.emulator.server import ApiServer
 
-__all__ = ["ANNOTATION_SIM_DURATION", "ANNOTATION_SIM_EXIT_CODE", "DEADLINE_EXCEEDED_MESSAGE", "Kubelet"]
+__all__ = [
+    "ANNOTATION_SIM_DURATION",
+    "ANNOTATION_SIM_EXIT_CODE",
+    "DEADLINE_EXCEEDED_MESSAGE",
+    "Kubelet",
+    "whole_node_template",
+]
 
 ANNOTATION_SIM_DURATION: Final = "aisched.io/sim-duration"
 ANNOTATION_SIM_EXIT_CODE: Final = "aisched.io/sim-exit-code"
@@ -248,6 +255,27 @@ class Kubelet:
 
     def _timestamp(self) -> str:
         return rfc3339(self.server.clock())
+
+
+def whole_node_template(duration: str, *, gpus: int = 8) -> dict[str, Any]:
+    """A training pod's template that takes a whole DGX node (`gpus` GPUs, 32 CPUs, 256Gi) and
+    that this kubelet ends after `duration` (`aisched.io/sim-duration`, e.g. "6" or "6s")."""
+    return {
+        "metadata": {"annotations": {ANNOTATION_SIM_DURATION: duration}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "train",
+                    "image": "nvcr.io/nvidia/pytorch:24.05-py3",
+                    "resources": {
+                        "requests": {"cpu": "32", "memory": "256Gi"},
+                        "limits": {keys.GPU_RESOURCE: gpus, "memory": "256Gi"},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def _key(pod: dict[str, Any]) -> str:

@@ -108,11 +108,10 @@ RESERVATION_SCOPE = StateKey[ReservationScope]("reservation-scope")
 
 
 class ReservationBook:
-    """The reservations in force, by holder; `version` moves with every change."""
+    """The reservations in force, by holder."""
 
     def __init__(self) -> None:
         self._by_gang: dict[str, Reservation] = {}
-        self.version = 0
         self._on_release: list[Callable[[Reservation], None]] = []
 
     def subscribe(self, on_release: Callable[[Reservation], None]) -> Callable[[], None]:
@@ -128,7 +127,6 @@ class ReservationBook:
             if old == reservation:
                 return old
         self._by_gang[reservation.gang] = reservation
-        self.version += 1
         return reservation
 
     def release(self, gang: str) -> bool:
@@ -136,7 +134,6 @@ class ReservationBook:
         dropped = self._by_gang.pop(gang, None)
         if dropped is None:
             return False
-        self.version += 1
         for listener in list(self._on_release):
             listener(dropped)
         return True

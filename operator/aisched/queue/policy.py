@@ -66,16 +66,6 @@ class QueueingPolicy:
         ceiling = (priority // self.band_width + 1) * self.band_width - 1
         return max(priority, min(priority + boost, ceiling))
 
-    def next_aging(self, waited: float) -> float | None:
-        """Seconds of waiting after which the queue priority next rises, or None when it no longer
-        does (aging off, or the boost at its cap)."""
-        if self.aging_interval <= 0 or self.aging_max_boost <= 0:
-            return None
-        steps = int(waited // self.aging_interval) + 1
-        if (steps - 1) * self.aging_step >= self.aging_max_boost:
-            return None
-        return steps * self.aging_interval
-
 
 class QueueResolver:
     """Which queue a gang waits in, and that queue's policy: its tenant's (the ledger decides who is

@@ -18,8 +18,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aisched.api import keys
-from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION
+from aisched.emulator.kubelet import whole_node_template
 from aisched.topology.machines import MACHINES
 
 __all__ = ["GPUS_PER_NODE", "Burst", "BurstJob", "aijob_manifest", "burst"]
@@ -111,22 +110,7 @@ def aijob_manifest(job: BurstJob, burst: Burst, *, namespace: str) -> dict[str, 
                 {
                     "name": "worker",
                     "count": job.size,
-                    "template": {
-                        "metadata": {"annotations": {ANNOTATION_SIM_DURATION: f"{burst.run_seconds:g}"}},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "train",
-                                    "image": "nvcr.io/nvidia/pytorch:24.05-py3",
-                                    "resources": {
-                                        "requests": {"cpu": "32", "memory": "256Gi"},
-                                        "limits": {keys.GPU_RESOURCE: GPUS_PER_NODE, "memory": "256Gi"},
-                                    },
-                                }
-                            ],
-                        },
-                    },
+                    "template": whole_node_template(f"{burst.run_seconds:g}", gpus=GPUS_PER_NODE),
                 }
             ],
         },
