@@ -2,7 +2,7 @@
 
 Every gang is submitted at time 0; a placed gang's pods end `run` seconds (plus a per-pod jitter)
 after they start. The loop pops gangs in the queue's order, schedules each through the core,
-books a turned-away one with `scheduler.queueing.turned_away` (as the operator does), and moves
+books each with `scheduler.queueing.attempt` (as the simulator does), and moves
 the clock to the next pod end or backoff expiry. It records when each gang started.
 """
 
@@ -18,7 +18,7 @@ from aisched.framework.types import Gang
 from aisched.queue import GangQueue
 from aisched.queue.policy import QueueingPolicy
 from aisched.scheduler import Scheduler
-from aisched.scheduler.queueing import gang_queue, turned_away
+from aisched.scheduler.queueing import attempt, gang_queue
 from tests.support.core import node, pod
 
 
@@ -80,14 +80,10 @@ def run_burst(
     ends: list[tuple[float, str]] = []
     result = Run()
     while True:
-        while (popped := queue.pop()) is not None:
-            gang = popped
-            outcome = scheduler.schedule(gang)
+        while (gang := queue.pop()) is not None:
+            outcome = attempt(scheduler, queue, gang)
             if outcome.placement is None:
-                turned_away(scheduler, queue, gang, outcome)
                 continue
-            queue.succeeded(gang)
-            scheduler.bound(p.pod.key for p in outcome.placement.pods)
             head = next(k for k in submitted if k not in result.started)
             result.started[gang.key] = clock.now
             result.starts.append((gang.key, head))

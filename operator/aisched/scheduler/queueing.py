@@ -31,6 +31,7 @@ from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 __all__ = [
     "POSITIONS_EVERY",
     "QueueStatus",
+    "attempt",
     "gang_queue",
     "gone",
     "queue_note",
@@ -105,6 +106,20 @@ def turned_away(
     if reservation is None:
         queue.set_aside(gang.key)  # it would not fit even on an empty cluster
     return reservation
+
+
+def attempt(scheduler: Scheduler, queue: GangQueue, gang: Gang) -> ScheduleResult:
+    """One cycle for `gang`, popped from `queue`, booked as a loop without I/O books it (the
+    simulator, virtual-time tests): placed and bound at once and out of the queue, or turned away.
+    The operator's runtime books a placement only once its binding is sent, a nomination once its
+    victims are gone; a refusal goes through the same `turned_away`."""
+    result = scheduler.schedule(gang)
+    if result.placement is None:
+        turned_away(scheduler, queue, gang, result)
+        return result
+    queue.succeeded(gang)
+    scheduler.bound(p.pod.key for p in result.placement.pods)
+    return result
 
 
 def gone(scheduler: Scheduler, queue: GangQueue, key: str) -> None:

@@ -33,7 +33,7 @@ from aisched.framework.types import Gang, GangPlacement
 from aisched.plugins.policies import FragmentationTable, TypicalPod
 from aisched.queue import QueueState
 from aisched.queue.policy import QueueingPolicy
-from aisched.scheduler.queueing import gang_queue, turned_away
+from aisched.scheduler.queueing import attempt, gang_queue
 from aisched.simulator.cluster import FILTERS, NAMESPACE, pod_info, policy_profile
 from aisched.simulator.metrics import FragmentationMeter
 from aisched.simulator.replay import build_scheduler
@@ -233,17 +233,14 @@ class _Replayer:
                 )
                 continue
             cycles += 1
-            outcome = self.scheduler.schedule(gang)
+            outcome = attempt(self.scheduler, self.queue, gang)
             if outcome.placement is None:
                 failed.add(shape)
-                turned_away(self.scheduler, self.queue, gang, outcome)
                 continue
-            self.queue.succeeded(gang)
             self._start(self.index[gang.key], outcome.placement)
         self.result.cycles += cycles
 
     def _start(self, i: int, placement: GangPlacement) -> None:
-        self.scheduler.bound(p.pod.key for p in placement.pods)  # bound at once, as a kubelet confirms
         self.running[i] = placement
         self.allocated += self.pods[i].total_gpu_milli
         self.meter.update([p.slot for p in placement.pods])

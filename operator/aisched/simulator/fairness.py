@@ -42,10 +42,10 @@ from typing import Final, Literal
 from aisched.cache import Cache
 from aisched.framework.profile import Profile
 from aisched.framework.types import Gang, GangPlacement
-from aisched.plugins.fair_share import FairShare
-from aisched.queue import GangQueue
+from aisched.queue.policy import QueueingPolicy
 from aisched.quota import GPU_MILLI, QuotaLedger, Tenant, quota_capacity
 from aisched.scheduler import Scheduler
+from aisched.scheduler.queueing import gang_queue
 from aisched.simulator.fairness_figures import (
     FairnessBenchmark,
     Preemption,
@@ -64,6 +64,8 @@ from aisched.simulator.tenants import (
 )
 from aisched.topology import resources
 from aisched.topology.node import NodeInfo
+
+_UNRESERVED: Final = QueueingPolicy(reservation=False, aging_interval=0)
 
 __all__ = [
     "FairnessBenchmark",
@@ -114,13 +116,10 @@ class _Run:
         self.total_gpus = total.get(resources.GPU, 0)
         self.ledger = QuotaLedger(tenants, capacity=quota_capacity(total))
         self.scheduler = Scheduler(profile=profile, cache=cache, ledger=self.ledger, clock=lambda: self.now)
-        framework = self.scheduler.framework
-        order = framework.queue_sort
-        self.queue = GangQueue(
-            less=framework.less,
-            clock=lambda: self.now,
-            order_version=order.order_version if isinstance(order, FairShare) else None,
-            resort_interval=0.0,
+        # One line for every tenant, nothing reserved: fair share and preemption are what this
+        # experiment measures.
+        self.queue = gang_queue(
+            self.scheduler, lambda: self.now, lambda _: ("cluster", _UNRESERVED), resort_interval=0.0
         )
         self.jobs: dict[str, _State] = {}
         self._by_gang: dict[str, _State] = {}
