@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aisched.queue.policy import QueueingPolicy
+if TYPE_CHECKING:
+    from aisched.queue.policy import QueueingPolicy
 
 __all__ = [
     "ENV_PREFIX",
@@ -81,6 +82,7 @@ class QueueingSettings(_Section):
     """The cluster's default queueing for tenants whose TenantQuota leaves it unset, and for
     namespaces no TenantQuota lists (each such namespace is its own queue)."""
 
+    #: `api.tenantquota.QueueingStrategy`, spelled out: these settings import no API models.
     strategy: Literal["StrictFIFO", "BestEffortFIFO"] = "BestEffortFIFO"
     #: Hold the nodes a blocked head of a queue will start on (EASY backfill around them).
     reservation: bool = True
@@ -94,6 +96,10 @@ class QueueingSettings(_Section):
     status_every_seconds: Annotated[float, Field(gt=0)] = 10.0
 
     def policy(self) -> QueueingPolicy:
+        """The scheduler's default queue policy (imported here: the node agent and the logging
+        setup read these settings without the scheduling core)."""
+        from aisched.queue.policy import QueueingPolicy  # noqa: PLC0415
+
         return QueueingPolicy(
             strategy=self.strategy,
             reservation=self.reservation,

@@ -92,12 +92,17 @@ class JobIndex:
         return dropped
 
     def tenant_event(self, kind: str | None, obj: JsonObject) -> None:
-        """A TenantQuota was listed, added, changed or deleted."""
+        """A TenantQuota was listed, added, changed or deleted. Only a new spec (or a quota come or
+        gone) is told on: the status writes the TenantQuota controller makes as usage moves would
+        otherwise re-file every queued gang and redo every job and tenant, after every binding."""
         name = ObjectView(obj).name
+        old = self.quotas.get(name)
         if kind == "DELETED":
             self.quotas.pop(name, None)
         else:
             self.quotas[name] = obj
+            if old is not None and ObjectView(old).spec == ObjectView(obj).spec:
+                return  # its status only
         self._tenant_of = {}
         for quota_name in sorted(self.quotas):  # a namespace two quotas list goes to the first by name
             for namespace in ObjectView(self.quotas[quota_name]).spec.get("namespaces") or []:

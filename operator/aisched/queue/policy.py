@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final, Literal
+from typing import Final
 
-from aisched.api.tenantquota import QueueingSpec
+from aisched.api.tenantquota import QueueingSpec, QueueingStrategy
 from aisched.framework.types import Gang
 from aisched.quota import QuotaLedger
 
 __all__ = ["CONSERVATIVE_DEPTH", "QueueResolver", "QueueingPolicy", "Strategy"]
 
-Strategy = Literal["StrictFIFO", "BestEffortFIFO"]
+Strategy = QueueingStrategy
 #: With an estimated run time for each of them, the first this many gangs of a queue hold
 #: reservations (conservative backfill); otherwise its head alone does (EASY backfill).
 CONSERVATIVE_DEPTH: Final = 16

@@ -24,8 +24,9 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final, get_args
 
+from aisched.api.tenantquota import QueueingStrategy
 from aisched.bench.harness import EmulatorProcess, OperatorProcess, PodWatch, background, first, log_warnings
 from aisched.bench.queue.figures import BurstFigures, BurstSightings, burst_figures
 from aisched.bench.queue.report import BurstRow, QueueBenchmark
@@ -40,7 +41,7 @@ WARM_UP_NAMESPACE: Final = "queue-warm-up"
 _READY_TIMEOUT: Final = 120.0
 _WARM_UP: Final = burst(nodes=1, waves=1, run_seconds=0.1, seed=0)
 
-StrategyName = Literal["StrictFIFO", "BestEffortFIFO"]
+StrategyName = QueueingStrategy
 
 
 @dataclass(frozen=True)
