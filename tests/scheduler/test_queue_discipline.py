@@ -8,6 +8,7 @@ is waves x run time.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -270,3 +271,14 @@ def test_a_head_that_fits_nowhere_even_empty_does_not_block_its_strict_fifo_queu
     assert world.queue.pop() is later
     world.queue.on_event(ClusterEvent.NODE_ADDED)  # a node came: it is tried again, first in line
     assert world.queue.is_head(impossible.key)
+
+
+def test_a_head_held_back_only_by_reservations_ahead_keeps_its_place_in_its_line() -> None:
+    world = _World()
+    world.queue = gang_queue(world.scheduler, world.clock, lambda g: (g.namespace, STRICT))
+    first = whole_node_gang("first", 4, index=0, runtime_limit=50.0)  # holds all four nodes
+    assert world.turn_away(first) is not None
+    other = Gang(**{**vars(whole_node_gang("other", 1, index=1)), "key": "team/gang:other"})
+    other = Gang(**{**vars(other), "members": tuple(replace(m, namespace="team") for m in other.members)})
+    assert world.turn_away(other) is None, "no estimate: nothing it may hold beside the first's nodes"
+    assert world.queue.is_head(other.key), "it fits an empty cluster: not set aside from its line"

@@ -19,6 +19,7 @@ from functools import cmp_to_key
 from typing import Any, Final
 
 from aisched.framework.events import ALL_EVENTS, ClusterEvent
+from aisched.framework.reservations import Order, order_of
 from aisched.framework.types import Gang
 from aisched.queue.policy import QueueingPolicy, QueueOf
 
@@ -276,11 +277,7 @@ class GangQueue:
     def queue_priority(self, key: str) -> int:
         """`key`'s priority as its line orders it now (aged); its own priority if unknown."""
         entry = self._entries.get(key)
-        if entry is None:
-            return 0
-        return self._lines[entry.line].policy.queue_priority(
-            entry.gang.priority, self.clock() - entry.waiting_since
-        )
+        return 0 if entry is None else self._aged(entry)
 
     def front(self, key: str, n: int) -> list[Gang]:
         """The first `n` gangs of `key`'s line, in line order."""
@@ -289,7 +286,7 @@ class GangQueue:
             return []
         line = self._lines[entry.line]
         ranked = sorted(
-            (self._rank(line.policy, self._entries[k]) for _, k in line.firsts(n) if k in self._entries),
+            (self._rank(self._entries[k]) for _, k in line.firsts(n) if k in self._entries),
         )
         return [self._entries[r[-1]].gang for r in ranked[:n]]
 
@@ -297,9 +294,7 @@ class GangQueue:
         """Every queued gang's (line, 1-based position, line length), in line order."""
         found: dict[str, tuple[str, int, int]] = {}
         for line in self._lines.values():
-            ranked = sorted(
-                self._rank(line.policy, self._entries[k]) for k in line.members if k in self._entries
-            )
+            ranked = sorted(self._rank(self._entries[k]) for k in line.members if k in self._entries)
             for index, rank in enumerate(ranked, start=1):
                 found[rank[-1]] = (line.name, index, len(ranked))
         return found
@@ -379,15 +374,18 @@ class GangQueue:
         for line in list(self._lines.values()):
             self._wake_head(line)
 
-    def _rank(self, policy: QueueingPolicy, entry: _Entry) -> tuple[int, float, int, str]:
-        waited = self.clock() - entry.waiting_since
-        return (-policy.queue_priority(entry.gang.priority, waited), *entry.gang.submitted)
+    def _aged(self, entry: _Entry) -> int:
+        policy = self._lines[entry.line].policy
+        return policy.queue_priority(entry.gang.priority, self.clock() - entry.waiting_since)
+
+    def _rank(self, entry: _Entry) -> Order:
+        return order_of(entry.gang, self._aged(entry))
 
     def _head(self, line: _Line) -> str | None:
         firsts = line.firsts(1)
         if len(firsts) == 1:
             return firsts[0][1]
-        ranked = [self._rank(line.policy, self._entries[k]) for _, k in firsts if k in self._entries]
+        ranked = [self._rank(self._entries[k]) for _, k in firsts if k in self._entries]
         return min(ranked)[-1] if ranked else None
 
     def _wake_head(self, line: _Line) -> None:

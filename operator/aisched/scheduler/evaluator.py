@@ -143,7 +143,4 @@ class Evaluator:
         if free + sum(v.whole_gpus for v in victims) < gang.total_gpus():
             return None  # not enough GPUs by count alone: no need for a cycle
         self.dry_runs += 1
-        keys = [usage.key for victim in victims for usage in victim.pods]
-        snapshot = live.clone()
-        scheduler.cache.write_without(snapshot, keys)
-        return scheduler.dry_run(gang, snapshot=snapshot, quota=scheduler.ledger.without(keys))
+        return scheduler.dry_run_without(gang, [usage.key for victim in victims for usage in victim.pods])

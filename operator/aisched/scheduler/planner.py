@@ -57,13 +57,7 @@ class ReservationPlanner:
 
         def fits(step: _Step) -> GangPlacement | None:
             self.dry_runs += 1
-            gone = keys[: step.gone]
-            snapshot = scheduler.snapshot.clone()
-            scheduler.cache.write_without(snapshot, gone)
-            scope = ReservationScope(ahead, step.at)
-            return scheduler.dry_run(
-                gang, snapshot=snapshot, quota=scheduler.ledger.without(gone), scope=scope
-            )
+            return scheduler.dry_run_without(gang, keys[: step.gone], scope=ReservationScope(ahead, step.at))
 
         last = fits(steps[-1])
         if last is None:
@@ -103,6 +97,14 @@ class ReservationPlanner:
             ahead=tuple(r.gang for r in ahead),
             members=len(gang.members),
         )
+
+    def fits_when_empty(self, gang: Gang) -> bool:
+        """Whether `gang` would fit were every running pod gone and nothing reserved: a gang for
+        which this is false can never start as the cluster is (too big, or over its quota)."""
+        self.dry_runs += 1
+        running = [usage.key for usage in self._scheduler.cache.pods()]
+        empty = ReservationScope((), None)
+        return self._scheduler.dry_run_without(gang, running, scope=empty) is not None
 
     def _steps(self, now: float, ahead: tuple[Reservation, ...]) -> tuple[list[str], list[_Step]]:
         """The running pods in the order they should end, and the points to try along it: after

@@ -103,7 +103,7 @@ def turned_away(
         scheduler.release(gang.key)
         return None
     reservation = scheduler.reserve(gang, queue=line[0], priority=queue.queue_priority(gang.key))
-    if reservation is None:
+    if reservation is None and not scheduler.planner.fits_when_empty(gang):
         queue.set_aside(gang.key)  # it would not fit even on an empty cluster
     return reservation
 
@@ -132,6 +132,8 @@ def gone(scheduler: Scheduler, queue: GangQueue, key: str) -> None:
 def _at_front(scheduler: Scheduler, queue: GangQueue, gang: Gang) -> bool:
     if queue.is_head(gang.key):
         return True
+    if scheduler.estimates.gang_duration(gang) is None:
+        return False  # behind the head only with an estimate: the cheap test before the queue's
     front = queue.front(gang.key, CONSERVATIVE_DEPTH)
     keys = [g.key for g in front]
     if gang.key not in keys:

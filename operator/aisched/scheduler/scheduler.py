@@ -18,7 +18,7 @@ a `Handle`. The operator and the simulator build it the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -188,6 +188,16 @@ class Scheduler:
             state.write(RESERVATION_SCOPE, scope)
         outcome = self._place(state, gang, snapshot)
         return None if isinstance(outcome, _Failure) else outcome
+
+    def dry_run_without(
+        self, gang: Gang, keys: Sequence[str], *, scope: ReservationScope | None = None
+    ) -> GangPlacement | None:
+        """Where `gang` would go were the pods `keys` gone: `dry_run` on a clone of the snapshot with
+        their rows rewritten, against a ledger copy with their charges released. The what-if of
+        preemption (victims gone) and of reservations (pods ended)."""
+        snapshot = self.snapshot.clone()
+        self.cache.write_without(snapshot, keys)
+        return self.dry_run(gang, snapshot=snapshot, quota=self.ledger.without(keys), scope=scope)
 
     # -- reservations --------------------------------------------------------------------------
 
