@@ -282,3 +282,16 @@ def test_a_head_held_back_only_by_reservations_ahead_keeps_its_place_in_its_line
     other = Gang(**{**vars(other), "members": tuple(replace(m, namespace="team") for m in other.members)})
     assert world.turn_away(other) is None, "no estimate: nothing it may hold beside the first's nodes"
     assert world.queue.is_head(other.key), "it fits an empty cluster: not set aside from its line"
+
+
+def test_a_learned_estimate_never_admits_a_backfill_onto_a_held_node() -> None:
+    world = _World()
+    head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)
+    assert world.turn_away(head) is not None
+    world.clock.now = 10.0
+    world.scheduler.cache.remove_pod("other/run-0")  # n0 is free and held
+    for i in range(5):  # the namespace teaches its class that whole-node pods run 1 s
+        world.scheduler.estimates.learn(("ml", "gpus:8/0"), 1.0)
+    unbounded = whole_node_gang("steered", 1, index=1)
+    assert world.scheduler.estimates.gang_duration(unbounded) == 1.0
+    assert world.scheduler.schedule(unbounded).placement is None

@@ -84,6 +84,17 @@ class RuntimeEstimates:
             longest = max(longest, found)
         return longest
 
+    @staticmethod
+    def gang_limit(gang: Gang) -> float | None:
+        """The longest runtime limit among `gang`'s members, None if one has none: the bound the
+        kubelet enforces, which a learned estimate (steered by what a namespace ran before) is not."""
+        longest = 0.0
+        for pod in _distinct_templates(gang.members):
+            if pod.runtime_limit is None:
+                return None
+            longest = max(longest, pod.runtime_limit)
+        return longest
+
     def expected_end(self, usage: PodUsage, now: float) -> float | None:
         """When the running pod `usage` should end, or None when unknown (no estimate, or it has
         already run longer than its learned estimate)."""

@@ -1,7 +1,8 @@
 """Reservation (PreFilter, Filter): nodes held for a gang ahead in the queues are off limits.
 
-A gang may use a node held for a gang ahead of it only when it is expected to be gone before
-that gang starts (EASY backfill: its estimated run time is known and ends in time). The gang a
+A gang may use a node held for a gang ahead of it only when it will be gone before that gang
+starts (EASY backfill): its runtime limit, which the kubelet enforces, ends it in time. Learned
+estimates plan reservations but never admit a backfill. The gang a
 reservation is held for, and gangs ahead of it, are not restricted. In a planner's what-if
 (`RESERVATION_SCOPE`) the cycle honours the planned reservations from the planned start instead.
 """
@@ -52,7 +53,9 @@ class Reservation:
         if not reservations:
             return Status.success()
         known = self.handle.clock() if scope is None else scope.start
-        duration = self.handle.estimates.gang_duration(gang)
+        # Only an enforced limit lets a gang onto another's held node: a learned estimate is a
+        # namespace's own history, which its users steer.
+        duration = self.handle.estimates.gang_limit(gang)
         start = self.handle.clock() if known is None else known
         end = None if duration is None or known is None else start + duration
         names = blocked_nodes(reservations, order_of(gang), start, end)

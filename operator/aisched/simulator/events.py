@@ -223,19 +223,18 @@ class _Replayer:
 
     def _work_queue(self, budget: int) -> None:
         """Try the active gangs in queue order, at most `budget` cycles."""
-        failed: set[tuple[object, ...]] = set()
+        failed: dict[tuple[object, ...], frozenset[ClusterEvent]] = {}
         cycles = 0
         while cycles < budget and (gang := self.queue.pop()) is not None:
             shape = gang.members[0].template_key
             if shape in failed and not self.queue.is_head(gang.key):
-                self.queue.unschedulable(
-                    gang, reason=_SAME_SHAPE, hints=frozenset({ClusterEvent.POD_TERMINATED})
-                )
+                # Parked on what the same shape's refusal named, as its own cycle would have been.
+                self.queue.unschedulable(gang, reason=_SAME_SHAPE, hints=failed[shape])
                 continue
             cycles += 1
             outcome = attempt(self.scheduler, self.queue, gang)
             if outcome.placement is None:
-                failed.add(shape)
+                failed[shape] = outcome.events
                 continue
             self._start(self.index[gang.key], outcome.placement)
         self.result.cycles += cycles
