@@ -290,7 +290,7 @@ def test_a_learned_estimate_never_admits_a_backfill_onto_a_held_node() -> None:
     assert world.turn_away(head) is not None
     world.clock.now = 10.0
     world.scheduler.cache.remove_pod("other/run-0")  # n0 is free and held
-    for i in range(5):  # the namespace teaches its class that whole-node pods run 1 s
+    for _ in range(5):  # the namespace teaches its class that whole-node pods run 1 s
         world.scheduler.estimates.learn(("ml", "gpus:8/0"), 1.0)
     unbounded = whole_node_gang("steered", 1, index=1)
     assert world.scheduler.estimates.gang_duration(unbounded) == 1.0
