@@ -258,18 +258,21 @@ async def test_broken_jobs_end_with_a_clear_condition_while_others_keep_scheduli
         lambda j: (
             phase(j, "too-big") == "Failed"
             and phase(j, "fine") == "Succeeded"
-            and _has_condition(j.get("no-such-gpu"), "Scheduled", "Unschedulable")
+            and _has_condition(j.get("no-such-gpu"), "Admissible", "ExceedsCluster")
         ),
     )
     too_big = jobs["too-big"]["status"]
     assert condition(jobs["too-big"], "Failed")["reason"] == "GangTimeout"
-    assert "Insufficient nvidia.com/gpu" in too_big["message"], too_big["message"]
-    unknown = condition(jobs["no-such-gpu"], "Scheduled")
+    assert "a pod asks 9 GPUs; no node has more than 8 GPUs" in too_big["message"], too_big["message"]
+    unknown = condition(jobs["no-such-gpu"], "Admissible")
     assert unknown["status"] == "False"
-    assert "GPU model" in unknown["message"], unknown["message"]
+    assert "the cluster has 0 GPUs of model B300-288GB" in unknown["message"], unknown["message"]
+    pods = (await kube.get(PODS))["items"]
+    made_for = {p["metadata"]["labels"]["aisched.io/job"] for p in pods}
+    assert made_for == {"fine"}, "no pod for a job never admitted"
     events = (await kube.get(f"/api/v1/namespaces/{NAMESPACE}/events"))["items"]
     about = [
-        e for e in events if e["involvedObject"].get("kind") == "AIJob" and e["reason"] == "Unschedulable"
+        e for e in events if e["involvedObject"].get("kind") == "AIJob" and e["reason"] == "Inadmissible"
     ]
     assert {e["involvedObject"]["name"] for e in about} >= {"no-such-gpu"}
     assert len([e for e in about if e["involvedObject"]["name"] == "no-such-gpu"]) == 1, (
@@ -485,10 +488,14 @@ async def test_a_tenant_at_its_quota_waits_with_a_clear_message_while_others_pro
     other["metadata"]["namespace"] = "serve"
     await kube.post("/apis/aisched.io/v1alpha1/namespaces/serve/aijobs", other)
     await kube.post(AIJOBS, job("big"))  # 16 GPUs for a tenant allowed 8
-    waiting = await until(kube, AIJOBS, lambda j: _has_condition(j.get("big"), "Scheduled", "Unschedulable"))
-    message = condition(waiting["big"], "Scheduled")["message"]
-    assert "waiting for quota: tenant research would use 16 nvidia.com/gpu, over its quota of 8" in message
-    assert phase(waiting, "big") == "Queued"
+    waiting = await until(kube, AIJOBS, lambda j: _has_condition(j.get("big"), "Admissible", "ExceedsQuota"))
+    message = condition(waiting["big"], "Admissible")["message"]
+    assert "the job asks 16 nvidia.com/gpu, more than tenant research may ever use (8 nvidia.com/gpu)" in (
+        message
+    )
+    assert phase(waiting, "big") == "Pending"
+    pods = (await kube.get(PODS))["items"]
+    assert not [p for p in pods if p["metadata"]["labels"].get("aisched.io/job") == "big"]
     served = await until(
         kube, "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs", lambda j: phase(j, "other") == "Running"
     )
@@ -568,9 +575,10 @@ async def test_a_higher_priority_job_evicts_a_lower_priority_one_of_its_tenant(o
     other["spec"]["priority"] = 50
     await kube.post(AIJOBS, other)  # waits: its tenant is at its quota, and only `high` runs
     waiting = await until(
-        kube, AIJOBS, lambda j: _has_condition(j.get("urgent"), "Scheduled", "Unschedulable")
+        kube, AIJOBS, lambda j: _has_condition(j.get("urgent"), "Admitted", "WaitingForQuota")
     )
     assert phase(waiting, "high") == "Running", "a higher-priority job is never evicted for a lower one"
+    assert "tenant a's admitted jobs ask 32 nvidia.com/gpu" in waiting["urgent"]["status"]["message"]
 
 
 async def _eviction_timeline(kube: KubeClient, version: str, uids: set[str]) -> tuple[set[str], int, int]:

@@ -67,6 +67,7 @@ async def aisched_run(tmp_path: Path) -> AsyncIterator[Kubectl]:
 async def test_kubectl_applied_ddp_job_runs_under_aisched_run(aisched_run: Kubectl) -> None:
     kubectl = aisched_run
     await kubectl.ok("apply", "-f", str(REPO / "examples" / "00-namespaces.yaml"))
+    await kubectl.ok("apply", "-f", str(REPO / "examples" / "tenantquotas.yaml"))  # it names tenant research
     await kubectl.ok("apply", "-f", str(REPO / "examples" / "aijob-pytorch-ddp.yaml"))
     await kubectl.ok(
         "wait",

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if TYPE_CHECKING:
     from aisched.queue.policy import QueueingPolicy
@@ -76,6 +76,10 @@ class SchedulerSettings(_Section):
     bind_concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
     bind_qps: Annotated[float, Field(gt=0)] = 1000.0
     bind_burst: Annotated[int, Field(ge=1)] = 2000
+    #: Pods the AIJob controller creates, across all jobs (token bucket): a large job is made
+    #: at this pace, in batches, so it cannot starve the API server or the other jobs.
+    pod_create_qps: Annotated[float, Field(gt=0)] = 200.0
+    pod_create_burst: Annotated[int, Field(ge=1)] = 400
 
 
 class QueueingSettings(_Section):
@@ -110,6 +114,21 @@ class QueueingSettings(_Section):
         )
 
 
+class TenancySettings(_Section):
+    """Who a job belongs to (`aisched.quota.tenancy`): namespaces no TenantQuota lists are `Allow`ed
+    (run unlimited, charged to no one: a single-team cluster), `Deny`ed, or given to the tenant
+    named here."""
+
+    unlisted_namespaces: str = "Allow"
+
+    @field_validator("unlisted_namespaces")
+    @classmethod
+    def _unlisted(cls, value: str) -> str:
+        from aisched.quota.tenancy import check_unlisted  # noqa: PLC0415 - see `QueueingSettings.policy`
+
+        return check_unlisted(value)
+
+
 class Settings(_Section):
     """All settings of the aisched process."""
 
@@ -118,6 +137,7 @@ class Settings(_Section):
     leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     queueing: QueueingSettings = Field(default_factory=QueueingSettings)
+    tenancy: TenancySettings = Field(default_factory=TenancySettings)
 
 
 class SettingsError(ValueError):

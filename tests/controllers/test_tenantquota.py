@@ -102,11 +102,11 @@ async def test_the_pods_the_cache_accounts_show_in_their_tenants_status(running:
     assert status["borrowed"] == {}
 
 
-async def test_an_aijobs_own_tenant_wins_over_its_namespace(running: Running) -> None:
+async def test_a_pod_naming_another_teams_tenant_is_charged_to_its_own(running: Running) -> None:
     running.cache.set_pod(bound("x", "ml", gpus=2, tenant="inference"))
     running.synced.set()
-    assert (await status_of(running.kube, "inference", 2.0))["used"] == {"nvidia.com/gpu": "2"}
-    assert running.controller.ledger.used("research") == {}
+    assert (await status_of(running.kube, "research", 2.0))["used"] == {"nvidia.com/gpu": "2"}
+    assert running.controller.ledger.used("inference") == {}
 
 
 def test_job_counts_follow_the_jobs_phases() -> None:

@@ -49,11 +49,55 @@ def test_a_gang_past_its_quota_waits_and_says_what_and_how_much() -> None:
     )
 
 
-def test_the_tenant_a_pod_names_wins_over_its_namespace() -> None:
-    status = Quota(handle(ledger=ledger())).pre_filter(
+def test_a_pod_naming_a_tenant_its_namespace_is_not_in_is_refused_for_good() -> None:
+    for named in ("inference", "ghost"):
+        status = Quota(handle(ledger=ledger())).pre_filter(
+            CycleState(), gang(member("a", gpus=16, tenant=named)), Snapshot()
+        )
+        assert status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE  # never a reason to preempt
+        assert status.message().startswith(
+            f"annotation aisched.io/tenant: '{named}' is not a tenant of namespace ml"
+        )
+
+
+def test_a_namespace_two_quotas_list_may_name_either() -> None:
+    shared = QuotaLedger(
+        [
+            Tenant(name="research", namespaces=frozenset({"ml"}), guaranteed={GPU_MILLI: 8000}),
+            Tenant(name="inference", namespaces=frozenset({"ml"}), guaranteed={GPU_MILLI: 32000}),
+        ]
+    )
+    status = Quota(handle(ledger=shared)).pre_filter(
         CycleState(), gang(member("a", gpus=16, tenant="inference")), Snapshot()
     )
+    assert status.code is Code.SUCCESS  # 16 GPUs: inference's quota, not research's 8
+
+
+def test_pods_of_one_gang_naming_different_tenants_are_refused() -> None:
+    status = Quota(handle(ledger=ledger())).pre_filter(
+        CycleState(), gang(member("a", gpus=1, tenant="research"), member("b", gpus=1)), Snapshot()
+    )
     assert status.code is Code.SUCCESS
+    status = Quota(handle(ledger=ledger())).pre_filter(
+        CycleState(),
+        gang(member("a", gpus=1, tenant="research"), member("b", gpus=1, tenant="inference")),
+        Snapshot(),
+    )
+    assert status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+    assert "the gang's pods name different tenants (inference, research)" in status.message()
+
+
+def test_unlisted_namespaces_follow_the_clusters_rule() -> None:
+    loose = gang(member("a", gpus=1, namespace="elsewhere"))
+    denied = QuotaLedger(ledger().tenants(), unlisted="Deny")
+    status = Quota(handle(ledger=denied)).pre_filter(CycleState(), loose, Snapshot())
+    assert status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+    assert "namespace elsewhere is listed by no TenantQuota" in status.message()
+    defaulted = QuotaLedger(ledger().tenants(), unlisted="research")
+    defaulted.charge("ml/running", "research", {GPU_MILLI: 8000})
+    status = Quota(handle(ledger=defaulted)).pre_filter(CycleState(), loose, Snapshot())
+    assert status.code is Code.UNSCHEDULABLE  # charged to research, which is full
+    assert "tenant research would use 9" in status.message()
 
 
 def test_pods_of_no_tenant_are_not_limited() -> None:

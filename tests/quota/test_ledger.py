@@ -114,7 +114,8 @@ def test_tenants_come_from_quota_specs_with_gpus_in_thousandths() -> None:
     assert found.guaranteed == {GPU_MILLI: 4000}
     assert found.maximum == {GPU_MILLI: 8000, "cpu": 64000}
     ledger = QuotaLedger([found])
-    assert ledger.tenant_for("ml") == found
+    assert ledger.tenancy.tenants_of("ml") == ("research",)
+    assert ledger.charged_to(None, "ml") == "research"
 
 
 def test_shared_and_whole_gpu_pods_count_their_fractions() -> None:
@@ -162,11 +163,11 @@ def test_the_ledger_charges_what_the_cache_accounts_and_releases_what_it_drops()
 
     cache.set_pod(usage)
     assert ledger.used("a") == {GPU_MILLI: 2 * GPU}
-    cache.set_pod(replace(usage, tenant="b"))  # a pod naming another tenant is charged to it
-    assert ledger.used("a") == {}
-    assert ledger.used("b") == {GPU_MILLI: 2 * GPU}
-    cache.remove_pod("ns-a/p")
+    cache.set_pod(replace(usage, tenant="b"))  # naming a tenant that does not list its namespace
+    assert ledger.used("a") == {GPU_MILLI: 2 * GPU}  # changes nothing: its namespace decides
     assert ledger.used("b") == {}
+    cache.remove_pod("ns-a/p")
+    assert ledger.used("a") == {}
     assert ledger.charge_of("ns-a/p") is None
 
 

@@ -51,6 +51,38 @@ ANNOTATION_QUEUE_SEQUENCE: Final = "aisched.io/queue-sequence"
 # the AIJob's label of the same name, copied to its pods.
 LABEL_JOB_CLASS: Final = "aisched.io/job-class"
 
+# What aisched writes on the pods it makes or binds and trusts when it reads them back: a pod
+# template of an AIJob may set none of these (the job's spec says them), so no pod chooses its
+# tenant, gang, priority or devices behind the spec. (The attempt annotation is the AIJob
+# controller's own, `controllers.aijob.pods.ANNOTATION_ATTEMPT`.)
+RESERVED_POD_KEYS: Final = frozenset(
+    {
+        LABEL_JOB,
+        LABEL_ROLE,
+        LABEL_INDEX,
+        LABEL_GANG,
+        LABEL_JOB_CLASS,
+        ANNOTATION_GANG_MIN_MEMBER,
+        ANNOTATION_GPUS,
+        ANNOTATION_GPU_MILLI,
+        ANNOTATION_GPU_MEMORY,
+        ANNOTATION_MIG,
+        ANNOTATION_GPU_MODELS,
+        ANNOTATION_TOPOLOGY_POLICY,
+        ANNOTATION_TOPOLOGY_LEVEL,
+        ANNOTATION_PRIORITY,
+        ANNOTATION_PREEMPTIBLE,
+        ANNOTATION_PREEMPTED_BY,
+        ANNOTATION_PREEMPTED_AT,
+        ANNOTATION_CHECKPOINT_GRACE,
+        ANNOTATION_CHECKPOINT_METHOD,
+        ANNOTATION_CHECKPOINT_REQUESTED,
+        ANNOTATION_TENANT,
+        ANNOTATION_QUEUE_SEQUENCE,
+        "aisched.io/attempt",
+    }
+)
+
 # Node labels that place a node in the topology domains above it.
 LABEL_RACK: Final = "aisched.io/rack"
 LABEL_BLOCK: Final = "aisched.io/block"

@@ -132,6 +132,23 @@ class PodSpec(SpecModel):
         return qty.value() if qty is not None else 0
 
 
+def _own_keys(found: dict[str, str]) -> list[str]:
+    return sorted(k for k in found if k in keys.RESERVED_POD_KEYS)
+
+
+def _reserved_rule(field: str) -> Rule:
+    """`field` (a template's labels or annotations) sets none of the keys aisched writes."""
+    return Rule(
+        path=field,
+        message="aisched sets these from the AIJob's spec; a template may not",
+        cel=None,
+        check=lambda meta: not _own_keys(getattr(meta, field)),
+        detail=lambda meta: ", ".join(_own_keys(getattr(meta, field))),
+    )
+
+
+# aisched writes `keys.RESERVED_POD_KEYS` from the AIJob's spec (tenant, gang, priority, GPU share)
+# and at binding (devices), and trusts them for that: a template may set none of them.
 class TemplateMeta(K8sModel):
     """Labels and annotations of a pod template; aisched adds its own when it creates the pods."""
 
@@ -139,6 +156,8 @@ class TemplateMeta(K8sModel):
 
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+    __rules__ = (_reserved_rule("annotations"), _reserved_rule("labels"))
 
 
 class PodTemplateSpec(SpecModel):

@@ -94,6 +94,7 @@ class Cache:
         self._snapshot: Snapshot | None = None
         self._listeners: list[PodDelta] = []
         self._allocatable: dict[str, int] = {}
+        self._gpu_nodes: dict[str | None, dict[int, int]] = {}  # GPU model -> GPU count -> nodes
         #: Whole GPUs held by every pod accounted (bound or assumed).
         self.gpus_held = 0
 
@@ -141,9 +142,26 @@ class Cache:
         """Every node's allocatable resources summed (snapshot units): the cluster's capacity."""
         return {name: value for name, value in self._allocatable.items() if value}
 
+    def gpu_nodes(self, models: Iterable[str] | None = None) -> tuple[int, int]:
+        """The GPUs of the nodes with one of `models` (None: any node): all of them, and the most
+        one node has."""
+        wanted = set(self._gpu_nodes) if models is None else set(models)
+        total = largest = 0
+        for model in wanted:
+            for count, nodes in self._gpu_nodes.get(model, {}).items():
+                total += count * nodes
+                largest = max(largest, count)
+        return total, largest
+
     def _add_allocatable(self, info: NodeInfo, sign: int) -> None:
         for name, value in info.allocatable.items():
             self._allocatable[name] = self._allocatable.get(name, 0) + sign * value
+        gpus = info.allocatable.get(resources.GPU, 0)
+        if gpus > 0:
+            by_count = self._gpu_nodes.setdefault(info.gpu_model, {})
+            by_count[gpus] = by_count.get(gpus, 0) + sign
+            if not by_count[gpus]:
+                del by_count[gpus]
 
     # -- pods --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""`JobIndex`: the AIJobs and TenantQuotas as Kopf delivers them, and which tenant lists a namespace.
+"""`JobIndex`: the AIJobs and TenantQuotas as Kopf delivers them, and the tenants of each namespace.
 
 Kopf's `on.event` handlers feed it on every replica, so it lives as long as the process: a replica
 that is not leading still knows every job, and the one that starts leading reads from it at once.
@@ -17,6 +17,7 @@ from aisched.api.tenantquota import TenantQuotaSpec
 from aisched.kube.client import JsonObject
 from aisched.observability.logging import get_logger
 from aisched.quota import Tenant
+from aisched.quota.tenancy import ALLOW, Tenancy, TenantChoice
 
 __all__ = ["JobIndex", "owning_job"]
 
@@ -47,10 +48,11 @@ def owning_job(pod: Mapping[str, Any]) -> str | None:
 class JobIndex:
     """The AIJobs and the namespace → tenant map, as last seen; fed by Kopf's event handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unlisted: str = ALLOW) -> None:
+        """`unlisted` is the rule for namespaces no TenantQuota lists (`aisched.quota.tenancy`)."""
         self.jobs: dict[str, JsonObject] = {}
         self.quotas: dict[str, JsonObject] = {}  # TenantQuota name -> object
-        self._tenant_of: dict[str, str] = {}  # namespace -> TenantQuota name
+        self.tenancy = Tenancy(unlisted=unlisted)
         self._listeners: list[Callable[[str], None]] = []
         self._quota_listeners: list[Callable[[], None]] = []
 
@@ -103,19 +105,16 @@ class JobIndex:
             self.quotas[name] = obj
             if old is not None and ObjectView(old).spec == ObjectView(obj).spec:
                 return  # its status only
-        self._tenant_of = {}
-        for quota_name in sorted(self.quotas):  # a namespace two quotas list goes to the first by name
-            for namespace in ObjectView(self.quotas[quota_name]).spec.get("namespaces") or []:
-                if isinstance(namespace, str):
-                    self._tenant_of.setdefault(namespace, quota_name)
+        self.tenancy = Tenancy(self.tenants(), unlisted=self.tenancy.unlisted)
         for listener in list(self._quota_listeners):
             listener()
         for key in list(self.jobs):  # their status names the tenant
             for on_job in list(self._listeners):
                 on_job(key)
 
-    def tenant_for(self, namespace: str) -> str | None:
-        return self._tenant_of.get(namespace)
+    def tenant_of(self, named: str | None, namespace: str) -> TenantChoice:
+        """The tenant of a job in `namespace` whose `spec.tenant` is `named`, or why it has none."""
+        return self.tenancy.choose(named, namespace)
 
     def tenants(self) -> list[Tenant]:
         """Every TenantQuota as quota arithmetic sees it; one whose spec does not parse is left out

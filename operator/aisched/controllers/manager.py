@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Final
 
 from aisched.binder import Binder
+from aisched.binder.ratelimit import TokenBucket
+from aisched.controllers.aijob.admission import Admissions
 from aisched.controllers.aijob.controller import JobController
 from aisched.controllers.index import JobIndex
 from aisched.controllers.scheduling.runtime import SchedulerRuntime
@@ -64,7 +66,7 @@ class Manager:
         self.settings = settings
         self.identity = identity or default_identity()
         self.metrics = metrics if metrics is not None else Metrics()
-        self.index = JobIndex()
+        self.index = JobIndex(unlisted=settings.tenancy.unlisted_namespaces)
         self.runtime: SchedulerRuntime | None = None  # the current term's, while leading
         self.jobs: JobController | None = None
         self.quotas: QuotaController | None = None
@@ -187,7 +189,7 @@ class Manager:
             if jobs is not None:
                 jobs.pod_event(pod, deleted)
 
-        ledger = QuotaLedger(self.index.tenants())
+        ledger = QuotaLedger(self.index.tenants(), unlisted=self.settings.tenancy.unlisted_namespaces)
         runtime = SchedulerRuntime(
             self.client,
             clock=clock,
@@ -209,6 +211,10 @@ class Manager:
             events=EventRecorder(self.client, clock=time.monotonic),
             queue_view=runtime.queue_status,
             queue_status_every=self.settings.queueing.status_every_seconds,
+            admissions=Admissions(ledger.tenant, cluster=runtime.cluster_gpus, strategy=runtime.strategy_of),
+            creates=TokenBucket(
+                qps=settings.pod_create_qps, burst=settings.pod_create_burst, clock=clock, sleep=asyncio.sleep
+            ),
         )
         quotas = QuotaController(
             self.client,

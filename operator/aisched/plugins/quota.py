@@ -1,5 +1,9 @@
 """Quota: a gang is admitted only while its tenant stays within its TenantQuota (PreFilter).
 
+A gang whose pods may not run under the tenant they name, or whose namespace may not run jobs at
+all, is refused (`aisched.quota.tenancy`): no cluster event makes it placeable, only a new
+TenantQuota, so it is unresolvable and never a reason to preempt.
+
 Within `guaranteed` always (unless others borrow it: then preemption may reclaim it), beyond it
 only by borrowing what the other tenants of its cohort leave idle, never beyond `max`; see
 `aisched.quota.ledger`. The ledger is the cycle's (`CycleState.quota`: a what-if copy in a
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from aisched.api import keys
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.events import ClusterEvent
 from aisched.framework.handle import Handle
@@ -36,9 +41,20 @@ class Quota:
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
         ledger = state.quota if state.quota is not None else self._handle.ledger
-        if not gang.members or not ledger.has_tenants:
+        if not gang.members:
             return Status.success()
-        tenant = ledger.charged_to(gang.tenant, gang.namespace)
+        named = {m.tenant for m in gang.members if m.tenant}
+        if len(named) > 1:
+            return Status.unresolvable(
+                f"annotation {keys.ANNOTATION_TENANT}: the gang's pods name different tenants "
+                f"({', '.join(sorted(named))})",
+                plugin=NAME,
+            )
+        choice = ledger.tenancy.choose(gang.tenant, gang.namespace)
+        if choice.refused is not None:
+            field = f"annotation {keys.ANNOTATION_TENANT}: " if gang.tenant else ""
+            return Status.unresolvable(f"{field}{choice.refused}", plugin=NAME)
+        tenant = choice.tenant
         if tenant is None:
             return Status.success()
         admission = ledger.admit(tenant, gang_usage(gang.members))

@@ -81,9 +81,10 @@ class QueueResolver:
         tenant = self.ledger.charged_to(gang.tenant, gang.namespace)
         if tenant is None:
             return f"namespace/{gang.namespace}", self.default
-        return f"tenant/{tenant}", self._policy(tenant)
+        return f"tenant/{tenant}", self.policy_of(tenant)
 
-    def _policy(self, name: str) -> QueueingPolicy:
+    def policy_of(self, name: str) -> QueueingPolicy:
+        """Tenant `name`'s queue policy: its TenantQuota's `spec.queueing` over the default."""
         tenants = self.ledger.tenants_version
         if tenants != self._tenants:
             self._policies.clear()

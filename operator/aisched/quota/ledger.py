@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from aisched.cache import PodUsage
+from aisched.quota.tenancy import ALLOW, Tenancy
 from aisched.quota.tenants import Tenant, display, quota_usage
 
 __all__ = ["Admission", "QuotaLedger"]
@@ -40,9 +41,16 @@ class QuotaLedger:
     accounts it, bound or assumed, so the ledger never drifts from what the snapshot shows.
     """
 
-    def __init__(self, tenants: Iterable[Tenant] = (), *, capacity: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        tenants: Iterable[Tenant] = (),
+        *,
+        capacity: Mapping[str, int] | None = None,
+        unlisted: str = ALLOW,
+    ) -> None:
+        """`unlisted` is the rule for namespaces no TenantQuota lists (`aisched.quota.tenancy`)."""
         self._tenants: dict[str, Tenant] = {}
-        self._tenant_of: dict[str, str] = {}  # namespace -> tenant name
+        self.tenancy = Tenancy(unlisted=unlisted)
         self._used: dict[str, dict[str, int]] = {}
         self._charges: dict[str, tuple[str, dict[str, int]]] = {}  # pod key -> (tenant, usage)
         self.capacity: dict[str, int] = dict(capacity or {})
@@ -63,7 +71,7 @@ class QuotaLedger:
         if old is not None and new is None:
             self.release(old.key)
             return
-        if new is None or (not self._tenant_of and new.tenant is None and not self._charges):
+        if new is None or (not self._tenants and self.tenancy.unlisted == ALLOW and not self._charges):
             return  # no quotas in play: nothing to charge (the common case without tenants)
         tenant = self.charged_to(new.tenant, new.namespace)
         if tenant is None:
@@ -77,7 +85,7 @@ class QuotaLedger:
         """A what-if copy: usage as if pods `pod_keys` held nothing. It answers `admit`, `used`,
         `borrowed` and shares; it records no charges (its `charge_of` knows none)."""
         view = QuotaLedger(capacity=self.capacity)
-        view._tenants, view._tenant_of = self._tenants, self._tenant_of
+        view._tenants, view.tenancy = self._tenants, self.tenancy
         view._used = {tenant: dict(used) for tenant, used in self._used.items()}
         for key in pod_keys:
             found = self._charges.get(key)
@@ -95,10 +103,7 @@ class QuotaLedger:
         self._tenants = {t.name: t for t in tenants}
         self.generation += 1
         self.tenants_version += 1
-        self._tenant_of = {}
-        for tenant in sorted(self._tenants.values(), key=lambda t: t.name):
-            for namespace in tenant.namespaces:
-                self._tenant_of.setdefault(namespace, tenant.name)
+        self.tenancy = Tenancy(self._tenants.values(), unlisted=self.tenancy.unlisted)
 
     def set_capacity(self, capacity: Mapping[str, int]) -> None:
         """The cluster's allocatable totals, for dominant shares."""
@@ -150,18 +155,10 @@ class QuotaLedger:
     def tenants(self) -> list[Tenant]:
         return sorted(self._tenants.values(), key=lambda t: t.name)
 
-    def tenant_for(self, namespace: str) -> Tenant | None:
-        """The tenant whose TenantQuota lists `namespace` (the first by name if several do)."""
-        name = self._tenant_of.get(namespace)
-        return None if name is None else self._tenants.get(name)
-
     def charged_to(self, named: str | None, namespace: str) -> str | None:
-        """The tenant a pod is charged to: the one it names (`aisched.io/tenant`, an AIJob's
-        `spec.tenant`), else the TenantQuota listing its namespace, else none."""
-        if named:
-            return named
-        found = self.tenant_for(namespace)
-        return None if found is None else found.name
+        """The tenant a pod in `namespace` naming `named` (`aisched.io/tenant`) is charged to: its
+        namespace decides (`Tenancy.charged_to`); a name it may not use is never honoured."""
+        return self.tenancy.charged_to(named, namespace)
 
     def used(self, tenant: str) -> dict[str, int]:
         return dict(self._used.get(tenant, {}))

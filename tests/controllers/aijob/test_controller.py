@@ -59,11 +59,11 @@ def test_tenants_follow_their_quotas_namespaces() -> None:
     quota_changes: list[None] = []
     index.subscribe(lambda key: None, lambda: quota_changes.append(None))
     index.tenant_event(None, {"metadata": {"name": "research"}, "spec": {"namespaces": ["ml", "ml-2"]}})
-    assert index.tenant_for("ml") == "research"
+    assert index.tenant_of(None, "ml").tenant == "research"
     index.tenant_event("MODIFIED", {"metadata": {"name": "research"}, "spec": {"namespaces": ["ml-2"]}})
-    assert index.tenant_for("ml") is None
+    assert index.tenant_of(None, "ml").tenant is None
     index.tenant_event("DELETED", {"metadata": {"name": "research"}, "spec": {}})
-    assert index.tenant_for("ml-2") is None
+    assert index.tenant_of(None, "ml-2").tenant is None
     assert len(quota_changes) == 3
 
 

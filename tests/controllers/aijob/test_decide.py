@@ -13,6 +13,8 @@ from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_ser
 from aisched.framework.reservations import Reservation
 from aisched.framework.types import PodInfo
 from aisched.kube.client import JsonObject
+from aisched.quota import Tenant
+from aisched.quota.tenancy import Tenancy
 from aisched.scheduler.queueing import QueueStatus, queue_note
 
 NOW: Final = 1_800_000_000.0
@@ -280,15 +282,48 @@ def test_a_finished_job_lets_remaining_pods_go_and_stays_finished() -> None:
     assert plan.status is None or plan.status.phase == "Succeeded"
 
 
-def test_the_tenant_comes_from_the_namespace_unless_the_job_names_one() -> None:
-    plan = reconcile(aijob(), [], now=NOW, tenant="research")
+def _tenancy(**namespaces: list[str]) -> Tenancy:
+    return Tenancy([Tenant(name, namespaces=frozenset(listed)) for name, listed in namespaces.items()])
+
+
+def test_the_tenant_comes_from_the_namespace_and_a_job_chooses_only_among_its_namespaces() -> None:
+    namespace = aijob()["metadata"]["namespace"]
+    tenancy = _tenancy(research=[namespace], inference=[namespace], other=["elsewhere"])
+    plan = reconcile(aijob(), [], now=NOW, tenancy=tenancy)
+    assert plan.status is not None
+    assert plan.status.tenant == "inference"  # the first by name of the two listing it
+    named = aijob()
+    named["spec"]["tenant"] = "research"
+    plan = reconcile(named, [], now=NOW, tenancy=tenancy)
     assert plan.status is not None
     assert plan.status.tenant == "research"
-    named = aijob()
-    named["spec"]["tenant"] = "inference"
-    plan = reconcile(named, [], now=NOW, tenant="research")
+    assert plan.create
+
+
+def test_a_job_naming_a_tenant_its_namespace_is_not_in_makes_nothing_and_says_why() -> None:
+    tenancy = _tenancy(research=[aijob()["metadata"]["namespace"]], other=["elsewhere"])
+    for named in ("other", "nobody"):
+        obj = aijob()
+        obj["spec"]["tenant"] = named
+        plan = reconcile(obj, [], now=NOW, tenancy=tenancy)
+        assert plan.create == []
+        assert plan.status is not None
+        assert plan.status.phase == "Pending"
+        assert plan.status.tenant is None
+        valid = next(c for c in plan.status.conditions if c.type == "Valid")
+        assert (valid.status, valid.reason) == ("False", "TenantNotAllowed")
+        assert valid.message.startswith(f"spec.tenant: '{named}' is not a tenant of namespace")
+        assert plan.event == ("TenantNotAllowed", valid.message)
+
+
+def test_a_denied_namespace_makes_nothing_until_a_quota_lists_it() -> None:
+    obj = aijob()
+    plan = reconcile(obj, [], now=NOW, tenancy=Tenancy(unlisted="Deny"))
+    assert plan.create == []
     assert plan.status is not None
-    assert plan.status.tenant == "inference"
+    assert "metadata.namespace: namespace" in plan.status.message
+    listed = _tenancy(research=[obj["metadata"]["namespace"]])
+    assert reconcile(obj, [], now=NOW, tenancy=listed).create
 
 
 def _parsed(obj: JsonObject) -> AIJob:
@@ -437,21 +472,28 @@ def test_a_server_with_opaque_resource_versions_gives_sequence_zero() -> None:
     assert _sequences(plan.create) == {"0"}
 
 
-def test_a_pod_template_can_neither_jump_the_queue_nor_choose_its_class() -> None:
-    obj = aijob()
-    for role in obj["spec"]["replicas"]:
-        role["template"]["metadata"]["annotations"] = {"aisched.io/queue-sequence": "1"}
-        role["template"]["metadata"]["labels"]["aisched.io/job-class"] = "quick"
-    pods = reconcile(obj, [], now=NOW).create
-    assert _sequences(pods) == {"5"}
-    assert all("aisched.io/job-class" not in p["metadata"]["labels"] for p in pods)
-    assert {PodInfo.from_manifest(p).job_class for p in pods} == {None}
+def test_a_pod_template_can_set_no_key_of_aisched() -> None:
+    for on_pod, labels in (
+        ({"aisched.io/queue-sequence": "1"}, {}),
+        ({"aisched.io/tenant": "other", "aisched.io/gpus": "GPU-0"}, {}),
+        ({}, {"aisched.io/job-class": "quick"}),
+        ({}, {"aisched.io/gang": "someone-elses"}),
+    ):
+        obj = aijob()
+        obj["spec"]["replicas"][0]["template"]["metadata"]["annotations"] = on_pod
+        obj["spec"]["replicas"][0]["template"]["metadata"]["labels"].update(labels)
+        plan = reconcile(obj, [], now=NOW)
+        assert plan.create == []
+        assert plan.status is not None
+        assert plan.status.phase == "Failed"
+        field = "annotations" if on_pod else "labels"
+        assert f"spec.replicas[0].template.metadata.{field}: aisched sets these" in plan.status.message
+        assert ", ".join(sorted({**on_pod, **labels})) in plan.status.message
 
 
 def test_the_jobs_class_label_reaches_every_pod() -> None:
     obj = aijob()
     obj["metadata"]["labels"] = {"aisched.io/job-class": "llama-70b-pretrain"}
-    obj["spec"]["replicas"][0]["template"]["metadata"]["labels"]["aisched.io/job-class"] = "quick"
     pods = reconcile(obj, [], now=NOW).create
     assert {p["metadata"]["labels"]["aisched.io/job-class"] for p in pods} == {"llama-70b-pretrain"}
     assert {PodInfo.from_manifest(p).job_class for p in pods} == {"llama-70b-pretrain"}

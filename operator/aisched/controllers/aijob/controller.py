@@ -21,10 +21,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from aisched.api import keys
-from aisched.api.aijob import AIJobStatus
-from aisched.api.objects import ObjectView, PodView
-from aisched.controllers.aijob.decide import Plan, reconcile
-from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_service
+from aisched.api.aijob import AIJob, AIJobStatus
+from aisched.api.objects import TERMINAL_PHASES, ObjectView, PodView
+from aisched.api.validation import InvalidObjectError, parse
+from aisched.binder.ratelimit import TokenBucket
+from aisched.controllers.aijob.admission import Admissions, Demand, Verdict
+from aisched.controllers.aijob.decide import Admit, Plan, reconcile
+from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_demand, job_service
 from aisched.controllers.aijob.status import read_status, status_patch
 from aisched.controllers.index import JobIndex, owning_job
 from aisched.framework.types import PodInfo
@@ -85,11 +88,15 @@ class JobController:
         scheduler_name: str = keys.SCHEDULER_NAME,
         queue_view: QueueView | None = None,
         queue_status_every: float = QUEUE_STATUS_EVERY,
+        admissions: Admissions | None = None,
+        creates: TokenBucket | None = None,
     ) -> None:
         """`clock` is wall-clock time (epoch seconds: it stamps the status); `pods_synced` is set once
         the pod informer feeding `pod_event` has listed every pod; `queue_view` says where a gang
         waits in the scheduler's queue (in process: the same term's runtime), looked up again every
-        `queue_status_every` seconds while a job waits."""
+        `queue_status_every` seconds while a job waits; `admissions` admits each job's gang before
+        its pods are made (without it every job is admitted); `creates` paces pod creation across
+        all jobs."""
         if queue_status_every <= 0:
             raise ValueError(f"queue_status_every must be positive, not {queue_status_every}")
         self._client = client
@@ -107,6 +114,9 @@ class JobController:
             name="aijobs", backoff=_RETRY, expected=(ApiError, ApiUnavailable)
         )
         self._services: set[str] = set()  # uids of jobs whose Service exists
+        self._admissions = admissions
+        self._asked: set[str] = set()  # jobs whose admission was asked in this reconciliation
+        self._creates = creates
 
     # -- what it is told -----------------------------------------------------------------------
 
@@ -151,6 +161,7 @@ class JobController:
         """Once the pods are known, every job (and every job's pods) is marked."""
         await self._pods_synced.wait()
         await self._relist()
+        self._admitted_already()
         for key in [*self._index.jobs, *self._pods]:
             self.mark(key)
         log.info("job_controller_started", jobs=len(self._index.jobs))
@@ -167,6 +178,42 @@ class JobController:
             self._index.replace_jobs(listing.get("items") or [])
             return
 
+    def _admitted_already(self) -> None:
+        """Jobs that have pods were admitted (by an earlier term): their quota is reserved before any
+        waiting job is looked at, so a restart never admits more than the quota holds."""
+        if self._admissions is None:
+            return
+        for key, obj in self._index.jobs.items():
+            if not self._pods.get(key) or read_status(obj).phase in TERMINAL_PHASES:
+                continue
+            try:
+                job = parse(AIJob, obj)
+                demand = job_demand(obj, job)
+            except (InvalidObjectError, ValueError):
+                continue  # its reconciliation says what is wrong
+            tenant = self._index.tenancy.charged_to(job.spec.tenant, ObjectView(obj).namespace)
+            self._admissions.admit(key, tenant, demand)
+
+    def _admission_done(self, key: str, obj: JsonObject | None, plan: Plan) -> None:
+        """Give back the quota of a job that is gone or finished, and look again at the jobs waiting
+        for it; after an admission under StrictFIFO, at the next job in line."""
+        admissions = self._admissions
+        if admissions is None:
+            return
+        asked = key in self._asked
+        self._asked.discard(key)
+        phase = plan.status.phase if plan.status is not None else read_status(obj or {}).phase
+        if not asked and not admissions.is_admitted(key):
+            admissions.release(key)  # refused or invalid now: it waits in no line
+        if obj is None or phase in TERMINAL_PHASES:
+            for waiting in admissions.release(key):
+                self.mark(waiting)
+        elif admissions.is_admitted(key) and plan.create:
+            tenant = read_status(obj).tenant if plan.status is None else plan.status.tenant
+            following = admissions.next_waiting(tenant) if tenant is not None else None
+            if following is not None:
+                self.mark(following)
+
     # -- one job -------------------------------------------------------------------------------
 
     async def _reconcile(self, key: str) -> None:
@@ -175,6 +222,7 @@ class JobController:
         obj = self._index.jobs.get(key)
         pods = list(self._pods.get(key, {}).values())
         if obj is None:
+            self._admission_done(key, None, Plan())
             await self._orphaned(key, pods)
             return
         status = read_status(obj)
@@ -185,7 +233,8 @@ class JobController:
             obj,
             pods,
             now=self._clock(),
-            tenant=self._index.tenant_for(ObjectView(obj).namespace),
+            tenancy=self._index.tenancy,
+            admit=self._admit(key),
             scheduler_name=self._scheduler_name,
             create_error=self._create_errors.get(key),
             preempted=marker[1] if marker is not None and marker[0] == attempt else None,
@@ -204,13 +253,27 @@ class JobController:
             if not await self._still_there(key, obj):
                 return
             await self._ensure_service(obj)
+        self._admission_done(key, obj, plan)
         await self._write_pods(key, obj, plan)
+        if plan.more:  # the next batch, after the jobs marked meanwhile
+            self._queue.add(key)
         if plan.recheck_at is not None:
             self._queue.add_after(key, plan.recheck_at - self._clock())
         if plan.waiting and self._queue_view is not None:  # its place moves without news
             just_queued = place is not None and place.position == 0  # ranked within POSITIONS_EVERY
             every = self._queue_status_every
             self._queue.add_after(key, min(every, POSITIONS_EVERY) if just_queued else every)
+
+    def _admit(self, key: str) -> Admit | None:
+        admissions = self._admissions
+        if admissions is None:
+            return None
+
+        def admit(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
+            self._asked.add(key)
+            return admissions.check(key, tenant, demand, (*order, key))
+
+        return admit
 
     def _place(self, pods: list[JsonObject]) -> QueueStatus | None:
         """Where the scheduler says the gang of the job's waiting pods stands; None when no pod
@@ -277,6 +340,8 @@ class JobController:
 
         async def create(pod: JsonObject) -> None:
             async with limit:
+                if self._creates is not None:
+                    await self._creates.acquire()
                 try:
                     await self._client.post(pods_path, pod)
                 except ApiError as exc:

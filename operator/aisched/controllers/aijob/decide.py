@@ -25,20 +25,34 @@ away; a reservation re-planned is no new reason, nor a new Event).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from aisched.api import keys
 from aisched.api.aijob import AIJob, AIJobStatus, Phase
 from aisched.api.objects import TERMINAL_PHASES, ObjectView
 from aisched.api.validation import InvalidObjectError, parse
+from aisched.controllers.aijob.admission import Demand, Verdict
 from aisched.controllers.aijob.members import JobPods, live, victim_until
-from aisched.controllers.aijob.pods import job_pods, pod_name
+from aisched.controllers.aijob.pods import job_demand, job_pods, pod_name, pod_names
 from aisched.controllers.aijob.status import StatusDraft, queue_status, read_status
+from aisched.quota.tenancy import Tenancy
 from aisched.scheduler.queueing import QueueStatus, without_queue_note
 
-__all__ = ["Plan", "reconcile"]
+__all__ = ["CREATE_BATCH", "INADMISSIBLE_RECHECK", "Admit", "Plan", "reconcile"]
+
+#: The most pods one reconciliation makes: a large job is made in batches, the other jobs' turns
+#: in between (the controller comes back for the rest at once).
+CREATE_BATCH: Final = 100
+#: How often a job that can never be admitted as it stands is looked at again (seconds): nodes
+#: may have come meanwhile (a new TenantQuota marks it at once).
+INADMISSIBLE_RECHECK: Final = 60.0
+#: A job's tenant, demand and (creation time, queue sequence) → the admission's verdict
+#: (`Admissions.check`, bound to the job).
+Admit = Callable[[str | None, Demand, tuple[float, int]], Verdict]
+#: Namespaces listed by no TenantQuota run unlimited: the rule when none is given.
+_OPEN: Final = Tenancy()
 
 
 @dataclass
@@ -55,12 +69,14 @@ class Plan:
     #: The job's pods wait in the scheduler's queue: its place there changes with no news of the
     #: job's own, so the controller looks again now and then.
     waiting: bool = False
+    #: More pods are to be made than `create` holds (one batch per reconciliation): come back.
+    more: bool = False
 
 
 class _Step(StatusDraft):
     """One reconciliation of one job: its status being built, and the plan."""
 
-    def __init__(self, obj: Mapping[str, Any], now: float, tenant: str | None) -> None:
+    def __init__(self, obj: Mapping[str, Any], now: float) -> None:
         super().__init__(read_status(obj), now=now)
         self.set(queue=None)  # set again only while the job waits (`_progress`)
         view = ObjectView(obj)
@@ -69,8 +85,7 @@ class _Step(StatusDraft):
             self.set(observed_generation=generation)
         if self.new.queue_sequence is None:
             self.set(queue_sequence=view.revision or 0)
-        if tenant is not None:
-            self.set(tenant=tenant)
+        self.created = view.created or now
         self.plan = Plan()
 
     def finish(self, event: tuple[str, str] | None = None) -> Plan:
@@ -85,7 +100,8 @@ def reconcile(
     pods: Sequence[Mapping[str, Any]],
     *,
     now: float,
-    tenant: str | None = None,
+    tenancy: Tenancy = _OPEN,
+    admit: Admit | None = None,
     scheduler_name: str = keys.SCHEDULER_NAME,
     create_error: str | None = None,
     preempted: str | None = None,
@@ -93,7 +109,9 @@ def reconcile(
 ) -> Plan:
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
-    `tenant` is the TenantQuota whose namespaces hold the job, used when the job names none;
+    `tenancy` says which tenant the job belongs to (its namespace's; `spec.tenant` may only choose
+    among those); `admit` admits a job that has no pods yet, or says why it must wait (see
+    `controllers.aijob.admission`; without it every job is admitted);
     `create_error` is why the API server refused to create the job's pods last time, if it did;
     `preempted` names the gang the job's current pods are being evicted for, if they are;
     `queue` is where the scheduler says the job's gang waits now, if it does.
@@ -102,13 +120,16 @@ def reconcile(
     view = ObjectView(obj)
     if view.deleting:
         return Plan()
-    step = _Step(obj, now, tenant)
+    step = _Step(obj, now)
     try:
         job = parse(AIJob, obj)
     except InvalidObjectError as exc:
         return _invalid(step, pods, "; ".join(str(e) for e in exc.errors))
-    if job.spec.tenant is not None:
-        step.set(tenant=job.spec.tenant)
+    choice = tenancy.choose(job.spec.tenant, view.namespace)
+    if choice.refused is not None and step.old.phase not in TERMINAL_PHASES:
+        return _not_allowed(step, job, pods, choice.refused)
+    if choice.tenant is not None:
+        step.set(tenant=choice.tenant)
     step.set(gpus=job.spec.total_gpus())
     step.condition("Valid", "True", "SpecAccepted")
     if step.old.phase in TERMINAL_PHASES:
@@ -127,10 +148,9 @@ def reconcile(
     if waiting:
         step.plan.recheck_at = min(waiting)  # then they are deleted here, if still there
     failed = sorted_pods.with_phase("Failed")
-    sequence = step.new.queue_sequence or 0
-    made = job_pods(obj, job, attempt=attempt, sequence=sequence, scheduler_name=scheduler_name)
-    wanted = {p["metadata"]["name"]: p for p in made}
-    missing = sorted(wanted.keys() - sorted_pods.current.keys())
+    names = pod_names(job)
+    current = sorted_pods.current.keys()
+    missing = [name for name in names if name not in current]
     if step.old.phase == "Running" and missing and not failed:
         failed = missing  # a member of a running gang vanished: the gang is broken
     if failed:
@@ -144,7 +164,18 @@ def reconcile(
         step.plan.delete.extend(sorted_pods.with_phase("Pending", "Running"))
         return step.finish(("Completed", message))
     if missing and not sorted_pods.stale:
-        step.plan.create = [wanted[name] for name in missing]
+        refused = _make(
+            step,
+            obj,
+            job,
+            sorted_pods,
+            missing,
+            admit=admit,
+            scheduler_name=scheduler_name,
+            tenant=choice.tenant,
+        )
+        if refused is not None:
+            return refused
     step.set(placement=sorted_pods.placement())
     if create_error is not None and step.plan.create:
         message = f"cannot create the job's pods: {create_error}"
@@ -194,13 +225,19 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
         message = f"waiting to place {min_member} pod(s) together"
         step.condition("Scheduled", "False", "Queued", message)
         step.set(message=message if queue is None else f"{message}; {_place(queue)}")
+    return _within_timeout(step, job, pods, verdict) or step.finish(event)
+
+
+def _within_timeout(step: _Step, job: AIJob, pods: JobPods, verdict: str | None) -> Plan | None:
+    """Give the job up once it waited out its gang timeout (the plan), else note when to look again."""
     timeout = job.spec.gang.timeout_seconds
     queued_at = step.new.queued_time.timestamp() if step.new.queued_time is not None else None
-    if timeout is not None and queued_at is not None:
-        if step.now >= queued_at + timeout:
-            return _give_up(step, pods, timeout, verdict)
-        step.plan.recheck_at = min(queued_at + timeout, step.plan.recheck_at or float("inf"))
-    return step.finish(event)
+    if timeout is None or queued_at is None:
+        return None
+    if step.now >= queued_at + timeout:
+        return _give_up(step, pods, timeout, verdict)
+    step.plan.recheck_at = min(queued_at + timeout, step.plan.recheck_at or float("inf"))
+    return None
 
 
 def _place(queue: QueueStatus) -> str:
@@ -208,6 +245,80 @@ def _place(queue: QueueStatus) -> str:
     where = f"in {queue.queue} ({queue.strategy})"
     text = f"position {queue.position} of {queue.length} {where}" if queue.position else f"queued {where}"
     return text if queue.reservation is None else f"{text}; {queue.reservation.describe()}"
+
+
+def _make(
+    step: _Step,
+    obj: Mapping[str, Any],
+    job: AIJob,
+    pods: JobPods,
+    missing: list[str],
+    *,
+    admit: Admit | None,
+    scheduler_name: str,
+    tenant: str | None,
+) -> Plan | None:
+    """Plan the next batch of the missing pods; a new attempt is admitted first. Returns the plan
+    of a job that may not have its pods (yet), else None."""
+    if not pods.current and admit is not None:
+        try:
+            demand = job_demand(obj, job)
+        except ValueError as exc:
+            return _invalid(step, [], str(exc))
+        verdict = admit(tenant, demand, (step.created, step.new.queue_sequence or 0))
+        if not verdict.admitted:
+            return _not_admitted(step, job, verdict)
+        step.condition("Admissible", "True", "Admissible")
+        step.condition("Admitted", "True", "QuotaReserved", "the tenant's quota holds the whole job")
+    batch = missing[:CREATE_BATCH]
+    step.plan.create = job_pods(
+        obj,
+        job,
+        attempt=step.new.restarts + step.new.preemptions,
+        sequence=step.new.queue_sequence or 0,
+        scheduler_name=scheduler_name,
+        only=set(batch),
+    )
+    step.plan.more = len(batch) < len(missing)
+    return None
+
+
+def _not_allowed(step: _Step, job: AIJob, pods: Sequence[Mapping[str, Any]], refused: str) -> Plan:
+    """The job may not run as the tenant it names (or at all, in its namespace): nothing is made for
+    it until a TenantQuota allows it (the job is looked at again whenever TenantQuotas change).
+    Pods it already has are left alone: a TenantQuota edited under a running job does not kill it."""
+    field = "spec.tenant" if job.spec.tenant else "metadata.namespace"
+    message = f"{field}: {refused}"
+    event = None if step.had_condition("Valid", "False", "TenantNotAllowed", message) else message
+    step.condition("Valid", "False", "TenantNotAllowed", message)
+    if not live(pods):
+        step.set(phase="Pending", message=f"refused: {message}")
+    return step.finish(("TenantNotAllowed", event) if event is not None else None)
+
+
+def _not_admitted(step: _Step, job: AIJob, verdict: Verdict) -> Plan:
+    """No pod is made: the job can never be admitted as it stands (a standing condition, looked at
+    again when TenantQuotas or nodes change), or waits for its tenant's quota. Its gang timeout
+    counts from when it was queued, admitted or not."""
+    step.set(phase="Pending", queue=None)
+    event = None
+    if verdict.standing:
+        step.set(message=f"cannot be admitted: {verdict.message}")
+        if not step.had_condition("Admissible", "False", verdict.outcome, verdict.message):
+            event = ("Inadmissible", verdict.message)
+        step.condition("Admissible", "False", verdict.outcome, verdict.message)
+        step.condition("Admitted", "False", verdict.outcome, verdict.message)
+        step.plan.recheck_at = step.now + INADMISSIBLE_RECHECK
+    else:
+        step.set(message=verdict.message)
+        if not any(c.type == "Admitted" and c.reason == "WaitingForQuota" for c in step.old.conditions):
+            event = ("WaitingForQuota", verdict.message)  # once: its figures move as others come and go
+        step.condition("Admissible", "True", "Admissible")
+        step.condition("Admitted", "False", "WaitingForQuota", verdict.message)
+    step.stamp("queued_time")
+    return _within_timeout(step, job, JobPods.of([], attempt=0, uid=""), verdict.message) or step.finish(
+        event
+    )
 
 
 def _invalid(step: _Step, pods: Sequence[Mapping[str, Any]], message: str) -> Plan:

@@ -11,16 +11,28 @@ label) and its runtime limit (`spec.activeDeadlineSeconds`, from `spec.runtimeLi
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from aisched.api import keys
 from aisched.api.aijob import AIJob, AIJobSpec
 from aisched.api.objects import ObjectView
+from aisched.controllers.aijob.admission import Demand
+from aisched.framework.types import PodInfo
+from aisched.quota import quota_usage
 
-__all__ = ["ANNOTATION_ATTEMPT", "DEFAULT_MASTER_PORT", "job_pods", "job_service", "master_role", "pod_name"]
+__all__ = [
+    "ANNOTATION_ATTEMPT",
+    "DEFAULT_MASTER_PORT",
+    "job_demand",
+    "job_pods",
+    "job_service",
+    "master_role",
+    "pod_name",
+    "pod_names",
+]
 
-ANNOTATION_ATTEMPT: Final = "aisched.io/attempt"
+ANNOTATION_ATTEMPT: Final = "aisched.io/attempt"  # one of `keys.RESERVED_POD_KEYS`
 DEFAULT_MASTER_PORT: Final = 29500
 
 _JOB_API_VERSION: Final = "aisched.io/v1alpha1"
@@ -65,10 +77,11 @@ def job_pods(
     attempt: int,
     sequence: int,
     scheduler_name: str = keys.SCHEDULER_NAME,
+    only: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The pods of `job` for `attempt`, built from the raw object `obj` (whose templates keep every
-    field, including those the models do not describe); `sequence` is the job's place in submission
-    order (its `status.queueSequence`).
+    """The pods of `job` for `attempt` (those named in `only`, when given), built from the raw
+    object `obj` (whose templates keep every field, including those the models do not describe);
+    `sequence` is the job's place in submission order (its `status.queueSequence`).
 
     `restartPolicy` is always Never: a failed container fails its pod, and the controller restarts
     the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
@@ -97,6 +110,9 @@ def job_pods(
         role = spec.replicas[role_index]
         template = ObjectView(raw_roles[role.name].get("template") or {})
         for index in range(role.count):
+            if only is not None and pod_name(name, role.name, index) not in only:
+                rank += 1
+                continue
             pod_meta = copy.deepcopy(dict(template.meta))
             pod_meta.pop("name", None)
             pod_meta.pop("generateName", None)
@@ -136,6 +152,37 @@ def job_pods(
             pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
             rank += 1
     return pods
+
+
+def pod_names(job: AIJob) -> list[str]:
+    """The names of the job's pods, role by role (cheap: no pod is built)."""
+    name = job.metadata.name or ""
+    return [pod_name(name, role.name, i) for role in job.spec.replicas for i in range(role.count)]
+
+
+def job_demand(obj: Mapping[str, Any], job: AIJob) -> Demand:
+    """What the job asks of its tenant's quota and of the cluster, from one pod of each role (its
+    pods differ only in their index), so that it costs the same for 1 pod or 10,000.
+
+    Raises ValueError when a pod the job would make cannot be read as the scheduler reads it."""
+    name = job.metadata.name or ""
+    firsts = {pod_name(name, role.name, 0): role.count for role in job.spec.replicas}
+    total: dict[str, int] = {}
+    pod_gpus = 0
+    for pod in job_pods(obj, job, attempt=0, sequence=0, only=firsts):
+        info = PodInfo.from_manifest(pod)
+        count = firsts[pod["metadata"]["name"]]
+        for resource, amount in quota_usage(info).items():
+            total[resource] = total.get(resource, 0) + amount * count
+        pod_gpus = max(pod_gpus, info.gpus)
+    models = frozenset(job.spec.gpu.models) if job.spec.gpu is not None and job.spec.gpu.models else None
+    return Demand(
+        total=total,
+        pod_gpus=pod_gpus,
+        models=models,
+        priority=job.spec.priority,
+        preemptible=job.spec.preemptible,
+    )
 
 
 def _limit_runtime(pod_spec: dict[str, Any], limit: int | None) -> None:

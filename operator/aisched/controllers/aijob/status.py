@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: The AIJob's conditions, in the order `kubectl describe` shows them.
-CONDITION_TYPES: Final = ("Valid", "Scheduled", "Running", "Complete", "Failed")
+CONDITION_TYPES: Final = ("Valid", "Admissible", "Admitted", "Scheduled", "Running", "Complete", "Failed")
 #: The status fields by their names on the wire.
 _WIRE_NAMES: Final = frozenset(field.alias or name for name, field in AIJobStatus.model_fields.items())
 

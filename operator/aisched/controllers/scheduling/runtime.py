@@ -20,6 +20,7 @@ from typing import Final, Protocol
 
 from aisched.api.objects import PodView
 from aisched.binder import Binder, BindOutcome
+from aisched.controllers.aijob.admission import ClusterGpus
 from aisched.controllers.scheduling.preemptor import Preemptor
 from aisched.controllers.scheduling.reporting import (
     REASON_SCHEDULER_ERROR,
@@ -106,7 +107,8 @@ class SchedulerRuntime:
         self.scheduler = Scheduler(profile=self.profile, registry=registry, ledger=ledger, clock=wall)
         self.cache = self.scheduler.cache
         self.ledger = self.scheduler.ledger
-        self.queue = gang_queue(self.scheduler, clock, QueueResolver(self.ledger, queueing))
+        self.queues = QueueResolver(self.ledger, queueing)
+        self.queue = gang_queue(self.scheduler, clock, self.queues)
         self.scheduler.reservations.subscribe(lambda _: self._wake.set())
         self.gangs = GangBook()
         self.binder = binder if binder is not None else Binder(client, clock=clock)
@@ -131,6 +133,17 @@ class SchedulerRuntime:
     @property
     def informers(self) -> tuple[Informer, Informer, Informer]:
         return self.pods, self.nodes, self.topologies
+
+    def cluster_gpus(self, models: frozenset[str] | None) -> ClusterGpus | None:
+        """The GPUs of the nodes of `models` (None: every node), once the nodes are listed."""
+        if not (self.nodes.synced.is_set() and self.topologies.synced.is_set()):
+            return None
+        total, largest = self.cache.gpu_nodes(models)
+        return ClusterGpus(total=total, largest_node=largest)
+
+    def strategy_of(self, tenant: str) -> str:
+        """The queueing strategy of `tenant` (its TenantQuota's, else the cluster's default)."""
+        return self.queues.policy_of(tenant).strategy
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and schedule until `stop` is set; bindings in flight finish first."""

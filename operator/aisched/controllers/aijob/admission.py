@@ -1,0 +1,258 @@
+"""Admission: an AIJob's pods are made only once its tenant's quota can hold the whole job.
+
+As Kueue holds a Job suspended until its workload is admitted, the AIJob controller creates no pod
+of a job before `Admissions.check` admits it. What a job asks (`demand`) is worked out from its
+spec — one pod per role, times the role's count — so a job of 10,000 pods costs what a job of one
+does until it is admitted. The answers:
+
+- **ExceedsQuota** / **ExceedsCluster** (standing): the job asks more than its tenant may ever use
+  (the tenant's limit, `Tenant.limit`), or more GPUs than the cluster has of the models it allows,
+  or one pod more GPUs than any such node holds. No pod is made; the job says so at once, and is
+  looked at again when the TenantQuotas or the nodes change.
+- **Waiting** (for now): what the tenant's admitted jobs ask, with this one, would pass the
+  tenant's limit; or, under StrictFIFO, a job of the tenant submitted earlier still waits.
+- **Admitted**: the job's demand is added to its tenant's admitted total, and stays there until
+  the job finishes or is deleted (`release`), when the jobs waiting behind it are looked at again.
+  A job that would pass the limit is admitted all the same when the tenant's admitted jobs of
+  lower priority that may be preempted (and a TenantQuota whose `preemption.withinTenant` is
+  `LowerPriority`) hold enough: the scheduler then preempts them to place it, as it would have
+  before admission existed, and they wait again.
+
+The admitted total is a reservation, not usage: the scheduler's Quota plugin still charges what
+pods actually hold, and decides borrowing within a cohort when it places them. Plain pods (no
+AIJob) are not admitted here; they wait for quota in the scheduler's queue, as before.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from aisched.quota import GPU_MILLI, Tenant
+from aisched.quota.tenants import display
+
+__all__ = ["Admissions", "ClusterGpus", "Demand", "Verdict"]
+
+#: The quota strategy under which an earlier job blocks the later ones of its tenant.
+_STRICT: Final = "StrictFIFO"
+
+Outcome = Literal["Admitted", "ExceedsQuota", "ExceedsCluster", "Waiting"]
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a job asks: its total in quota units (GPUs in milli-GPUs), and its largest pod's whole
+    GPUs and allowed GPU models (None: any)."""
+
+    total: Mapping[str, int]
+    pod_gpus: int = 0
+    models: frozenset[str] | None = None
+    #: The job's priority, and whether it may be preempted (its spec's).
+    priority: int = 0
+    preemptible: bool = True
+
+
+@dataclass(frozen=True)
+class ClusterGpus:
+    """The GPUs of the nodes a job may use: all of them, and the most any one node has."""
+
+    total: int
+    largest_node: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    message: str = ""
+
+    @property
+    def admitted(self) -> bool:
+        return self.outcome == "Admitted"
+
+    @property
+    def standing(self) -> bool:
+        """Whether only a new TenantQuota or new nodes can change the answer."""
+        return self.outcome in ("ExceedsQuota", "ExceedsCluster")
+
+
+#: A job's place in its tenant's order: (creation time, queue sequence, key).
+Order = tuple[float, int, str]
+
+
+class Admissions:
+    """The jobs admitted, per tenant, and the jobs waiting for quota; see the module's docstring."""
+
+    def __init__(
+        self,
+        tenant: Callable[[str], Tenant | None],
+        *,
+        cluster: Callable[[frozenset[str] | None], ClusterGpus | None] = lambda models: None,
+        strategy: Callable[[str], str] = lambda tenant: "BestEffortFIFO",
+    ) -> None:
+        """`tenant` finds a TenantQuota by name; `cluster` says what GPUs the nodes of the given
+        models have (None until the nodes are known); `strategy` is a tenant's queueing strategy."""
+        self._tenant = tenant
+        self._cluster = cluster
+        self._strategy = strategy
+        self._admitted: dict[str, tuple[str | None, Demand]] = {}  # job -> (tenant, demand)
+        self._of_tenant: dict[str, set[str]] = {}  # tenant -> its admitted jobs
+        self._committed: dict[str, dict[str, int]] = {}  # tenant -> sum of its admitted demands
+        self._waiting: dict[str, dict[str, Order]] = {}  # tenant -> waiting job -> its order
+        self._heads: dict[str, list[tuple[Order, str]]] = {}  # tenant -> heap of its waiting jobs
+        self._tenant_of_waiting: dict[str, str] = {}  # waiting job -> its tenant
+
+    def is_admitted(self, key: str) -> bool:
+        return key in self._admitted
+
+    def committed(self, tenant: str) -> dict[str, int]:
+        return dict(self._committed.get(tenant, {}))
+
+    def check(self, key: str, tenant: str | None, demand: Demand, order: Order) -> Verdict:
+        """Admit job `key` of `tenant` asking `demand`, or say why not (see the module's docstring)."""
+        if key in self._admitted:
+            return Verdict("Admitted")
+        standing = self._standing(tenant, demand)
+        if standing is not None:
+            self._stop_waiting(key)
+            return standing
+        if tenant is None or self._tenant(tenant) is None:
+            self.admit(key, tenant, demand)
+            return Verdict("Admitted")
+        found = self._tenant(tenant)
+        assert found is not None
+        self._wait(key, tenant, order)
+        if self._strategy(tenant) == _STRICT:
+            first = self._first(tenant)
+            if first != key:
+                return Verdict(
+                    "Waiting",
+                    f"waiting for quota behind job {first}, submitted earlier to tenant {tenant} "
+                    "(StrictFIFO)",
+                )
+        committed = self._committed.get(tenant, {})
+        yielding = (
+            self._preemptible(tenant, demand.priority) if found.within_tenant == "LowerPriority" else {}
+        )
+        for resource, amount in sorted(demand.total.items()):
+            limit = found.limit(resource)
+            held = committed.get(resource, 0)
+            if limit is None or amount <= 0 or held - yielding.get(resource, 0) + amount <= limit:
+                continue
+            return Verdict(
+                "Waiting",
+                f"waiting for quota: tenant {tenant}'s admitted jobs ask {display(resource, held)} and "
+                f"this one {display(resource, amount)}, over its limit of {display(resource, limit)}",
+            )
+        self.admit(key, tenant, demand)
+        return Verdict("Admitted")
+
+    def admit(self, key: str, tenant: str | None, demand: Demand) -> None:
+        """Record job `key` as admitted (also for a job found with pods already, after a restart)."""
+        if key in self._admitted:
+            return
+        self._stop_waiting(key)
+        self._admitted[key] = (tenant, demand)
+        if tenant is not None:
+            self._of_tenant.setdefault(tenant, set()).add(key)
+            committed = self._committed.setdefault(tenant, {})
+            for resource, amount in demand.total.items():
+                committed[resource] = committed.get(resource, 0) + amount
+
+    def _preemptible(self, tenant: str, priority: int) -> dict[str, int]:
+        """What the admitted jobs of `tenant` below `priority` that may be preempted ask together
+        (looked through only for a tenant with such jobs: its admitted jobs, never the waiting)."""
+        out: dict[str, int] = {}
+        for key in self._of_tenant.get(tenant, ()):
+            demand = self._admitted[key][1]
+            if demand.preemptible and demand.priority < priority:
+                for resource, amount in demand.total.items():
+                    out[resource] = out.get(resource, 0) + amount
+        return out
+
+    def release(self, key: str) -> list[str]:
+        """Job `key` finished, was deleted or no longer waits: its quota goes back. Returns the
+        jobs of its tenant to look at again: the first waiting under StrictFIFO, else all waiting."""
+        self._stop_waiting(key)
+        found = self._admitted.pop(key, None)
+        tenant = found[0] if found is not None else None
+        if found is None or tenant is None:
+            return []
+        demand = found[1]
+        self._of_tenant[tenant].discard(key)
+        committed = self._committed.get(tenant, {})
+        for resource, amount in demand.total.items():
+            left = committed.get(resource, 0) - amount
+            if left > 0:
+                committed[resource] = left
+            else:
+                committed.pop(resource, None)
+        if self._strategy(tenant) == _STRICT:
+            first = self._first(tenant)
+            return [] if first is None else [first]
+        return self.waiting(tenant)
+
+    def next_waiting(self, tenant: str) -> str | None:
+        """The job of `tenant` that has waited for quota longest, if one waits."""
+        return self._first(tenant)
+
+    def waiting(self, tenant: str) -> list[str]:
+        """The jobs of `tenant` waiting for quota, first submitted first."""
+        waiting = self._waiting.get(tenant, {})
+        return sorted(waiting, key=waiting.__getitem__)
+
+    def _wait(self, key: str, tenant: str, order: Order) -> None:
+        if self._tenant_of_waiting.get(key) == tenant and self._waiting[tenant][key] == order:
+            return
+        self._stop_waiting(key)
+        self._waiting.setdefault(tenant, {})[key] = order
+        self._tenant_of_waiting[key] = tenant
+        heapq.heappush(self._heads.setdefault(tenant, []), (order, key))
+
+    def _first(self, tenant: str) -> str | None:
+        """The job of `tenant` that has waited longest (entries left by jobs gone are dropped here)."""
+        heap, waiting = self._heads.get(tenant, []), self._waiting.get(tenant, {})
+        while heap and waiting.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][1] if heap else None
+
+    def _stop_waiting(self, key: str) -> None:
+        tenant = self._tenant_of_waiting.pop(key, None)
+        if tenant is None:
+            return
+        waiting = self._waiting[tenant]
+        del waiting[key]
+        if not waiting:
+            del self._waiting[tenant]
+            self._heads.pop(tenant, None)
+
+    def _standing(self, tenant: str | None, demand: Demand) -> Verdict | None:
+        found = self._tenant(tenant) if tenant is not None else None
+        if found is not None:
+            for resource, amount in sorted(demand.total.items()):
+                limit = found.limit(resource)
+                if limit is not None and amount > limit:
+                    return Verdict(
+                        "ExceedsQuota",
+                        f"the job asks {display(resource, amount)}, more than tenant {tenant} may "
+                        f"ever use ({display(resource, limit)})",
+                    )
+        gpus = demand.total.get(GPU_MILLI, 0)
+        if not gpus:
+            return None
+        cluster = self._cluster(demand.models)
+        if cluster is None:
+            return None  # the nodes are not known yet
+        which = "GPUs" if demand.models is None else f"GPUs of model {', '.join(sorted(demand.models))}"
+        if gpus > cluster.total * 1000:
+            return Verdict(
+                "ExceedsCluster",
+                f"the job asks {display(GPU_MILLI, gpus)}; the cluster has {cluster.total} {which}",
+            )
+        if demand.pod_gpus > cluster.largest_node:
+            return Verdict(
+                "ExceedsCluster",
+                f"a pod asks {demand.pod_gpus} GPUs; no node has more than {cluster.largest_node} {which}",
+            )
+        return None
