@@ -17,6 +17,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from aisched.api.objects import rfc3339
+from aisched.emulator import apply as applies
+from aisched.emulator import managedfields
 from aisched.emulator import patch as patches
 from aisched.emulator.admission import (
     admit,
@@ -28,6 +30,7 @@ from aisched.emulator.admission import (
 )
 from aisched.emulator.cel import CelEvaluator
 from aisched.emulator.errors import StatusError, status_body
+from aisched.emulator.fields import shape_for
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
 from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store
@@ -272,7 +275,12 @@ class ApiServer:
                 body = await self._body(request)
                 return _response(
                     self.create(
-                        resource, namespace, body, dry_run=_dry_run(request), field_validation=_fv(request)
+                        resource,
+                        namespace,
+                        body,
+                        dry_run=_dry_run(request),
+                        field_validation=_fv(request),
+                        manager=_manager(request),
                     ),
                     201,
                 )
@@ -294,11 +302,31 @@ class ApiServer:
                         sub=sub,
                         dry_run=_dry_run(request),
                         field_validation=_fv(request),
+                        manager=_manager(request),
                     )
                 )
             if method == "PATCH":
+                content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                is_apply = content_type == patches.APPLY_PATCH
+                applies.check_options(
+                    is_apply=is_apply,
+                    manager=request.query.get("fieldManager"),
+                    force=request.query.get("force"),
+                )
                 body = await self._body(request)
-                content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+                if is_apply:
+                    applied, created = self.apply(
+                        resource,
+                        namespace,
+                        name,
+                        body,
+                        sub=sub,
+                        manager=request.query["fieldManager"],
+                        force=request.query.get("force", "").lower() == "true",
+                        dry_run=_dry_run(request),
+                        field_validation=_fv(request),
+                    )
+                    return _response(applied, 201 if created else 200)
                 return _response(
                     self.patch(
                         resource,
@@ -309,6 +337,7 @@ class ApiServer:
                         sub=sub,
                         dry_run=_dry_run(request),
                         field_validation=_fv(request),
+                        manager=_manager(request),
                     )
                 )
             if method == "DELETE" and sub is None:
@@ -383,7 +412,11 @@ class ApiServer:
         *,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        manager: str = "",
+        applied: bool = False,
     ) -> Obj:
+        """POST: `body` admitted and stored; `manager` owns its fields (`applied`: an apply
+        already recorded who owns what)."""
         if not isinstance(body, dict):
             raise StatusError.bad_request("the request body must be a JSON object")
         check_metadata(resource.kind, body, group=resource.group)
@@ -410,6 +443,8 @@ class ApiServer:
         if "status" in resource.subresources and resource.custom:
             obj.pop("status", None)
         obj = admit(resource, obj, old=None, field_validation=field_validation, cel=self._cel)
+        if not applied:
+            self._record(resource, old=None, new=obj, manager=manager, sub=None)
         if resource.key == _CRDS:
             check_crd(obj)
         if dry_run:
@@ -429,7 +464,10 @@ class ApiServer:
         sub: str | None,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        manager: str = "",
+        applied: bool = False,
     ) -> Obj:
+        """PUT: `body` in place of the stored object (its status only, through `sub` "status")."""
         if not isinstance(body, dict):
             raise StatusError.bad_request("the request body must be a JSON object")
         check_metadata(resource.kind, body, group=resource.group)
@@ -457,6 +495,8 @@ class ApiServer:
             merged["status"] = new.get("status")
             if merged["status"] is None:
                 merged.pop("status")
+            if "managedFields" in new["metadata"]:
+                merged["metadata"]["managedFields"] = new["metadata"]["managedFields"]
             new = merged
         elif "status" in resource.subresources:
             if "status" in current:
@@ -464,6 +504,8 @@ class ApiServer:
             else:
                 new.pop("status", None)
         new = admit(resource, new, old=current, field_validation=field_validation, cel=self._cel)
+        if not applied:
+            self._record(resource, old=current, new=new, manager=manager, sub=sub)
         if resource.key == _CRDS:
             check_crd(new)
         if dry_run:
@@ -491,7 +533,9 @@ class ApiServer:
         sub: str | None,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        manager: str = "",
     ) -> Obj:
+        """PATCH (JSON, merge or strategic merge): the patched object stored as by `update`."""
         current = self.store.get(resource, namespace, name)
         try:
             patched = patches.apply_patch(
@@ -511,8 +555,80 @@ class ApiServer:
             "resourceVersion", current["metadata"]["resourceVersion"]
         )
         return self.update(
-            resource, namespace, name, patched, sub=sub, dry_run=dry_run, field_validation=field_validation
+            resource,
+            namespace,
+            name,
+            patched,
+            sub=sub,
+            dry_run=dry_run,
+            field_validation=field_validation,
+            manager=manager,
         )
+
+    def apply(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        sub: str | None,
+        manager: str,
+        force: bool,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+    ) -> tuple[Obj, bool]:
+        """PATCH application/apply-patch+yaml: (the object, whether the apply created it)."""
+        config = applies.check_config(body, kind=resource.kind, api_version=resource.api_version, name=name)
+        check_metadata(resource.kind, config, group=resource.group)
+        current = self.store.find(resource, namespace, name)
+        if current is None and sub is not None:
+            raise StatusError.not_found(resource.plural, name, group=resource.group)
+        merged = applies.apply(
+            live=current,
+            config=config,
+            shape=shape_for(kind=resource.kind, schema=resource.schema, custom=resource.custom),
+            manager=manager,
+            force=force,
+            subresource=sub or "",
+            has_status="status" in resource.subresources,
+            api_version=resource.api_version,
+            now=rfc3339(self.clock()),
+        )
+        if current is None:
+            merged["metadata"].pop("resourceVersion", None)
+            created = self.create(
+                resource, namespace, merged, dry_run=dry_run, field_validation=field_validation, applied=True
+            )
+            return created, True
+        updated = self.update(
+            resource,
+            namespace,
+            name,
+            merged,
+            sub=sub,
+            dry_run=dry_run,
+            field_validation=field_validation,
+            applied=True,
+        )
+        return updated, False
+
+    def _record(
+        self, resource: ResourceType, *, old: Obj | None, new: Obj, manager: str, sub: str | None
+    ) -> None:
+        """Note in `new`'s managedFields what `manager`'s ordinary write changed."""
+        new["metadata"]["managedFields"] = managedfields.record_update(
+            old=old,
+            new=new,
+            shape=shape_for(kind=resource.kind, schema=resource.schema, custom=resource.custom),
+            manager=manager,
+            subresource=sub or "",
+            has_status="status" in resource.subresources,
+            api_version=resource.api_version,
+            now=rfc3339(self.clock()),
+        )
+        if not new["metadata"]["managedFields"]:
+            del new["metadata"]["managedFields"]
 
     def delete(
         self, resource: ResourceType, namespace: str | None, name: str, options: dict[str, Any]
@@ -668,6 +784,13 @@ class ApiServer:
 
     def on_change(self, listener: Callable[[Event], None]) -> None:
         self.store.listeners.append(listener)
+
+
+def _manager(request: web.Request) -> str:
+    """Who writes: the fieldManager asked for, else the client's User-Agent up to its first "/"."""
+    given = request.query.get("fieldManager")
+    applies.check_options(is_apply=False, manager=given, force=None)
+    return given or request.headers.get("User-Agent", "").split("/")[0][: applies.MANAGER_MAX_LENGTH]
 
 
 def _fv(request: web.Request) -> str:
