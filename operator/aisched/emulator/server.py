@@ -31,6 +31,7 @@ from aisched.emulator.admission import (
 from aisched.emulator.cel import CelEvaluator
 from aisched.emulator.errors import StatusError, status_body
 from aisched.emulator.fields import shape_for
+from aisched.emulator.limits import check_size
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
 from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store
@@ -55,6 +56,8 @@ _SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node
 _JSON: Final = "application/json"
 _CRDS: Final = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NOT_FOUND: Final = "the server could not find the requested resource"
+#: The API server reads no request body larger than this (apiserver's MaxRequestBodyBytes).
+MAX_REQUEST_BYTES: Final = 3 * 2**20
 
 log = get_logger(__name__)
 
@@ -97,7 +100,7 @@ class ApiServer:
         namespaces = self.resource("", "v1", "namespaces")
         for name in _SYSTEM_NAMESPACES:
             self.store.create(namespaces, {"metadata": {"name": name}, "status": {"phase": "Active"}})
-        self.app = web.Application(client_max_size=64 * 2**20)
+        self.app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     # -- resource registry ----------------------------------------------------------------
@@ -358,7 +361,12 @@ class ApiServer:
                 "the body of the request was in an unknown format - accepted media types include:"
                 " application/json, application/yaml",
             )
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise StatusError(
+                413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
+            ) from None
         if not raw:
             if required:
                 raise StatusError.bad_request("the request body is empty")
@@ -449,6 +457,7 @@ class ApiServer:
             check_crd(obj)
         if dry_run:
             return obj
+        check_size(obj)
         created = self.store.create(resource, obj)
         if resource.key == _CRDS:
             self._crd_changed(created, old=None)
@@ -510,6 +519,7 @@ class ApiServer:
             check_crd(new)
         if dry_run:
             return new
+        check_size(new)
         stored = self.store.replace(resource, current, new)
         # Removing the last finalizer of a terminating object deletes it (the store has done so).
         gone = bool(stored["metadata"].get("deletionTimestamp")) and not stored["metadata"].get("finalizers")
