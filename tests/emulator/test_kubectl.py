@@ -249,3 +249,19 @@ async def test_server_side_apply_creates_keeps_changes_conflicts_and_forces(
         "jsonpath={range .metadata.managedFields[*]}{.manager}={.fieldsV1.f:spec.f:weight}{'\\n'}{end}",
     )  # fmt: skip
     assert owners.split() == ["kubectl=", "other={}"], "the weight changed hands"
+
+
+async def test_explain_prints_the_fields_of_custom_and_core_kinds(api: tuple[Emulator, Kubectl]) -> None:
+    _, kubectl = api
+    await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    spec = await kubectl.ok("explain", "aijob.spec")
+    assert "KIND:       AIJob" in spec
+    assert "replicas\t<[]Object> -required-" in spec
+    assert "gang\t<Object>" in spec
+    quota = await kubectl.ok("explain", "tenantquota.spec")
+    assert "namespaces\t<[]string>" in quota
+    recursive = await kubectl.ok("explain", "aijob.spec", "--recursive")
+    assert "minMember\t<integer>" in recursive, "fields of nested objects are listed"
+    containers = await kubectl.ok("explain", "pods.spec.containers")
+    assert "name\t<string> -required-" in containers
+    assert "KIND:       Pod" in await kubectl.ok("explain", "pods.spec")

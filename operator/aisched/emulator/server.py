@@ -18,20 +18,28 @@ from aiohttp import web
 
 from aisched.api.objects import rfc3339
 from aisched.emulator import apply as applies
-from aisched.emulator import managedfields
+from aisched.emulator import discovery, managedfields
 from aisched.emulator import patch as patches
 from aisched.emulator.admission import (
     admit,
     binding_target,
     check_crd,
-    check_depth,
     check_metadata,
     delete_options,
 )
 from aisched.emulator.cel import CelEvaluator
+from aisched.emulator.discovery import NOT_FOUND
 from aisched.emulator.errors import StatusError, status_body
 from aisched.emulator.fields import shape_for
 from aisched.emulator.limits import check_size
+from aisched.emulator.request import (
+    MAX_REQUEST_BYTES,
+    dry_run,
+    field_validation,
+    read_body,
+    request_manager,
+    wants_table,
+)
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
 from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store
@@ -55,9 +63,6 @@ KUBERNETES_VERSION: Final = {
 _SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
 _JSON: Final = "application/json"
 _CRDS: Final = ("apiextensions.k8s.io", "customresourcedefinitions")
-_NOT_FOUND: Final = "the server could not find the requested resource"
-#: The API server reads no request body larger than this (apiserver's MaxRequestBodyBytes).
-MAX_REQUEST_BYTES: Final = 3 * 2**20
 
 log = get_logger(__name__)
 
@@ -68,10 +73,6 @@ def _dumps(body: Any) -> str:
 
 def _response(body: Any, status: int = 200) -> web.Response:
     return web.Response(text=_dumps(body), status=status, content_type=_JSON)
-
-
-def _wants_table(request: web.Request) -> bool:
-    return "as=Table" in request.headers.get("Accept", "")
 
 
 class ApiServer:
@@ -116,15 +117,11 @@ class ApiServer:
     def resource(self, group: str, version: str, plural: str) -> ResourceType:
         found = self._types.get((group, version, plural))
         if found is None:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
+            raise StatusError(404, "NotFound", NOT_FOUND)
         return found
 
     def group_versions(self) -> dict[str, list[str]]:
-        versions: dict[str, list[str]] = {}
-        for group, version, _ in self._types:
-            if version not in versions.setdefault(group, []):
-                versions[group].append(version)
-        return versions
+        return discovery.group_versions(self._types)
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -156,7 +153,14 @@ class ApiServer:
         if head == "version":
             return _response(KUBERNETES_VERSION)
         if head == "openapi":
-            return _response(self._openapi(parts[1:]))
+            document = discovery.openapi_document(
+                self._types,
+                parts[1:],
+                accept=request.headers.get("Accept", "*/*"),
+                revision=self.store.revision,
+                version=KUBERNETES_VERSION["gitVersion"],
+            )
+            return _response(document)
         if head == "api":
             if len(parts) == 1:
                 return _response(
@@ -165,84 +169,11 @@ class ApiServer:
             return await self._group_version(request, "", parts[1], parts[2:])
         if head == "apis":
             if len(parts) == 1:
-                return _response(self._group_list())
+                return _response(discovery.group_list(self._types))
             if len(parts) == 2:
-                return _response(self._group(parts[1]))
+                return _response(discovery.group(self._types, parts[1]))
             return await self._group_version(request, parts[1], parts[2], parts[3:])
-        raise StatusError(404, "NotFound", _NOT_FOUND)
-
-    # -- discovery -------------------------------------------------------------------------
-
-    def _group_entry(self, group: str, versions: list[str]) -> dict[str, Any]:
-        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
-
-    def _group_list(self) -> dict[str, Any]:
-        groups = [self._group_entry(g, vs) for g, vs in sorted(self.group_versions().items()) if g]
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-
-    def _group(self, group: str) -> dict[str, Any]:
-        versions = self.group_versions().get(group)
-        if not versions:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        return {"kind": "APIGroup", "apiVersion": "v1", **self._group_entry(group, versions)}
-
-    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
-        resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
-        if not resources:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [entry for r in resources for entry in r.discovery()],
-        }
-
-    def _openapi(self, parts: list[str]) -> dict[str, Any]:
-        """OpenAPI v3: a document per group-version whose PATCH operations carry each kind and the
-        `fieldValidation` parameter, which is what kubectl reads to leave validation to the server
-        (the schemas themselves are not published; `kubectl explain` has nothing to show)."""
-        if parts == ["v3"]:
-            paths: dict[str, dict[str, str]] = {}
-            for group, group_versions in self.group_versions().items():
-                for version in group_versions:
-                    key = f"apis/{group}/{version}" if group else f"api/{version}"
-                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={self.store.revision}"}
-            return {"paths": paths}
-        if len(parts) == 3 and parts[:2] == ["v3", "api"]:
-            group, version = "", parts[2]
-        elif len(parts) == 4 and parts[:2] == ["v3", "apis"]:
-            group, version = parts[2], parts[3]
-        else:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
-        if not resources:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        field_validation = {
-            "name": "fieldValidation",
-            "in": "query",
-            "schema": {"type": "string", "uniqueItems": True},
-        }
-        operations: dict[str, Any] = {}
-        for resource in resources:
-            prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            scope = "/namespaces/{namespace}" if resource.namespaced else ""
-            gvk = {"group": group, "version": version, "kind": resource.kind}
-            operations[f"{prefix}{scope}/{resource.plural}/{{name}}"] = {
-                "patch": {
-                    "operationId": f"patch{resource.kind}",
-                    "parameters": [field_validation],
-                    "responses": {"200": {"description": "OK"}},
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": gvk,
-                }
-            }
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
-            "paths": operations,
-            "components": {"schemas": {}},
-        }
+        raise StatusError(404, "NotFound", NOT_FOUND)
 
     # -- resources -------------------------------------------------------------------------
 
@@ -250,17 +181,17 @@ class ApiServer:
         self, request: web.Request, group: str, version: str, rest: list[str]
     ) -> web.StreamResponse:
         if not rest:
-            return _response(self._resource_list(group, version))
+            return _response(discovery.resource_list(self._types, group, version))
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and (group, version, rest[2]) in self._types:
             namespace, rest = rest[1], rest[2:]
         resource = self.resource(group, version, rest[0])
         if namespace is not None and not resource.namespaced:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
+            raise StatusError(404, "NotFound", NOT_FOUND)
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if len(rest) > 3 or (sub is not None and sub not in resource.subresources):
-            raise StatusError(404, "NotFound", _NOT_FOUND)
+            raise StatusError(404, "NotFound", NOT_FOUND)
         method = request.method
         if name is None:
             if method == "GET":
@@ -275,15 +206,15 @@ class ApiServer:
                     )
                 return self._list(request, resource, namespace)
             if method == "POST":
-                body = await self._body(request)
+                body = await read_body(request)
                 return _response(
                     self.create(
                         resource,
                         namespace,
                         body,
-                        dry_run=_dry_run(request),
-                        field_validation=_fv(request),
-                        manager=_manager(request),
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                        manager=request_manager(request),
                     ),
                     201,
                 )
@@ -291,11 +222,11 @@ class ApiServer:
                 return self._delete_collection(request, resource, namespace)
         else:
             if sub == "binding" and method == "POST":
-                return _response(self.bind(resource, namespace, name, await self._body(request)), 201)
+                return _response(self.bind(resource, namespace, name, await read_body(request)), 201)
             if method == "GET":
                 return self._object(request, resource, self.store.get(resource, namespace, name))
             if method == "PUT":
-                body = await self._body(request)
+                body = await read_body(request)
                 return _response(
                     self.update(
                         resource,
@@ -303,9 +234,9 @@ class ApiServer:
                         name,
                         body,
                         sub=sub,
-                        dry_run=_dry_run(request),
-                        field_validation=_fv(request),
-                        manager=_manager(request),
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                        manager=request_manager(request),
                     )
                 )
             if method == "PATCH":
@@ -316,7 +247,7 @@ class ApiServer:
                     manager=request.query.get("fieldManager"),
                     force=request.query.get("force"),
                 )
-                body = await self._body(request)
+                body = await read_body(request)
                 if is_apply:
                     applied, created = self.apply(
                         resource,
@@ -326,8 +257,8 @@ class ApiServer:
                         sub=sub,
                         manager=request.query["fieldManager"],
                         force=request.query.get("force", "").lower() == "true",
-                        dry_run=_dry_run(request),
-                        field_validation=_fv(request),
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
                     )
                     return _response(applied, 201 if created else 200)
                 return _response(
@@ -338,57 +269,20 @@ class ApiServer:
                         body,
                         content_type=content_type,
                         sub=sub,
-                        dry_run=_dry_run(request),
-                        field_validation=_fv(request),
-                        manager=_manager(request),
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                        manager=request_manager(request),
                     )
                 )
             if method == "DELETE" and sub is None:
-                options = delete_options(await self._body(request, required=False))
+                options = delete_options(await read_body(request, required=False))
                 return _response(self.delete(resource, namespace, name, options))
         raise StatusError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
         )
 
-    async def _body(self, request: web.Request, *, required: bool = True) -> Any:
-        if "protobuf" in request.headers.get("Content-Type", "") or "cbor" in request.headers.get(
-            "Content-Type", ""
-        ):
-            # Only JSON is spoken here; clients that offered protobuf retry with JSON on a 415.
-            raise StatusError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include:"
-                " application/json, application/yaml",
-            )
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise StatusError(
-                413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
-            ) from None
-        if not raw:
-            if required:
-                raise StatusError.bad_request("the request body is empty")
-            return None
-        try:
-            body = json.loads(raw)
-        except RecursionError:
-            raise StatusError.bad_request("the request body is nested too deeply") from None
-        except ValueError:
-            try:
-                import yaml  # noqa: PLC0415 - apply-patch+yaml and YAML bodies are rare
-
-                body = yaml.safe_load(raw)
-            except RecursionError:
-                raise StatusError.bad_request("the request body is nested too deeply") from None
-            except Exception as exc:
-                raise StatusError.bad_request(f"the request body is not JSON: {exc}") from None
-        check_depth(body)
-        return body
-
     def _object(self, request: web.Request, resource: ResourceType, obj: Obj) -> web.Response:
-        if _wants_table(request):
+        if wants_table(request):
             return _response(table(resource, [obj], revision=self.store.revision, now=self.clock()))
         return _response(obj)
 
@@ -399,7 +293,7 @@ class ApiServer:
             label_selector(request.query.get("labelSelector")),
             field_selector(request.query.get("fieldSelector")),
         )
-        if _wants_table(request):
+        if wants_table(request):
             return _response(table(resource, items, revision=revision, now=self.clock()))
         return _response(
             {
@@ -794,18 +688,3 @@ class ApiServer:
 
     def on_change(self, listener: Callable[[Event], None]) -> None:
         self.store.listeners.append(listener)
-
-
-def _manager(request: web.Request) -> str:
-    """Who writes: the fieldManager asked for, else the client's User-Agent up to its first "/"."""
-    given = request.query.get("fieldManager")
-    applies.check_options(is_apply=False, manager=given, force=None)
-    return given or request.headers.get("User-Agent", "").split("/")[0][: applies.MANAGER_MAX_LENGTH]
-
-
-def _fv(request: web.Request) -> str:
-    return request.query.get("fieldValidation", "Warn")
-
-
-def _dry_run(request: web.Request) -> bool:
-    return request.query.get("dryRun") == "All"
