@@ -211,3 +211,57 @@ async def test_wait_for_a_bound_pod_to_run_on_the_simulated_kubelet(
     assert len(nodes.splitlines()) == 8
     topologies = await kubectl.ok("get", "gnt", "-o", "name")
     assert "gpunodetopology.aisched.io/h100-000" in topologies
+
+
+async def test_server_side_apply_creates_keeps_changes_conflicts_and_forces(
+    api: tuple[Emulator, Kubectl], tmp_path: Path
+) -> None:
+    _, kubectl = api
+    await kubectl.ok("apply", "--server-side", "-f", str(ROOT / "crds"))
+    quota = yaml.safe_load((ROOT / "examples" / "tenantquotas.yaml").read_text().split("\n---")[0])
+    path = tmp_path / "quota.yaml"
+
+    async def apply(weight: float, *args: str) -> tuple[str, str]:
+        quota["spec"]["weight"] = weight
+        path.write_text(yaml.safe_dump(quota))
+        out = await kubectl.ok("apply", "--server-side", "-f", str(path), *args)
+        version = await kubectl.ok(
+            "get", "tq", quota["metadata"]["name"], "-o", "jsonpath={.metadata.resourceVersion}"
+        )
+        return out, version
+
+    out, created = await apply(2)
+    assert out == f"tenantquota.aisched.io/{quota['metadata']['name']} serverside-applied\n"
+    _, unchanged = await apply(2)
+    assert unchanged == created, "an unchanged apply writes nothing"
+    _, changed = await apply(3)
+    assert int(changed) > int(created)
+    quota["spec"]["weight"] = 4
+    path.write_text(yaml.safe_dump(quota))
+    refused = await kubectl("apply", "--server-side", "--field-manager=other", "-f", str(path))
+    assert refused.code != 0
+    assert 'Apply failed with 1 conflict: conflict with "kubectl": .spec.weight' in refused.err
+    assert await kubectl.ok("get", "tq", quota["metadata"]["name"], "-o", "jsonpath={.spec.weight}") == "3"
+    await kubectl.ok("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", str(path))
+    assert await kubectl.ok("get", "tq", quota["metadata"]["name"], "-o", "jsonpath={.spec.weight}") == "4"
+    owners = await kubectl.ok(
+        "get", "tq", quota["metadata"]["name"], "--show-managed-fields", "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}={.fieldsV1.f:spec.f:weight}{'\\n'}{end}",
+    )  # fmt: skip
+    assert owners.split() == ["kubectl=", "other={}"], "the weight changed hands"
+
+
+async def test_explain_prints_the_fields_of_custom_and_core_kinds(api: tuple[Emulator, Kubectl]) -> None:
+    _, kubectl = api
+    await kubectl.ok("apply", "-f", str(ROOT / "crds"))
+    spec = await kubectl.ok("explain", "aijob.spec")
+    assert "KIND:       AIJob" in spec
+    assert "replicas\t<[]Object> -required-" in spec
+    assert "gang\t<Object>" in spec
+    quota = await kubectl.ok("explain", "tenantquota.spec")
+    assert "namespaces\t<[]string>" in quota
+    recursive = await kubectl.ok("explain", "aijob.spec", "--recursive")
+    assert "minMember\t<integer>" in recursive, "fields of nested objects are listed"
+    containers = await kubectl.ok("explain", "pods.spec.containers")
+    assert "name\t<string> -required-" in containers
+    assert "KIND:       Pod" in await kubectl.ok("explain", "pods.spec")

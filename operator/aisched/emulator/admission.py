@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from aisched.emulator.cel import CelEvaluator
 from aisched.emulator.errors import StatusError
+from aisched.emulator.limits import metadata_causes
 from aisched.emulator.resources import BUILTIN, ResourceType
 from aisched.emulator.schema import validate_custom_resource
 
@@ -293,6 +294,9 @@ def admit(
 ) -> Obj:
     """`obj` defaulted and validated as `resource` (`old` is the stored object on updates); `cel`,
     kept for the server's life, compiles each CEL rule of the CRDs once instead of on every write."""
+    causes = metadata_causes(obj.get("metadata") or {})
+    if causes:
+        raise StatusError.invalid(resource.kind, _name_of(obj), causes, group=resource.group)
     if resource.custom and resource.schema is not None:
         return _admit_custom(
             resource, obj, schema=resource.schema, old=old, field_validation=field_validation, cel=cel

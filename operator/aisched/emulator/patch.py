@@ -630,8 +630,8 @@ def apply_patch(
     media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
     if media_type == APPLY_PATCH:
         raise UnsupportedPatch(
-            "server-side apply (application/apply-patch+yaml) is not supported by this emulator; "
-            "use client-side kubectl apply or a merge patch"
+            "server-side apply (application/apply-patch+yaml) merges by field ownership, not as a patch"
+            " of the document: the server runs it through emulator.apply"
         )
     function = PATCH_TYPES.get(media_type)
     if function is None:

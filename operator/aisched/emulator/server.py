@@ -17,17 +17,29 @@ from typing import Any, Final
 from aiohttp import web
 
 from aisched.api.objects import rfc3339
+from aisched.emulator import apply as applies
+from aisched.emulator import discovery, managedfields
 from aisched.emulator import patch as patches
 from aisched.emulator.admission import (
     admit,
     binding_target,
     check_crd,
-    check_depth,
     check_metadata,
     delete_options,
 )
 from aisched.emulator.cel import CelEvaluator
+from aisched.emulator.discovery import NOT_FOUND
 from aisched.emulator.errors import StatusError, status_body
+from aisched.emulator.fields import shape_for
+from aisched.emulator.limits import check_size
+from aisched.emulator.request import (
+    MAX_REQUEST_BYTES,
+    dry_run,
+    field_validation,
+    read_body,
+    request_manager,
+    wants_table,
+)
 from aisched.emulator.resources import BUILTIN, ResourceType, from_crd
 from aisched.emulator.selectors import SelectorError, field_selector, label_selector
 from aisched.emulator.store import WATCH_QUEUE_LIMIT, Event, Obj, Store
@@ -51,7 +63,6 @@ KUBERNETES_VERSION: Final = {
 _SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
 _JSON: Final = "application/json"
 _CRDS: Final = ("apiextensions.k8s.io", "customresourcedefinitions")
-_NOT_FOUND: Final = "the server could not find the requested resource"
 
 log = get_logger(__name__)
 
@@ -62,10 +73,6 @@ def _dumps(body: Any) -> str:
 
 def _response(body: Any, status: int = 200) -> web.Response:
     return web.Response(text=_dumps(body), status=status, content_type=_JSON)
-
-
-def _wants_table(request: web.Request) -> bool:
-    return "as=Table" in request.headers.get("Accept", "")
 
 
 class ApiServer:
@@ -94,7 +101,7 @@ class ApiServer:
         namespaces = self.resource("", "v1", "namespaces")
         for name in _SYSTEM_NAMESPACES:
             self.store.create(namespaces, {"metadata": {"name": name}, "status": {"phase": "Active"}})
-        self.app = web.Application(client_max_size=64 * 2**20)
+        self.app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     # -- resource registry ----------------------------------------------------------------
@@ -110,15 +117,11 @@ class ApiServer:
     def resource(self, group: str, version: str, plural: str) -> ResourceType:
         found = self._types.get((group, version, plural))
         if found is None:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
+            raise StatusError(404, "NotFound", NOT_FOUND)
         return found
 
     def group_versions(self) -> dict[str, list[str]]:
-        versions: dict[str, list[str]] = {}
-        for group, version, _ in self._types:
-            if version not in versions.setdefault(group, []):
-                versions[group].append(version)
-        return versions
+        return discovery.group_versions(self._types)
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -150,7 +153,14 @@ class ApiServer:
         if head == "version":
             return _response(KUBERNETES_VERSION)
         if head == "openapi":
-            return _response(self._openapi(parts[1:]))
+            document = discovery.openapi_document(
+                self._types,
+                parts[1:],
+                accept=request.headers.get("Accept", "*/*"),
+                revision=self.store.revision,
+                version=KUBERNETES_VERSION["gitVersion"],
+            )
+            return _response(document)
         if head == "api":
             if len(parts) == 1:
                 return _response(
@@ -159,84 +169,11 @@ class ApiServer:
             return await self._group_version(request, "", parts[1], parts[2:])
         if head == "apis":
             if len(parts) == 1:
-                return _response(self._group_list())
+                return _response(discovery.group_list(self._types))
             if len(parts) == 2:
-                return _response(self._group(parts[1]))
+                return _response(discovery.group(self._types, parts[1]))
             return await self._group_version(request, parts[1], parts[2], parts[3:])
-        raise StatusError(404, "NotFound", _NOT_FOUND)
-
-    # -- discovery -------------------------------------------------------------------------
-
-    def _group_entry(self, group: str, versions: list[str]) -> dict[str, Any]:
-        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
-
-    def _group_list(self) -> dict[str, Any]:
-        groups = [self._group_entry(g, vs) for g, vs in sorted(self.group_versions().items()) if g]
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-
-    def _group(self, group: str) -> dict[str, Any]:
-        versions = self.group_versions().get(group)
-        if not versions:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        return {"kind": "APIGroup", "apiVersion": "v1", **self._group_entry(group, versions)}
-
-    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
-        resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
-        if not resources:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [entry for r in resources for entry in r.discovery()],
-        }
-
-    def _openapi(self, parts: list[str]) -> dict[str, Any]:
-        """OpenAPI v3: a document per group-version whose PATCH operations carry each kind and the
-        `fieldValidation` parameter, which is what kubectl reads to leave validation to the server
-        (the schemas themselves are not published; `kubectl explain` has nothing to show)."""
-        if parts == ["v3"]:
-            paths: dict[str, dict[str, str]] = {}
-            for group, group_versions in self.group_versions().items():
-                for version in group_versions:
-                    key = f"apis/{group}/{version}" if group else f"api/{version}"
-                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={self.store.revision}"}
-            return {"paths": paths}
-        if len(parts) == 3 and parts[:2] == ["v3", "api"]:
-            group, version = "", parts[2]
-        elif len(parts) == 4 and parts[:2] == ["v3", "apis"]:
-            group, version = parts[2], parts[3]
-        else:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        resources = [r for (g, v, _), r in sorted(self._types.items()) if g == group and v == version]
-        if not resources:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
-        field_validation = {
-            "name": "fieldValidation",
-            "in": "query",
-            "schema": {"type": "string", "uniqueItems": True},
-        }
-        operations: dict[str, Any] = {}
-        for resource in resources:
-            prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            scope = "/namespaces/{namespace}" if resource.namespaced else ""
-            gvk = {"group": group, "version": version, "kind": resource.kind}
-            operations[f"{prefix}{scope}/{resource.plural}/{{name}}"] = {
-                "patch": {
-                    "operationId": f"patch{resource.kind}",
-                    "parameters": [field_validation],
-                    "responses": {"200": {"description": "OK"}},
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": gvk,
-                }
-            }
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION["gitVersion"]},
-            "paths": operations,
-            "components": {"schemas": {}},
-        }
+        raise StatusError(404, "NotFound", NOT_FOUND)
 
     # -- resources -------------------------------------------------------------------------
 
@@ -244,17 +181,17 @@ class ApiServer:
         self, request: web.Request, group: str, version: str, rest: list[str]
     ) -> web.StreamResponse:
         if not rest:
-            return _response(self._resource_list(group, version))
+            return _response(discovery.resource_list(self._types, group, version))
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and (group, version, rest[2]) in self._types:
             namespace, rest = rest[1], rest[2:]
         resource = self.resource(group, version, rest[0])
         if namespace is not None and not resource.namespaced:
-            raise StatusError(404, "NotFound", _NOT_FOUND)
+            raise StatusError(404, "NotFound", NOT_FOUND)
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if len(rest) > 3 or (sub is not None and sub not in resource.subresources):
-            raise StatusError(404, "NotFound", _NOT_FOUND)
+            raise StatusError(404, "NotFound", NOT_FOUND)
         method = request.method
         if name is None:
             if method == "GET":
@@ -269,10 +206,15 @@ class ApiServer:
                     )
                 return self._list(request, resource, namespace)
             if method == "POST":
-                body = await self._body(request)
+                body = await read_body(request)
                 return _response(
                     self.create(
-                        resource, namespace, body, dry_run=_dry_run(request), field_validation=_fv(request)
+                        resource,
+                        namespace,
+                        body,
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                        manager=request_manager(request),
                     ),
                     201,
                 )
@@ -280,11 +222,11 @@ class ApiServer:
                 return self._delete_collection(request, resource, namespace)
         else:
             if sub == "binding" and method == "POST":
-                return _response(self.bind(resource, namespace, name, await self._body(request)), 201)
+                return _response(self.bind(resource, namespace, name, await read_body(request)), 201)
             if method == "GET":
                 return self._object(request, resource, self.store.get(resource, namespace, name))
             if method == "PUT":
-                body = await self._body(request)
+                body = await read_body(request)
                 return _response(
                     self.update(
                         resource,
@@ -292,13 +234,33 @@ class ApiServer:
                         name,
                         body,
                         sub=sub,
-                        dry_run=_dry_run(request),
-                        field_validation=_fv(request),
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                        manager=request_manager(request),
                     )
                 )
             if method == "PATCH":
-                body = await self._body(request)
-                content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+                content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                is_apply = content_type == patches.APPLY_PATCH
+                applies.check_options(
+                    is_apply=is_apply,
+                    manager=request.query.get("fieldManager"),
+                    force=request.query.get("force"),
+                )
+                body = await read_body(request)
+                if is_apply:
+                    applied, created = self.apply(
+                        resource,
+                        namespace,
+                        name,
+                        body,
+                        sub=sub,
+                        manager=request.query["fieldManager"],
+                        force=request.query.get("force", "").lower() == "true",
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                    )
+                    return _response(applied, 201 if created else 200)
                 return _response(
                     self.patch(
                         resource,
@@ -307,51 +269,20 @@ class ApiServer:
                         body,
                         content_type=content_type,
                         sub=sub,
-                        dry_run=_dry_run(request),
-                        field_validation=_fv(request),
+                        dry_run=dry_run(request),
+                        field_validation=field_validation(request),
+                        manager=request_manager(request),
                     )
                 )
             if method == "DELETE" and sub is None:
-                options = delete_options(await self._body(request, required=False))
+                options = delete_options(await read_body(request, required=False))
                 return _response(self.delete(resource, namespace, name, options))
         raise StatusError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
         )
 
-    async def _body(self, request: web.Request, *, required: bool = True) -> Any:
-        if "protobuf" in request.headers.get("Content-Type", "") or "cbor" in request.headers.get(
-            "Content-Type", ""
-        ):
-            # Only JSON is spoken here; clients that offered protobuf retry with JSON on a 415.
-            raise StatusError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include:"
-                " application/json, application/yaml",
-            )
-        raw = await request.read()
-        if not raw:
-            if required:
-                raise StatusError.bad_request("the request body is empty")
-            return None
-        try:
-            body = json.loads(raw)
-        except RecursionError:
-            raise StatusError.bad_request("the request body is nested too deeply") from None
-        except ValueError:
-            try:
-                import yaml  # noqa: PLC0415 - apply-patch+yaml and YAML bodies are rare
-
-                body = yaml.safe_load(raw)
-            except RecursionError:
-                raise StatusError.bad_request("the request body is nested too deeply") from None
-            except Exception as exc:
-                raise StatusError.bad_request(f"the request body is not JSON: {exc}") from None
-        check_depth(body)
-        return body
-
     def _object(self, request: web.Request, resource: ResourceType, obj: Obj) -> web.Response:
-        if _wants_table(request):
+        if wants_table(request):
             return _response(table(resource, [obj], revision=self.store.revision, now=self.clock()))
         return _response(obj)
 
@@ -362,7 +293,7 @@ class ApiServer:
             label_selector(request.query.get("labelSelector")),
             field_selector(request.query.get("fieldSelector")),
         )
-        if _wants_table(request):
+        if wants_table(request):
             return _response(table(resource, items, revision=revision, now=self.clock()))
         return _response(
             {
@@ -383,7 +314,11 @@ class ApiServer:
         *,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        manager: str = "",
+        applied: bool = False,
     ) -> Obj:
+        """POST: `body` admitted and stored; `manager` owns its fields (`applied`: an apply
+        already recorded who owns what)."""
         if not isinstance(body, dict):
             raise StatusError.bad_request("the request body must be a JSON object")
         check_metadata(resource.kind, body, group=resource.group)
@@ -410,10 +345,13 @@ class ApiServer:
         if "status" in resource.subresources and resource.custom:
             obj.pop("status", None)
         obj = admit(resource, obj, old=None, field_validation=field_validation, cel=self._cel)
+        if not applied:
+            self._record(resource, old=None, new=obj, manager=manager, sub=None)
         if resource.key == _CRDS:
             check_crd(obj)
         if dry_run:
             return obj
+        check_size(obj)
         created = self.store.create(resource, obj)
         if resource.key == _CRDS:
             self._crd_changed(created, old=None)
@@ -429,7 +367,10 @@ class ApiServer:
         sub: str | None,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        manager: str = "",
+        applied: bool = False,
     ) -> Obj:
+        """PUT: `body` in place of the stored object (its status only, through `sub` "status")."""
         if not isinstance(body, dict):
             raise StatusError.bad_request("the request body must be a JSON object")
         check_metadata(resource.kind, body, group=resource.group)
@@ -457,6 +398,8 @@ class ApiServer:
             merged["status"] = new.get("status")
             if merged["status"] is None:
                 merged.pop("status")
+            if "managedFields" in new["metadata"]:
+                merged["metadata"]["managedFields"] = new["metadata"]["managedFields"]
             new = merged
         elif "status" in resource.subresources:
             if "status" in current:
@@ -464,10 +407,13 @@ class ApiServer:
             else:
                 new.pop("status", None)
         new = admit(resource, new, old=current, field_validation=field_validation, cel=self._cel)
+        if not applied:
+            self._record(resource, old=current, new=new, manager=manager, sub=sub)
         if resource.key == _CRDS:
             check_crd(new)
         if dry_run:
             return new
+        check_size(new)
         stored = self.store.replace(resource, current, new)
         # Removing the last finalizer of a terminating object deletes it (the store has done so).
         gone = bool(stored["metadata"].get("deletionTimestamp")) and not stored["metadata"].get("finalizers")
@@ -491,7 +437,9 @@ class ApiServer:
         sub: str | None,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        manager: str = "",
     ) -> Obj:
+        """PATCH (JSON, merge or strategic merge): the patched object stored as by `update`."""
         current = self.store.get(resource, namespace, name)
         try:
             patched = patches.apply_patch(
@@ -511,8 +459,80 @@ class ApiServer:
             "resourceVersion", current["metadata"]["resourceVersion"]
         )
         return self.update(
-            resource, namespace, name, patched, sub=sub, dry_run=dry_run, field_validation=field_validation
+            resource,
+            namespace,
+            name,
+            patched,
+            sub=sub,
+            dry_run=dry_run,
+            field_validation=field_validation,
+            manager=manager,
         )
+
+    def apply(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        sub: str | None,
+        manager: str,
+        force: bool,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+    ) -> tuple[Obj, bool]:
+        """PATCH application/apply-patch+yaml: (the object, whether the apply created it)."""
+        config = applies.check_config(body, kind=resource.kind, api_version=resource.api_version, name=name)
+        check_metadata(resource.kind, config, group=resource.group)
+        current = self.store.find(resource, namespace, name)
+        if current is None and sub is not None:
+            raise StatusError.not_found(resource.plural, name, group=resource.group)
+        merged = applies.apply(
+            live=current,
+            config=config,
+            shape=shape_for(kind=resource.kind, schema=resource.schema, custom=resource.custom),
+            manager=manager,
+            force=force,
+            subresource=sub or "",
+            has_status="status" in resource.subresources,
+            api_version=resource.api_version,
+            now=rfc3339(self.clock()),
+        )
+        if current is None:
+            merged["metadata"].pop("resourceVersion", None)
+            created = self.create(
+                resource, namespace, merged, dry_run=dry_run, field_validation=field_validation, applied=True
+            )
+            return created, True
+        updated = self.update(
+            resource,
+            namespace,
+            name,
+            merged,
+            sub=sub,
+            dry_run=dry_run,
+            field_validation=field_validation,
+            applied=True,
+        )
+        return updated, False
+
+    def _record(
+        self, resource: ResourceType, *, old: Obj | None, new: Obj, manager: str, sub: str | None
+    ) -> None:
+        """Note in `new`'s managedFields what `manager`'s ordinary write changed."""
+        new["metadata"]["managedFields"] = managedfields.record_update(
+            old=old,
+            new=new,
+            shape=shape_for(kind=resource.kind, schema=resource.schema, custom=resource.custom),
+            manager=manager,
+            subresource=sub or "",
+            has_status="status" in resource.subresources,
+            api_version=resource.api_version,
+            now=rfc3339(self.clock()),
+        )
+        if not new["metadata"]["managedFields"]:
+            del new["metadata"]["managedFields"]
 
     def delete(
         self, resource: ResourceType, namespace: str | None, name: str, options: dict[str, Any]
@@ -668,11 +688,3 @@ class ApiServer:
 
     def on_change(self, listener: Callable[[Event], None]) -> None:
         self.store.listeners.append(listener)
-
-
-def _fv(request: web.Request) -> str:
-    return request.query.get("fieldValidation", "Warn")
-
-
-def _dry_run(request: web.Request) -> bool:
-    return request.query.get("dryRun") == "All"
