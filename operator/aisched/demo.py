@@ -193,7 +193,7 @@ class _Row:
     key: str
     phase: str
     pods: str
-    gpus: int
+    gpus: float
     racks: list[str]
     nodes: int
     waited: float | None
@@ -243,7 +243,7 @@ def _row(job: JsonObject, racks: dict[str, str]) -> _Row:
         key=view.key,
         phase=status.get("phase", "Pending"),
         pods=f"{len(placement)}/{total}",
-        gpus=int(status.get("gpus") or 0),
+        gpus=float(status.get("gpus") or 0),
         racks=sorted({racks.get(n, "-") for n in nodes}),
         nodes=len(nodes),
         waited=None if queued is None or scheduled is None else max(0.0, scheduled - queued),
@@ -258,7 +258,7 @@ def _line(row: _Row) -> str:
     width = 60
     message = row.message if len(row.message) <= width else row.message[: width - 1] + "…"
     return (
-        f"{row.key:<36} {row.phase:<11} {row.pods:>5} {row.gpus:>4} {row.nodes:>5} "
+        f"{row.key:<36} {row.phase:<11} {row.pods:>5} {row.gpus:>4g} {row.nodes:>5} "
         f"{','.join(row.racks) or '-':<18} {message}"
     )
 
