@@ -33,7 +33,7 @@ from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION, whole_node_templat
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, resource_path
 from aisched.observability.logging import configure_logging
-from aisched.runner import ensure_namespace
+from aisched.runner import LOCAL_ONLY, ensure_namespace
 from aisched.settings import LoggingSettings, load_settings
 
 __all__ = ["burst_jobs", "run_demo"]
@@ -54,7 +54,7 @@ def run_demo(*, cluster: Path, examples: Path, timeout: float, out: TextIO, err:
 
 
 async def _demo(*, cluster: Path, examples: Path, give_up_after: float, out: TextIO) -> int:
-    settings = load_settings(None, metrics={"port": 0})
+    settings = load_settings(None, metrics={"host": LOCAL_ONLY, "port": 0})
     stop = asyncio.Event()
     with tempfile.TemporaryDirectory(prefix="aisched-demo-") as scratch:
         async with Emulator(cluster=cluster) as api, KubeClient(base_url=api.url) as kube:
