@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from aisched.runner import LOCAL_ONLY, run_settings
 from aisched.settings import Settings, SettingsError, load_settings
 
 
@@ -44,3 +45,37 @@ def test_how_often_a_waiting_jobs_place_is_refreshed_is_a_positive_setting() -> 
     assert settings.queueing.status_every_seconds == 2.5
     with pytest.raises(SettingsError, match="AISCHED_QUEUEING__STATUS_EVERY_SECONDS"):
         load_settings({"AISCHED_QUEUEING__STATUS_EVERY_SECONDS": "0"})
+
+
+def test_metrics_listen_on_every_interface_by_default() -> None:
+    assert load_settings({}).metrics.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::", "::"),
+        ("0:0::1", "::1"),
+        ("localhost", "localhost"),
+        ("metrics.svc.", "metrics.svc."),
+    ],
+)
+def test_the_metrics_address_is_a_setting(value: str, host: str) -> None:
+    assert load_settings({"AISCHED_METRICS__HOST": value}).metrics.host == host
+
+
+@pytest.mark.parametrize(
+    "value", ["", " 0.0.0.0", "0.0.0.0:8080", "[::1]", "http://localhost", "300.1.1.1", "-a.b"]
+)
+def test_a_metrics_address_no_server_could_listen_on_is_an_error_naming_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"AISCHED_METRICS__HOST: .* is not an address to listen on"):
+        load_settings({"AISCHED_METRICS__HOST": value})
+
+
+def test_aisched_run_on_the_emulator_serves_metrics_on_this_machine_only() -> None:
+    assert run_settings(emulator=True, leader_elect=None, environ={}).metrics.host == LOCAL_ONLY
+    assert run_settings(emulator=False, leader_elect=None, environ={}).metrics.host == "0.0.0.0"
+    chosen = run_settings(emulator=True, leader_elect=False, environ={"AISCHED_METRICS__HOST": "::"})
+    assert chosen.metrics.host == "::", "the environment still decides"
+    assert chosen.leader_election.enabled is False

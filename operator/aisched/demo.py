@@ -33,7 +33,7 @@ from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION, whole_node_templat
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, resource_path
 from aisched.observability.logging import configure_logging
-from aisched.runner import ensure_namespace
+from aisched.runner import LOCAL_ONLY, ensure_namespace
 from aisched.settings import LoggingSettings, load_settings
 
 __all__ = ["burst_jobs", "run_demo"]
@@ -54,7 +54,7 @@ def run_demo(*, cluster: Path, examples: Path, timeout: float, out: TextIO, err:
 
 
 async def _demo(*, cluster: Path, examples: Path, give_up_after: float, out: TextIO) -> int:
-    settings = load_settings(None, metrics={"port": 0})
+    settings = load_settings(None, metrics={"host": LOCAL_ONLY, "port": 0})
     stop = asyncio.Event()
     with tempfile.TemporaryDirectory(prefix="aisched-demo-") as scratch:
         async with Emulator(cluster=cluster) as api, KubeClient(base_url=api.url) as kube:
@@ -193,7 +193,7 @@ class _Row:
     key: str
     phase: str
     pods: str
-    gpus: int
+    gpus: float
     racks: list[str]
     nodes: int
     waited: float | None
@@ -243,7 +243,7 @@ def _row(job: JsonObject, racks: dict[str, str]) -> _Row:
         key=view.key,
         phase=status.get("phase", "Pending"),
         pods=f"{len(placement)}/{total}",
-        gpus=int(status.get("gpus") or 0),
+        gpus=float(status.get("gpus") or 0),
         racks=sorted({racks.get(n, "-") for n in nodes}),
         nodes=len(nodes),
         waited=None if queued is None or scheduled is None else max(0.0, scheduled - queued),
@@ -258,7 +258,7 @@ def _line(row: _Row) -> str:
     width = 60
     message = row.message if len(row.message) <= width else row.message[: width - 1] + "…"
     return (
-        f"{row.key:<36} {row.phase:<11} {row.pods:>5} {row.gpus:>4} {row.nodes:>5} "
+        f"{row.key:<36} {row.phase:<11} {row.pods:>5} {row.gpus:>4g} {row.nodes:>5} "
         f"{','.join(row.racks) or '-':<18} {message}"
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
@@ -18,7 +19,10 @@ from aisched.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from aisched.emulator.runner import Emulator
 
-__all__ = ["DEFAULT_CLUSTER", "ensure_namespace", "run_command"]
+__all__ = ["DEFAULT_CLUSTER", "LOCAL_ONLY", "ensure_namespace", "run_command", "run_settings"]
+
+#: The address of a server only this machine reaches: the metrics of a run on the emulator.
+LOCAL_ONLY: Final = "127.0.0.1"
 
 #: The emulator's cluster when none is given: 32 DGX H100 nodes, 8 per rack, 2 racks per block.
 DEFAULT_CLUSTER: Final = ClusterSpec.model_validate(
@@ -59,8 +63,7 @@ def run_command(
         print("aisched run: --cluster describes the emulator's cluster; add --emulator", file=err)
         return 2
     try:
-        overrides = {} if leader_elect is None else {"leader_election": {"enabled": leader_elect}}
-        settings = load_settings(None, **overrides)
+        settings = run_settings(emulator=emulator, leader_elect=leader_elect)
         spec = load_cluster(cluster) if cluster is not None else DEFAULT_CLUSTER
     except (SettingsError, OSError, ValueError, ValidationError) as exc:
         print(f"aisched run: {' '.join(str(exc).split())}", file=err)
@@ -105,6 +108,17 @@ async def _main(
         print(f"aisched: emulator on {api.url}; kubeconfig written to {kubeconfig_out}", file=out, flush=True)
         print(f"  try: kubectl --kubeconfig {kubeconfig_out} get nodes,aijobs -A", file=out, flush=True)
         return await run_operator(Connection(server=api.url), settings, stop=stop)
+
+
+def run_settings(
+    *, emulator: bool, leader_elect: bool | None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings of `aisched run`: from the environment (`environ`, default the process's), with
+    the Lease taken or not as `--no-leader-elect` says. On the embedded emulator, everything is
+    local, so metrics and health are served on 127.0.0.1 unless AISCHED_METRICS__HOST says otherwise."""
+    overrides = {} if leader_elect is None else {"leader_election": {"enabled": leader_elect}}
+    defaults = {"metrics": {"host": LOCAL_ONLY}} if emulator else None
+    return load_settings(environ, defaults=defaults, **overrides)
 
 
 def ensure_namespace(api: Emulator, name: str) -> None:

@@ -7,11 +7,21 @@ no setting is an error, so a typo is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from aisched.queue.policy import QueueingPolicy
@@ -25,11 +35,30 @@ __all__ = [
     "SchedulerSettings",
     "Settings",
     "SettingsError",
+    "bind_address",
     "load_settings",
 ]
 
 ENV_PREFIX: Final = "AISCHED_"
 _NESTING: Final = "__"
+#: One label of a host name (RFC 1123).
+_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def bind_address(value: str) -> str:
+    """`value` if a server can be told to listen on it: an IPv4 or IPv6 address (`0.0.0.0` and `::`
+    mean every interface) or a host name; a ValueError saying what was expected otherwise."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    labels = value.removesuffix(".").split(".")
+    if len(value) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit():
+        return value
+    raise ValueError(
+        f"{value!r} is not an address to listen on: expected an IP address (0.0.0.0 or :: for every"
+        " interface, 127.0.0.1 or ::1 for this machine only) or a host name, without a port"
+    )
 
 
 class _Section(BaseModel):
@@ -47,7 +76,9 @@ class LoggingSettings(_Section):
 class MetricsSettings(_Section):
     """Where Prometheus metrics and the health endpoints are served."""
 
-    host: str = "0.0.0.0"
+    #: The address the server listens on: every interface by default (a pod's probes and the
+    #: Prometheus scraper come from outside it); `aisched run --emulator` and the demo use 127.0.0.1.
+    host: Annotated[str, AfterValidator(bind_address)] = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
 
@@ -144,10 +175,16 @@ class SettingsError(ValueError):
     """The environment holds settings that do not exist or do not parse."""
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults, then `AISCHED_...` variables of `environ`, then `overrides` by section."""
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings from the models' defaults, then `defaults` by section (a command's own, e.g. a local
+    run's), then `AISCHED_...` variables of `environ`, then `overrides` by section."""
     env = os.environ if environ is None else environ
-    raw: dict[str, dict[str, Any]] = {}
+    raw: dict[str, dict[str, Any]] = {section: dict(values) for section, values in (defaults or {}).items()}
     sections = Settings.model_fields
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):

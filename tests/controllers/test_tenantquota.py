@@ -45,6 +45,7 @@ class Running:
     controller: QuotaController
     cache: Cache
     synced: asyncio.Event
+    clock: Clock
 
 
 @pytest.fixture
@@ -60,11 +61,12 @@ async def running(emulator_cluster: Emulator) -> AsyncIterator[Running]:
         ledger = QuotaLedger(index.tenants(), capacity={GPU_MILLI: 64_000})
         cache = Cache()
         cache.subscribe(ledger.pod_changed)  # as the scheduling core wires them
-        controller = QuotaController(kube, index, ledger, clock=Clock(), pods_synced=synced, min_interval=0.0)
+        clock = Clock()
+        controller = QuotaController(kube, index, ledger, clock=clock, pods_synced=synced, min_interval=0.0)
         stop = asyncio.Event()
         task = asyncio.create_task(controller.run(stop))
         try:
-            yield Running(kube, index, controller, cache, synced)
+            yield Running(kube, index, controller, cache, synced, clock)
         finally:
             stop.set()
             await task
@@ -100,6 +102,61 @@ async def test_the_pods_the_cache_accounts_show_in_their_tenants_status(running:
     running.cache.remove_pod("ml/a")  # it ended: the cache stops accounting it
     status = await status_of(running.kube, "research", 4.0)
     assert status["borrowed"] == {}
+
+
+async def revisions(kube: KubeClient) -> dict[str, str]:
+    """Each TenantQuota's resourceVersion, as the API server holds it."""
+    return {
+        item["metadata"]["name"]: item["metadata"]["resourceVersion"]
+        for item in (await kube.get(QUOTAS))["items"]
+    }
+
+
+async def test_an_idle_tenants_status_is_not_rewritten_however_often_it_is_looked_at(
+    running: Running,
+) -> None:
+    running.cache.set_pod(bound("a", "ml", gpus=8))
+    running.index.job_event(
+        None,
+        {
+            "metadata": {"name": "train", "namespace": "ml", "resourceVersion": "1"},
+            "status": {"tenant": "research", "phase": "Running"},
+        },
+    )
+    running.synced.set()
+    assert (await status_of(running.kube, "research", 8.0))["admittedJobs"] == 1
+    await running.controller.wait_idle()
+    inference = (await running.kube.get(f"{QUOTAS}/inference"))["status"]
+    assert "dominantResource" not in inference, "a tenant using nothing has no dominant resource"
+    before = await revisions(running.kube)
+    for _ in range(60):  # a minute of news that changes nothing, each past the write interval
+        running.clock.now += 1.0
+        running.controller.quotas_changed()
+        running.controller.usage_changed("inference")
+        running.controller.job_changed("ml/train")
+        running.cache.set_pod(bound("a", "ml", gpus=8))
+        await running.controller.wait_idle()
+    assert await revisions(running.kube) == before
+    running.clock.now += 1.0
+    running.cache.set_pod(bound("b", "serve", gpus=2))  # a real change is still written
+    status = await status_of(running.kube, "inference", 2.0)
+    assert status["dominantResource"] == "nvidia.com/gpu"
+    running.cache.remove_pod("serve/b")
+    running.clock.now += 1.0
+    status = await status_of(running.kube, "inference", 0.0)
+    assert "dominantResource" not in status, "gone with the usage, not left behind"
+
+
+def test_an_older_copy_of_a_tenantquota_never_replaces_a_newer_one() -> None:
+    index = JobIndex()
+    body = gpu_quota("research", ["ml"], guaranteed=8)
+    index.tenant_event(
+        None, {**body, "metadata": {"name": "research", "resourceVersion": "7"}, "status": {"usedGPUs": 2}}
+    )
+    index.tenant_event(
+        "MODIFIED", {**body, "metadata": {"name": "research", "resourceVersion": "6"}, "status": {}}
+    )
+    assert index.quotas["research"]["status"] == {"usedGPUs": 2}
 
 
 async def test_a_pod_naming_another_teams_tenant_is_charged_to_its_own(running: Running) -> None:

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from aisched.kube.retry import Backoff
-from aisched.kube.workqueue import WorkQueue
+from aisched.kube.workqueue import DROPS_LOGGED_EVERY, WorkQueue
 
 WAIT: Final = 10.0
 NO_JITTER: Final = Backoff(initial=1.0, cap=8.0, factor=2.0, jitter=0.0)
@@ -281,6 +281,28 @@ async def test_a_bounded_queue_drops_counts_and_logs_keys_beyond_its_limit() -> 
         assert queue.add("c"), "room again"
         await idle(queue)
     assert worker.seen == ["a", "b", "c"]
+
+
+async def test_a_burst_of_drops_is_logged_as_counts_not_a_line_per_key() -> None:
+    timers = FakeTimers()
+    queue = queue_of(timers, limit=2)
+    worker: Worker[str] = Worker()
+    with capture_logs() as logs:
+        queue.add("a")
+        queue.add("b")
+        for i in range(1000):
+            assert not queue.add(f"c{i}")
+        assert [(e["key"], e["dropped"]) for e in logs] == [("c0", 1)], "the first at once, the rest summed"
+        async with running(queue, worker):
+            await idle(queue)
+        assert [(e["key"], e["dropped"], e["total"]) for e in logs[1:]] == [("c999", 999, 1000)]
+        queue.add("a")
+        queue.add("b")
+        timers.now += DROPS_LOGGED_EVERY
+        assert not queue.add("d")
+    assert [e["event"] for e in logs] == ["work_dropped"] * 3
+    assert (logs[-1]["key"], logs[-1]["dropped"], logs[-1]["total"]) == ("d", 1, 1001)
+    assert queue.dropped == 1001
 
 
 async def test_idle_means_nothing_queued_nor_in_flight_and_delayed_keys_do_not_count() -> None:

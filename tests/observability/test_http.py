@@ -82,3 +82,18 @@ async def test_port_zero_binds_a_free_port_and_stopping_releases_it() -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.ClientConnectionError):
             await http.get(f"http://127.0.0.1:{port}/healthz")
+
+
+async def test_the_server_listens_on_the_address_it_is_given() -> None:
+    async with HealthServer(
+        Metrics(), host="127.0.0.1", port=0, ready=Switch(True), live=Switch(True)
+    ) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+
+
+async def test_an_address_this_machine_does_not_have_is_a_clear_error() -> None:
+    server = HealthServer(Metrics(), host="192.0.2.1", port=0, ready=Switch(True), live=Switch(True))
+    with pytest.raises(OSError, match=r"cannot serve metrics on 192\.0\.2\.1:0: "):
+        await server.start()
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = server.url

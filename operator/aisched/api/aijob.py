@@ -23,7 +23,13 @@ from aisched.api.meta import (
     SpecModel,
     StatusModel,
 )
-from aisched.api.mig import MIG_PROFILE_NAMES, MIG_PROFILES, mig_profiles_for
+from aisched.api.mig import (
+    MIG_COMPUTE_SLICES,
+    MIG_PROFILE_NAMES,
+    MIG_PROFILES,
+    mig_compute_slices,
+    mig_profiles_for,
+)
 from aisched.api.pod import PodTemplateSpec
 from aisched.api.quantity import NonNegativeQuantity
 from aisched.api.tenantquota import QueueingStrategy
@@ -309,8 +315,15 @@ class AIJobSpec(SpecModel):
             return _total(self) - role.count + self.elastic.min_replicas
         return _total(self)
 
-    def total_gpus(self) -> int:
-        """Whole GPUs the job asks for: zero for a job whose pods share GPUs or use MIG slices."""
+    def total_gpus(self) -> float:
+        """The GPUs the job asks for, a shared GPU counted by the part each pod takes: four pods of
+        250 milli are one GPU, a MIG instance of c compute slices is c/7 of one. A share of GPU
+        memory alone names no part of the GPU's compute and counts nothing. Two decimals at most."""
+        pods = sum(r.count for r in self.replicas)
+        if self.gpu is not None and self.gpu.milli is not None:
+            return pods * self.gpu.milli / 1000
+        if self.gpu is not None and self.gpu.mig_profile is not None:
+            return round(pods * mig_compute_slices(self.gpu.mig_profile) / MIG_COMPUTE_SLICES, 2)
         if self.gpu is not None and self.gpu.shares_gpu():
             return 0
         return sum(r.count * r.template.spec.gpus() for r in self.replicas)
@@ -354,7 +367,8 @@ class AIJobStatus(StatusModel):
     phase: Phase = "Pending"
     message: str = ""
     tenant: str | None = None
-    gpus: int | None = None
+    #: The GPUs the job asks for, shared ones by their part (`AIJobSpec.total_gpus`).
+    gpus: Annotated[float, Field(ge=0)] | None = None
     conditions: Annotated[list[Condition], LIST_MAP("type")] = Field(default_factory=list)
     placement: list[PodPlacement] = Field(default_factory=list)
     restarts: Annotated[int, Field(ge=0)] = 0
@@ -382,7 +396,7 @@ class AIJob(Resource):
     NAMESPACED: ClassVar[bool] = True
     PRINTER_COLUMNS: ClassVar[tuple[dict[str, str | int], ...]] = (
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-        {"name": "GPUs", "type": "integer", "jsonPath": ".status.gpus"},
+        {"name": "GPUs", "type": "number", "jsonPath": ".status.gpus"},
         {"name": "Tenant", "type": "string", "jsonPath": ".status.tenant"},
         {"name": "Queue Position", "type": "integer", "jsonPath": ".status.queue.position"},
         {"name": "Est. Start", "type": "string", "jsonPath": ".status.queue.estimatedStart", "priority": 1},

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "MIG_COMPUTE_SLICES",
     "MIG_MEMORY_SLOTS",
     "MIG_PROFILES",
     "MIG_PROFILE_NAMES",
     "MigAnnotation",
     "MigProfile",
+    "mig_compute_slices",
     "mig_profiles_for",
 ]
 
@@ -124,6 +126,21 @@ MIG_PROFILES: Final[dict[str, tuple[MigProfile, ...]]] = {
 MIG_PROFILE_NAMES: Final[tuple[str, ...]] = tuple(
     sorted({p.name for profiles in MIG_PROFILES.values() for p in profiles})
 )
+
+
+#: The compute slices of a whole MIG-capable GPU.
+MIG_COMPUTE_SLICES: Final = 7
+
+#: The compute slices each profile takes, by name (the same on every model that offers it).
+_COMPUTE_SLICES: Final = {p.name: p.compute_slices for profiles in MIG_PROFILES.values() for p in profiles}
+
+
+def mig_compute_slices(name: str) -> int:
+    """The compute slices an instance of profile `name` takes; ValueError for an unknown profile."""
+    try:
+        return _COMPUTE_SLICES[name]
+    except KeyError:
+        raise ValueError(f"unknown MIG profile {name!r}") from None
 
 
 def mig_profiles_for(model: str) -> dict[str, MigProfile]:

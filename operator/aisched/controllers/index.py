@@ -102,6 +102,8 @@ class JobIndex:
         if kind == "DELETED":
             self.quotas.pop(name, None)
         else:
+            if not _newer_or_same(obj, old):
+                return  # an older copy than one we hold (Kopf's news of a write we made since)
             self.quotas[name] = obj
             if old is not None and ObjectView(old).spec == ObjectView(obj).spec:
                 return  # its status only

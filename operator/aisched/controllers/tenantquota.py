@@ -6,6 +6,11 @@ once), whose changes it listens to; job counts come from the AIJobs Kopf feeds i
 A tenant whose usage or jobs changed gets its status rewritten from a work queue of tenant names
 (`aisched.kube.workqueue`), at most once per `min_interval`, and only when something other than
 `lastUpdateTime` would change; a write that fails is retried with backoff.
+
+"Would change" is judged on the status as the API server keeps it: a field with no value (no
+dominant resource while nothing is used) is left out rather than written as null, because a merge
+patch's null deletes the key, so a null written is never read back and would look changed at every
+look. Fields of the status this controller does not write (conditions) are left alone.
 """
 
 from __future__ import annotations
@@ -26,13 +31,29 @@ from aisched.observability.metrics import Metrics
 from aisched.quota import GPU_MILLI, QuotaLedger
 from aisched.topology import resources
 
-__all__ = ["QuotaController", "quota_status"]
+__all__ = ["QuotaController", "quota_status", "status_patch"]
 
 log = get_logger(__name__)
 
 _ADMITTED: Final = frozenset({"Scheduling", "Running"})
 _PENDING: Final = frozenset({"Pending", "Queued", "Restarting", "Preempted"})
 _NOT_FOUND: Final = 404
+_STAMP: Final = "lastUpdateTime"
+#: The status fields `quota_status` writes; the others are someone else's.
+_FIELDS: Final = frozenset(
+    {
+        "used",
+        "borrowed",
+        "usedGPUs",
+        "guaranteedGPUs",
+        "borrowedGPUs",
+        "dominantShare",
+        "dominantResource",
+        "admittedJobs",
+        "pendingJobs",
+        _STAMP,
+    }
+)
 
 
 def _quantity(resource: str, amount: int) -> str:
@@ -48,7 +69,8 @@ def _quantity(resource: str, amount: int) -> str:
 def quota_status(
     ledger: QuotaLedger, tenant: str, jobs: Mapping[str, JsonObject], *, now: float
 ) -> JsonObject:
-    """The status of TenantQuota `tenant`: usage, borrowing, dominant share and its jobs."""
+    """The status of TenantQuota `tenant`: usage, borrowing, dominant share and its jobs (a field
+    without a value left out)."""
     found = ledger.tenant(tenant)
     used = ledger.used(tenant)
     borrowed = ledger.borrowed(tenant)
@@ -56,7 +78,7 @@ def quota_status(
     statuses = [ObjectView(job).status for job in jobs.values()]
     phases = [status.get("phase", "Pending") for status in statuses if status.get("tenant") == tenant]
     wanted = sorted({*(found.resources() if found else ()), *used})
-    return {
+    status: JsonObject = {
         "used": {r: _quantity(r, used.get(r, 0)) for r in wanted},
         "borrowed": {r: _quantity(r, a) for r, a in sorted(borrowed.items())},
         "usedGPUs": used.get(GPU_MILLI, 0) / 1000,
@@ -66,8 +88,19 @@ def quota_status(
         "dominantResource": dominant,
         "admittedJobs": sum(p in _ADMITTED for p in phases),
         "pendingJobs": sum(p in _PENDING for p in phases),
-        "lastUpdateTime": rfc3339(now),
+        _STAMP: rfc3339(now),
     }
+    return {key: value for key, value in status.items() if value is not None}
+
+
+def status_patch(current: Mapping[str, Any], status: Mapping[str, Any]) -> JsonObject | None:
+    """The merge patch that turns the `current` status into `status` (from `quota_status`), or
+    None when nothing but `lastUpdateTime` would change."""
+    patch = merge_patch(
+        {k: v for k, v in current.items() if k in _FIELDS and k != _STAMP},
+        {k: v for k, v in status.items() if k != _STAMP},
+    )
+    return {**patch, _STAMP: status[_STAMP]} if patch else None
 
 
 class QuotaController:
@@ -150,16 +183,18 @@ class QuotaController:
                 borrowed=status["borrowedGPUs"],
                 pending=status["pendingJobs"],
             )
-        current = ObjectView(self._index.quotas.get(tenant) or {}).status
-        if {k: v for k, v in status.items() if k != "lastUpdateTime"} == {
-            k: v for k, v in current.items() if k in status and k != "lastUpdateTime"
-        }:
+        patch = status_patch(ObjectView(self._index.quotas.get(tenant) or {}).status, status)
+        if patch is None:
             return
         path = resource_path(group="aisched.io", version="v1alpha1", plural="tenantquotas", name=tenant)
         try:
-            updated = await self._client.patch(f"{path}/status", {"status": merge_patch(current, status)})
+            updated = await self._client.patch(f"{path}/status", {"status": patch})
         except ApiError as exc:
             if exc.status == _NOT_FOUND:
                 return
             raise
-        self._index.quotas[tenant] = updated
+        self._index.tenant_event("MODIFIED", updated)
+
+    async def wait_idle(self) -> None:
+        """Until every tenant marked so far has been dealt with (written, or found unchanged)."""
+        await self._queue.wait_idle()

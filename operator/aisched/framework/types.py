@@ -223,7 +223,10 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
             raise ValueError(f"{keys.ANNOTATION_GPU_MEMORY}: {exc}") from None
         if memory <= 0:
             raise ValueError(f"{keys.ANNOTATION_GPU_MEMORY}={raw_memory!r}: must be more than zero")
-    mig = MigAnnotation.parse(raw_mig).profile if raw_mig else None
+    try:
+        mig = MigAnnotation.parse(raw_mig).profile if raw_mig else None
+    except ValueError as exc:
+        raise ValueError(f"{keys.ANNOTATION_MIG}: {exc}") from None
     for name in [n for n in requests if n.startswith(keys.MIG_RESOURCE_PREFIX)]:
         count = requests.pop(name)
         if count <= 0:

@@ -5,7 +5,10 @@ recorder does.
 is to be written, queues it for the writers `run()` keeps. What reaches the API server:
 
 - one Event per distinct (object uid, reason, message); a repeat is counted in its `count` and
-  `lastTimestamp`, repeats that come before the first write lands included (they are merged into it);
+  `lastTimestamp`, repeats that come before the first write lands included (they are merged into it).
+  A caller may instead name the Event a record belongs to (`group`), whatever its message: the
+  Event then carries the latest message, and a message that changed in more than its numbers is
+  written at once (a count that moved waits for the next update, as a repeat does);
 - an Event already written is updated (count, lastTimestamp) at most once per `interval` (client-go's
   600 s), by the first repeat after that; if it is gone by then (Events expire), it is created anew;
 - a create that fails is not remembered as written: the next repeat tries it again.
@@ -21,6 +24,7 @@ reason to stop scheduling.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +37,7 @@ from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, PatchType,
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
 
-__all__ = ["EVENT_INTERVAL", "EventClient", "EventRecorder"]
+__all__ = ["EVENT_INTERVAL", "EventClient", "EventRecorder", "without_numbers"]
 
 log = get_logger(__name__)
 
@@ -44,7 +48,8 @@ _MESSAGE_LIMIT: Final = 1024  # the API server refuses longer Event messages
 # An Event name is a DNS subdomain (253 characters): the object's name, a dot, 16 hex digits.
 _NAME_PREFIX_LIMIT: Final = 253 - 17
 
-EventKey = tuple[str, str, str]  # (object uid, reason, message)
+EventKey = tuple[str, str, str]  # (object uid, reason, message or group)
+_NUMBERS: Final = re.compile(r"\d+")
 
 
 class EventClient(Protocol):
@@ -64,6 +69,7 @@ class _Event:
     """One Event: what was recorded, and what the API object (once `name` is set) says."""
 
     involved: JsonObject  # the involvedObject reference
+    message: str  # the latest recorded
     namespace: str
     type: str
     action: str
@@ -72,6 +78,7 @@ class _Event:
     last: str
     name: str | None = None  # set once created
     written_at: float = 0.0  # clock() of the last create or update
+    written_message: str = ""  # the message the API object has
 
 
 class EventRecorder:
@@ -132,21 +139,25 @@ class EventRecorder:
         message: str,
         warning: bool = False,
         action: str = "",
+        group: str | None = None,
     ) -> None:
-        """Say `reason: message` about `obj` (a Normal Event, or a Warning), once however often."""
+        """Say `reason: message` about `obj` (a Normal Event, or a Warning), once however often;
+        records of one `group` (default: of one message) are one Event."""
         view = ObjectView(obj)
         message = message[:_MESSAGE_LIMIT]
         uid = view.uid or view.key
-        key = (uid, reason, message)
+        key = (uid, reason, message if group is None else group)
         stamp = rfc3339(self.now())
         event = self._events.get(key)
         if event is None:
-            event = self._remember(key, _new_event(view, warning=warning, action=action, stamp=stamp))
+            new = _new_event(view, message=message, warning=warning, action=action, stamp=stamp)
+            event = self._remember(key, new)
         else:
             self._events.move_to_end(key)
             self._by_object[uid].move_to_end(key)
         event.count += 1
         event.last = stamp
+        event.message = message
         if not self._written_lately(event):  # otherwise counted only: the next write carries it
             self._queue.add(key)
 
@@ -199,7 +210,13 @@ class EventRecorder:
                 del self._by_object[key[0]]
 
     def _written_lately(self, event: _Event) -> bool:
-        return event.name is not None and self.clock() - event.written_at < self.interval
+        """Whether the Event's API object is recent enough to leave alone for now: written within
+        the interval, with a message that differs from the latest in its numbers at most."""
+        return (
+            event.name is not None
+            and self.clock() - event.written_at < self.interval
+            and without_numbers(event.message) == without_numbers(event.written_message)
+        )
 
     async def _write_safely(self, key: EventKey) -> None:
         event = self._events.get(key)
@@ -215,29 +232,29 @@ class EventRecorder:
             log.exception("event_write_failed", reason=key[1], object=key[0])
 
     async def _write(self, key: EventKey, event: _Event) -> None:
-        count, last = event.count, event.last
+        count, last, message = event.count, event.last, event.message
         if event.name is not None:
+            update: JsonObject = {"count": count, "lastTimestamp": last}
+            if message != event.written_message:
+                update["message"] = message
             try:
-                await self.client.patch(
-                    _events_path(event.namespace, event.name),
-                    {"count": count, "lastTimestamp": last},
-                    patch="strategic",
-                )
+                await self.client.patch(_events_path(event.namespace, event.name), update, patch="strategic")
             except ApiError as exc:
                 if exc.status != _NOT_FOUND:
                     raise
                 event.name = None  # expired (Events live an hour): created anew, as client-go does
             else:
                 self.updated += 1
-                event.written_at = self.clock()
+                event.written_at, event.written_message = self.clock(), message
                 return
         name = self._name(str(event.involved.get("name") or ""))
-        await self.client.post(_events_path(event.namespace), self._body(key, event, name=name, count=count))
+        body = self._body(key, event, name=name, count=count, message=message)
+        await self.client.post(_events_path(event.namespace), body)
         self.created += 1
-        event.name, event.written_at = name, self.clock()
+        event.name, event.written_at, event.written_message = name, self.clock(), message
 
-    def _body(self, key: EventKey, event: _Event, *, name: str, count: int) -> JsonObject:
-        _, reason, message = key
+    def _body(self, key: EventKey, event: _Event, *, name: str, count: int, message: str) -> JsonObject:
+        reason = key[1]
         body: JsonObject = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -267,7 +284,12 @@ class EventRecorder:
         return f"{prefix}.{stamp:016x}"
 
 
-def _new_event(obj: ObjectView, *, warning: bool, action: str, stamp: str) -> _Event:
+def without_numbers(message: str) -> str:
+    """`message` with each number as `#`: what it says, not how many."""
+    return _NUMBERS.sub("#", message)
+
+
+def _new_event(obj: ObjectView, *, message: str, warning: bool, action: str, stamp: str) -> _Event:
     reference = {
         "apiVersion": obj.api_version,
         "kind": obj.kind,
@@ -278,6 +300,7 @@ def _new_event(obj: ObjectView, *, warning: bool, action: str, stamp: str) -> _E
     }
     return _Event(
         involved={field: value for field, value in reference.items() if value},
+        message=message,
         # An Event about a cluster-scoped object (a Node) lives in `default`, as client-go puts it.
         namespace=obj.namespace or DEFAULT_NAMESPACE,
         type="Warning" if warning else "Normal",

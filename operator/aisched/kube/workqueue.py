@@ -12,7 +12,10 @@ The contract, for keys of any hashable type:
   its backoff (`Backoff.delay` of the key's failures in a row: it grows with each failure); when
   it returns normally, its failures are forgotten. A failure never ends a worker.
 - **Bounded length** (optional). At most `limit` keys wait in the queue; a key that would be one
-  more (added, falling due or coming back dirty) is dropped, counted in `dropped` and logged.
+  more (added, falling due or coming back dirty) is dropped and counted in `dropped`. The log says
+  so without a line per key: the first drop is logged at once, those that follow within
+  `DROPS_LOGGED_EVERY` seconds are summed into one line, written by the next drop after that or
+  when the queue goes idle, whichever comes first.
 - **Idle.** The queue is idle when no key waits and none is being processed. Keys waiting on a
   timer (delayed adds, retries) do not count: they are future work, not work in hand, so
   `wait_idle()` returns once everything added so far has been dealt with.
@@ -29,15 +32,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.observability.logging import get_logger
 
-__all__ = ["LoopTimers", "Timer", "Timers", "WorkQueue"]
+__all__ = ["DROPS_LOGGED_EVERY", "LoopTimers", "Timer", "Timers", "WorkQueue"]
 
 log = get_logger(__name__)
+
+#: Keys dropped from a full queue are logged at most once per this many seconds (as a count).
+DROPS_LOGGED_EVERY: Final = 10.0
 
 K = TypeVar("K", bound=Hashable)
 
@@ -88,6 +95,9 @@ class WorkQueue(Generic[K]):
         self.limit = limit
         #: Keys dropped because the queue was full.
         self.dropped = 0
+        self._drops_unlogged = 0  # dropped since the last log line
+        self._last_drop: str = ""
+        self._drops_logged_at = -math.inf
         self._backoff = backoff if backoff is not None else Backoff()
         self._timers: Timers = timers if timers is not None else LoopTimers()
         self._expected = expected
@@ -194,7 +204,10 @@ class WorkQueue(Generic[K]):
     def _enqueue(self, key: K) -> bool:
         if self.limit is not None and len(self._queue) >= self.limit:
             self.dropped += 1
-            log.warning("work_dropped", queue=self.name, key=str(key), limit=self.limit)
+            self._drops_unlogged += 1
+            self._last_drop = str(key)
+            if self._timers.time() - self._drops_logged_at >= DROPS_LOGGED_EVERY:
+                self._log_drops()
             return False
         self._queue[key] = None
         self._ready.set()
@@ -226,6 +239,21 @@ class WorkQueue(Generic[K]):
             self._enqueue(key)
         if not self._queue and not self._processing:
             self._idle.set()
+            if self._drops_unlogged:
+                self._log_drops()
+
+    def _log_drops(self) -> None:
+        """Log the keys dropped since the last such line: how many, and the last one."""
+        log.warning(
+            "work_dropped",
+            queue=self.name,
+            key=self._last_drop,
+            dropped=self._drops_unlogged,
+            total=self.dropped,
+            limit=self.limit,
+        )
+        self._drops_unlogged = 0
+        self._drops_logged_at = self._timers.time()
 
     def _clear(self) -> None:
         for _, timer in self._delayed.values():
@@ -236,3 +264,5 @@ class WorkQueue(Generic[K]):
         self._processing.clear()
         self._failures.clear()
         self._idle.set()
+        if self._drops_unlogged:
+            self._log_drops()

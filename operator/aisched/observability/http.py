@@ -58,6 +58,10 @@ class HealthServer:
         await runner.setup()
         try:
             await web.TCPSite(runner, self._host, self._port).start()
+        except OSError as exc:  # in use, not an address of this machine, a name that does not resolve
+            await runner.cleanup()
+            where = f"[{self._host}]:{self._port}" if ":" in self._host else f"{self._host}:{self._port}"
+            raise OSError(exc.errno, f"cannot serve metrics on {where}: {exc.strerror or exc}") from exc
         except BaseException:
             await runner.cleanup()
             raise

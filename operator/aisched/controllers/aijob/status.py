@@ -49,7 +49,7 @@ class StatusFields(TypedDict, total=False):
     restarts: int
     preemptions: int
     tenant: str
-    gpus: int
+    gpus: float
     observed_generation: int
     queue_sequence: int
     queue: AIJobQueueStatus | None

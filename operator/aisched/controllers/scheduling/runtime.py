@@ -281,12 +281,11 @@ class SchedulerRuntime:
             self._report(gang, reason, REASON_SCHEDULER_ERROR)
 
     def _report(self, gang: Gang, message: str, reason: str) -> None:
-        """Hand the verdict on `gang` to the reporter, for each member still pending."""
+        """Hand the verdict on `gang` to the reporter, with the members still pending."""
         index = self.pods.index
-        for member in gang.members:
-            obj = index.get((member.namespace, member.name))
-            if obj is not None and not PodView(obj).node_name:
-                self.reporter.report(obj, message=message, reason=reason)
+        found = (index.get((member.namespace, member.name)) for member in gang.members)
+        pending = [obj for obj in found if obj is not None and not PodView(obj).node_name]
+        self.reporter.report_gang(gang.key, pending, message=message, reason=reason)
 
     async def _bind(self, placement: GangPlacement) -> None:
         try:

@@ -4,6 +4,10 @@ queue update of the `SchedulerRuntime`, synchronously and briefly.
 - A pod with a node is accounted in the cache (the one book: quota and gauges follow) and counts
   as placed in its gang; a pending pod of ours joins its gang in the queue; a pod deleted or ended
   leaves both, which frees room (`POD_DELETED` / `POD_TERMINATED`).
+- A pod whose aisched annotations do not parse: pending and ours, it is told why on itself
+  (PodScheduled=False, reason `InvalidRequest`, and an Event naming the annotation), once per
+  pod and error, and left out of the queue until it is fixed; bound, it is still accounted, by
+  its resource requests without those annotations, so its GPUs are never given twice.
 - A node's view is kept with its topology; a change the scheduler reads updates the cache and
   is the cluster events it amounts to (`nodes.node_events`); heartbeats change nothing.
 A change whose handling raises is logged and skipped: one bad object never stops an informer.
@@ -23,6 +27,7 @@ from aisched.api.mig import MigAnnotation
 from aisched.api.objects import ObjectView, PodView
 from aisched.cache import PodUsage
 from aisched.controllers.scheduling.nodes import NodeView, node_events
+from aisched.controllers.scheduling.reporting import REASON_INVALID
 from aisched.framework.events import ClusterEvent
 from aisched.framework.types import PodInfo
 from aisched.kube.client import JsonObject
@@ -43,6 +48,8 @@ log = get_logger(__name__)
 #: the informer's handler, so they must be quick (mark something dirty, never wait).
 PodListener = Callable[[JsonObject, bool], None]
 _CAPACITY_EVENTS: Final = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_ALLOCATABLE_CHANGED})
+#: The annotations by which a pod asks for part of a GPU; left out of a bound pod they make unreadable.
+_SHARE_ANNOTATIONS: Final = (keys.ANNOTATION_GPU_MILLI, keys.ANNOTATION_GPU_MEMORY, keys.ANNOTATION_MIG)
 
 
 class _Handler:
@@ -89,6 +96,7 @@ class ClusterWatch:
         self._topologies: dict[str, GPUNodeTopologyStatus] = {}
         self._topology_node: dict[str, str] = {}  # GPUNodeTopology name -> node name
         self._pending_since: dict[str, float] = {}  # pod key -> when first seen pending
+        self._invalid: dict[str, tuple[str, str]] = {}  # pod key -> (uid, error) told to the pod
 
     # -- pods --------------------------------------------------------------------------------
 
@@ -113,8 +121,13 @@ class ClusterWatch:
         try:
             pod = PodInfo.from_manifest(obj)
         except ValueError as exc:
-            log.warning("pod_unparseable", pod=view.key, error=str(exc))
+            if view.node_name:
+                self._bound_unreadable(obj, exc)
+            elif known is None:
+                self._unreadable(obj, view, exc)
             return
+        if self._invalid.pop(view.key, None) is not None:
+            runtime.reporter.forget(view.key)  # fixed: its next verdict is a new one
         if pod.node_name:
             self._bound(pod, view)
             return
@@ -128,6 +141,38 @@ class ClusterWatch:
         if seen is not None and seen.sequence != pod.sequence:  # keeps its place when updated
             pod = dataclasses.replace(pod, sequence=seen.sequence)
         self._requeue(runtime.gangs.pending(pod))
+
+    def _unreadable(self, obj: JsonObject, view: PodView, exc: ValueError) -> None:
+        """A pending pod whose request cannot be read: out of the queue, and told why (once)."""
+        runtime, key = self.runtime, view.key
+        self._pending_since.pop(key, None)
+        gang = runtime.gangs.remove(key)  # filed before its annotations changed: not placed as it was
+        if gang is not None:
+            self._requeue(gang)
+        if view.scheduler_name != runtime.profile.scheduler_name or view.deleting:
+            return
+        error = str(exc)
+        if self._invalid.get(key) == (view.uid, error):
+            return  # told already (this is, say, our own condition write coming back)
+        self._invalid[key] = (view.uid, error)
+        log.warning("pod_unparseable", pod=key, error=error)
+        runtime.reporter.report(obj, message=f"pod cannot be scheduled: {error}", reason=REASON_INVALID)
+
+    def _bound_unreadable(self, obj: JsonObject, exc: ValueError) -> None:
+        """A bound pod whose aisched annotations cannot be read: accounted without them."""
+        meta = obj.get("metadata") or {}
+        annotations = {
+            k: v for k, v in (meta.get("annotations") or {}).items() if k not in _SHARE_ANNOTATIONS
+        }
+        plain = {**obj, "metadata": {**meta, "annotations": annotations}}
+        view = PodView(plain)
+        try:
+            pod = PodInfo.from_manifest(plain)
+        except ValueError as again:  # its resource requests themselves do not parse
+            log.error("pod_unaccountable", pod=view.key, node=view.node_name, error=str(again))
+            return
+        log.warning("pod_annotations_ignored", pod=view.key, node=view.node_name, error=str(exc))
+        self._bound(pod, view)
 
     def _bound(self, pod: PodInfo, view: PodView) -> None:
         """`pod` has a node: our binding confirmed, or someone else's."""
@@ -149,6 +194,7 @@ class ClusterWatch:
     def _pod_gone(self, view: PodView, *, terminated: bool) -> None:
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
+        self._invalid.pop(key, None)
         runtime.reporter.forget(key)
         dropped = runtime.preemptor.pod_gone(key)
         if runtime.cache.remove_pod(key):
