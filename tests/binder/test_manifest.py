@@ -26,10 +26,14 @@ def test_the_binding_targets_the_node_and_carries_uid_and_gpu_uuids() -> None:
     }
 
 
-def test_a_pod_without_uid_or_gpus_gets_a_bare_binding() -> None:
+def test_a_pod_without_gpus_is_bound_with_an_empty_device_list_over_any_it_named() -> None:
     member = PodPlacement(pod=PodInfo(namespace="ml", name="cpu"), node="n1", slot=0)
 
-    assert binding_body(member)["metadata"] == {"name": "cpu", "namespace": "ml"}
+    assert binding_body(member)["metadata"] == {
+        "name": "cpu",
+        "namespace": "ml",
+        "annotations": {keys.ANNOTATION_GPUS: ""},
+    }
 
 
 def test_gpu_indices_stand_in_when_the_node_published_no_uuids() -> None:

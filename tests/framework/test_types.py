@@ -420,3 +420,13 @@ def test_placement_gpu_indices_are_the_set_bits_of_its_mask() -> None:
 
     assert placement.gpu_indices == (0, 5, 7)
     assert PodPlacement(pod=pod("q"), node="n", slot=0).gpu_indices == ()
+
+
+def test_only_a_pod_an_aijob_made_takes_its_queue_sequence_from_the_annotation() -> None:
+    body = manifest(annotations={"aisched.io/queue-sequence": "3"})
+    body["metadata"]["resourceVersion"] = "900"
+    assert PodInfo.from_manifest(body).sequence == 900, "a plain pod cannot move itself up its queue"
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "aisched.io/v1alpha1", "kind": "AIJob", "name": "j", "uid": "u-j", "controller": True}
+    ]
+    assert PodInfo.from_manifest(body).sequence == 3

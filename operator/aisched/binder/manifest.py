@@ -28,13 +28,13 @@ def binding_path(pod: PodInfo) -> str:
 
 
 def device_annotations(member: PodPlacement) -> dict[str, str]:
-    """The device annotations of one member: GPU UUIDs (indices when the node published none);
+    """The device annotations of one member: GPU UUIDs (indices when the node published none; none
+    at all is written as empty);
     for a shared GPU the milli and memory granted on it; for a MIG instance
     `<device>:<profile>@<first memory slot>` (see `MigAnnotation`)."""
-    annotations: dict[str, str] = {}
     devices: tuple[str, ...] = member.gpu_ids or tuple(str(i) for i in member.gpu_indices)
-    if devices:
-        annotations[keys.ANNOTATION_GPUS] = ",".join(devices)
+    # Always written, empty when the pod gets no GPU: the binding's word on devices is the last.
+    annotations: dict[str, str] = {keys.ANNOTATION_GPUS: ",".join(devices)}
     if member.gpu_milli:
         annotations[keys.ANNOTATION_GPU_MILLI] = str(member.gpu_milli)
     if member.gpu_memory:

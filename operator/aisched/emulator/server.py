@@ -586,11 +586,12 @@ class ApiServer:
     def _collect_garbage(self, owner: Obj) -> None:
         """Delete the objects `owner` owned, as the garbage collector does in the background."""
         uid = owner["metadata"].get("uid")
-        live = {obj["metadata"].get("uid") for _, obj in self.store.all_objects()}
-        for (group, plural), obj in list(self.store.all_objects()):
+        if not uid:
+            return
+        for (group, plural), obj in self.store.dependents(uid):
             refs = (obj.get("metadata") or {}).get("ownerReferences") or []
             # A dependent goes only with its last owner, as the real collector decides.
-            if any(ref.get("uid") == uid for ref in refs) and not any(ref.get("uid") in live for ref in refs):
+            if not any(self.store.exists(ref.get("uid")) for ref in refs if isinstance(ref, dict)):
                 dependent = next(
                     (r for (g, _, p), r in self._types.items() if g == group and p == plural), None
                 )

@@ -137,6 +137,9 @@ class Store:
         self.watch_queue_limit = watch_queue_limit
         self.revision = 0
         self._objects: dict[tuple[str, str], dict[ObjectKey, Obj]] = {}
+        #: Owner uid -> the objects whose ownerReferences name it, for the garbage collector.
+        self._dependents: dict[str, set[tuple[tuple[str, str], ObjectKey]]] = {}
+        self._uids: set[str] = set()  # of every object stored
         self._history: deque[Event] = deque(maxlen=history)
         self._compacted = 0  # the newest revision no longer in history
         self._watchers: set[Watcher] = set()
@@ -167,6 +170,32 @@ class Store:
         ]
         return items, self.revision
 
+    def _index(self, resource: tuple[str, str], key: ObjectKey, obj: Obj, sign: int) -> None:
+        meta = obj.get("metadata") or {}
+        if meta.get("uid"):
+            (self._uids.add if sign > 0 else self._uids.discard)(meta["uid"])
+        for ref in meta.get("ownerReferences") or []:
+            uid = ref.get("uid") if isinstance(ref, dict) else None
+            if not uid:
+                continue
+            dependents = self._dependents.setdefault(uid, set())
+            (dependents.add if sign > 0 else dependents.discard)((resource, key))
+            if not dependents:
+                del self._dependents[uid]
+
+    def dependents(self, uid: str) -> Iterator[tuple[tuple[str, str], Obj]]:
+        """The objects whose ownerReferences name `uid`, by resource (group, plural)."""
+        found: list[tuple[tuple[str, str], Obj]] = []
+        for resource, key in sorted(self._dependents.get(uid, ())):
+            obj = self._objects.get(resource, {}).get(key)
+            if obj is not None:
+                found.append((resource, obj))
+        return iter(found)
+
+    def exists(self, uid: object) -> bool:
+        """Whether an object with `uid` is stored."""
+        return uid in self._uids
+
     def all_objects(self) -> Iterator[tuple[tuple[str, str], Obj]]:
         for resource, objects in self._objects.items():
             for obj in objects.values():
@@ -184,10 +213,13 @@ class Store:
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         key = _key(obj)
+        if old is not None:
+            self._index(resource.key, key, old, -1)
         if kind == "DELETED":
             self.objects(resource).pop(key, None)
         else:
             self.objects(resource)[key] = obj
+            self._index(resource.key, key, obj, +1)
         if len(self._history) == self._history.maxlen:
             self._compacted = self._history[0].revision
         event = Event(self.revision, resource.key, kind, obj, old)

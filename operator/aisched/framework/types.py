@@ -179,7 +179,7 @@ class PodInfo:
             topology_policy=_POLICIES.get(policy, "Preferred"),
             topology_level=_LEVELS.get(level) if level else None,
             created=(view.created or 0.0) if created is None else created,
-            sequence=_sequence(annotations, view.revision),
+            sequence=_sequence(annotations, view.revision, by_aijob=_made_by_aijob(view)),
             runtime_limit=_runtime_limit(spec),
             job_class=labels.get(keys.LABEL_JOB_CLASS) or None,
             node_name=view.node_name,
@@ -252,10 +252,21 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
 _MAX_SEQUENCE_DIGITS = 19  # fits an int64, as etcd revisions do
 
 
-def _sequence(annotations: Mapping[str, str], revision: int | None) -> int:
+def _made_by_aijob(view: PodView) -> bool:
+    """Whether an AIJob controls the pod (only the AIJob controller stamps its queue sequence)."""
+    return any(
+        r.get("kind") == "AIJob"
+        and r.get("controller")
+        and str(r.get("apiVersion", "")).startswith("aisched.io/")
+        for r in view.owner_references
+    )
+
+
+def _sequence(annotations: Mapping[str, str], revision: int | None, *, by_aijob: bool) -> int:
     """The pod's place among pods created in the same second: its AIJob's creation revision, else
-    its own resourceVersion. A malformed annotation is ignored, not trusted."""
-    raw = annotations.get(keys.ANNOTATION_QUEUE_SEQUENCE, "")
+    its own resourceVersion. A malformed annotation is ignored, not trusted, and so is one on a pod
+    no AIJob made (a plain pod cannot move itself up its queue)."""
+    raw = annotations.get(keys.ANNOTATION_QUEUE_SEQUENCE, "") if by_aijob else ""
     if raw.isdigit() and len(raw) <= _MAX_SEQUENCE_DIGITS:
         return int(raw)
     return revision or 0

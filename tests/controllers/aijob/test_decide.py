@@ -8,7 +8,8 @@ from typing import Any, Final
 
 from aisched.api.aijob import AIJob, AIJobQueueStatus, AIJobStatus
 from aisched.api.validation import parse
-from aisched.controllers.aijob.decide import reconcile
+from aisched.controllers.aijob.admission import Demand, Verdict
+from aisched.controllers.aijob.decide import CREATE_BATCH, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_service
 from aisched.framework.reservations import Reservation
 from aisched.framework.types import PodInfo
@@ -689,3 +690,70 @@ def test_a_job_that_times_out_in_the_queue_leaves_it() -> None:
     assert plan.status.queue is None
     assert not plan.waiting
     assert plan.status.message == f"the gang could not be placed within 60s: {VERDICT}"
+
+
+def test_a_job_not_admitted_makes_no_pod_and_says_why() -> None:
+    obj = aijob(workers=9_999, gpus=1)
+    asked: list[tuple[str | None, Demand]] = []
+
+    def refuse(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
+        asked.append((tenant, demand))
+        return Verdict("ExceedsQuota", "the job asks 10000 nvidia.com/gpu, more than tenant a may ever use")
+
+    plan = reconcile(obj, [], now=NOW, admit=refuse)
+    assert plan.create == []
+    assert asked[0][1].total == {"nvidia.com/gpu": 10_000_000}, "one pod per role, times its count"
+    assert plan.status is not None
+    assert (plan.status.phase, plan.status.message) == (
+        "Pending",
+        "cannot be admitted: the job asks 10000 nvidia.com/gpu, more than tenant a may ever use",
+    )
+    admissible = next(c for c in plan.status.conditions if c.type == "Admissible")
+    assert (admissible.status, admissible.reason) == ("False", "ExceedsQuota")
+    assert plan.event == ("Inadmissible", admissible.message)
+    carried = aijob(workers=9_999, gpus=1, status=plan.status.to_dict())
+    again = reconcile(carried, [], now=NOW + 1, admit=refuse)
+    assert again.status is None, "a standing refusal costs no write when nothing changed"
+    assert again.recheck_at is not None
+
+
+def test_a_job_waiting_for_quota_says_so_once_and_is_admitted_later() -> None:
+    def wait(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
+        return Verdict("Waiting", "waiting for quota: tenant a's admitted jobs ask 16 GPUs")
+
+    plan = reconcile(aijob(), [], now=NOW, admit=wait)
+    assert plan.create == []
+    assert plan.status is not None
+    admitted = next(c for c in plan.status.conditions if c.type == "Admitted")
+    assert (admitted.status, admitted.reason) == ("False", "WaitingForQuota")
+    assert plan.event is not None
+    assert plan.event[0] == "WaitingForQuota"
+    plan = reconcile(
+        aijob(status=plan.status.to_dict()), [], now=NOW + 1, admit=lambda *_: Verdict("Admitted")
+    )
+    assert len(plan.create) == 2
+    assert plan.status is not None
+    admitted = next(c for c in plan.status.conditions if c.type == "Admitted")
+    assert (admitted.status, admitted.reason) == ("True", "QuotaReserved")
+
+
+def test_an_admitted_large_job_is_made_in_batches_and_asked_about_once() -> None:
+    obj = aijob(workers=249, gpus=1)
+    calls: list[int] = []
+
+    def admit(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
+        calls.append(1)
+        return Verdict("Admitted")
+
+    first = reconcile(obj, [], now=NOW, admit=admit)
+    assert len(first.create) == CREATE_BATCH
+    assert first.more
+    made = [with_phase(p, "Pending", node=None) for p in first.create]
+    second = reconcile(obj, made, now=NOW, admit=admit)
+    assert len(second.create) == CREATE_BATCH
+    assert not {p["metadata"]["name"] for p in second.create} & {p["metadata"]["name"] for p in made}
+    made += [with_phase(p, "Pending", node=None) for p in second.create]
+    third = reconcile(obj, made, now=NOW, admit=admit)
+    assert len(third.create) == 50
+    assert not third.more
+    assert calls == [1], "a job with pods is admitted already"

@@ -71,3 +71,19 @@ async def test_a_bound_pod_with_an_unreadable_annotation_keeps_its_gpus(kube: Ku
         assert placed["spec"]["nodeName"] != "h100-000"
         await h.metrics.until(lambda: h.metrics.cycles["unschedulable"] >= 1)
         assert await unbound(kube, "pinned"), "h100-000's GPUs are the holder's: never given twice"
+
+
+async def test_a_pod_naming_its_own_devices_is_not_placed_and_a_bound_pod_names_only_ours(
+    kube: KubeClient,
+) -> None:
+    h = harness(kube)
+    async with started(h.runtime):
+        forged = {"aisched.io/gpus": "GPU-of-another-tenant"}
+        await create(kube, pod("forger", gpus=0, annotations=forged), pod("honest", gpus=0))
+        marked = (await wait_pods(kube, ["forger"], unschedulable(REASON_INVALID)))["forger"]
+        condition = pod_scheduled_condition(marked)
+        assert condition is not None
+        assert "aisched.io/gpus: aisched names the devices when it binds a pod" in condition["message"]
+        assert await unbound(kube, "forger")
+        (honest,) = (await wait_bound(kube, ["honest"])).values()
+        assert honest["metadata"]["annotations"]["aisched.io/gpus"] == "", "the binding's word is the last"

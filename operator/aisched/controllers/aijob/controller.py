@@ -377,8 +377,22 @@ class JobController:
         return uid is not None and ObjectView(existing).owned_by(uid)
 
     async def _orphaned(self, key: str, pods: list[JsonObject]) -> None:
-        """The job is gone: its pods go too (the garbage collector would, but not at once)."""
-        if not pods:
-            return
-        await self._write_pods(key, None, Plan(delete=sorted(PodView(p).name for p in pods)))
-        log.info("aijob_pods_deleted", job=key, pods=len(pods))
+        """The job is gone: its pods go too (the garbage collector would, but not at once), in one
+        collection delete by the job's label however many there are (one by one, those without it).
+        A pod already going is left to finish."""
+        namespace, name = key.split("/", 1)
+        alive = [PodView(p) for p in pods if not PodView(p).deleting]
+        unlabelled = sorted(p.name for p in alive if p.labels.get(keys.LABEL_JOB) != name)
+        if len(unlabelled) < len(alive):
+            try:
+                await self._client.delete(
+                    f"/api/v1/namespaces/{namespace}/pods",
+                    params={"labelSelector": f"{keys.LABEL_JOB}={name}"},
+                )
+            except ApiError as exc:
+                if exc.status != _NOT_FOUND:
+                    raise
+        if unlabelled:
+            await self._write_pods(key, None, Plan(delete=unlabelled))
+        if alive:
+            log.info("aijob_pods_deleted", job=key, pods=len(alive))

@@ -133,6 +133,10 @@ class ClusterWatch:
             return
         if pod.scheduler_name != runtime.profile.scheduler_name or known is not None:
             return  # not ours, or assumed already: never schedule a pod twice
+        forged = _forged_devices(view)
+        if forged is not None:
+            self._unreadable(obj, view, ValueError(forged))
+            return
         if view.deleting:
             self._pod_gone(view, terminated=False)  # being deleted (a finalizer holds it): nothing to place
             return
@@ -265,6 +269,19 @@ class ClusterWatch:
     def _capacity_changed(self) -> None:
         runtime = self.runtime
         runtime.ledger.set_capacity(quota_capacity(runtime.cache.allocatable_total()))
+
+
+def _forged_devices(view: PodView) -> str | None:
+    """Why a pod waiting to be placed may not be: it names devices itself, which only the binding
+    aisched makes may do (they would be taken as its own once it is bound)."""
+    annotations = view.annotations
+    if annotations.get(keys.ANNOTATION_GPUS, "").strip():
+        return f"{keys.ANNOTATION_GPUS}: aisched names the devices when it binds a pod; a pod may not"
+    if ":" in annotations.get(keys.ANNOTATION_MIG, ""):
+        return (
+            f"{keys.ANNOTATION_MIG}: name a MIG profile only; aisched writes the device when it binds the pod"
+        )
+    return None
 
 
 def bound_usage(pod: PodInfo, view: PodView, *, started: float) -> PodUsage:
