@@ -757,3 +757,20 @@ def test_an_admitted_large_job_is_made_in_batches_and_asked_about_once() -> None
     assert len(third.create) == 50
     assert not third.more
     assert calls == [1], "a job with pods is admitted already"
+
+
+def test_while_its_pods_are_made_a_job_counts_them_itself() -> None:
+    obj = aijob(workers=299, gpus=1)
+    first = reconcile(obj, [], now=NOW)
+    made = [with_phase(p, "Pending", node=None) for p in first.create]
+    made[0]["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "has 3 of its 250 members",
+        }
+    ]
+    plan = reconcile(obj, made, now=NOW)
+    assert plan.status is not None
+    assert plan.status.message == f"making the job's pods: {CREATE_BATCH} of 300 made"

@@ -212,6 +212,13 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
     step.plan.waiting = bool(pods.current)
     if queue is not None:
         step.set(queue=queue_status(queue))
+    made, total = len(pods.current), job.spec.total_replicas()
+    if made < total and step.plan.more:  # the gang is still being made: what the scheduler
+        # last said of it ("has 3530 of its 10000 members") is out of date; the count here is not
+        message = f"making the job's pods: {made} of {total} made"
+        step.condition("Scheduled", "False", "CreatingPods", "the job's pods are being made")
+        step.set(message=message)
+        return _within_timeout(step, job, pods, None) or step.finish()
     verdict = pods.unschedulable_message()
     event = None
     if verdict is not None:
