@@ -49,13 +49,15 @@ _NOTE: Final = " Waiting in queue "
 class QueueStatus:
     """A waiting gang's place: its queue (`tenant/<name>` or `namespace/<name>`) and strategy, its
     1-based position there and the queue's length as of the last ranking (`POSITIONS_EVERY`; both
-    0 for a gang queued since), and its reservation."""
+    0 for a gang queued since), its reservation, and why its last attempt failed ("" before one):
+    fresher than what its pods' conditions say, which are rewritten only now and then."""
 
     queue: str
     strategy: Strategy
     position: int
     length: int
     reservation: Reservation | None
+    verdict: str = ""
 
 
 def queue_note(reservation: Reservation) -> str:

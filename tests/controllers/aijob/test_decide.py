@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -774,3 +775,22 @@ def test_while_its_pods_are_made_a_job_counts_them_itself() -> None:
     plan = reconcile(obj, made, now=NOW)
     assert plan.status is not None
     assert plan.status.message == f"making the job's pods: {CREATE_BATCH} of 300 made"
+
+
+def test_the_schedulers_latest_verdict_wins_over_what_the_pods_were_last_told() -> None:
+    obj, pods = queued_job()
+    stale = [with_phase(p, "Pending", node=None) for p in pods]
+    for pod in stale:
+        pod["status"]["conditions"] = [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "gang ml/gang:ddp has 1 of its 4 members; waiting for the rest",
+            }
+        ]
+    latest = dataclasses.replace(place(), verdict="0/32 nodes are available: 32 Insufficient nvidia.com/gpu.")
+    plan = reconcile(obj, stale, now=NOW + 1, queue=latest)
+    assert plan.status is not None
+    assert "32 Insufficient nvidia.com/gpu" in plan.status.message
+    assert "1 of its 4 members" not in plan.status.message

@@ -219,7 +219,7 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
         step.condition("Scheduled", "False", "CreatingPods", "the job's pods are being made")
         step.set(message=message)
         return _within_timeout(step, job, pods, None) or step.finish()
-    verdict = pods.unschedulable_message()
+    verdict = (queue.verdict if queue is not None else "") or pods.unschedulable_message()
     event = None
     if verdict is not None:
         cause = without_queue_note(verdict)

@@ -340,6 +340,7 @@ class SchedulerRuntime:
             position=position,
             length=length,
             reservation=self.scheduler.reservations.get(gang_key),
+            verdict=self.queue.reason(gang_key),
         )
 
     def forget_gang(self, key: str) -> None:
