@@ -737,3 +737,26 @@ def test_the_old_object_reaches_the_transition_rules(cel: CelEvaluator) -> None:
     assert validate_custom_resource(schema, new, cel=cel)[1] == []
     errors = validate_custom_resource(schema, new, old=old, cel=cel)[1]
     assert _strs(errors) == ['spec.cohort: Invalid value: "object": cohort is immutable']
+
+
+def test_rules_of_a_node_left_as_it_was_are_ratcheted_as_the_api_server_does() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "properties": {"size": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "self.size > 0", "message": "size must be positive"}],
+            },
+            "status": {"type": "object", "properties": {"note": {"type": "string"}}},
+        },
+    }
+    stored = {"metadata": {"name": "x"}, "spec": {"size": -1}}  # valid before the rule was added
+    status_write = {**stored, "status": {"note": "seen"}}
+    assert validate_custom_resource(schema, status_write, old=stored)[1] == []
+    assert [e.path for e in validate_custom_resource(schema, status_write)[1]] == ["spec"]
+    spec_write = {**stored, "spec": {"size": -2}}
+    assert [e.message for e in validate_custom_resource(schema, spec_write, old=stored)[1]] == [
+        "size must be positive"
+    ]

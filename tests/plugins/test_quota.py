@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.status import Code
 from aisched.framework.types import Gang, PodInfo
@@ -105,3 +107,33 @@ def test_pods_of_no_tenant_are_not_limited() -> None:
         CycleState(), gang(member("a", gpus=64, namespace="other")), Snapshot()
     )
     assert status.code is Code.SUCCESS
+
+
+def test_a_gang_that_may_not_be_preempted_never_borrows() -> None:
+    pool = QuotaLedger(
+        [
+            Tenant(
+                name="research",
+                namespaces=frozenset({"ml"}),
+                cohort="pool",
+                guaranteed={GPU_MILLI: 8000},
+                maximum={GPU_MILLI: 32000},
+            ),
+            Tenant(
+                name="inference",
+                namespaces=frozenset({"serve"}),
+                cohort="pool",
+                guaranteed={GPU_MILLI: 32000},
+            ),
+        ]
+    )
+    borrowing = gang(member("a", gpus=8), member("b", gpus=8))
+    assert Quota(handle(ledger=pool)).pre_filter(CycleState(), borrowing, Snapshot()).code is Code.SUCCESS
+    fixed = dataclasses.replace(member("b", gpus=8), preemptible=False)
+    status = Quota(handle(ledger=pool)).pre_filter(CycleState(), gang(member("a", gpus=8), fixed), Snapshot())
+    assert status.code is Code.UNSCHEDULABLE
+    assert "would borrow 8 nvidia.com/gpu beyond its guarantee, and a gang that may not be preempted" in (
+        status.message()
+    )
+    within = gang(dataclasses.replace(member("a", gpus=8), preemptible=False))
+    assert Quota(handle(ledger=pool)).pre_filter(CycleState(), within, Snapshot()).code is Code.SUCCESS

@@ -119,3 +119,16 @@ def test_book_moves_a_relabelled_pod_to_its_new_gang() -> None:
     gang = book.gang(new)
     assert gang is not None
     assert gang.key == "ml/gang:h"
+
+
+def test_a_gang_is_short_until_it_has_the_members_it_declares() -> None:
+    book = GangBook()
+    key = book.pending(pod("a", gang="g", min_member="3"))
+    assert book.short(key)
+    book.placed(pod("b", gang="g", min_member="3"))
+    assert book.short(key), "placed members count, but two of three are not enough"
+    book.pending(pod("c", gang="g", min_member="3"))
+    assert not book.short(key)
+    undeclared = book.pending(pod("x", gang="h"))
+    assert not book.short(undeclared), "a gang that declares no size is whatever it has"
+    assert not book.short("ml/gang:unknown")

@@ -437,7 +437,11 @@ class _Validation:
     # 3. x-kubernetes-validations: CEL rules, with `self` bound to each node that has some
 
     def rules(self, schema: Schema, value: Any, old: Any, loc: Loc) -> None:
-        if value is None:
+        """The rules of `schema` and of the nodes under it. A node equal to its old value is
+        ratcheted, as the API server's CRD validation ratcheting (on by default since 1.30) does:
+        errors there are not reported, so its rules need not run (a status write leaves the
+        spec's rules alone)."""
+        if value is None or (old is not None and value == old):
             return
         if rules := schema.get("x-kubernetes-validations") or []:
             now, before = to_cel(value, schema), None if old is None else to_cel(old, schema)

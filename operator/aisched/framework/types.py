@@ -396,7 +396,7 @@ class Gang:
         """The namespace of its members (a gang never spans namespaces), else its key's."""
         return self.members[0].namespace if self.members else self.key.partition("/")[0]
 
-    @property
+    @cached_property
     def tenant(self) -> str | None:
         """The tenant a member names (an AIJob's pods all name the same), if any."""
         return next((m.tenant for m in self.members if m.tenant), None)

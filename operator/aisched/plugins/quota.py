@@ -5,7 +5,8 @@ all, is refused (`aisched.quota.tenancy`): no cluster event makes it placeable, 
 TenantQuota, so it is unresolvable and never a reason to preempt.
 
 Within `guaranteed` always (unless others borrow it: then preemption may reclaim it), beyond it
-only by borrowing what the other tenants of its cohort leave idle, never beyond `max`; see
+only by a gang that may be preempted (`preemptible: false` would keep what it borrowed for good),
+and only by borrowing what the other tenants of its cohort leave idle, never beyond `max`; see
 `aisched.quota.ledger`. The ledger is the cycle's (`CycleState.quota`: a what-if copy in a
 preemption dry run), else the handle's, which the cache keeps current.
 """
@@ -23,6 +24,7 @@ from aisched.framework.registry import NoArgs, parse_args
 from aisched.framework.status import Status
 from aisched.framework.types import Gang
 from aisched.quota import gang_usage
+from aisched.quota.tenants import display
 from aisched.topology.snapshot import Snapshot
 
 __all__ = ["NAME", "Quota", "new"]
@@ -58,9 +60,16 @@ class Quota:
         if tenant is None:
             return Status.success()
         admission = ledger.admit(tenant, gang_usage(gang.members))
-        if admission.admitted:
-            return Status.success()
-        return Status.unschedulable(f"waiting for quota: {admission.reason}", plugin=NAME)
+        if not admission.admitted:
+            return Status.unschedulable(f"waiting for quota: {admission.reason}", plugin=NAME)
+        if admission.borrowing and not all(m.preemptible for m in gang.members):
+            borrowed = ", ".join(display(r, a) for r, a in sorted(admission.borrowing.items()))
+            return Status.unschedulable(
+                f"waiting for quota: tenant {tenant} would borrow {borrowed} beyond its guarantee, and a "
+                "gang that may not be preempted never borrows (its lenders could not take it back)",
+                plugin=NAME,
+            )
+        return Status.success()
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> Quota:

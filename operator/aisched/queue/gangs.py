@@ -115,6 +115,15 @@ class GangBook:
         gang = self._gang_of.get(pod_key)
         return gang is not None and pod_key in self._gangs[gang].pending
 
+    def short(self, key: str) -> bool:
+        """Whether gang `key` still has fewer members than the size a member declares: no placement
+        of it can succeed yet (O(1): a member that arrives needs no whole gang built)."""
+        members = self._gangs.get(key)
+        if members is None:
+            return False
+        declared = next((p.gang_min_member for p in members.pending.values() if p.gang_min_member), None)
+        return declared is not None and len(members.pending) + len(members.placed) < declared
+
     def gang(self, key: str) -> Gang | None:
         """The gang `key` as its pending members make it, or None when none is pending."""
         members = self._gangs.get(key)

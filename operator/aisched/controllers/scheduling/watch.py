@@ -144,7 +144,11 @@ class ClusterWatch:
         seen = runtime.gangs.pending_pod(pod.key)
         if seen is not None and seen.sequence != pod.sequence:  # keeps its place when updated
             pod = dataclasses.replace(pod, sequence=seen.sequence)
-        self._requeue(runtime.gangs.pending(pod))
+        key = runtime.gangs.pending(pod)
+        if seen is None and key in runtime.queue and runtime.gangs.short(key):
+            return  # one more member of a gang still short of its size: nothing can be placed yet,
+            # and building the whole gang again for each arrival would cost O(members²)
+        self._requeue(key)
 
     def _unreadable(self, obj: JsonObject, view: PodView, exc: ValueError) -> None:
         """A pending pod whose request cannot be read: out of the queue, and told why (once)."""
