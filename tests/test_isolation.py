@@ -4,11 +4,25 @@ exists."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
-from aisched.kube.client import JsonObject
+from aisched.emulator.runner import Emulator
+from aisched.kube.client import JsonObject, KubeClient
+from aisched.runner import DEFAULT_CLUSTER, ensure_namespace
 from tests.support.objects import gpu_quota
-from tests.test_operator import AIJOBS, NAMESPACE, PODS, Operator, job, operator, phase, until
+from tests.test_operator import (
+    AIJOBS,
+    NAMESPACE,
+    PODS,
+    Operator,
+    _start,
+    job,
+    operator,
+    phase,
+    settings,
+    until,
+)
 
 __all__ = ["operator"]  # the fixture, used by name
 
@@ -139,3 +153,31 @@ async def test_a_job_that_can_never_be_admitted_makes_no_pod_and_the_others_go_o
         "the job asks 10000 nvidia.com/gpu; the cluster has 256 GPUs"
     )
     assert await _job_pods(operator, "huge") == []
+
+
+async def test_a_restarted_operator_still_counts_the_quota_its_running_jobs_hold() -> None:
+    async with Emulator(cluster=DEFAULT_CLUSTER) as api, KubeClient(base_url=api.url, timeout=10.0) as kube:
+        ensure_namespace(api, "aisched-system")
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        await kube.post(QUOTAS, gpu_quota("research", [NAMESPACE], guaranteed=8, cohort=None))
+        stop = asyncio.Event()
+        first = await _start(api, settings(), stop)
+        await kube.post(AIJOBS, job("a", workers=1, gpus=4))  # 8 GPUs: the whole quota
+        await until(kube, AIJOBS, lambda j: phase(j, "a") == "Running")
+        stop.set()
+        assert await first == 0
+        # A new process, leading at once: it must know the TenantQuotas before it admits anything.
+        again = asyncio.Event()
+        second = await _start(api, settings(enabled=False), again)
+        try:
+            await kube.post(AIJOBS, job("b", workers=1, gpus=4))
+            jobs = await until(
+                kube, AIJOBS, lambda j: _condition(j.get("b"), "Admitted").get("reason") == "WaitingForQuota"
+            )
+            assert phase(jobs, "a") == "Running"
+            assert "tenant research's admitted jobs ask 8 nvidia.com/gpu" in jobs["b"]["status"]["message"]
+            pods = (await kube.get(PODS, params={"labelSelector": "aisched.io/job=b"}))["items"]
+            assert pods == []
+        finally:
+            again.set()
+            assert await second == 0

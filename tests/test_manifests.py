@@ -45,6 +45,10 @@ KNOWN_KINDS: dict[str, dict[str, bool]] = {
         "RoleBinding": True,
     },
     "apps/v1": {"Deployment": True, "DaemonSet": True},
+    "admissionregistration.k8s.io/v1": {
+        "ValidatingAdmissionPolicy": False,
+        "ValidatingAdmissionPolicyBinding": False,
+    },
 }
 
 Doc = dict[str, Any]

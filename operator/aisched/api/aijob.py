@@ -374,6 +374,9 @@ class AIJobStatus(StatusModel):
     restarts: Annotated[int, Field(ge=0)] = 0
     preemptions: Annotated[int, Field(ge=0)] = 0
     observed_generation: int | None = None
+    #: The spec (`metadata.generation`) its tenant's quota admitted: its pods are made for that
+    #: spec; an edited one is admitted again before any pod is made for it.
+    admitted_generation: int | None = None
     #: The job's place in submission order among jobs created in the same second: its creation
     #: revision, recorded the first time aisched handles the job and stamped on every pod it makes
     #: (`aisched.io/queue-sequence`). It lives in the status, which a client creating or updating

@@ -107,10 +107,24 @@ class JobIndex:
             self.quotas[name] = obj
             if old is not None and ObjectView(old).spec == ObjectView(obj).spec:
                 return  # its status only
+        self._quotas_changed()
+
+    def replace_quotas(self, objs: Iterable[JsonObject]) -> None:
+        """The full list of TenantQuotas (a fresh LIST), told on as one change."""
+        listed = {ObjectView(o).name: o for o in objs}
+        for name in list(self.quotas):
+            if name not in listed:
+                del self.quotas[name]
+        for name, obj in listed.items():
+            if _newer_or_same(obj, self.quotas.get(name)):
+                self.quotas[name] = obj
+        self._quotas_changed()
+
+    def _quotas_changed(self) -> None:
         self.tenancy = Tenancy(self.tenants(), unlisted=self.tenancy.unlisted)
         for listener in list(self._quota_listeners):
             listener()
-        for key in list(self.jobs):  # their status names the tenant
+        for key in list(self.jobs):  # their status names the tenant, their admission may change
             for on_job in list(self._listeners):
                 on_job(key)
 

@@ -23,14 +23,15 @@ from typing import Final
 from aisched.binder import Binder
 from aisched.binder.ratelimit import TokenBucket
 from aisched.controllers.aijob.admission import Admissions
-from aisched.controllers.aijob.controller import JobController
+from aisched.controllers.aijob.controller import TENANTQUOTAS_PATH, JobController
 from aisched.controllers.index import JobIndex
 from aisched.controllers.scheduling.runtime import SchedulerRuntime
 from aisched.controllers.tenantquota import QuotaController
 from aisched.framework.profile import Profile
-from aisched.kube.client import ApiError, ConfigError, KubeClient
+from aisched.kube.client import ApiError, ApiUnavailable, ConfigError, JsonObject, KubeClient
 from aisched.kube.events import EventRecorder
 from aisched.kube.leader import LeaderElector
+from aisched.kube.retry import until_stopped
 from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
@@ -42,6 +43,7 @@ __all__ = ["Manager", "default_identity"]
 log = get_logger(__name__)
 
 _FORBIDDEN: Final = 403
+_LIST_RETRY: Final = 1.0
 
 
 def default_identity() -> str:
@@ -189,6 +191,9 @@ class Manager:
             if jobs is not None:
                 jobs.pod_event(pod, deleted)
 
+        # Every TenantQuota first: a term that started scheduling or admitting before they are known
+        # would charge no one and admit anything (Kopf's own list may come later).
+        self.index.replace_quotas(await self._list(TENANTQUOTAS_PATH, stop))
         ledger = QuotaLedger(self.index.tenants(), unlisted=self.settings.tenancy.unlisted_namespaces)
         runtime = SchedulerRuntime(
             self.client,
@@ -235,6 +240,16 @@ class Manager:
         finally:
             self.leading.clear()
             self.runtime = self.jobs = self.quotas = None
+
+    async def _list(self, path: str, stop: asyncio.Event) -> list[JsonObject]:
+        """The items at `path`, retried until the API server answers (or the term stops)."""
+        while not stop.is_set():
+            try:
+                return list((await self.client.get(path)).get("items") or [])
+            except (ApiError, ApiUnavailable) as exc:
+                log.warning("list_failed", path=path, error=str(exc))
+                await until_stopped(asyncio.sleep(_LIST_RETRY), stop)
+        return []
 
     def _quota_changed(self) -> None:
         if self.runtime is not None:

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aisched.api.aijob import AIJob, AIJobQueueStatus, AIJobStatus
 from aisched.api.validation import parse
-from aisched.controllers.aijob.admission import Demand, Verdict
+from aisched.controllers.aijob.admission import Ask, Verdict
 from aisched.controllers.aijob.decide import CREATE_BATCH, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_service
 from aisched.framework.reservations import Reservation
@@ -695,15 +695,16 @@ def test_a_job_that_times_out_in_the_queue_leaves_it() -> None:
 
 def test_a_job_not_admitted_makes_no_pod_and_says_why() -> None:
     obj = aijob(workers=9_999, gpus=1)
-    asked: list[tuple[str | None, Demand]] = []
+    asked: list[Ask] = []
 
-    def refuse(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
-        asked.append((tenant, demand))
+    def refuse(ask: Ask) -> Verdict:
+        asked.append(ask)
         return Verdict("ExceedsQuota", "the job asks 10000 nvidia.com/gpu, more than tenant a may ever use")
 
     plan = reconcile(obj, [], now=NOW, admit=refuse)
     assert plan.create == []
-    assert asked[0][1].total == {"nvidia.com/gpu": 10_000_000}, "one pod per role, times its count"
+    assert asked[0].demand().total == {"nvidia.com/gpu": 10_000_000}, "one pod per role, times its count"
+    assert (asked[0].key, asked[0].uid, asked[0].generation) == ("ml/ddp", "u-1", 1)
     assert plan.status is not None
     assert (plan.status.phase, plan.status.message) == (
         "Pending",
@@ -719,7 +720,7 @@ def test_a_job_not_admitted_makes_no_pod_and_says_why() -> None:
 
 
 def test_a_job_waiting_for_quota_says_so_once_and_is_admitted_later() -> None:
-    def wait(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
+    def wait(ask: Ask) -> Verdict:
         return Verdict("Waiting", "waiting for quota: tenant a's admitted jobs ask 16 GPUs")
 
     plan = reconcile(aijob(), [], now=NOW, admit=wait)
@@ -738,12 +739,12 @@ def test_a_job_waiting_for_quota_says_so_once_and_is_admitted_later() -> None:
     assert (admitted.status, admitted.reason) == ("True", "QuotaReserved")
 
 
-def test_an_admitted_large_job_is_made_in_batches_and_asked_about_once() -> None:
+def test_an_admitted_large_job_is_made_in_batches() -> None:
     obj = aijob(workers=249, gpus=1)
     calls: list[int] = []
 
-    def admit(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
-        calls.append(1)
+    def admit(ask: Ask) -> Verdict:
+        calls.append(ask.generation)
         return Verdict("Admitted")
 
     first = reconcile(obj, [], now=NOW, admit=admit)
@@ -757,7 +758,7 @@ def test_an_admitted_large_job_is_made_in_batches_and_asked_about_once() -> None
     third = reconcile(obj, made, now=NOW, admit=admit)
     assert len(third.create) == 50
     assert not third.more
-    assert calls == [1], "a job with pods is admitted already"
+    assert calls == [1, 1, 1], "asked each time, about the same spec (the book answers at once)"
 
 
 def test_while_its_pods_are_made_a_job_counts_them_itself() -> None:
@@ -794,3 +795,56 @@ def test_the_schedulers_latest_verdict_wins_over_what_the_pods_were_last_told() 
     assert plan.status is not None
     assert "32 Insufficient nvidia.com/gpu" in plan.status.message
     assert "1 of its 4 members" not in plan.status.message
+
+
+def test_an_edited_spec_its_quota_does_not_admit_makes_no_more_pods() -> None:
+    obj = aijob(workers=1, gpus=1)
+    first = reconcile(obj, [], now=NOW, admit=lambda ask: Verdict("Admitted"))
+    made = [with_phase(p, "Pending", node=None) for p in first.create]
+    grown = apply_status(aijob(workers=249, gpus=1), first.status)
+    grown["metadata"]["generation"] = 2
+    refuse = Verdict("Waiting", "waiting for quota: tenant a's admitted jobs ask 8 nvidia.com/gpu")
+    plan = reconcile(grown, made, now=NOW + 1, admit=lambda ask: refuse)
+    assert plan.create == [], "nothing is made for a spec not admitted, pods or no pods"
+    assert plan.status is not None
+    admitted = next(c for c in plan.status.conditions if c.type == "Admitted")
+    assert (admitted.status, admitted.reason) == ("False", "WaitingForQuota")
+    assert admitted.message.startswith("the edited spec: waiting for quota")
+    assert plan.status.admitted_generation == 1
+
+
+def test_a_pod_claiming_a_refused_job_as_its_owner_gets_the_job_nothing() -> None:
+    obj = aijob()
+    forged = {
+        "metadata": {
+            "name": "sneak",
+            "namespace": "ml",
+            "labels": {},
+            "annotations": {},
+            "ownerReferences": [
+                {"kind": "AIJob", "apiVersion": "aisched.io/v1alpha1", "uid": "u-1", "controller": True}
+            ],
+        },
+        "spec": {},
+        "status": {"phase": "Pending"},
+    }
+    refuse = Verdict("ExceedsQuota", "the job asks 16 nvidia.com/gpu, more than tenant a may ever use")
+    plan = reconcile(obj, [forged], now=NOW, admit=lambda ask: refuse)
+    assert plan.create == []
+
+
+def test_pods_made_by_name_are_the_pods_the_whole_job_would_have() -> None:
+    obj = aijob(workers=12)
+    job = _parsed(obj)
+    whole = {p["metadata"]["name"]: p for p in job_pods(obj, job, attempt=0, sequence=5)}
+    some = {
+        "ddp-worker-11",
+        "ddp-master-0",
+        "ddp-worker-3",
+        "ddp-worker-12",
+        "ddp-worker-03",
+        "other-worker-1",
+    }
+    picked = job_pods(obj, job, attempt=0, sequence=5, only=some)
+    assert [p["metadata"]["name"] for p in picked] == ["ddp-master-0", "ddp-worker-3", "ddp-worker-11"]
+    assert all(p == whole[p["metadata"]["name"]] for p in picked), "same rank, same everything"

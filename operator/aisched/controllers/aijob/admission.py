@@ -18,6 +18,12 @@ does until it is admitted. The answers:
   `LowerPriority`) hold enough: the scheduler then preempts them to place it, as it would have
   before admission existed, and they wait again.
 
+Admission is of one job (its uid: a job made again under the same name is asked afresh) and one
+spec (`metadata.generation`): an edited spec is asked about again before any pod is made for it,
+the old one counted until then, and the spec admitted is written to `status.admittedGeneration`,
+from which the next term (a restart, a new leader) rebuilds the book before it admits anything.
+Nothing is decided by the pods a job has: a pod naming the job as its owner admits nothing.
+
 The admitted total is a reservation, not usage: the scheduler's Quota plugin still charges what
 pods actually hold, and decides borrowing within a cohort when it places them. Plain pods (no
 AIJob) are not admitted here; they wait for quota in the scheduler's queue, as before.
@@ -33,7 +39,7 @@ from typing import Final, Literal
 from aisched.quota import GPU_MILLI, Tenant
 from aisched.quota.tenants import display
 
-__all__ = ["Admissions", "ClusterGpus", "Demand", "Verdict"]
+__all__ = ["Admissions", "Ask", "ClusterGpus", "Demand", "Verdict"]
 
 #: The quota strategy under which an earlier job blocks the later ones of its tenant.
 _STRICT: Final = "StrictFIFO"
@@ -72,6 +78,17 @@ class Verdict:
         return self.outcome == "Admitted"
 
     @property
+    def reason(self) -> str:
+        """The reason of the job's `Admitted` condition."""
+        return (
+            "QuotaReserved"
+            if self.admitted
+            else "WaitingForQuota"
+            if self.outcome == "Waiting"
+            else self.outcome
+        )
+
+    @property
     def standing(self) -> bool:
         """Whether only a new TenantQuota or new nodes can change the answer."""
         return self.outcome in ("ExceedsQuota", "ExceedsCluster")
@@ -81,8 +98,33 @@ class Verdict:
 Order = tuple[float, int, str]
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One job asking to be admitted: which object it is (a job deleted and made again under the
+    same name is another), which spec (`metadata.generation`: an edited spec is asked about again),
+    its tenant, its place in its tenant's order, and what it asks (worked out only when needed)."""
+
+    key: str
+    uid: str
+    generation: int
+    tenant: str | None
+    order: Order
+    demand: Callable[[], Demand]
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    uid: str
+    generation: int
+    tenant: str | None
+    demand: Demand
+
+
 class Admissions:
-    """The jobs admitted, per tenant, and the jobs waiting for quota; see the module's docstring."""
+    """The jobs admitted, per tenant, and the jobs waiting for quota; see the module's docstring.
+
+    Whatever frees quota or moves a line (a release, a job leaving the line, an admission under
+    StrictFIFO) names the jobs to look at again in `marks`, which the controller drains."""
 
     def __init__(
         self,
@@ -96,12 +138,14 @@ class Admissions:
         self._tenant = tenant
         self._cluster = cluster
         self._strategy = strategy
-        self._admitted: dict[str, tuple[str | None, Demand]] = {}  # job -> (tenant, demand)
+        self._admitted: dict[str, _Admitted] = {}
         self._of_tenant: dict[str, set[str]] = {}  # tenant -> its admitted jobs
         self._committed: dict[str, dict[str, int]] = {}  # tenant -> sum of its admitted demands
         self._waiting: dict[str, dict[str, Order]] = {}  # tenant -> waiting job -> its order
         self._heads: dict[str, list[tuple[Order, str]]] = {}  # tenant -> heap of its waiting jobs
         self._tenant_of_waiting: dict[str, str] = {}  # waiting job -> its tenant
+        #: Jobs to look at again (drained by the controller).
+        self.marks: list[str] = []
 
     def is_admitted(self, key: str) -> bool:
         return key in self._admitted
@@ -109,89 +153,127 @@ class Admissions:
     def committed(self, tenant: str) -> dict[str, int]:
         return dict(self._committed.get(tenant, {}))
 
-    def check(self, key: str, tenant: str | None, demand: Demand, order: Order) -> Verdict:
-        """Admit job `key` of `tenant` asking `demand`, or say why not (see the module's docstring)."""
-        if key in self._admitted:
+    def check(self, ask: Ask) -> Verdict:
+        """Admit `ask`, or say why not (see the module's docstring). A job admitted already is asked
+        about again only for a new spec; until the new one is admitted, the old one stays counted
+        (its pods run as they were)."""
+        held = self._admitted.get(ask.key)
+        if held is not None and held.uid != ask.uid:
+            self.release(ask.key)  # an earlier job of the same name
+            held = None
+        if held is not None and held.generation == ask.generation:
             return Verdict("Admitted")
+        demand = ask.demand()
+        tenant = ask.tenant
+        if held is not None and held.tenant != tenant:
+            self.release(ask.key)  # its namespace moved to another tenant: asked afresh
+            held = None
         standing = self._standing(tenant, demand)
         if standing is not None:
-            self._stop_waiting(key)
+            self._stop_waiting(ask.key)
             return standing
-        if tenant is None or self._tenant(tenant) is None:
-            self.admit(key, tenant, demand)
+        found = self._tenant(tenant) if tenant is not None else None
+        if tenant is None or found is None:
+            self._record(ask, demand)
             return Verdict("Admitted")
-        found = self._tenant(tenant)
-        assert found is not None
-        self._wait(key, tenant, order)
-        if self._strategy(tenant) == _STRICT:
-            first = self._first(tenant)
-            if first != key:
-                return Verdict(
-                    "Waiting",
-                    f"waiting for quota behind job {first}, submitted earlier to tenant {tenant} "
-                    "(StrictFIFO)",
-                )
-        committed = self._committed.get(tenant, {})
+        if held is None:
+            self._wait(ask.key, tenant, ask.order)
+            if self._strategy(tenant) == _STRICT:
+                first = self._first(tenant)
+                if first != ask.key:
+                    return Verdict(
+                        "Waiting",
+                        f"waiting for quota behind job {first}, submitted earlier to tenant {tenant} "
+                        "(StrictFIFO)",
+                    )
+        committed = dict(self._committed.get(tenant, {}))
+        for resource, amount in (held.demand.total if held is not None else {}).items():
+            committed[resource] = committed.get(resource, 0) - amount  # its own old spec
         yielding = (
-            self._preemptible(tenant, demand.priority) if found.within_tenant == "LowerPriority" else {}
+            self._preemptible(tenant, demand.priority, but=ask.key)
+            if found.within_tenant == "LowerPriority"
+            else {}
         )
         for resource, amount in sorted(demand.total.items()):
             limit = found.limit(resource)
-            held = committed.get(resource, 0)
-            if limit is None or amount <= 0 or held - yielding.get(resource, 0) + amount <= limit:
+            taken = committed.get(resource, 0)
+            if limit is None or amount <= 0 or taken - yielding.get(resource, 0) + amount <= limit:
                 continue
             return Verdict(
                 "Waiting",
-                f"waiting for quota: tenant {tenant}'s admitted jobs ask {display(resource, held)} and "
+                f"waiting for quota: tenant {tenant}'s admitted jobs ask {display(resource, taken)} and "
                 f"this one {display(resource, amount)}, over its limit of {display(resource, limit)}",
             )
-        self.admit(key, tenant, demand)
+        self._record(ask, demand)
         return Verdict("Admitted")
 
-    def admit(self, key: str, tenant: str | None, demand: Demand) -> None:
-        """Record job `key` as admitted (also for a job found with pods already, after a restart)."""
-        if key in self._admitted:
+    def admit(self, key: str, uid: str, generation: int, tenant: str | None, demand: Demand) -> None:
+        """Record job `key` as admitted without asking (one an earlier term admitted)."""
+        if key not in self._admitted:
+            self._record(Ask(key, uid, generation, tenant, (0.0, 0, key), lambda: demand), demand)
+
+    def _record(self, ask: Ask, demand: Demand) -> None:
+        if ask.key in self._admitted:
+            self._unrecord(ask.key)
+        was_first = ask.tenant is not None and self._first(ask.tenant) == ask.key
+        self._stop_waiting(ask.key)
+        self._admitted[ask.key] = _Admitted(ask.uid, ask.generation, ask.tenant, demand)
+        tenant = ask.tenant
+        if tenant is None:
             return
-        self._stop_waiting(key)
-        self._admitted[key] = (tenant, demand)
-        if tenant is not None:
-            self._of_tenant.setdefault(tenant, set()).add(key)
-            committed = self._committed.setdefault(tenant, {})
-            for resource, amount in demand.total.items():
-                committed[resource] = committed.get(resource, 0) + amount
+        self._of_tenant.setdefault(tenant, set()).add(ask.key)
+        committed = self._committed.setdefault(tenant, {})
+        for resource, amount in demand.total.items():
+            committed[resource] = committed.get(resource, 0) + amount
+        if was_first and self._strategy(tenant) == _STRICT:
+            self._mark_first(tenant)  # the next in line may go now
 
-    def _preemptible(self, tenant: str, priority: int) -> dict[str, int]:
-        """What the admitted jobs of `tenant` below `priority` that may be preempted ask together
-        (looked through only for a tenant with such jobs: its admitted jobs, never the waiting)."""
-        out: dict[str, int] = {}
-        for key in self._of_tenant.get(tenant, ()):
-            demand = self._admitted[key][1]
-            if demand.preemptible and demand.priority < priority:
-                for resource, amount in demand.total.items():
-                    out[resource] = out.get(resource, 0) + amount
-        return out
-
-    def release(self, key: str) -> list[str]:
-        """Job `key` finished, was deleted or no longer waits: its quota goes back. Returns the
-        jobs of its tenant to look at again: the first waiting under StrictFIFO, else all waiting."""
-        self._stop_waiting(key)
+    def _unrecord(self, key: str) -> str | None:
         found = self._admitted.pop(key, None)
-        tenant = found[0] if found is not None else None
-        if found is None or tenant is None:
-            return []
-        demand = found[1]
+        if found is None or found.tenant is None:
+            return None
+        tenant = found.tenant
         self._of_tenant[tenant].discard(key)
         committed = self._committed.get(tenant, {})
-        for resource, amount in demand.total.items():
+        for resource, amount in found.demand.total.items():
             left = committed.get(resource, 0) - amount
             if left > 0:
                 committed[resource] = left
             else:
                 committed.pop(resource, None)
-        if self._strategy(tenant) == _STRICT:
-            first = self._first(tenant)
-            return [] if first is None else [first]
-        return self.waiting(tenant)
+        return tenant
+
+    def _preemptible(self, tenant: str, priority: int, *, but: str) -> dict[str, int]:
+        """What the admitted jobs of `tenant` (but job `but`) below `priority` that may be preempted
+        ask together (looked through only for the tenant's admitted jobs, never the waiting)."""
+        out: dict[str, int] = {}
+        for key in self._of_tenant.get(tenant, ()):
+            demand = self._admitted[key].demand
+            if key != but and demand.preemptible and demand.priority < priority:
+                for resource, amount in demand.total.items():
+                    out[resource] = out.get(resource, 0) + amount
+        return out
+
+    def release(self, key: str) -> None:
+        """Job `key` finished, was deleted, or no longer waits: its quota goes back, and the jobs its
+        going lets through are marked: all waiting ones of its tenant, or under StrictFIFO the
+        first in line (also when the one leaving was that first)."""
+        waited_in = self._tenant_of_waiting.get(key)
+        was_first = waited_in is not None and self._first(waited_in) == key
+        self._stop_waiting(key)
+        tenant = self._unrecord(key)
+        if tenant is not None:
+            if self._strategy(tenant) == _STRICT:
+                self._mark_first(tenant)
+            else:
+                self.marks.extend(self.waiting(tenant))
+        elif waited_in is not None and was_first and self._strategy(waited_in) == _STRICT:
+            self._mark_first(waited_in)
+
+    def _mark_first(self, tenant: str) -> None:
+        first = self._first(tenant)
+        if first is not None:
+            self.marks.append(first)
 
     def next_waiting(self, tenant: str) -> str | None:
         """The job of `tenant` that has waited for quota longest, if one waits."""

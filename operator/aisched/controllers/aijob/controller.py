@@ -25,7 +25,7 @@ from aisched.api.aijob import AIJob, AIJobStatus
 from aisched.api.objects import TERMINAL_PHASES, ObjectView, PodView
 from aisched.api.validation import InvalidObjectError, parse
 from aisched.binder.ratelimit import TokenBucket
-from aisched.controllers.aijob.admission import Admissions, Demand, Verdict
+from aisched.controllers.aijob.admission import Admissions, Ask, Verdict
 from aisched.controllers.aijob.decide import Admit, Plan, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_demand, job_service
 from aisched.controllers.aijob.status import read_status, status_patch
@@ -179,40 +179,47 @@ class JobController:
             return
 
     def _admitted_already(self) -> None:
-        """Jobs that have pods were admitted (by an earlier term): their quota is reserved before any
-        waiting job is looked at, so a restart never admits more than the quota holds."""
+        """Jobs an earlier term admitted (their status says which spec) keep their quota, recorded
+        before any waiting job is looked at, so a restart never admits more than the quota holds.
+        A job from before admission existed counts as admitted when it has pods."""
         if self._admissions is None:
             return
         for key, obj in self._index.jobs.items():
-            if not self._pods.get(key) or read_status(obj).phase in TERMINAL_PHASES:
+            status = read_status(obj)
+            if status.phase in TERMINAL_PHASES:
                 continue
+            said = next((c for c in status.conditions if c.type == "Admitted"), None)
+            if said is None and not self._pods.get(key):
+                continue
+            if said is not None and (said.status != "True" or status.admitted_generation is None):
+                continue
+            view = ObjectView(obj)
             try:
                 job = parse(AIJob, obj)
                 demand = job_demand(obj, job)
             except (InvalidObjectError, ValueError):
                 continue  # its reconciliation says what is wrong
-            tenant = self._index.tenancy.charged_to(job.spec.tenant, ObjectView(obj).namespace)
-            self._admissions.admit(key, tenant, demand)
+            generation = (
+                status.admitted_generation if status.admitted_generation is not None else view.generation
+            )
+            tenant = self._index.tenancy.charged_to(job.spec.tenant, view.namespace)
+            self._admissions.admit(key, view.uid, generation or 0, tenant, demand)
 
     def _admission_done(self, key: str, obj: JsonObject | None, plan: Plan) -> None:
-        """Give back the quota of a job that is gone or finished, and look again at the jobs waiting
-        for it; after an admission under StrictFIFO, at the next job in line."""
+        """Give back the quota of a job that is gone or finished (or take it out of its line when
+        it is refused now), then look again at the jobs this lets through."""
         admissions = self._admissions
         if admissions is None:
             return
         asked = key in self._asked
         self._asked.discard(key)
         phase = plan.status.phase if plan.status is not None else read_status(obj or {}).phase
-        if not asked and not admissions.is_admitted(key):
-            admissions.release(key)  # refused or invalid now: it waits in no line
-        if obj is None or phase in TERMINAL_PHASES:
-            for waiting in admissions.release(key):
+        if obj is None or phase in TERMINAL_PHASES or (not asked and not admissions.is_admitted(key)):
+            admissions.release(key)
+        marks, admissions.marks = admissions.marks, []
+        for waiting in marks:
+            if waiting != key:
                 self.mark(waiting)
-        elif admissions.is_admitted(key) and plan.create:
-            tenant = read_status(obj).tenant if plan.status is None else plan.status.tenant
-            following = admissions.next_waiting(tenant) if tenant is not None else None
-            if following is not None:
-                self.mark(following)
 
     # -- one job -------------------------------------------------------------------------------
 
@@ -269,9 +276,9 @@ class JobController:
         if admissions is None:
             return None
 
-        def admit(tenant: str | None, demand: Demand, order: tuple[float, int]) -> Verdict:
+        def admit(ask: Ask) -> Verdict:
             self._asked.add(key)
-            return admissions.check(key, tenant, demand, (*order, key))
+            return admissions.check(ask)
 
         return admit
 

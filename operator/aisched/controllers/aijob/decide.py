@@ -33,7 +33,7 @@ from aisched.api import keys
 from aisched.api.aijob import AIJob, AIJobStatus, Phase
 from aisched.api.objects import TERMINAL_PHASES, ObjectView
 from aisched.api.validation import InvalidObjectError, parse
-from aisched.controllers.aijob.admission import Demand, Verdict
+from aisched.controllers.aijob.admission import Ask, Verdict
 from aisched.controllers.aijob.members import JobPods, live, victim_until
 from aisched.controllers.aijob.pods import job_demand, job_pods, pod_name, pod_names
 from aisched.controllers.aijob.status import StatusDraft, queue_status, read_status
@@ -45,12 +45,11 @@ __all__ = ["CREATE_BATCH", "INADMISSIBLE_RECHECK", "Admit", "Plan", "reconcile"]
 #: The most pods one reconciliation makes: a large job is made in batches, the other jobs' turns
 #: in between (the controller comes back for the rest at once).
 CREATE_BATCH: Final = 100
-#: How often a job that can never be admitted as it stands is looked at again (seconds): nodes
-#: may have come meanwhile (a new TenantQuota marks it at once).
+#: How often a job not admitted is looked at again (seconds), besides when TenantQuotas change or
+#: quota is freed: nodes may have come meanwhile.
 INADMISSIBLE_RECHECK: Final = 60.0
-#: A job's tenant, demand and (creation time, queue sequence) → the admission's verdict
-#: (`Admissions.check`, bound to the job).
-Admit = Callable[[str | None, Demand, tuple[float, int]], Verdict]
+#: The job's ask → the admission's verdict (`Admissions.check`).
+Admit = Callable[[Ask], Verdict]
 #: Namespaces listed by no TenantQuota run unlimited: the rule when none is given.
 _OPEN: Final = Tenancy()
 
@@ -110,8 +109,10 @@ def reconcile(
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
     `tenancy` says which tenant the job belongs to (its namespace's; `spec.tenant` may only choose
-    among those); `admit` admits a job that has no pods yet, or says why it must wait (see
-    `controllers.aijob.admission`; without it every job is admitted);
+    among those); `admit` admits the job's spec, or says why it must wait (see
+    `controllers.aijob.admission`; without it every job is admitted): no pod is made for a spec
+    not admitted, and a job with no pod is answered before anything costs in proportion to the
+    pods it asks for;
     `create_error` is why the API server refused to create the job's pods last time, if it did;
     `preempted` names the gang the job's current pods are being evicted for, if they are;
     `queue` is where the scheduler says the job's gang waits now, if it does.
@@ -147,6 +148,14 @@ def reconcile(
     waiting = [until for until in held.values() if until is not None]
     if waiting:
         step.plan.recheck_at = min(waiting)  # then they are deleted here, if still there
+    admitted = _admitted(step, obj, job, choice.tenant, admit)
+    if isinstance(admitted, Verdict):  # a spec its quota does not admit
+        if not sorted_pods.current and not sorted_pods.stale:
+            return _not_admitted(step, job, admitted)
+        # Edited past its quota: what runs keeps running, nothing more is made.
+        step.condition("Admitted", "False", admitted.reason, f"the edited spec: {admitted.message}")
+    elif admitted is not None:
+        return admitted
     failed = sorted_pods.with_phase("Failed")
     names = pod_names(job)
     current = sorted_pods.current.keys()
@@ -163,19 +172,8 @@ def reconcile(
         step.condition("Complete", "True", "AllPodsSucceeded", message)
         step.plan.delete.extend(sorted_pods.with_phase("Pending", "Running"))
         return step.finish(("Completed", message))
-    if missing and not sorted_pods.stale:
-        refused = _make(
-            step,
-            obj,
-            job,
-            sorted_pods,
-            missing,
-            admit=admit,
-            scheduler_name=scheduler_name,
-            tenant=choice.tenant,
-        )
-        if refused is not None:
-            return refused
+    if missing and not sorted_pods.stale and not isinstance(admitted, Verdict):
+        _make(step, obj, job, missing, scheduler_name=scheduler_name)
     step.set(placement=sorted_pods.placement())
     if create_error is not None and step.plan.create:
         message = f"cannot create the job's pods: {create_error}"
@@ -254,29 +252,42 @@ def _place(queue: QueueStatus) -> str:
     return text if queue.reservation is None else f"{text}; {queue.reservation.describe()}"
 
 
+def _admitted(
+    step: _Step, obj: Mapping[str, Any], job: AIJob, tenant: str | None, admit: Admit | None
+) -> Verdict | Plan | None:
+    """None when the job's spec is admitted (or nothing admits), else the verdict refusing it; the
+    plan of a job whose pods cannot be worked out."""
+    if admit is None:
+        return None
+    view = ObjectView(obj)
+    try:
+        verdict = admit(_ask(step, obj, job, view, tenant))
+    except ValueError as exc:  # a pod it would make cannot be read as the scheduler reads it
+        return _invalid(step, [], str(exc))
+    if not verdict.admitted:
+        return verdict
+    step.condition("Admissible", "True", "Admissible")
+    step.condition("Admitted", "True", "QuotaReserved", "the tenant's quota holds the whole job")
+    step.set(admitted_generation=view.generation or 0)
+    return None
+
+
+def _ask(step: _Step, obj: Mapping[str, Any], job: AIJob, view: ObjectView, tenant: str | None) -> Ask:
+    """What the job asks of its tenant's quota: its demand is worked out only if it is needed."""
+    return Ask(
+        key=view.key,
+        uid=view.uid,
+        generation=view.generation or 0,
+        tenant=tenant,
+        order=(step.created, step.new.queue_sequence or 0, view.key),
+        demand=lambda: job_demand(obj, job),
+    )
+
+
 def _make(
-    step: _Step,
-    obj: Mapping[str, Any],
-    job: AIJob,
-    pods: JobPods,
-    missing: list[str],
-    *,
-    admit: Admit | None,
-    scheduler_name: str,
-    tenant: str | None,
-) -> Plan | None:
-    """Plan the next batch of the missing pods; a new attempt is admitted first. Returns the plan
-    of a job that may not have its pods (yet), else None."""
-    if not pods.current and admit is not None:
-        try:
-            demand = job_demand(obj, job)
-        except ValueError as exc:
-            return _invalid(step, [], str(exc))
-        verdict = admit(tenant, demand, (step.created, step.new.queue_sequence or 0))
-        if not verdict.admitted:
-            return _not_admitted(step, job, verdict)
-        step.condition("Admissible", "True", "Admissible")
-        step.condition("Admitted", "True", "QuotaReserved", "the tenant's quota holds the whole job")
+    step: _Step, obj: Mapping[str, Any], job: AIJob, missing: list[str], *, scheduler_name: str
+) -> None:
+    """Plan the next batch of the missing pods (`plan.more` when more remain)."""
     batch = missing[:CREATE_BATCH]
     step.plan.create = job_pods(
         obj,
@@ -287,7 +298,6 @@ def _make(
         only=set(batch),
     )
     step.plan.more = len(batch) < len(missing)
-    return None
 
 
 def _not_allowed(step: _Step, job: AIJob, pods: Sequence[Mapping[str, Any]], refused: str) -> Plan:
@@ -314,15 +324,17 @@ def _not_admitted(step: _Step, job: AIJob, verdict: Verdict) -> Plan:
         if not step.had_condition("Admissible", "False", verdict.outcome, verdict.message):
             event = ("Inadmissible", verdict.message)
         step.condition("Admissible", "False", verdict.outcome, verdict.message)
-        step.condition("Admitted", "False", verdict.outcome, verdict.message)
-        step.plan.recheck_at = step.now + INADMISSIBLE_RECHECK
+        step.condition("Admitted", "False", verdict.reason, verdict.message)
     else:
         step.set(message=verdict.message)
         if not any(c.type == "Admitted" and c.reason == "WaitingForQuota" for c in step.old.conditions):
             event = ("WaitingForQuota", verdict.message)  # once: its figures move as others come and go
         step.condition("Admissible", "True", "Admissible")
-        step.condition("Admitted", "False", "WaitingForQuota", verdict.message)
+        step.condition("Admitted", "False", verdict.reason, verdict.message)
     step.stamp("queued_time")
+    # Looked at again when TenantQuotas change or quota is freed, and now and then anyway (new
+    # nodes; a line that moved while this job's news was lost).
+    step.plan.recheck_at = step.now + INADMISSIBLE_RECHECK
     return _within_timeout(step, job, JobPods.of([], attempt=0, uid=""), verdict.message) or step.finish(
         event
     )

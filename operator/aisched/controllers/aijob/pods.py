@@ -105,14 +105,13 @@ def job_pods(
     annotations[keys.ANNOTATION_QUEUE_SEQUENCE] = str(sequence)
     job_class = view.labels.get(keys.LABEL_JOB_CLASS)
     pods = []
-    rank = 0
+    first_rank = 0
     for role_index in _ordered_roles(spec):
         role = spec.replicas[role_index]
         template = ObjectView(raw_roles[role.name].get("template") or {})
-        for index in range(role.count):
-            if only is not None and pod_name(name, role.name, index) not in only:
-                rank += 1
-                continue
+        indexes = range(role.count) if only is None else _indexes(only, name, role.name, role.count)
+        for index in indexes:
+            rank = first_rank + index
             pod_meta = copy.deepcopy(dict(template.meta))
             pod_meta.pop("name", None)
             pod_meta.pop("generateName", None)
@@ -150,8 +149,20 @@ def job_pods(
                 present = {e.get("name") for e in env}
                 env.extend(_env(k, v) for k, v in variables.items() if k not in present)
             pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
-            rank += 1
+        first_rank += role.count
     return pods
+
+
+def _indexes(names: Collection[str], job: str, role: str, count: int) -> list[int]:
+    """The indexes of role `role`'s pods among `names` (read from the names: the cost is that of
+    `names`, not of the role's count)."""
+    prefix = f"{job}-{role}-"
+    found = set()
+    for name in names:
+        rest = name[len(prefix) :] if name.startswith(prefix) else ""
+        if rest.isdigit() and str(int(rest)) == rest and int(rest) < count:
+            found.add(int(rest))
+    return sorted(found)
 
 
 def pod_names(job: AIJob) -> list[str]:

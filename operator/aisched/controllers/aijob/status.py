@@ -51,6 +51,7 @@ class StatusFields(TypedDict, total=False):
     tenant: str
     gpus: float
     observed_generation: int
+    admitted_generation: int
     queue_sequence: int
     queue: AIJobQueueStatus | None
 

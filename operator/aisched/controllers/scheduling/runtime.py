@@ -169,6 +169,8 @@ class SchedulerRuntime:
         """The TenantQuotas as now listed: the ledger's tenants, and a wake-up for gangs waiting
         on quota."""
         self.ledger.set_tenants(tenants)
+        for usage in self.cache.pods():  # a namespace may have moved to another tenant
+            self.ledger.pod_changed(None, usage)
         self.queue.refile()
         self.event(ClusterEvent.QUOTA_CHANGED)
 
