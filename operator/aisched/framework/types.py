@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, Literal
+from typing import Any, Final, Literal, cast
 
 from aisched.api import keys
 from aisched.api.mig import MigAnnotation
@@ -249,7 +249,8 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
     return _Share(milli=milli, memory=memory, mig_profile=mig)
 
 
-_MAX_SEQUENCE_DIGITS = 19  # fits an int64, as etcd revisions do
+_MAX_SEQUENCE_DIGITS = 19
+_UNKNOWN: Final = object()  # fits an int64, as etcd revisions do
 
 
 def _made_by_aijob(view: PodView) -> bool:
@@ -396,10 +397,15 @@ class Gang:
         """The namespace of its members (a gang never spans namespaces), else its key's."""
         return self.members[0].namespace if self.members else self.key.partition("/")[0]
 
-    @cached_property
+    @property
     def tenant(self) -> str | None:
-        """The tenant a member names (an AIJob's pods all name the same), if any."""
-        return next((m.tenant for m in self.members if m.tenant), None)
+        """The tenant a member names (an AIJob's pods all name the same), if any; worked out once
+        (queue orderings ask for it at every comparison)."""
+        found = self.__dict__.get("_tenant", _UNKNOWN)
+        if found is _UNKNOWN:
+            found = next((m.tenant for m in self.members if m.tenant), None)
+            object.__setattr__(self, "_tenant", found)
+        return cast("str | None", found)
 
     def roles(self) -> list[list[PodInfo]]:
         """Members grouped by template (identical requests and constraints), in first-seen order."""

@@ -43,7 +43,7 @@ class Quota:
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
         ledger = state.quota if state.quota is not None else self._handle.ledger
-        if not gang.members:
+        if not gang.members or (ledger.unlimited and gang.tenant is None):
             return Status.success()
         named = {m.tenant for m in gang.members if m.tenant}
         if len(named) > 1:

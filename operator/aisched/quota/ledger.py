@@ -71,7 +71,7 @@ class QuotaLedger:
         if old is not None and new is None:
             self.release(old.key)
             return
-        if new is None or (not self._tenants and self.tenancy.unlisted == ALLOW and not self._charges):
+        if new is None or (self.unlimited and not self._charges):
             return  # no quotas in play: nothing to charge (the common case without tenants)
         tenant = self.charged_to(new.tenant, new.namespace)
         if tenant is None:
@@ -143,6 +143,11 @@ class QuotaLedger:
         """The tenant and usage pod `pod_key` is charged with, if it is."""
         found = self._charges.get(pod_key)
         return None if found is None else (found[0], dict(found[1]))
+
+    @property
+    def unlimited(self) -> bool:
+        """Whether nothing is limited: no TenantQuota, and namespaces no one lists are allowed."""
+        return not self._tenants and self.tenancy.unlisted == ALLOW
 
     @property
     def has_tenants(self) -> bool:
