@@ -43,6 +43,7 @@ __all__ = ["Manager", "default_identity"]
 log = get_logger(__name__)
 
 _FORBIDDEN: Final = 403
+_NOT_FOUND: Final = 404
 _LIST_RETRY: Final = 1.0
 
 
@@ -246,9 +247,14 @@ class Manager:
         while not stop.is_set():
             try:
                 return list((await self.client.get(path)).get("items") or [])
-            except (ApiError, ApiUnavailable) as exc:
+            except ApiError as exc:
+                if exc.status == _NOT_FOUND:  # the kind is not installed: there are none
+                    log.warning("list_not_found", path=path)
+                    return []
                 log.warning("list_failed", path=path, error=str(exc))
-                await until_stopped(asyncio.sleep(_LIST_RETRY), stop)
+            except ApiUnavailable as exc:
+                log.warning("list_failed", path=path, error=str(exc))
+            await until_stopped(asyncio.sleep(_LIST_RETRY), stop)
         return []
 
     def _quota_changed(self) -> None:
