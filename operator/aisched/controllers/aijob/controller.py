@@ -12,6 +12,12 @@ given the scheduler's `queue_view`, the controller looks a waiting job up once p
 and marks it again every `queue_status_every` seconds while it waits (one delayed mark per job at
 most; sooner once, when it was queued too recently to have been ranked). The status is written
 only when it differs, so a job whose place holds still costs a lookup per period and no write.
+
+Admission (`controllers.aijob.admission`): the book of admitted jobs is rebuilt from the jobs'
+statuses before any job is reconciled; what frees quota or moves a tenant's line marks the jobs
+it lets through. Pods are created in batches (`decide.CREATE_BATCH` a reconciliation, the job
+marked again for the rest) and paced across all jobs by `creates`; a deleted job's pods go in
+one collection delete.
 """
 
 from __future__ import annotations
