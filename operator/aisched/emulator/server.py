@@ -6,6 +6,7 @@ errors are v1 `Status` objects, and watches are newline-delimited JSON streams.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import json
 import random
@@ -32,6 +33,7 @@ from aisched.emulator.discovery import NOT_FOUND
 from aisched.emulator.errors import StatusError, status_body
 from aisched.emulator.fields import shape_for
 from aisched.emulator.limits import check_size
+from aisched.emulator.policies import DEFAULT_USER, POLICY_TYPES, AdmissionPolicies, Request
 from aisched.emulator.request import (
     MAX_REQUEST_BYTES,
     dry_run,
@@ -64,6 +66,8 @@ _SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node
 _JSON: Final = "application/json"
 _CRDS: Final = ("apiextensions.k8s.io", "customresourcedefinitions")
 
+#: The user of the request being served (`Impersonate-User`), for admission policies.
+_USER: contextvars.ContextVar[str] = contextvars.ContextVar("user", default=DEFAULT_USER)
 log = get_logger(__name__)
 
 
@@ -96,8 +100,11 @@ class ApiServer:
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._rng = random.Random(0)
         self._cel = CelEvaluator()  # the compiled CEL rules of every CRD, for the server's life
-        for resource in BUILTIN:
+        for resource in (*BUILTIN, *POLICY_TYPES):
             self.register(resource)
+        self._policies = AdmissionPolicies(
+            lambda key: list(self.store.objects(self.resource(key[0], "v1", key[1])).values()), self._cel
+        )
         namespaces = self.resource("", "v1", "namespaces")
         for name in _SYSTEM_NAMESPACES:
             self.store.create(namespaces, {"metadata": {"name": name}, "status": {"phase": "Active"}})
@@ -127,6 +134,7 @@ class ApiServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         """Route `request`; every failure is answered with a v1 Status, never aiohttp's text."""
+        _USER.set(request.headers.get("Impersonate-User") or DEFAULT_USER)
         try:
             return await self._route(request)
         except StatusError as exc:
@@ -345,6 +353,7 @@ class ApiServer:
         if "status" in resource.subresources and resource.custom:
             obj.pop("status", None)
         obj = admit(resource, obj, old=None, field_validation=field_validation, cel=self._cel)
+        self._policies.validate(Request(resource, "CREATE", obj, None, sub=None, user=_USER.get()))
         if not applied:
             self._record(resource, old=None, new=obj, manager=manager, sub=None)
         if resource.key == _CRDS:
@@ -407,6 +416,7 @@ class ApiServer:
             else:
                 new.pop("status", None)
         new = admit(resource, new, old=current, field_validation=field_validation, cel=self._cel)
+        self._policies.validate(Request(resource, "UPDATE", new, current, sub=sub, user=_USER.get()))
         if not applied:
             self._record(resource, old=current, new=new, manager=manager, sub=sub)
         if resource.key == _CRDS:
