@@ -42,7 +42,8 @@ ANNOTATION_CHECKPOINT_GRACE: Final = "aisched.io/checkpoint-grace-seconds"
 # and the annotation set on it for the Annotation method.
 ANNOTATION_CHECKPOINT_METHOD: Final = "aisched.io/checkpoint-method"
 ANNOTATION_CHECKPOINT_REQUESTED: Final = "aisched.io/checkpoint-requested"
-# The TenantQuota a pod is charged to (an AIJob's spec.tenant); else the one listing its namespace.
+# Which of the TenantQuotas listing a pod's namespace it is charged to (an AIJob's spec.tenant); a
+# name no TenantQuota of its namespace has is refused (`quota.tenancy`).
 ANNOTATION_TENANT: Final = "aisched.io/tenant"
 # The submission order of an AIJob's pods within the same creation second: the AIJob's creation
 # revision, stamped by the AIJob controller (a decimal integer). Never the name.

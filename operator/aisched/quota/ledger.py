@@ -149,11 +149,6 @@ class QuotaLedger:
         """Whether nothing is limited: no TenantQuota, and namespaces no one lists are allowed."""
         return not self._tenants and self.tenancy.unlisted == ALLOW
 
-    @property
-    def has_tenants(self) -> bool:
-        """Whether any TenantQuota is known (without one, nothing is limited)."""
-        return bool(self._tenants)
-
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants.get(name)
 

@@ -275,10 +275,6 @@ class Admissions:
         if first is not None:
             self.marks.append(first)
 
-    def next_waiting(self, tenant: str) -> str | None:
-        """The job of `tenant` that has waited for quota longest, if one waits."""
-        return self._first(tenant)
-
     def waiting(self, tenant: str) -> list[str]:
         """The jobs of `tenant` waiting for quota, first submitted first."""
         waiting = self._waiting.get(tenant, {})
