@@ -1,5 +1,5 @@
 """The ValidatingAdmissionPolicy guarding the device annotations aisched writes at binding
-(manifests/60-device-policy.yaml), its CEL evaluated on the requests it must refuse and allow."""
+(manifests/base/60-device-policy.yaml), its CEL evaluated on the requests it must refuse and allow."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 from celpy.adapter import json_to_cel
 
-POLICY = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "60-device-policy.yaml"
+POLICY = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "base" / "60-device-policy.yaml"
 SCHEDULER = "system:serviceaccount:aisched-system:aisched-scheduler"
 
 

@@ -1,4 +1,4 @@
-"""The deployment manifests in manifests/: well-formed, consistent with each other, and granting
+"""The deployment manifests in manifests/base/: well-formed, consistent with each other, and granting
 exactly the API access declared in `aisched.kube.rbac`."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aisched.kube.rbac import (
 )
 
 ROOT = pathlib.Path(__file__).parents[1]
-MANIFESTS = ROOT / "manifests"
+MANIFESTS = ROOT / "manifests" / "base"
 CRDS = ROOT / "crds"
 NAMESPACE = "aisched-system"
 AGENT_LEASES = "aisched-agents"
@@ -55,7 +55,7 @@ Doc = dict[str, Any]
 
 
 def manifest_files() -> list[pathlib.Path]:
-    return sorted(MANIFESTS.glob("*.yaml"))
+    return sorted(p for p in MANIFESTS.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
 @functools.cache
@@ -411,7 +411,7 @@ def test_scheduler_runs_two_replicas_spread_across_nodes() -> None:
 def test_scheduler_container_runs_aisched_run_with_env_probes_and_resources() -> None:
     container = only_container(find("Deployment", "aisched-scheduler"))
     assert container["command"] == ["aisched", "run"]
-    assert container["image"] == "ghcr.io/aisched/aisched:0.1.0"
+    assert container["image"] == "ghcr.io/aisched/aisched"  # tagged in base/kustomization.yaml
     env = env_of(container)
     assert env["AISCHED_LOGGING__FORMAT"] == "json"
     assert env["AISCHED_METRICS__PORT"] == "8080"

@@ -1,5 +1,5 @@
 """ValidatingAdmissionPolicies on the emulator, through real kubectl: aisched's device policy
-(manifests/60-device-policy.yaml) refuses a tenant naming or changing a pod's devices, as a real
+(manifests/base/60-device-policy.yaml) refuses a tenant naming or changing a pod's devices, as a real
 API server would, and lets the scheduler's own writes through."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Kubectl]]:
     require_kubectl()
     async with Emulator() as emulator:
         kubectl = Kubectl(emulator.kubeconfig(tmp_path / "kubeconfig"), tmp_path / "cache")
-        await kubectl.ok("apply", "-f", str(ROOT / "manifests" / "60-device-policy.yaml"))
+        await kubectl.ok("apply", "-f", str(ROOT / "manifests" / "base" / "60-device-policy.yaml"))
         yield emulator, kubectl
 
 

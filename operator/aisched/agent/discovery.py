@@ -228,7 +228,7 @@ def _mig(nvml: Any, handle: Any, *, model: str, notes: _Notes, where: str) -> _M
     except nvml.NVMLError_GpuIsLost:
         raise
     except nvml.NVMLError as exc:
-        # Typically NoPermission: listing instances needs MIG monitor access (manifests/40-agent.yaml).
+        # Typically NoPermission: listing instances needs MIG monitor access (manifests/base/40-agent.yaml).
         notes.unknown("mig-instances", where, exc)
         return _Mig(enabled=True)
     return _Mig(enabled=True, instances=tuple(instances), placements=placements)

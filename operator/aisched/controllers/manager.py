@@ -134,7 +134,7 @@ class Manager:
         if not found.get("items"):
             raise ConfigError(
                 f"the leader-election Lease's namespace {namespace!r} does not exist: create it "
-                "(manifests/00-namespace.yaml) or set AISCHED_LEADER_ELECTION__NAMESPACE"
+                "(manifests/base/00-namespace.yaml) or set AISCHED_LEADER_ELECTION__NAMESPACE"
             )
 
     def _ready(self) -> bool:

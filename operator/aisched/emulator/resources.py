@@ -111,6 +111,24 @@ BUILTIN: Final[tuple[ResourceType, ...]] = (
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short=("sa",)),
     _builtin("events.k8s.io", "v1", "events", "Event", namespaced=True, short=("ev",)),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True),
+    # What an install of aisched (manifests/) is made of, stored as given (no controller runs them).
+    _builtin("apps", "v1", "deployments", "Deployment", namespaced=True, short=("deploy",), subs=("status",)),
+    _builtin("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short=("ds",), subs=("status",)),
+    _builtin(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        namespaced=True,
+        short=("pdb",),
+        subs=("status",),
+    ),
+    _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _builtin(
+        "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+    ),
+    _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True),
+    _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True),
     _builtin(
         "apiextensions.k8s.io",
         "v1",

@@ -7,7 +7,7 @@ scheduler's (`SCHEDULER_NAMESPACED_PERMISSIONS`) to `aisched-system`, the agent'
 component's in a namespace of its own: a cluster-wide grant would let them rewrite any Lease
 (kube-system leader leases, kube-node-lease heartbeats), and a shared namespace would let any
 node's agent rewrite the scheduler's leader-election Lease. The agent's service account stays in
-`aisched-system`. `manifests/20-rbac.yaml` carries `rules(<table>)` verbatim for each of the four, and
+`aisched-system`. `manifests/base/20-rbac.yaml` carries `rules(<table>)` verbatim for each of the four, and
 tests/test_manifests.py pins that equality, so a new API call starts here: add the permission with
 a line saying why, to the narrowest table that serves it, then regenerate the rules.
 
