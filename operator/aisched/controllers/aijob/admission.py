@@ -120,6 +120,29 @@ class _Admitted:
     demand: Demand
 
 
+class _Line:
+    """A tenant's jobs waiting for quota, by their order; the first found from a heap whose entries
+    left by jobs gone (or moved) are dropped when they come to the top."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self._heap: list[tuple[Order, str]] = []
+
+    def add(self, key: str, order: Order) -> None:
+        if self.orders.get(key) != order:
+            self.orders[key] = order
+            heapq.heappush(self._heap, (order, key))
+
+    def first(self) -> str | None:
+        heap = self._heap
+        while heap and self.orders.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][1] if heap else None
+
+    def in_order(self) -> list[str]:
+        return sorted(self.orders, key=self.orders.__getitem__)
+
+
 class Admissions:
     """The jobs admitted, per tenant, and the jobs waiting for quota; see the module's docstring.
 
@@ -141,9 +164,8 @@ class Admissions:
         self._admitted: dict[str, _Admitted] = {}
         self._of_tenant: dict[str, set[str]] = {}  # tenant -> its admitted jobs
         self._committed: dict[str, dict[str, int]] = {}  # tenant -> sum of its admitted demands
-        self._waiting: dict[str, dict[str, Order]] = {}  # tenant -> waiting job -> its order
-        self._heads: dict[str, list[tuple[Order, str]]] = {}  # tenant -> heap of its waiting jobs
-        self._tenant_of_waiting: dict[str, str] = {}  # waiting job -> its tenant
+        self._lines: dict[str, _Line] = {}  # tenant -> its jobs waiting for quota
+        self._line_of: dict[str, str] = {}  # waiting job -> its tenant
         #: Jobs to look at again (drained by the controller).
         self.marks: list[str] = []
 
@@ -258,7 +280,7 @@ class Admissions:
         """Job `key` finished, was deleted, or no longer waits: its quota goes back, and the jobs its
         going lets through are marked: all waiting ones of its tenant, or under StrictFIFO the
         first in line (also when the one leaving was that first)."""
-        waited_in = self._tenant_of_waiting.get(key)
+        waited_in = self._line_of.get(key)
         was_first = waited_in is not None and self._first(waited_in) == key
         self._stop_waiting(key)
         tenant = self._unrecord(key)
@@ -277,33 +299,28 @@ class Admissions:
 
     def waiting(self, tenant: str) -> list[str]:
         """The jobs of `tenant` waiting for quota, first submitted first."""
-        waiting = self._waiting.get(tenant, {})
-        return sorted(waiting, key=waiting.__getitem__)
+        line = self._lines.get(tenant)
+        return [] if line is None else line.in_order()
 
     def _wait(self, key: str, tenant: str, order: Order) -> None:
-        if self._tenant_of_waiting.get(key) == tenant and self._waiting[tenant][key] == order:
-            return
-        self._stop_waiting(key)
-        self._waiting.setdefault(tenant, {})[key] = order
-        self._tenant_of_waiting[key] = tenant
-        heapq.heappush(self._heads.setdefault(tenant, []), (order, key))
+        if self._line_of.get(key) != tenant:
+            self._stop_waiting(key)
+            self._line_of[key] = tenant
+        self._lines.setdefault(tenant, _Line()).add(key, order)
 
     def _first(self, tenant: str) -> str | None:
-        """The job of `tenant` that has waited longest (entries left by jobs gone are dropped here)."""
-        heap, waiting = self._heads.get(tenant, []), self._waiting.get(tenant, {})
-        while heap and waiting.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][1] if heap else None
+        """The job of `tenant` that has waited longest."""
+        line = self._lines.get(tenant)
+        return None if line is None else line.first()
 
     def _stop_waiting(self, key: str) -> None:
-        tenant = self._tenant_of_waiting.pop(key, None)
+        tenant = self._line_of.pop(key, None)
         if tenant is None:
             return
-        waiting = self._waiting[tenant]
-        del waiting[key]
-        if not waiting:
-            del self._waiting[tenant]
-            self._heads.pop(tenant, None)
+        line = self._lines[tenant]
+        del line.orders[key]
+        if not line.orders:
+            del self._lines[tenant]
 
     def _standing(self, tenant: str | None, demand: Demand) -> Verdict | None:
         found = self._tenant(tenant) if tenant is not None else None

@@ -31,8 +31,8 @@ from aisched.api.aijob import AIJob, AIJobStatus
 from aisched.api.objects import TERMINAL_PHASES, ObjectView, PodView
 from aisched.api.validation import InvalidObjectError, parse
 from aisched.binder.ratelimit import TokenBucket
-from aisched.controllers.aijob.admission import Admissions, Ask, Verdict
-from aisched.controllers.aijob.decide import Admit, Plan, reconcile
+from aisched.controllers.aijob.admission import Admissions
+from aisched.controllers.aijob.decide import Plan, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_demand, job_service
 from aisched.controllers.aijob.status import read_status, status_patch
 from aisched.controllers.index import JobIndex, owning_job
@@ -121,7 +121,6 @@ class JobController:
         )
         self._services: set[str] = set()  # uids of jobs whose Service exists
         self._admissions = admissions
-        self._asked: set[str] = set()  # jobs whose admission was asked in this reconciliation
         self._creates = creates
 
     # -- what it is told -----------------------------------------------------------------------
@@ -217,10 +216,8 @@ class JobController:
         admissions = self._admissions
         if admissions is None:
             return
-        asked = key in self._asked
-        self._asked.discard(key)
         phase = plan.status.phase if plan.status is not None else read_status(obj or {}).phase
-        if obj is None or phase in TERMINAL_PHASES or (not asked and not admissions.is_admitted(key)):
+        if obj is None or phase in TERMINAL_PHASES or (not plan.asked and not admissions.is_admitted(key)):
             admissions.release(key)
         marks, admissions.marks = admissions.marks, []
         for waiting in marks:
@@ -247,7 +244,7 @@ class JobController:
             pods,
             now=self._clock(),
             tenancy=self._index.tenancy,
-            admit=self._admit(key),
+            admit=self._admissions.check if self._admissions is not None else None,
             scheduler_name=self._scheduler_name,
             create_error=self._create_errors.get(key),
             preempted=marker[1] if marker is not None and marker[0] == attempt else None,
@@ -276,17 +273,6 @@ class JobController:
             just_queued = place is not None and place.position == 0  # ranked within POSITIONS_EVERY
             every = self._queue_status_every
             self._queue.add_after(key, min(every, POSITIONS_EVERY) if just_queued else every)
-
-    def _admit(self, key: str) -> Admit | None:
-        admissions = self._admissions
-        if admissions is None:
-            return None
-
-        def admit(ask: Ask) -> Verdict:
-            self._asked.add(key)
-            return admissions.check(ask)
-
-        return admit
 
     def _place(self, pods: list[JsonObject]) -> QueueStatus | None:
         """Where the scheduler says the gang of the job's waiting pods stands; None when no pod

@@ -70,6 +70,8 @@ class Plan:
     waiting: bool = False
     #: More pods are to be made than `create` holds (one batch per reconciliation): come back.
     more: bool = False
+    #: The job's admission was asked (a job not asked any more, refused or invalid, leaves its line).
+    asked: bool = False
 
 
 class _Step(StatusDraft):
@@ -260,6 +262,7 @@ def _admitted(
     if admit is None:
         return None
     view = ObjectView(obj)
+    step.plan.asked = True
     try:
         verdict = admit(_ask(step, obj, job, view, tenant))
     except ValueError as exc:  # a pod it would make cannot be read as the scheduler reads it
