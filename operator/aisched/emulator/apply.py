@@ -18,7 +18,7 @@ from aisched.emulator import managedfields as mf
 from aisched.emulator.errors import StatusError
 from aisched.emulator.fields import FieldPathError, Path, Shape, item_element, render
 
-__all__ = ["MANAGER_MAX_LENGTH", "apply", "check_config", "check_options", "conflict_error"]
+__all__ = ["MANAGER_MAX_LENGTH", "apply", "check_config", "check_options"]
 
 Obj = dict[str, Any]
 MANAGER_MAX_LENGTH: Final = 128
@@ -98,7 +98,7 @@ def check_config(config: Any, *, kind: str, api_version: str, name: str) -> Obj:
     return {**config, "metadata": meta}
 
 
-def conflict_error(conflicts: list[tuple[str, Path]]) -> StatusError:
+def _conflict_error(conflicts: list[tuple[str, Path]]) -> StatusError:
     """409 as the API server words it: `Apply failed with 1 conflict: conflict with "m": .spec.x`."""
     causes = [
         {"type": "FieldManagerConflict", "message": f"conflict with {who}", "field": render(path)}
@@ -175,27 +175,21 @@ def _apply(
         for path in owned.fields & changed
     )
     if conflicts and not force:
-        raise conflict_error(conflicts)
-    managers = {
-        other: owned if other == key else mf.Owned(owned.fields - changed, owned.time, owned.api_version)
-        for other, owned in managers.items()
-    }
+        raise _conflict_error(conflicts)
+    managers = mf.without(managers, changed, but=key)
     last = managers[key].fields if key in managers else frozenset()
     managers[key] = mf.Owned(frozenset(applied), now, api_version)
     others = [owned.fields for other, owned in managers.items() if other != key]
     for path in sorted(last - set(applied), key=len, reverse=True):
-        if not any(owned_at_or_under(fields, path) for fields in others):
+        if not any(_owned_at_or_under(fields, path) for fields in others):
             _remove(merged, path, shape)
     _, removed = mf.changes(before, values(merged))
-    managers = {
-        other: mf.Owned(owned.fields - removed, owned.time, owned.api_version)
-        for other, owned in managers.items()
-    }
+    managers = mf.without(managers, removed)
     merged.setdefault("metadata", {})["managedFields"] = mf.encode(managers)
     return merged
 
 
-def owned_at_or_under(fields: frozenset[Path], path: Path) -> bool:
+def _owned_at_or_under(fields: frozenset[Path], path: Path) -> bool:
     return any(owned[: len(path)] == path for owned in fields)
 
 

@@ -25,9 +25,10 @@ __all__ = [
     "decode",
     "describe",
     "encode",
-    "kept",
     "owned_values",
     "record_update",
+    "starting",
+    "without",
 ]
 
 APPLY: Final = "Apply"
@@ -123,7 +124,7 @@ def describe(key: tuple[str, str, str], owned: Owned) -> str:
     return text
 
 
-def kept(path: Path, *, subresource: str, has_status: bool) -> bool:
+def _kept(path: Path, *, subresource: str, has_status: bool) -> bool:
     """Whether a write through `subresource` can own `path`: never what the server sets; the status
     of a kind with a status subresource only through it, and nothing else through it."""
     if not path or path in _STRIPPED:
@@ -141,7 +142,7 @@ def owned_values(
     return {
         path: value
         for path, value in field_values(obj, shape, strict=strict, maps=maps).items()
-        if kept(path, subresource=subresource, has_status=has_status)
+        if _kept(path, subresource=subresource, has_status=has_status)
     }
 
 
@@ -163,9 +164,10 @@ def changes(before: Mapping[Path, Any], after: Mapping[Path, Any]) -> tuple[set[
     return changed, set(before) - set(after)
 
 
-def _without(
+def without(
     managers: Managers, paths: Iterable[Path], *, but: tuple[str, str, str] | None = None
 ) -> Managers:
+    """`managers` owning none of `paths` any more (but the manager `but`, which keeps its own)."""
     drop = frozenset(paths)
     return {
         key: owned if key == but else Owned(owned.fields - drop, owned.time, owned.api_version)
@@ -203,8 +205,8 @@ def record_update(
     after = owned_values(new, shape, subresource=subresource, has_status=has_status)
     changed, removed = changes(before, after)
     key = (manager, UPDATE, subresource)
-    managers = _without(managers, changed)
+    managers = without(managers, changed)
     if changed:
         mine = managers.get(key)
         managers[key] = Owned((mine.fields if mine else frozenset()) | changed, now, api_version)
-    return encode(_without(managers, removed))
+    return encode(without(managers, removed))

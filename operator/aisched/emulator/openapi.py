@@ -24,7 +24,7 @@ from aisched.emulator.builtin_schemas import (
 )
 from aisched.emulator.resources import ResourceType
 
-__all__ = ["group_version_document", "index", "schema_name", "swagger"]
+__all__ = ["group_version_document", "index", "swagger"]
 
 _V3_REF: Final = "#/components/schemas/"
 _V2_REF: Final = "#/definitions/"
@@ -36,7 +36,7 @@ _META_DESCRIPTION: Final = (
 )
 
 
-def schema_name(resource: ResourceType, *, list_kind: bool = False) -> str:
+def _schema_name(resource: ResourceType, *, list_kind: bool = False) -> str:
     kind = resource.list_kind if list_kind else resource.kind
     if resource.custom:
         reversed_group = ".".join(reversed(resource.group.split(".")))
@@ -76,7 +76,7 @@ def _list_schema(resource: ResourceType) -> dict[str, Any]:
             "items": {
                 "description": f"List of {resource.plural}.",
                 "type": "array",
-                "items": _ref(schema_name(resource), ""),
+                "items": _ref(_schema_name(resource), ""),
             },
             "kind": KIND,
             "metadata": _ref(_LIST_META, "Standard list metadata."),
@@ -91,8 +91,8 @@ def _schemas(resources: Iterable[ResourceType]) -> dict[str, Any]:
         _LIST_META: LIST_META,
     }
     for resource in resources:
-        schemas[schema_name(resource)] = _kind_schema(resource)
-        schemas[schema_name(resource, list_kind=True)] = _list_schema(resource)
+        schemas[_schema_name(resource)] = _kind_schema(resource)
+        schemas[_schema_name(resource, list_kind=True)] = _list_schema(resource)
     return dict(sorted(schemas.items()))
 
 
@@ -109,7 +109,7 @@ def _operations(resource: ResourceType) -> dict[str, Any]:
     answer = {
         "200": {
             "description": "OK",
-            "content": {"application/json": {"schema": {"$ref": _V3_REF + schema_name(resource)}}},
+            "content": {"application/json": {"schema": {"$ref": _V3_REF + _schema_name(resource)}}},
         }
     }
     operations = {

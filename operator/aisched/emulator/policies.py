@@ -23,9 +23,9 @@ from typing import Any, Final
 
 from celpy import celtypes
 
-from aisched.emulator.cel import CelError, CelEvaluator
+from aisched.emulator.cel import CelError, CelEvaluator, to_cel
 from aisched.emulator.errors import StatusError
-from aisched.emulator.resources import ResourceType
+from aisched.emulator.resources import ResourceType, builtin
 
 __all__ = ["DEFAULT_USER", "POLICY_TYPES", "AdmissionPolicies", "Request"]
 
@@ -38,22 +38,10 @@ _POLICIES: Final = (_GROUP, "validatingadmissionpolicies")
 _BINDINGS: Final = (_GROUP, "validatingadmissionpolicybindings")
 
 
-def _policy_type(plural: str, kind: str) -> ResourceType:
-    return ResourceType(
-        group=_GROUP,
-        version="v1",
-        plural=plural,
-        kind=kind,
-        namespaced=False,
-        singular=kind.lower(),
-        subresources=frozenset({"status"}) if plural == _POLICIES[1] else frozenset(),
-    )
-
-
 #: The two kinds, served by the emulator like any built-in one.
 POLICY_TYPES: Final = (
-    _policy_type(_POLICIES[1], "ValidatingAdmissionPolicy"),
-    _policy_type(_BINDINGS[1], "ValidatingAdmissionPolicyBinding"),
+    builtin(_GROUP, "v1", _POLICIES[1], "ValidatingAdmissionPolicy", namespaced=False, subs=("status",)),
+    builtin(_GROUP, "v1", _BINDINGS[1], "ValidatingAdmissionPolicyBinding", namespaced=False),
 )
 
 
@@ -127,21 +115,17 @@ class AdmissionPolicies:
 
     def _evaluate(self, policy: Obj, binding: Obj, request: Request) -> None:
         spec = policy.get("spec") or {}
-        variables = request.variables()
+        # As CEL values once, not once per expression: the object may be large.
+        variables = {name: to_cel(value) for name, value in request.variables().items()}
         try:
             for condition in spec.get("matchConditions") or []:
                 if not self._true(str(condition.get("expression", "")), variables):
                     return
-            bound: dict[str, Any] = {}
+            bound = celtypes.MapType()  # each variable sees the ones before it
+            variables["variables"] = bound
             for variable in spec.get("variables") or []:
-                bound[str(variable["name"])] = self._cel.evaluate(
-                    str(variable.get("expression", "")),
-                    {
-                        **variables,
-                        "variables": celtypes.MapType({celtypes.StringType(k): v for k, v in bound.items()}),
-                    },
-                )
-            variables["variables"] = celtypes.MapType({celtypes.StringType(k): v for k, v in bound.items()})
+                value = self._cel.evaluate(str(variable.get("expression", "")), variables)
+                bound[celtypes.StringType(str(variable["name"]))] = value
             for validation in spec.get("validations") or []:
                 expression = str(validation.get("expression", ""))
                 if not self._true(expression, variables):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["BUILTIN", "ResourceType", "from_crd"]
+__all__ = ["BUILTIN", "ResourceType", "builtin", "from_crd"]
 
 ALL_VERBS: Final = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -79,7 +79,7 @@ class ResourceType:
         return entries
 
 
-def _builtin(
+def builtin(
     group: str,
     version: str,
     plural: str,
@@ -102,19 +102,19 @@ def _builtin(
 
 
 BUILTIN: Final[tuple[ResourceType, ...]] = (
-    _builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",), subs=("status",)),
-    _builtin("", "v1", "pods", "Pod", namespaced=True, short=("po",), subs=("status", "binding")),
-    _builtin("", "v1", "nodes", "Node", namespaced=False, short=("no",), subs=("status",)),
-    _builtin("", "v1", "events", "Event", namespaced=True, short=("ev",)),
-    _builtin("", "v1", "services", "Service", namespaced=True, short=("svc",), subs=("status",)),
-    _builtin("", "v1", "configmaps", "ConfigMap", namespaced=True, short=("cm",)),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short=("sa",)),
-    _builtin("events.k8s.io", "v1", "events", "Event", namespaced=True, short=("ev",)),
-    _builtin("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True),
+    builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",), subs=("status",)),
+    builtin("", "v1", "pods", "Pod", namespaced=True, short=("po",), subs=("status", "binding")),
+    builtin("", "v1", "nodes", "Node", namespaced=False, short=("no",), subs=("status",)),
+    builtin("", "v1", "events", "Event", namespaced=True, short=("ev",)),
+    builtin("", "v1", "services", "Service", namespaced=True, short=("svc",), subs=("status",)),
+    builtin("", "v1", "configmaps", "ConfigMap", namespaced=True, short=("cm",)),
+    builtin("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short=("sa",)),
+    builtin("events.k8s.io", "v1", "events", "Event", namespaced=True, short=("ev",)),
+    builtin("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True),
     # What an install of aisched (manifests/) is made of, stored as given (no controller runs them).
-    _builtin("apps", "v1", "deployments", "Deployment", namespaced=True, short=("deploy",), subs=("status",)),
-    _builtin("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short=("ds",), subs=("status",)),
-    _builtin(
+    builtin("apps", "v1", "deployments", "Deployment", namespaced=True, short=("deploy",), subs=("status",)),
+    builtin("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short=("ds",), subs=("status",)),
+    builtin(
         "policy",
         "v1",
         "poddisruptionbudgets",
@@ -123,13 +123,11 @@ BUILTIN: Final[tuple[ResourceType, ...]] = (
         short=("pdb",),
         subs=("status",),
     ),
-    _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
-    _builtin(
-        "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
-    ),
-    _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True),
-    _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True),
-    _builtin(
+    builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True),
+    builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True),
+    builtin(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",

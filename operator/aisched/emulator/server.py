@@ -127,9 +127,6 @@ class ApiServer:
             raise StatusError(404, "NotFound", NOT_FOUND)
         return found
 
-    def group_versions(self) -> dict[str, list[str]]:
-        return discovery.group_versions(self._types)
-
     # -- dispatch ---------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

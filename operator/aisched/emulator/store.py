@@ -190,16 +190,11 @@ class Store:
             obj = self._objects.get(resource, {}).get(key)
             if obj is not None:
                 found.append((resource, obj))
-        return iter(found)
+        return iter(found)  # a list underneath: the caller deletes while it goes
 
     def exists(self, uid: object) -> bool:
         """Whether an object with `uid` is stored."""
         return uid in self._uids
-
-    def all_objects(self) -> Iterator[tuple[tuple[str, str], Obj]]:
-        for resource, objects in self._objects.items():
-            for obj in objects.values():
-                yield resource, obj
 
     # -- writing -------------------------------------------------------------------------
 
