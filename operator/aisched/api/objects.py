@@ -162,6 +162,17 @@ class ObjectView:
         refs = self.meta.get("ownerReferences")
         return [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
 
+    def aijob_reference(self, *, controller: bool = False) -> Mapping[str, Any] | None:
+        """The owner reference naming an AIJob (with `controller`: only as the controller), if any."""
+        for ref in self.owner_references:
+            if (
+                ref.get("kind") == "AIJob"
+                and str(ref.get("apiVersion", "")).startswith("aisched.io/")
+                and (ref.get("controller") or not controller)
+            ):
+                return ref
+        return None
+
     def owned_by(self, uid: str, *, controller: bool = False) -> bool:
         """Whether an owner reference names the object `uid` (with `controller`: as the controller)."""
         return any(

@@ -22,9 +22,9 @@ from typing import Any, Final, Self
 import aiohttp
 import yaml
 
-from aisched.api.objects import ObjectView
 from aisched.bench.emulator import free_port, wait_ready
-from aisched.kube.client import ApiError, JsonObject, KubeClient
+from aisched.kube.client import JsonObject, KubeClient
+from aisched.kube.informer import Informer
 
 __all__ = [
     "NODES_PER_RACK",
@@ -260,36 +260,28 @@ class OperatorProcess:
 
 
 class PodWatch:
-    """Every state of the pods under `path` the API server shows: a list, then a watch from its
-    resourceVersion (listed again when that expires). `seen(pod, at)` gets each, in the server's
-    order, with the wall time it arrived; `listed` is set once the first list is in."""
+    """Every state of the pods under `path` the API server shows, through the operator's own
+    `Informer` (list, watch from its resourceVersion, list again when that expires, stale events
+    dropped): `seen(pod, at)` gets each added or changed pod, in the server's order, with the wall
+    time it arrived; `listed` is set once the first list is in."""
 
     def __init__(self, kube: KubeClient, path: str, seen: Callable[[JsonObject, float], None]) -> None:
-        self._kube = kube
-        self._path = path
         self._seen = seen
-        self.listed = asyncio.Event()  # later changes cannot be missed
+        self._informer = Informer(kube, path=path, handler=self)
+        self.listed = self._informer.synced  # later changes cannot be missed
 
     async def run(self) -> None:
-        must_list = True
-        version = ""
-        while True:
-            if must_list:
-                listing = await self._kube.get(self._path)
-                at = time.time()
-                for item in listing["items"]:
-                    self._seen(item, at)
-                version = listing["metadata"]["resourceVersion"]
-                must_list = False
-                self.listed.set()
-            try:
-                async for event in self._kube.watch(self._path, params={"resourceVersion": version}):
-                    at = time.time()
-                    obj = event["object"]
-                    version = ObjectView(obj).resource_version or version
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        self._seen(obj, at)
-            except ApiError as exc:
-                if exc.status != _EXPIRED:
-                    raise
-                must_list = True  # expired: list again, then watch from there
+        await self._informer.run(asyncio.Event())  # until cancelled
+
+    # The informer's handler.
+    def on_add(self, obj: JsonObject) -> None:
+        self._seen(obj, time.time())
+
+    def on_update(self, old: JsonObject, new: JsonObject) -> None:
+        self._seen(new, time.time())
+
+    def on_delete(self, obj: JsonObject) -> None:
+        pass
+
+    def on_synced(self) -> None:
+        pass

@@ -39,10 +39,8 @@ def _newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> boo
 def owning_job(pod: Mapping[str, Any]) -> str | None:
     """The key (`namespace/name`) of the AIJob that owns `pod`, if one does."""
     view = PodView(pod)
-    for ref in view.owner_references:
-        if ref.get("kind") == "AIJob" and str(ref.get("apiVersion", "")).startswith("aisched.io/"):
-            return object_key(view.namespace, str(ref.get("name")))
-    return None
+    ref = view.aijob_reference()
+    return None if ref is None else object_key(view.namespace, str(ref.get("name")))
 
 
 class JobIndex:

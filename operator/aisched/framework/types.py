@@ -179,7 +179,10 @@ class PodInfo:
             topology_policy=_POLICIES.get(policy, "Preferred"),
             topology_level=_LEVELS.get(level) if level else None,
             created=(view.created or 0.0) if created is None else created,
-            sequence=_sequence(annotations, view.revision, by_aijob=_made_by_aijob(view)),
+            # Only the AIJob controller stamps the sequence: a pod no AIJob controls cannot.
+            sequence=_sequence(
+                annotations, view.revision, by_aijob=view.aijob_reference(controller=True) is not None
+            ),
             runtime_limit=_runtime_limit(spec),
             job_class=labels.get(keys.LABEL_JOB_CLASS) or None,
             node_name=view.node_name,
@@ -249,18 +252,9 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
     return _Share(milli=milli, memory=memory, mig_profile=mig)
 
 
-_MAX_SEQUENCE_DIGITS = 19
-_UNKNOWN: Final = object()  # fits an int64, as etcd revisions do
-
-
-def _made_by_aijob(view: PodView) -> bool:
-    """Whether an AIJob controls the pod (only the AIJob controller stamps its queue sequence)."""
-    return any(
-        r.get("kind") == "AIJob"
-        and r.get("controller")
-        and str(r.get("apiVersion", "")).startswith("aisched.io/")
-        for r in view.owner_references
-    )
+_MAX_SEQUENCE_DIGITS = 19  # fits an int64, as etcd revisions do
+#: Not worked out yet (a gang's tenant; a sentinel, as None is an answer).
+_UNKNOWN: Final = object()
 
 
 def _sequence(annotations: Mapping[str, str], revision: int | None, *, by_aijob: bool) -> int:
@@ -400,7 +394,8 @@ class Gang:
     @property
     def tenant(self) -> str | None:
         """The tenant a member names (an AIJob's pods all name the same), if any; worked out once
-        (queue orderings ask for it at every comparison)."""
+        (queue orderings ask for it at every comparison). Not `cached_property`: on Python 3.11 it
+        takes a lock on every first access, which shows in the core cycle's cost."""
         found = self.__dict__.get("_tenant", _UNKNOWN)
         if found is _UNKNOWN:
             found = next((m.tenant for m in self.members if m.tenant), None)

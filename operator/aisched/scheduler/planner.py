@@ -51,8 +51,6 @@ class ReservationPlanner:
         order = order_of(gang, priority)
         ahead = tuple(r for r in scheduler.reservations.ahead_of(order) if r.gang != gang.key)
         keys, steps = self._steps(now, ahead)
-        if not steps:
-            return None
         duration = scheduler.estimates.gang_duration(gang)
 
         def fits(step: _Step) -> GangPlacement | None:

@@ -80,10 +80,7 @@ class EventsReplay:
     #: (time, running pods, waiting pods, allocated GPU milli, fragmented GPU milli) after each event.
     timeline: list[tuple[float, int, int, int, float]] = field(default_factory=list)
     seconds: float = 0.0
-    queueing: QueueingPolicy = TODAY
-    compress: float = 1.0
     cycles: int = 0
-    planner_dry_runs: int = 0
 
     def utilisation(self) -> float:
         """Allocated GPU milli over capacity, time-weighted over the arrivals: from the 1st
@@ -173,9 +170,7 @@ class _Replayer:
         self.scheduler = build_scheduler(trace, profile, clock=self.clock)
         self.queue = gang_queue(self.scheduler, self.clock, lambda _: (NAMESPACE, queueing))
         self.meter = FragmentationMeter(FragmentationTable(typical), self.scheduler.snapshot)
-        self.result = EventsReplay(
-            trace.workload, policy, seed, trace.capacity_milli, queueing=queueing, compress=compress
-        )
+        self.result = EventsReplay(trace.workload, policy, seed, trace.capacity_milli)
         self.pods = sorted(trace.pods, key=lambda p: (p.creation_time or 0, p.name))
         first = float(self.pods[0].creation_time or 0) if self.pods else 0.0
         arrivals = [first + ((p.creation_time or 0) - first) / compress for p in self.pods]
@@ -219,7 +214,6 @@ class _Replayer:
                 (now, len(self.running), len(self.queue), self.allocated, self.meter.fragmented)
             )
         result.records = self.records
-        result.planner_dry_runs = self.scheduler.planner.dry_runs
 
     def _work_queue(self, budget: int) -> None:
         """Try the active gangs in queue order, at most `budget` cycles."""

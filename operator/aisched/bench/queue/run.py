@@ -41,14 +41,12 @@ WARM_UP_NAMESPACE: Final = "queue-warm-up"
 _READY_TIMEOUT: Final = 120.0
 _WARM_UP: Final = burst(nodes=1, waves=1, run_seconds=0.1, seed=0)
 
-StrategyName = QueueingStrategy
-
 
 @dataclass(frozen=True)
 class Strategy:
     """A queueing strategy as the operator's settings name it."""
 
-    name: StrategyName
+    name: QueueingStrategy
     reservation: bool = True
 
     def environ(self) -> dict[str, str]:
@@ -63,7 +61,7 @@ STRATEGIES: Final = (Strategy("StrictFIFO"), Strategy("BestEffortFIFO"))
 
 def parse_strategies(text: str) -> tuple[Strategy, ...]:
     """`StrictFIFO,BestEffortFIFO` (each with reservation) to strategies; ValueError if one is unknown."""
-    known: tuple[StrategyName, ...] = get_args(StrategyName)
+    known: tuple[QueueingStrategy, ...] = get_args(QueueingStrategy)
     chosen = []
     for word in (w.strip() for w in text.split(",") if w.strip()):
         name = next((k for k in known if k == word), None)

@@ -17,6 +17,7 @@ utilisation within 1 point, and at most half the p99 wait of the multi-GPU pods.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -209,6 +210,6 @@ def trace_rows(
             if baseline is None:
                 baseline = row
             else:
-                row = TraceRow(**{**row.__dict__, "baseline": baseline})
+                row = dataclasses.replace(row, baseline=baseline)
             rows.append(row)
     return tuple(rows)

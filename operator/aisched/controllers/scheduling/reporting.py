@@ -389,7 +389,7 @@ def _event_of(
 
 def _job_reference(pod: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """The AIJob owning `pod` as (apiVersion, name, uid), if one does."""
-    for ref in PodView(pod).owner_references:
-        if ref.get("kind") == "AIJob" and str(ref.get("apiVersion", "")).startswith("aisched.io/"):
-            return str(ref["apiVersion"]), str(ref.get("name", "")), str(ref.get("uid", ""))
-    return None
+    ref = PodView(pod).aijob_reference()
+    if ref is None:
+        return None
+    return str(ref["apiVersion"]), str(ref.get("name", "")), str(ref.get("uid", ""))
