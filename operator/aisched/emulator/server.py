@@ -349,12 +349,9 @@ class ApiServer:
             )
         if "status" in resource.subresources and resource.custom:
             obj.pop("status", None)
-        obj = admit(resource, obj, old=None, field_validation=field_validation, cel=self._cel)
-        self._policies.validate(Request(resource, "CREATE", obj, None, sub=None, user=_USER.get()))
-        if not applied:
-            self._record(resource, old=None, new=obj, manager=manager, sub=None)
-        if resource.key == _CRDS:
-            check_crd(obj)
+        obj = self._admit(
+            resource, obj, None, sub=None, manager=manager, applied=applied, fv=field_validation
+        )
         if dry_run:
             return obj
         check_size(obj)
@@ -362,6 +359,29 @@ class ApiServer:
         if resource.key == _CRDS:
             self._crd_changed(created, old=None)
         return created
+
+    def _admit(
+        self,
+        resource: ResourceType,
+        obj: Obj,
+        old: Obj | None,
+        *,
+        sub: str | None,
+        manager: str,
+        applied: bool,
+        fv: str,
+    ) -> Obj:
+        """What a create (`old` None) or an update does before storing: defaults and schema
+        (`admit`), admission policies, the writer's managed fields (unless an apply recorded them),
+        and a CRD's own checks. `fv` is the request's fieldValidation."""
+        obj = admit(resource, obj, old=old, field_validation=fv, cel=self._cel)
+        operation = "CREATE" if old is None else "UPDATE"
+        self._policies.validate(Request(resource, operation, obj, old, sub=sub, user=_USER.get()))
+        if not applied:
+            self._record(resource, old=old, new=obj, manager=manager, sub=sub)
+        if resource.key == _CRDS:
+            check_crd(obj)
+        return obj
 
     def update(
         self,
@@ -412,12 +432,9 @@ class ApiServer:
                 new["status"] = copy.deepcopy(current["status"])
             else:
                 new.pop("status", None)
-        new = admit(resource, new, old=current, field_validation=field_validation, cel=self._cel)
-        self._policies.validate(Request(resource, "UPDATE", new, current, sub=sub, user=_USER.get()))
-        if not applied:
-            self._record(resource, old=current, new=new, manager=manager, sub=sub)
-        if resource.key == _CRDS:
-            check_crd(new)
+        new = self._admit(
+            resource, new, current, sub=sub, manager=manager, applied=applied, fv=field_validation
+        )
         if dry_run:
             return new
         check_size(new)
