@@ -7,8 +7,9 @@ under the chosen `QueueingPolicy`), and each turned-away pod goes through the sa
 `scheduler.queueing.turned_away` as in the operator: parked until a cluster event, its nodes
 reserved when it is first in line and the policy reserves. After the events of each second the
 queue is worked: every active gang is tried, at most `retries` cycles plus one per arrival (a
-shape that failed this round is parked without a cycle, unless it is the head). A departure gives
-the pod's resources back to the cache, which also teaches the run-time estimates. A pod runs for
+gang whose shape failed this round is turned away on that refusal without a cycle of its own,
+unless it is the head). A departure gives the pod's resources back to the cache, which also
+teaches the run-time estimates. A pod runs for
 `deletion_time - scheduled_time` as traced (from `creation_time` when it was never scheduled), or
 to the end of the replay without a deletion time. `compress` divides the gaps between arrivals
 (2.0: the same pods arrive twice as fast), to oversubscribe the cluster so that queues form.
@@ -33,7 +34,8 @@ from aisched.framework.types import Gang, GangPlacement
 from aisched.plugins.policies import FragmentationTable, TypicalPod
 from aisched.queue import QueueState
 from aisched.queue.policy import QueueingPolicy
-from aisched.scheduler.queueing import attempt, gang_queue
+from aisched.scheduler.queueing import attempt, gang_queue, turned_away
+from aisched.scheduler.scheduler import ScheduleResult
 from aisched.simulator.cluster import FILTERS, NAMESPACE, pod_info, policy_profile
 from aisched.simulator.metrics import FragmentationMeter
 from aisched.simulator.replay import build_scheduler
@@ -46,7 +48,6 @@ DEFAULT_RETRIES: Final = 64
 _DEPART, _ARRIVE, _WAKE = 0, 1, 2
 #: The queueing aisched had before queue discipline: every gang that fits goes, nothing is held.
 TODAY: Final = QueueingPolicy(strategy="BestEffortFIFO", reservation=False, aging_interval=0)
-_SAME_SHAPE: Final = "a gang of the same shape did not fit in this round"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,18 +218,18 @@ class _Replayer:
 
     def _work_queue(self, budget: int) -> None:
         """Try the active gangs in queue order, at most `budget` cycles."""
-        failed: dict[tuple[object, ...], frozenset[ClusterEvent]] = {}
+        failed: dict[tuple[object, ...], ScheduleResult] = {}
         cycles = 0
         while cycles < budget and (gang := self.queue.pop()) is not None:
             shape = gang.members[0].template_key
             if shape in failed and not self.queue.is_head(gang.key):
-                # Parked on what the same shape's refusal named, as its own cycle would have been.
-                self.queue.unschedulable(gang, reason=_SAME_SHAPE, hints=failed[shape])
+                # Turned away on the same shape's refusal, as its own cycle would have been.
+                turned_away(self.scheduler, self.queue, gang, failed[shape])
                 continue
             cycles += 1
             outcome = attempt(self.scheduler, self.queue, gang)
             if outcome.placement is None:
-                failed[shape] = outcome.events
+                failed[shape] = outcome
                 continue
             self._start(self.index[gang.key], outcome.placement)
         self.result.cycles += cycles
