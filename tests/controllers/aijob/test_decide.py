@@ -848,3 +848,26 @@ def test_pods_made_by_name_are_the_pods_the_whole_job_would_have() -> None:
     picked = job_pods(obj, job, attempt=0, sequence=5, only=some)
     assert [p["metadata"]["name"] for p in picked] == ["ddp-master-0", "ddp-worker-3", "ddp-worker-11"]
     assert all(p == whole[p["metadata"]["name"]] for p in picked), "same rank, same everything"
+
+
+def test_a_signal_checkpoint_is_each_containers_stop_signal_and_its_grace_the_pods() -> None:
+    obj = aijob(workers=2)
+    obj["spec"]["checkpoint"] = {"method": "Signal", "signal": "SIGUSR1", "gracePeriodSeconds": 120}
+    worker = obj["spec"]["replicas"][0]["template"]["spec"]
+    worker["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["sync"]}}}
+    obj["spec"]["replicas"][1]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
+    pods = {p["metadata"]["name"]: p["spec"] for p in job_pods(obj, _parsed(obj), attempt=0, sequence=5)}
+    for spec in pods.values():
+        assert spec["os"] == {"name": "linux"}, "the API server accepts a stop signal only with os.name"
+        assert [c["lifecycle"]["stopSignal"] for c in spec["containers"]] == ["SIGUSR1"]
+    assert pods["ddp-worker-0"]["containers"][0]["lifecycle"]["preStop"] == {"exec": {"command": ["sync"]}}
+    assert pods["ddp-worker-0"]["terminationGracePeriodSeconds"] == 120
+    assert pods["ddp-master-0"]["terminationGracePeriodSeconds"] == 10, "the template's own is kept"
+
+
+def test_other_checkpoint_methods_leave_the_containers_stop_signal_alone() -> None:
+    obj = aijob()
+    obj["spec"]["checkpoint"] = {"method": "Annotation", "gracePeriodSeconds": 60}
+    for pod in job_pods(obj, _parsed(obj), attempt=0, sequence=5):
+        assert "os" not in pod["spec"]
+        assert all("lifecycle" not in c for c in pod["spec"]["containers"])

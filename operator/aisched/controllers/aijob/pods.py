@@ -135,6 +135,7 @@ def job_pods(
             pod_spec["hostname"] = pod_meta["name"]
             pod_spec["subdomain"] = name
             _limit_runtime(pod_spec, spec.runtime_limit_seconds)
+            _stop_with(pod_spec, spec)
             variables = {
                 "WORLD_SIZE": str(world_size),
                 "RANK": str(rank),
@@ -204,6 +205,26 @@ def _limit_runtime(pod_spec: dict[str, Any], limit: int | None) -> None:
     if isinstance(own, int) and not isinstance(own, bool) and 0 < own <= limit:
         return
     pod_spec["activeDeadlineSeconds"] = limit
+
+
+def _stop_with(pod_spec: dict[str, Any], spec: AIJobSpec) -> None:
+    """For `checkpoint.method: Signal`, the job's signal is each container's stop signal
+    (`lifecycle.stopSignal`, Kubernetes 1.33+ with ContainerStopSignals), which the API server
+    accepts only with `spec.os.name` set; and its grace period is the pods' termination grace
+    period unless the template sets one. Deleting a pod then sends that signal, and SIGKILL once
+    the grace period is over."""
+    checkpoint = spec.checkpoint
+    if checkpoint.method != "Signal" or checkpoint.signal is None:
+        return
+    pod_spec.setdefault("terminationGracePeriodSeconds", checkpoint.grace_period_seconds)
+    if not isinstance(pod_spec.get("os"), dict) or not pod_spec["os"].get("name"):
+        pod_spec["os"] = {"name": "linux"}
+    for container in pod_spec.get("containers", []):
+        lifecycle = container.get("lifecycle")
+        container["lifecycle"] = {
+            **(lifecycle if isinstance(lifecycle, dict) else {}),
+            "stopSignal": checkpoint.signal,
+        }
 
 
 def _placement_annotations(spec: AIJobSpec) -> dict[str, str]:
