@@ -8,7 +8,7 @@ from typing import Any
 
 from aisched.binder import BindingClient
 from aisched.framework.types import Gang, GangPlacement, PodInfo, PodPlacement
-from aisched.kube.client import ApiError, KubeClient
+from aisched.kube.client import ApiError, KubeClient, Params
 
 NAMESPACE = "default"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
@@ -67,12 +67,12 @@ class FlakyClient:
     async def get(self, path: str) -> dict[str, Any]:
         return await self.inner.get(path)
 
-    async def delete(self, path: str) -> dict[str, Any]:
+    async def delete(self, path: str, *, params: Params | None = None) -> dict[str, Any]:
         self.deletes.append(path)
         if self.delete_failures > 0:
             self.delete_failures -= 1
             raise service_unavailable()
-        return await self.inner.delete(path)
+        return await self.inner.delete(path, params=params)
 
 
 class CountingClient:
@@ -94,7 +94,7 @@ class CountingClient:
     async def get(self, path: str) -> dict[str, Any]:
         return await self._call()
 
-    async def delete(self, path: str) -> dict[str, Any]:
+    async def delete(self, path: str, *, params: Params | None = None) -> dict[str, Any]:
         return await self._call()
 
     async def _call(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from aisched.binder.ledger import (
     BindOutcome,
@@ -18,13 +18,16 @@ from aisched.binder.ledger import (
 from aisched.binder.manifest import binding_body, binding_path, pod_path
 from aisched.binder.ratelimit import TokenBucket
 from aisched.framework.types import GangPlacement, PodInfo, PodPlacement
-from aisched.kube.client import ApiError, ApiUnavailable
+from aisched.kube.client import ApiError, ApiUnavailable, Params
 from aisched.kube.retry import Backoff
 from aisched.observability.logging import get_logger
 
 __all__ = ["Binder", "BindingClient"]
 
 log = get_logger(__name__)
+
+
+_NOW: Final[Params] = {"gracePeriodSeconds": 0}
 
 
 class BindingClient(Protocol):
@@ -34,7 +37,7 @@ class BindingClient(Protocol):
 
     async def get(self, path: str) -> dict[str, Any]: ...
 
-    async def delete(self, path: str) -> dict[str, Any]: ...
+    async def delete(self, path: str, *, params: Params | None = None) -> dict[str, Any]: ...
 
 
 class Binder:
@@ -169,7 +172,8 @@ class Binder:
             async with self._slots:
                 await self._bucket.acquire()
                 try:
-                    await self.client.delete(pod_path(pod))
+                    # At once: a pod just bound has nothing to stop, and its GPUs must not stay held.
+                    await self.client.delete(pod_path(pod), params=_NOW)
                 except ApiError as exc:
                     if exc.status == 404:
                         return True

@@ -136,6 +136,11 @@ def delete_options(body: Any) -> dict[str, Any]:
     preconditions = body.get("preconditions")
     if preconditions is not None and not isinstance(preconditions, dict):
         raise StatusError.bad_request("DeleteOptions in body is invalid: preconditions must be an object")
+    grace = body.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise StatusError.bad_request(
+            "DeleteOptions in body is invalid: gracePeriodSeconds must be an integer"
+        )
     policy = body.get("propagationPolicy")
     if policy is not None and not isinstance(policy, str):
         raise StatusError.bad_request("DeleteOptions in body is invalid: propagationPolicy must be a string")

@@ -6,8 +6,16 @@ that runs that long is ended as the kubelet does it: Failed, reason `DeadlineExc
 fall at the same moment the deadline wins, as the kubelet counts a pod that has run its whole
 deadline as past it). Other pods run until deleted.
 
-Each pod has at most one timer: its start while it waits, then its end while it runs, set again
-when a change to the pod moves its end (a deadline shortened while it runs). No polling.
+A pod deleted gracefully (the API server set its `deletionTimestamp`) is stopped as a kubelet
+stops it: each container is sent its stop signal (`lifecycle.stopSignal`, else SIGTERM), which is
+recorded as a `Killing` Event naming the signal; the containers exit after
+`aisched.io/sim-stop-seconds` (default 0: at once), or are killed when the grace period ends,
+whichever is first; then the pod is removed. A pod on a node that is not ready stays Terminating,
+as it does with no kubelet to stop it.
+
+Each pod has at most one timer: its start while it waits, then its end while it runs (or its stop
+while it is being deleted), set again when a change to the pod moves its end (a deadline shortened
+while it runs). No polling.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ANNOTATION_SIM_DURATION",
     "ANNOTATION_SIM_EXIT_CODE",
+    "ANNOTATION_SIM_STOP_SECONDS",
     "DEADLINE_EXCEEDED_MESSAGE",
     "Kubelet",
     "whole_node_template",
@@ -34,10 +43,13 @@ __all__ = [
 
 ANNOTATION_SIM_DURATION: Final = "aisched.io/sim-duration"
 ANNOTATION_SIM_EXIT_CODE: Final = "aisched.io/sim-exit-code"
+#: How long a container takes to exit once sent its stop signal (seconds; default 0).
+ANNOTATION_SIM_STOP_SECONDS: Final = "aisched.io/sim-stop-seconds"
 #: The kubelet's words for a pod ended by its `activeDeadlineSeconds` (reason `DeadlineExceeded`).
 DEADLINE_EXCEEDED_MESSAGE: Final = "Pod was active on the node for longer than the specified deadline"
 _DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
 _KILLED: Final = 137  # 128 + SIGKILL
+_DEFAULT_STOP_SIGNAL: Final = "SIGTERM"
 
 # How a running pod ends: (loop time it is due, which end). The deadline sorts first at a tie.
 _End = tuple[float, int]
@@ -55,6 +67,9 @@ class Kubelet:
         self._timers: dict[str, asyncio.TimerHandle] = {}  # pod key -> its start, or its end
         self._started: dict[str, float] = {}  # running pod -> loop time it started
         self._ends: dict[str, _End] = {}  # running pod -> the end its timer is set for
+        self._events = server.resource("", "v1", "events")
+        self._stopping: set[str] = set()  # pods being deleted whose containers are stopping
+        self._events_made = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_ip = 0
 
@@ -70,6 +85,7 @@ class Kubelet:
         self._timers.clear()
         self._started.clear()
         self._ends.clear()
+        self._stopping.clear()
 
     def _changed(self, event: Event) -> None:
         if event.resource == self._pods.key and event.type != "DELETED":
@@ -86,10 +102,14 @@ class Kubelet:
             timer.cancel()
         self._started.pop(key, None)
         self._ends.pop(key, None)
+        self._stopping.discard(key)
 
     def _consider(self, pod: dict[str, Any]) -> None:
         node_name = (pod.get("spec") or {}).get("nodeName")
         phase = (pod.get("status") or {}).get("phase")
+        if pod["metadata"].get("deletionTimestamp") and node_name:
+            self._stop(pod, node_name)
+            return
         if phase == "Running":
             self._arm_end(_key(pod), pod)
             return
@@ -224,6 +244,81 @@ class Kubelet:
         status["conditions"] = _conditions(status.get("conditions") or [], now, ready=False)
         self.server.store.replace(self._pods, current, ended)
 
+    # -- graceful deletion -------------------------------------------------------------------
+
+    def _stop(self, pod: dict[str, Any], node_name: str) -> None:
+        """Stop a pod being deleted: send the stop signals, then remove it once its containers
+        exit (or its grace period ends)."""
+        key = _key(pod)
+        if self._loop is None or key in self._stopping:
+            return
+        node = self.server.store.find(self._nodes, None, node_name)
+        if node is None or not _ready(node):
+            return  # no kubelet answers: it stays Terminating until the node is back or it is forced
+        self._forget(key)
+        if (pod.get("status") or {}).get("phase") != "Running":
+            self._timers[key] = self._loop.call_soon(self._remove, key)  # type: ignore[assignment]
+            self._stopping.add(key)
+            return
+        for container in pod["spec"].get("containers", []):
+            signal = _stop_signal(container)
+            self._record(pod, "Killing", f"Stopping container {container['name']} with signal {signal}")
+        grace = pod["metadata"].get("deletionGracePeriodSeconds") or 0
+        annotations = pod["metadata"].get("annotations") or {}
+        takes = _seconds(annotations.get(ANNOTATION_SIM_STOP_SECONDS, "0"))
+        killed = takes >= grace
+        self._stopping.add(key)
+        self._timers[key] = self._loop.call_later(min(takes, grace), self._stopped, key, killed)
+
+    def _stopped(self, key: str, killed: bool) -> None:
+        """The containers of a pod being deleted have exited (or were killed): record it, remove it."""
+        self._timers.pop(key, None)
+        namespace, name = key.split("/", 1)
+        current = self.server.store.find(self._pods, namespace, name)
+        if current is not None and (current.get("status") or {}).get("phase") == "Running":
+            first = (current["spec"].get("containers") or [{}])[0]
+            code = _KILLED if killed else 128 + _SIGNAL_NUMBERS.get(_stop_signal(first), 15)
+            self._terminate(current, "Failed", code, "Error")
+        self._remove(key)
+
+    def _remove(self, key: str) -> None:
+        self._timers.pop(key, None)
+        self._stopping.discard(key)
+        namespace, name = key.split("/", 1)
+        if self.server.store.find(self._pods, namespace, name) is not None:
+            self.server.delete(self._pods, namespace, name, {"gracePeriodSeconds": 0})
+
+    def _record(self, pod: dict[str, Any], reason: str, message: str) -> None:
+        """An Event about `pod` from this node's kubelet."""
+        meta = pod["metadata"]
+        now = self._timestamp()
+        self._events_made += 1
+        self.server.store.create(
+            self._events,
+            {
+                "metadata": {
+                    "name": f"{meta['name']}.k{self._events_made:x}",
+                    "namespace": meta["namespace"],
+                },
+                "involvedObject": {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "namespace": meta["namespace"],
+                    "name": meta["name"],
+                    "uid": meta.get("uid", ""),
+                },
+                "reason": reason,
+                "message": message,
+                "type": "Normal",
+                "source": {"component": "kubelet", "host": pod["spec"].get("nodeName", "")},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
+
+    # -- nodes -------------------------------------------------------------------------------
+
     def fail_node(self, name: str, *, reason: str = "NodeStatusUnknown") -> None:
         """Make a node NotReady (as when its kubelet stops reporting); its pods keep running."""
         self._set_ready(name, ready=False, reason=reason)
@@ -252,6 +347,8 @@ class Kubelet:
                 continue
             # One write: no watcher may see the pod Failed without its reason.
             self._terminate(pod, "Failed", 137, reason, message=message)
+            if pod["metadata"].get("deletionTimestamp"):  # nothing is left to stop: remove it
+                self._remove(_key(pod))
 
     def _timestamp(self) -> str:
         return rfc3339(self.server.clock())
@@ -292,6 +389,15 @@ def _internal_ip(node: dict[str, Any] | None) -> str:
         if address.get("type") == "InternalIP":
             return str(address.get("address", ""))
     return ""
+
+
+_SIGNAL_NUMBERS: Final = {"SIGINT": 2, "SIGKILL": 9, "SIGUSR1": 10, "SIGUSR2": 12, "SIGTERM": 15}
+
+
+def _stop_signal(container: dict[str, Any]) -> str:
+    lifecycle = container.get("lifecycle")
+    signal = lifecycle.get("stopSignal") if isinstance(lifecycle, dict) else None
+    return signal if isinstance(signal, str) and signal else _DEFAULT_STOP_SIGNAL
 
 
 def _active_deadline(pod: dict[str, Any]) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from aisched.api.objects import rfc3339
+from aisched.api.objects import PodView, rfc3339
 from aisched.emulator import apply as applies
 from aisched.emulator import discovery, managedfields
 from aisched.emulator import patch as patches
@@ -281,6 +281,11 @@ class ApiServer:
                 )
             if method == "DELETE" and sub is None:
                 options = delete_options(await read_body(request, required=False))
+                grace = request.query.get("gracePeriodSeconds")
+                if grace is not None and "gracePeriodSeconds" not in options:
+                    if not grace.lstrip("-").isdigit():
+                        raise StatusError.bad_request(f"gracePeriodSeconds: invalid value {grace!r}")
+                    options["gracePeriodSeconds"] = int(grace)
                 return _response(self.delete(resource, namespace, name, options))
         raise StatusError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
@@ -580,6 +585,10 @@ class ApiServer:
                 "Precondition failed: ResourceVersion in precondition does not match",
                 group=resource.group,
             )
+        if resource.key == ("", "pods"):
+            grace = _pod_grace(current, options.get("gracePeriodSeconds"))
+            if grace > 0:
+                return self.store.terminate(resource, current, grace)
         result = self.store.delete(resource, namespace, name)
         if self.store.find(resource, namespace, name) is None:
             if resource.key == _CRDS:
@@ -713,3 +722,15 @@ class ApiServer:
 
     def on_change(self, listener: Callable[[Event], None]) -> None:
         self.store.listeners.append(listener)
+
+
+def _pod_grace(pod: Obj, requested: object) -> int:
+    """The grace period a pod deletion gets, as the pod strategy decides it: none for a pod on no
+    node or one already ended (no kubelet has anything to stop), else the request's, else the
+    pod's `terminationGracePeriodSeconds`."""
+    if not (pod.get("spec") or {}).get("nodeName") or PodView(pod).terminal:
+        return 0
+    if isinstance(requested, int) and not isinstance(requested, bool):
+        return max(0, requested)
+    own = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return own if isinstance(own, int) and not isinstance(own, bool) and own > 0 else 0

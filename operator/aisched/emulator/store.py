@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from aisched.api.objects import rfc3339
@@ -36,8 +36,8 @@ WATCH_QUEUE_LIMIT: Final = 10_000
 log = get_logger(__name__)
 
 
-def _now(clock: Callable[[], datetime]) -> str:
-    return rfc3339(clock())
+def _now(clock: Callable[[], datetime], *, after: float = 0.0) -> str:
+    return rfc3339(clock() + timedelta(seconds=after))
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,13 @@ class Store:
         new["kind"] = resource.kind
         if _comparable(new) == _comparable(current):
             return current
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
+        ):
+            # The last finalizer went: the deletion completes (one still in its grace period waits
+            # for its kubelet instead).
             return self._commit(resource, "DELETED", new, current)
         return self._commit(resource, "MODIFIED", new, current)
 
@@ -290,6 +296,18 @@ class Store:
             marked["metadata"]["deletionGracePeriodSeconds"] = 0
             return self._commit(resource, "MODIFIED", marked, current)
         return self._commit(resource, "DELETED", copy.deepcopy(current), current)
+
+    def terminate(self, resource: ResourceType, current: Obj, grace: int) -> Obj:
+        """Begin a graceful deletion (a pod on a node): `deletionTimestamp` is when the grace
+        period ends and the object stays until its kubelet removes it. A second request may only
+        shorten the grace period, as on a real server."""
+        meta = current["metadata"]
+        if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds", grace) <= grace:
+            return current
+        marked = copy.deepcopy(current)
+        marked["metadata"]["deletionTimestamp"] = _now(self._clock, after=grace)
+        marked["metadata"]["deletionGracePeriodSeconds"] = grace
+        return self._commit(resource, "MODIFIED", marked, current)
 
     def drop_resource(self, resource: ResourceType) -> None:
         """Remove every object of `resource` (its CRD went away), telling the watchers."""
