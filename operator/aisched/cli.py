@@ -4,6 +4,7 @@ aisched crds [--output-dir crds/] [--check]   write (or check) the CRDs generate
 aisched validate -f FILE_OR_DIR ...          validate manifests offline with the same models
 aisched run [--kubeconfig PATH | --emulator]  the scheduler and the AIJob controller
 aisched demo --cluster FILE --examples DIR     the scheduler on the emulator, with example jobs
+aisched fault KIND NODE [--gpu I --xid N]      inject a node or GPU fault into the emulator's cluster
 aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace through the core (FGD experiment)
 """
 
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=6443, help="port on 127.0.0.1 (0: any free port)")
     emulator.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for the emulator here")
     emulator.set_defaults(handler=_emulator)
+    _add_fault_command(commands)
 
     _add_operator_commands(commands)
     _add_simulate_command(commands)
@@ -269,6 +271,30 @@ def _add_simulate_command(commands: Any) -> None:
     simulate.set_defaults(handler=_simulate)
 
 
+def _add_fault_command(commands: Any) -> None:
+    fault = commands.add_parser(
+        "fault",
+        help="inject a hardware fault into the emulator's cluster (refused against any other API server)",
+    )
+    fault.add_argument(
+        "kind",
+        choices=("not-ready", "ready", "kubelet-restart", "delete-node", "xid", "gpu-healthy"),
+        help="not-ready/ready: the node's Ready condition; kubelet-restart: not ready for --down"
+        " seconds, pods untouched; delete-node; xid: GPU --gpu unhealthy with XID --xid;"
+        " gpu-healthy: GPU --gpu healthy again",
+    )
+    fault.add_argument("node", help="the node's name")
+    fault.add_argument(
+        "--gpu", type=int, default=0, help="the GPU's index, for xid and gpu-healthy (default 0)"
+    )
+    fault.add_argument(
+        "--xid", type=int, default=79, help="the XID, for xid (default 79: fallen off the bus)"
+    )
+    fault.add_argument("--down", type=float, default=2.0, help="seconds not ready, for kubelet-restart")
+    fault.add_argument("--kubeconfig", help="the emulator's kubeconfig (default: $KUBECONFIG)")
+    fault.set_defaults(handler=_fault)
+
+
 def _add_operator_commands(commands: Any) -> None:
     """`aisched run` and `aisched demo`."""
     run = commands.add_parser(
@@ -363,6 +389,37 @@ def _emulator(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         await serve(cluster=args.cluster, port=args.port, kubeconfig=args.kubeconfig, stop=stop)
 
     asyncio.run(main())
+    return 0
+
+
+def _fault(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from aisched.emulator import faults  # noqa: PLC0415
+    from aisched.kube.client import ConfigError, KubeClient  # noqa: PLC0415
+
+    async def inject() -> None:
+        async with await KubeClient.auto(args.kubeconfig, timeout=10.0) as client:
+            await faults.check_emulator(client)
+            if args.kind in ("not-ready", "ready"):
+                await faults.set_ready(client, args.node, args.kind == "ready")
+            elif args.kind == "kubelet-restart":
+                await faults.kubelet_restart(client, args.node, down=args.down)
+            elif args.kind == "delete-node":
+                await faults.delete_node(client, args.node)
+            else:
+                xid = args.xid if args.kind == "xid" else None
+                await faults.gpu_health(client, args.node, args.gpu, xid=xid)
+
+    try:
+        asyncio.run(inject())
+    except (faults.FaultError, ConfigError) as exc:
+        print(f"aisched fault: {exc}", file=err)
+        return 1
+    print(
+        f"{args.kind} {args.node}" + (f" gpu {args.gpu}" if args.kind in ("xid", "gpu-healthy") else ""),
+        file=out,
+    )
     return 0
 
 

@@ -94,6 +94,8 @@ class Kubelet:
             self._forget(_key(event.object))
         elif event.resource == self._nodes.key and event.type == "DELETED":
             self._fail_pods_on(event.object["metadata"]["name"], "NodeLost", "the node was deleted")
+        elif event.resource == self._nodes.key and _ready(event.object) and not _ready(event.old or {}):
+            self._node_back(event.object["metadata"]["name"])  # its kubelet answers (again)
 
     def _forget(self, key: str) -> None:
         """The pod is gone or has ended: no timer of it may fire."""
@@ -326,6 +328,9 @@ class Kubelet:
     def heal_node(self, name: str) -> None:
         """Make a node Ready again; pods bound to it while it was down start."""
         self._set_ready(name, ready=True, reason=None)
+
+    def _node_back(self, name: str) -> None:
+        """The node is ready: pods bound to it, or deleted, while it was down are seen to."""
         for pod in list(self.server.store.objects(self._pods).values()):
             if (pod.get("spec") or {}).get("nodeName") == name:
                 self._consider(pod)
