@@ -145,6 +145,15 @@ class QueueingSettings(_Section):
         )
 
 
+class FailureSettings(_Section):
+    """How fast a fault under running pods ends them (`controllers.scheduling.faults`)."""
+
+    #: A node whose Ready condition has been False or Unknown this long has failed.
+    detection_seconds: Annotated[float, Field(ge=0, le=3600)] = 10.0
+    #: A node a fault ended pods on gets nothing new placed on it for this long.
+    node_cooldown_seconds: Annotated[float, Field(ge=0, le=86400)] = 300.0
+
+
 class TenancySettings(_Section):
     """Who a job belongs to (`aisched.quota.tenancy`): namespaces no TenantQuota lists are `Allow`ed
     (run unlimited, charged to no one: a single-team cluster), `Deny`ed, or given to the tenant
@@ -169,6 +178,7 @@ class Settings(_Section):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     queueing: QueueingSettings = Field(default_factory=QueueingSettings)
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
+    failures: FailureSettings = Field(default_factory=FailureSettings)
 
 
 class SettingsError(ValueError):

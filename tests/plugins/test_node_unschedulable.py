@@ -1,6 +1,9 @@
+import dataclasses
+
 from aisched.framework.cycle_state import CycleState
 from aisched.framework.types import Toleration
 from aisched.plugins.node_unschedulable import (
+    COOLING,
     CORDONED,
     NAME,
     NOT_READY,
@@ -84,3 +87,14 @@ def test_plugin_is_static_and_named_by_its_factory() -> None:
 
     assert plugin.name == NAME == "NodeUnschedulable"
     assert plugin.static is True
+
+
+def test_a_node_cooling_down_after_a_fault_is_closed_whatever_the_pod_tolerates() -> None:
+    nodes = [node("ready", machine=None), dataclasses.replace(node("cooling", machine=None), cooling=True)]
+    snapshot = snapshot_of(nodes)
+    tolerant = pod("p", tolerations=(Toleration(operator="Exists"),))
+
+    result = NodeUnschedulable().filter(CycleState(), tolerant, snapshot)
+
+    assert names(snapshot, result.mask) == {"ready"}
+    assert explained(snapshot, result) == {COOLING: {"cooling"}}

@@ -90,3 +90,11 @@ LABEL_BLOCK: Final = "aisched.io/block"
 LABEL_GPU_PRODUCT: Final = "nvidia.com/gpu.product"
 LABEL_GPU_COUNT: Final = "nvidia.com/gpu.count"
 LABEL_GPU_MEMORY: Final = "nvidia.com/gpu.memory"
+
+# A running pod ended by a fault under it (`controllers.scheduling.faults`): its DisruptionTarget
+# condition says which, and the AIJob controller counts it as failed at once.
+CONDITION_DISRUPTION: Final = "DisruptionTarget"
+REASON_NODE_NOT_READY: Final = "NodeNotReady"
+REASON_NODE_LOST: Final = "NodeLost"
+REASON_GPU_UNHEALTHY: Final = "GPUUnhealthy"
+FAULT_REASONS: Final = frozenset({REASON_NODE_NOT_READY, REASON_NODE_LOST, REASON_GPU_UNHEALTHY})

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
+from aisched.api import keys
+
 __all__ = [
     "DEFAULT_NAMESPACE",
     "TERMINAL_PHASES",
@@ -237,3 +239,12 @@ class PodView(ObjectView):
             if isinstance(condition, Mapping) and condition.get("type") == kind:
                 return condition
         return None
+
+    @property
+    def fault(self) -> Mapping[str, Any] | None:
+        """The DisruptionTarget condition by which aisched ended the pod for a fault under it
+        (reason NodeNotReady, NodeLost or GPUUnhealthy), if it did."""
+        condition = self.condition(keys.CONDITION_DISRUPTION)
+        if condition is None or condition.get("status") != "True":
+            return None
+        return condition if condition.get("reason") in keys.FAULT_REASONS else None

@@ -206,6 +206,8 @@ class Manager:
             pod_listeners=[tell_jobs],
             metrics=self.metrics,
             queueing=self.settings.queueing.policy(),
+            detection=self.settings.failures.detection_seconds,
+            cooldown=self.settings.failures.node_cooldown_seconds,
         )
         pods_synced = runtime.pods.synced
         jobs = JobController(

@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-__all__ = ["Backoff", "until_stopped"]
+__all__ = ["Backoff", "until_stopped", "woken_or_stopped"]
 
 
 def _unpredictable_rng() -> random.Random:
@@ -72,3 +72,16 @@ async def until_stopped(work: Awaitable[object], stop: asyncio.Event) -> bool:
         return False
     task.result()  # an exception that ended `work` surfaces here
     return True
+
+
+async def woken_or_stopped(wake: asyncio.Event, stop: asyncio.Event, seconds: float | None) -> None:
+    """Return once `wake` or `stop` is set, or after `seconds` (None: no limit): how a
+    loop that never polls sleeps until its next deadline."""
+    woken = asyncio.ensure_future(wake.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({woken, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        stopping.cancel()
+        await asyncio.gather(woken, stopping, return_exceptions=True)

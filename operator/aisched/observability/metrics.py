@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 __all__ = [
     "BINDING_ERROR_REASONS",
     "CONTENT_TYPE",
+    "FAULT_REASONS",
     "INFORMER_RESOURCES",
     "LATENCY_BUCKETS",
     "MAX_TENANTS",
@@ -23,6 +24,7 @@ __all__ = [
     "QUEUE_STATES",
     "SCHEDULING_RESULTS",
     "BindingErrorReason",
+    "FaultReason",
     "InformerResource",
     "Metrics",
     "PreemptionReason",
@@ -35,12 +37,14 @@ QueueState = Literal["active", "backoff", "unschedulable", "blocked"]
 BindingErrorReason = Literal["conflict", "not_found", "unavailable", "other"]
 InformerResource = Literal["pods", "nodes", "gpunodetopologies"]
 PreemptionReason = Literal["reclaim", "priority"]
+FaultReason = Literal["NodeNotReady", "NodeLost", "GPUUnhealthy"]
 
 SCHEDULING_RESULTS: Final[tuple[str, ...]] = get_args(SchedulingResult)
 QUEUE_STATES: Final[tuple[str, ...]] = get_args(QueueState)
 BINDING_ERROR_REASONS: Final[tuple[str, ...]] = get_args(BindingErrorReason)
 INFORMER_RESOURCES: Final[tuple[str, ...]] = get_args(InformerResource)
 PREEMPTION_REASONS: Final[tuple[str, ...]] = get_args(PreemptionReason)
+FAULT_REASONS: Final[tuple[str, ...]] = get_args(FaultReason)
 
 #: 100 µs to 30 s: a scheduling cycle takes well under a millisecond on a small cluster, while a
 #: gang waiting for capacity can take seconds from pod creation to binding.
@@ -170,6 +174,18 @@ class Metrics:
             "aisched_reservations", "Gangs holding nodes they will start on.", registry=r
         )
         self._queues: set[str] = set()
+        self._faults = Counter(
+            "aisched_node_faults",
+            "Hardware faults that ended running pods, by reason: NodeNotReady, NodeLost, GPUUnhealthy.",
+            ["reason"],
+            registry=r,
+        )
+        self._faulted_pods = Counter(
+            "aisched_fault_ended_pods", "Running pods ended because of a fault under them.", registry=r
+        )
+        self._cooling = Gauge(
+            "aisched_nodes_cooling", "Nodes nothing is placed on for a while after a fault.", registry=r
+        )
         # Create every series up front so dashboards see zeros rather than gaps.
         for result in SCHEDULING_RESULTS:
             self._attempts.labels(result)
@@ -179,6 +195,8 @@ class Metrics:
             self._binding_errors.labels(reason)
         for reason in PREEMPTION_REASONS:
             self._preemptions.labels(reason)
+        for reason in FAULT_REASONS:
+            self._faults.labels(reason)
         for resource in INFORMER_RESOURCES:
             self._informer_events.labels(resource)
             self._informer_relists.labels(resource)
@@ -256,6 +274,14 @@ class Metrics:
         """How many gangs hold reservations, and the GPUs they hold."""
         self._reservations.set(_non_negative(count, "reservations"))
         self._reserved_gpus.set(_non_negative(gpus, "reserved GPUs"))
+
+    def fault(self, reason: FaultReason, *, pods: int) -> None:
+        """A fault under a node ended `pods` running pods."""
+        self._faults.labels(_checked(reason, FAULT_REASONS, "fault reason")).inc()
+        self._faulted_pods.inc(_non_negative(pods, "pods"))
+
+    def set_nodes_cooling(self, count: int) -> None:
+        self._cooling.set(_non_negative(count, "cooling nodes"))
 
     def render(self) -> bytes:
         """The current values in the Prometheus text format (`CONTENT_TYPE`)."""

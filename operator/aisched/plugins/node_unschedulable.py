@@ -1,4 +1,6 @@
-"""NodeUnschedulable: only ready nodes, and not cordoned ones unless the pod tolerates that."""
+"""NodeUnschedulable: only ready nodes, not cooling down after a fault (see
+`controllers.scheduling.faults`; no toleration lifts that), and not cordoned ones unless the pod
+tolerates that."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ NAME: Final = "NodeUnschedulable"
 UNSCHEDULABLE_TAINT: Final = "node.kubernetes.io/unschedulable"
 NOT_READY: Final = "node(s) were not ready"
 CORDONED: Final = "node(s) were unschedulable"
+COOLING: Final = "node(s) were cooling down after a failure"
 
 
 class NodeUnschedulable:
@@ -30,14 +33,20 @@ class NodeUnschedulable:
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult:
         n = snapshot.size
         ready = snapshot.ready[:n]
+        cooling = snapshot.cooling[:n]
         tolerates = any(
             t.tolerates(key=UNSCHEDULABLE_TAINT, value="", effect="NoSchedule") for t in pod.tolerations
         )
-        open_ = ready if tolerates else ready & ~snapshot.unschedulable[:n]
+        usable = ready & ~cooling
+        open_ = usable if tolerates else usable & ~snapshot.unschedulable[:n]
         valid = snapshot.valid[:n]
         return FilterResult(
             open_,
-            lambda: [(NOT_READY, valid & ~ready), (CORDONED, valid & ready & ~open_)],
+            lambda: [
+                (NOT_READY, valid & ~ready),
+                (COOLING, valid & ready & cooling),
+                (CORDONED, valid & usable & ~open_),
+            ],
         )
 
 

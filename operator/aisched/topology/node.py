@@ -37,6 +37,8 @@ class NodeInfo:
     ready: bool = True
     unschedulable: bool = False
     gpus: GPUTopology | None = None
+    #: A fault ended pods here lately: nothing is placed on it until its cooldown is over.
+    cooling: bool = False
 
     @property
     def rack(self) -> str | None:

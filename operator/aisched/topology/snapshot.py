@@ -84,6 +84,7 @@ class Snapshot:
         self.valid: Bools = grow(get("valid"), (n,), False, np.bool_)
         self.ready: Bools = grow(get("ready"), (n,), False, np.bool_)
         self.unschedulable: Bools = grow(get("unschedulable"), (n,), False, np.bool_)
+        self.cooling: Bools = grow(get("cooling"), (n,), False, np.bool_)
         # Resource-major (resource × slot): plugins read one resource across all nodes contiguously.
         self.allocatable: Int64s = grow(get("allocatable"), (r, n), 0, np.int64)
         self.used: Int64s = grow(get("used"), (r, n), 0, np.int64)
@@ -171,6 +172,7 @@ class Snapshot:
         self.valid[slot] = True
         self.ready[slot] = info.ready
         self.unschedulable[slot] = info.unschedulable
+        self.cooling[slot] = info.cooling
         self.allocatable[:, slot] = 0
         for name, value in info.allocatable.items():
             column = self.resource_column(name)  # may grow the arrays: index them only after
@@ -229,7 +231,7 @@ class Snapshot:
 
     def remove_node(self, name: str) -> None:
         slot = self.slot_of.pop(name)
-        self.valid[slot] = self.ready[slot] = False
+        self.valid[slot] = self.ready[slot] = self.cooling[slot] = False
         self.infos[slot] = self.topologies[slot] = None
         self.allocatable[:, slot] = self.used[:, slot] = self.free[:, slot] = 0
         self.inverse_allocatable[:, slot] = 0.0

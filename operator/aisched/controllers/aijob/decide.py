@@ -158,7 +158,7 @@ def reconcile(
         step.condition("Admitted", "False", admitted.reason, f"the edited spec: {admitted.message}")
     elif admitted is not None:
         return admitted
-    failed = sorted_pods.with_phase("Failed")
+    failed = sorted_pods.failed()
     names = pod_names(job)
     current = sorted_pods.current.keys()
     missing = [name for name in names if name not in current]

@@ -76,6 +76,11 @@ class JobPods:
     def with_phase(self, *phases: str) -> list[str]:
         return sorted(n for n, pod in self.current.items() if pod.phase in phases)
 
+    def failed(self) -> list[str]:
+        """The current pods that failed, or that a fault under them ended (whatever their kubelet
+        still says: its node may not answer any more)."""
+        return sorted(n for n, pod in self.current.items() if pod.phase == "Failed" or pod.fault is not None)
+
     def bound(self) -> list[str]:
         return sorted(n for n, pod in self.current.items() if pod.node_name)
 
@@ -93,6 +98,10 @@ class JobPods:
 
     def failure(self, name: str) -> str:
         """Why pod `name` failed, as `kubectl describe` would put it."""
+        pod = self.current.get(name) or self.stale.get(name)
+        fault = None if pod is None else pod.fault
+        if fault is not None:  # ended for a fault under it: that says more than its exit code
+            return f"pod {name} failed: {fault.get('reason')} ({fault.get('message') or 'no detail'})"
         if name not in self.current:
             return f"pod {name} disappeared"
         status = self.current[name].status

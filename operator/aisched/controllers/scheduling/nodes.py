@@ -29,7 +29,9 @@ _EFFECTS: Final[dict[str, TaintEffect]] = {
 class NodeView:
     """What the scheduler reads of one node: its Node object's fields and its topology status."""
 
-    def __init__(self, node: Mapping[str, Any], topology: GPUNodeTopologyStatus | None) -> None:
+    def __init__(
+        self, node: Mapping[str, Any], topology: GPUNodeTopologyStatus | None, *, cooling: bool = False
+    ) -> None:
         view = ObjectView(node)
         self.name = view.name
         self.labels = dict(view.labels)
@@ -38,6 +40,7 @@ class NodeView:
         self.ready = _ready(view.status)
         self.unschedulable = bool(view.spec.get("unschedulable"))
         self.topology = topology
+        self.cooling = cooling
 
     def info(self) -> NodeInfo:
         return NodeInfo(
@@ -47,6 +50,7 @@ class NodeView:
             allocatable=self.allocatable,
             ready=self.ready,
             unschedulable=self.unschedulable,
+            cooling=self.cooling,
             gpus=GPUTopology.from_status(self.topology) if self.topology is not None else None,
         )
 
@@ -66,7 +70,7 @@ def node_events(old: NodeView | None, new: NodeView) -> set[ClusterEvent]:
         events.add(ClusterEvent.NODE_LABELS_CHANGED)
     if old.taints != new.taints:
         events.add(ClusterEvent.NODE_TAINTS_CHANGED)
-    if (old.ready, old.unschedulable) != (new.ready, new.unschedulable):
+    if (old.ready, old.unschedulable, old.cooling) != (new.ready, new.unschedulable, new.cooling):
         events.add(ClusterEvent.NODE_CONDITION_CHANGED)
     if old.allocatable != new.allocatable:
         events.add(ClusterEvent.NODE_ALLOCATABLE_CHANGED)

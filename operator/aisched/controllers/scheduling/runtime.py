@@ -1,5 +1,6 @@
 """`SchedulerRuntime`: informers feed the core's cache and the gang queue; a serial loop schedules;
-the binder binds concurrently; the preemptor evicts; the reporter tells waiting pods why.
+the binder binds concurrently; the preemptor evicts; the reporter tells waiting pods why; the
+fault watch ends the pods a hardware fault hit.
 
 The core (`scheduler.Scheduler`: cache, quota ledger, snapshot, framework, preemption evaluator)
 is built here exactly as the simulator builds it; the runtime adds only I/O and time. The loop
@@ -21,6 +22,7 @@ from typing import Final, Protocol
 from aisched.api.objects import PodView
 from aisched.binder import Binder, BindOutcome
 from aisched.controllers.aijob.admission import ClusterGpus
+from aisched.controllers.scheduling.faults import DEFAULT_COOLDOWN, DEFAULT_DETECTION, FaultWatch
 from aisched.controllers.scheduling.preemptor import Preemptor
 from aisched.controllers.scheduling.reporting import (
     REASON_SCHEDULER_ERROR,
@@ -35,7 +37,7 @@ from aisched.framework.status import Code
 from aisched.framework.types import Gang, GangPlacement
 from aisched.kube.client import JsonObject, Params, PatchType
 from aisched.kube.informer import Informer, InformerHandler
-from aisched.kube.retry import until_stopped
+from aisched.kube.retry import until_stopped, woken_or_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
 from aisched.queue import GangBook
@@ -95,12 +97,16 @@ class SchedulerRuntime:
         metrics: Metrics | None = None,
         reporter: FailureReporter | None = None,
         queueing: QueueingPolicy | None = None,
+        detection: float = DEFAULT_DETECTION,
+        cooldown: float = DEFAULT_COOLDOWN,
     ) -> None:
         """`clock` paces the queue and times cycles (monotonic); `wall` dates pods (epoch seconds,
         as their start times are) for preemption's minimum runtime. `registry` names the plugins
         the profile may use (default: the built-in ones); `ledger` is the quota book the core
         keeps from the cache (shared with the TenantQuota controller, which reports it);
-        `queueing` the cluster's default queue policy (a TenantQuota's `spec.queueing` refines it)."""
+        `queueing` the cluster's default queue policy (a TenantQuota's `spec.queueing` refines it);
+        `detection` and `cooldown` how long a node may be not ready before its pods are ended, and
+        how long nothing new goes to a node after a fault (`faults.FaultWatch`)."""
         self.clock = clock
         self.client = client
         self.profile = profile if profile is not None else Profile()
@@ -114,6 +120,7 @@ class SchedulerRuntime:
         self.binder = binder if binder is not None else Binder(client, clock=clock)
         self.metrics = metrics if metrics is not None else Metrics()
         self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)
+        self.faults = FaultWatch(self, detection=detection, cooldown=cooldown, wall=wall)
         self.watch = ClusterWatch(self, pod_listeners)
         self.pods = self._informer(PODS_PATH, self.watch.pods, "pods")
         self.nodes = self._informer(NODES_PATH, self.watch.nodes, "nodes")
@@ -152,6 +159,7 @@ class SchedulerRuntime:
                 for informer in self.informers:
                     tasks.create_task(informer.run(stop), name=f"informer {informer.path}")
                 tasks.create_task(self.reporter.run(stop), name="failure reporter")
+                tasks.create_task(self.faults.run(stop), name="fault watch")
                 tasks.create_task(self._schedule(stop), name="scheduling loop")
         finally:
             await self.preemptor.close()
@@ -207,14 +215,7 @@ class SchedulerRuntime:
         """Wait for a handler to change the queue, `stop`, or the end of the next backoff."""
         ready_at = self.queue.next_ready_at()
         timeout = None if ready_at is None else max(0.0, ready_at - self.clock())
-        woken = asyncio.ensure_future(self._wake.wait())
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({woken, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            stopping.cancel()
-            await asyncio.gather(woken, stopping, return_exceptions=True)
+        await woken_or_stopped(self._wake, stop, timeout)
 
     def _cycle(self, popped: Gang) -> GangPlacement | None:
         """One scheduling cycle; the placement to bind, already assumed, or None."""

@@ -9,7 +9,8 @@ queue update of the `SchedulerRuntime`, synchronously and briefly.
   pod and error, and left out of the queue until it is fixed; bound, it is still accounted, by
   its resource requests without those annotations, so its GPUs are never given twice.
 - A node's view is kept with its topology; a change the scheduler reads updates the cache and
-  is the cluster events it amounts to (`nodes.node_events`); heartbeats change nothing.
+  is the cluster events it amounts to (`nodes.node_events`); heartbeats change nothing. Nodes not
+  ready, nodes deleted and GPUs turned unhealthy are also told to the runtime's `FaultWatch`.
 A change whose handling raises is logged and skipped: one bad object never stops an informer.
 """
 
@@ -232,16 +233,20 @@ class ClusterWatch:
             self._views.pop(name, None)
             self.runtime.cache.remove_node(name)
             self._capacity_changed()
+            self.runtime.faults.node_deleted(name)
             return
         self._nodes[name] = obj
-        self._refresh(name)
+        self.refresh(name)
+        view = self._views.get(name)
+        if view is not None:
+            self.runtime.faults.node_seen(obj, view)
 
     def _topology(self, obj: JsonObject, deleted: bool) -> None:
         view = ObjectView(obj)
         if deleted:
             node = self._topology_node.pop(view.name, None)
             if node is not None and self._topologies.pop(node, None) is not None:
-                self._refresh(node)
+                self.refresh(node)
             return
         node = str(view.spec.get("nodeName") or view.name)
         if not view.status:
@@ -252,14 +257,21 @@ class ClusterWatch:
             log.warning("topology_invalid", topology=view.name, error=str(exc))
             return
         self._topology_node[view.name] = node
+        before = self._topologies.get(node)
         self._topologies[node] = status
-        self._refresh(node)
+        self.refresh(node)
+        self.runtime.faults.gpus_changed(node, before, status)
 
-    def _refresh(self, name: str) -> None:
+    def node(self, name: str) -> JsonObject | None:
+        """The Node object `name` as last seen."""
+        return self._nodes.get(name)
+
+    def refresh(self, name: str) -> None:
+        """Apply what is known of node `name` (its object, topology and cooldown) to the cache."""
         obj = self._nodes.get(name)
         if obj is None:
             return  # a topology ahead of its node: applied when the node arrives
-        view = NodeView(obj, self._topologies.get(name))
+        view = NodeView(obj, self._topologies.get(name), cooling=self.runtime.faults.cooling(name))
         events = node_events(self._views.get(name), view)
         if not events:
             return  # a heartbeat: nothing the scheduler reads changed
