@@ -80,7 +80,8 @@ SCHEDULER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "pods", "get", "list", "watch", "create", "delete", "patch"),
     # pods/binding: the binder POSTs a Binding per placed pod (we are the pod's scheduler).
     _p("", "pods/binding", "create"),
-    # pods/status: the PodScheduled=False condition with the "0/N nodes are available" summary.
+    # pods/status: the PodScheduled=False condition with the "0/N nodes are available" summary;
+    # the DisruptionTarget condition (and Failed) of a running pod a node or GPU fault ended.
     _p("", "pods/status", "patch"),
     # nodes: the informer's list+watch feeds the cache; get for a single node on demand.
     _p("", "nodes", "get", "list", "watch"),
