@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -132,3 +133,16 @@ def test_a_gang_is_short_until_it_has_the_members_it_declares() -> None:
     undeclared = book.pending(pod("x", gang="h"))
     assert not book.short(undeclared), "a gang that declares no size is whatever it has"
     assert not book.short("ml/gang:unknown")
+
+
+def test_a_gang_whose_members_run_is_to_be_placed_near_their_nodes() -> None:
+    book = GangBook()
+    for name, node in (("a", "n2"), ("b", "n1"), ("c", "n2")):
+        running = pod(name, gang="g", min_member="4")
+        book.placed(dataclasses.replace(running, node_name=node))
+    key = book.pending(pod("d", gang="g", min_member="4"))
+    book.pending(pod("e", gang="g", min_member="4"))  # one more than the gang declares: placed later
+    book.place(["ml/e"])  # assumed, on no node yet
+    gang = book.gang(key)
+    assert gang is not None
+    assert (gang.near, gang.min_member) == (("n1", "n2"), 1)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from aisched.cache import PodUsage
 from aisched.framework.status import Code
+from aisched.framework.types import Gang, PodInfo
 from tests.support.core import gang, node, pod, scheduler
 
 
@@ -165,3 +169,41 @@ def test_nodes_without_a_topology_object_get_uniform_gpus_by_index() -> None:
     result = sched.schedule(gang("g", [pod("p", gpus=2)]))
     assert result.placement is not None
     assert result.placement.pods[0].gpu_ids == ("0", "1")
+
+
+def _replacing(members: list[PodInfo], near: tuple[str, ...], **options: Any) -> Gang:
+    """The lost members of a gang whose survivors run on `near`."""
+    return dataclasses.replace(gang("g", members, **options), near=near)
+
+
+def test_replacements_go_into_the_rack_of_the_members_still_running() -> None:
+    nodes = [node(f"big{i}", rack="big") for i in range(4)] + [
+        node(f"small{i}", rack="small") for i in range(2)
+    ]
+    sched = scheduler(nodes)
+    lost = _replacing([pod("p1", gpus=8)], ("big0",), policy="Required", level="rack")
+    result = sched.schedule(lost)
+    assert result.placement is not None
+    assert _racks(sched, result.placement) == {"big"}, "not the tighter rack: the survivors' one"
+    preferred = scheduler(nodes).schedule(_replacing([pod("p2", gpus=4)], ("big0",), policy="Preferred"))
+    assert preferred.placement is not None
+    assert {p.node for p in preferred.placement.pods} == {"big0"}, "beside the survivor first"
+
+
+def test_replacements_without_room_beside_the_survivors_wait_under_required_and_move_under_preferred() -> (
+    None
+):
+    nodes = [node("a0", rack="a"), node("b0", rack="b"), node("b1", rack="b")]
+    sched = scheduler(nodes)
+    required = _replacing([pod("p1", gpus=8), pod("p2", gpus=8)], ("a0",), policy="Required", level="rack")
+    result = sched.schedule(required)
+    assert result.placement is None
+    assert (
+        "needs 16 GPUs in one rack; largest rack has 8 free beside the 1 node(s) its running members are on"
+        in (result.message)
+    )
+    preferred = sched.schedule(
+        dataclasses.replace(required, topology_policy="Preferred", topology_level=None)
+    )
+    assert preferred.placement is not None
+    assert preferred.placement.domain[0] == "cluster", "no smaller domain beside the survivor had room"

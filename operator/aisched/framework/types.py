@@ -368,6 +368,9 @@ class Gang:
     created: float = 0.0
     #: Submission order within `created`'s second (the members' smallest `PodInfo.sequence`).
     sequence: int = 0
+    #: The nodes its members already placed run on (the survivors of a gang whose lost pods are
+    #: replaced): the others go into their domain at each topology level (`scheduler.placement`).
+    near: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, pod: PodInfo) -> Gang:

@@ -20,8 +20,9 @@ def gang_key(pod: PodInfo) -> str:
     return f"{pod.namespace}/gang:{pod.gang}" if pod.gang else pod.key
 
 
-def assemble(key: str, pending: Sequence[PodInfo], *, placed: int = 0) -> Gang:
-    """The gang `key` made of its `pending` members, `placed` others being assumed or bound already.
+def assemble(key: str, pending: Sequence[PodInfo], *, placed: int = 0, near: tuple[str, ...] = ()) -> Gang:
+    """The gang `key` made of its `pending` members, `placed` others being assumed or bound already
+    (those bound run on the nodes `near`, where the pending ones are to join them).
 
     min_member is the members' annotation (the first member that has one), else every member seen;
     the members already placed count towards it. A member asking for `Required` topology makes the
@@ -44,6 +45,7 @@ def assemble(key: str, pending: Sequence[PodInfo], *, placed: int = 0) -> Gang:
         priority=max(p.priority for p in members),
         created=min(p.created for p in members),
         sequence=min(p.sequence for p in members),
+        near=near,
     )
 
 
@@ -129,7 +131,8 @@ class GangBook:
         members = self._gangs.get(key)
         if members is None or not members.pending:
             return None
-        return assemble(key, list(members.pending.values()), placed=len(members.placed))
+        near = tuple(sorted({p.node_name for p in members.placed.values() if p.node_name}))
+        return assemble(key, list(members.pending.values()), placed=len(members.placed), near=near)
 
     def _file(self, pod: PodInfo) -> str:
         key = gang_key(pod)

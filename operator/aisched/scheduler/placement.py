@@ -13,6 +13,10 @@ first where some domain can hold the gang; `None` goes straight to the cluster. 
 4. inside a node, each pod's devices: whole GPUs by a table look-up of the best-connected free
    set, a share of one GPU or a MIG instance as `scheduler.devices` chooses.
 
+A gang some of whose members already run (`Gang.near`: the survivors of a job whose lost pods are
+replaced) is kept in their domain at every level below the cluster: Preferred tries their NVLink
+domain, node, rack and block in turn before anywhere else, Required only their domain of its level.
+
 Roles are placed one after another against a scratch record of what earlier roles took, so a
 failure of any role abandons the whole gang. Equal scores go to the lowest slot, or, when the
 profile sets a tie-break seed, to the node of the best fixed random priority.
@@ -77,10 +81,12 @@ def place_gang(
 
     `picker` chooses the GPU each sharing pod gets on its node (None: the best fit).
     """
+    near = [snapshot.slot_of[n] for n in gang.near if n in snapshot.slot_of]
     if (
         len(roles) == 1
         and len(roles[0].pods) == 1
         and not (gang.topology_policy == "Required" and gang.topology_level == "nvlink")
+        and not (near and gang.topology_policy != "None")
     ):
         return _place_one(snapshot, gang, roles[0], picker)
     failure = PlacementFailure()
@@ -92,9 +98,21 @@ def place_gang(
             continue
         role_slots = [slots(snapshot, role, nvlink=nvlink) for role in roles]
         domains = domain_ids(snapshot, level)
+        beside = None
+        if near and level != "cluster":  # only beside the members already running
+            beside = np.isin(domains, domains[near])
+            role_slots = [np.where(beside, s, 0) for s in role_slots]
         reason = _unfit_reason(
-            snapshot, gang=gang, roles=roles, role_slots=role_slots, domains=domains, level=level
+            snapshot,
+            gang=gang,
+            roles=roles,
+            role_slots=role_slots,
+            domains=domains,
+            level=level,
+            within=beside,
         )
+        if reason is not None and near and level != "cluster":
+            reason += f" beside the {len(gang.near)} node(s) its running members are on"
         if reason is not None:
             if gang.topology_policy == "Required" or level == levels[-1]:
                 failure.reasons.append(reason)
@@ -166,8 +184,10 @@ def _unfit_reason(
     role_slots: list[Ints],
     domains: Ints,
     level: Level,
+    within: Bools | None = None,
 ) -> str | None:
-    """Why no single domain of `level` can hold the gang, or None if one may."""
+    """Why no single domain of `level` (among the nodes `within`, None: all) can hold the gang, or
+    None if one may."""
     capacity = [
         np.bincount(domains, weights=s, minlength=int(domains.max(initial=0)) + 1) for s in role_slots
     ]
@@ -187,7 +207,10 @@ def _unfit_reason(
                 )
         return f"the nodes that pass the filters cannot hold all {total_pods} pods at once"
     if gpus:
-        free = np.where(np.any([r.feasibility.mask for r in roles], axis=0), snapshot.gpus_free_count(), 0)
+        usable = np.any([r.feasibility.mask for r in roles], axis=0)
+        if within is not None:
+            usable &= within
+        free = np.where(usable, snapshot.gpus_free_count(), 0)
         if level == "nvlink":
             free = np.where(
                 free > 0,
