@@ -188,3 +188,43 @@ async def test_pods_of_other_schedulers_are_left_to_the_cluster(operator: Operat
     web = await kube.get(f"{PODS}/web")
     assert _fault(web) is None
     assert web["status"]["phase"] == "Running", "the node lifecycle controller's to evict, not aisched's"
+
+
+async def test_under_replace_only_the_lost_pod_is_replaced_in_the_survivors_rack(operator: Operator) -> None:
+    kube = operator.kube
+    body = job("elastic", workers=2)
+    body["spec"]["restart"] = {"policy": "Replace", "backoffLimit": 3}
+    await kube.post(AIJOBS, body)
+    pods = await _running(kube, "elastic")
+    lost = pods["elastic-worker-1"]["spec"]["nodeName"]
+    racks = {
+        n["metadata"]["name"]: n["metadata"]["labels"]["aisched.io/rack"]
+        for n in (await kube.get("/api/v1/nodes"))["items"]
+    }
+
+    await faults.set_ready(kube, lost, False)
+
+    def replaced(jobs: dict[str, JsonObject]) -> bool:
+        status = jobs["elastic"].get("status") or {}
+        return (
+            status.get("replacements") == 1
+            and not status.get("replacing")
+            and status.get("phase") == "Running"
+        )
+
+    jobs = await until(kube, AIJOBS, replaced)
+    assert jobs["elastic"]["status"]["restarts"] == 0, "no whole-gang restart"
+    now = await _running(kube, "elastic")
+    for name in ("elastic-master-0", "elastic-worker-0"):
+        assert now[name]["metadata"]["uid"] == pods[name]["metadata"]["uid"], f"{name} kept running"
+        assert now[name]["metadata"]["annotations"]["aisched.io/rendezvous-epoch"] == "1"
+    new = now["elastic-worker-1"]
+    assert new["metadata"]["uid"] != pods["elastic-worker-1"]["metadata"]["uid"]
+    assert new["metadata"]["annotations"]["aisched.io/rendezvous-epoch"] == "1"
+    assert new["spec"]["nodeName"] != lost
+    assert racks[new["spec"]["nodeName"]] == racks[pods["elastic-master-0"]["spec"]["nodeName"]], (
+        "the survivors' rack"
+    )
+    said = [e["reason"] for e in (await kube.get(EVENTS))["items"] if e["involvedObject"]["kind"] == "AIJob"]
+    assert "Replacing" in said
+    assert "Replaced" in said

@@ -161,9 +161,13 @@ class GPUSpec(SpecModel):
 
 
 class RestartSpec(SpecModel):
-    """What happens when a pod of a running job fails: the whole gang restarts, up to a limit."""
+    """What happens when a pod of a running job fails, or a fault under it ends it, up to
+    `backoffLimit` times: `OnFailure` restarts the whole gang; `Replace` replaces only the lost pods,
+    beside the survivors (which keep running), and bumps the job's rendezvous epoch so an elastic
+    launcher re-forms its group; the whole gang restarts when the replacements find no room within
+    the gang timeout (300 s without one). `Never` fails the job."""
 
-    policy: Literal["Never", "OnFailure"] = "OnFailure"
+    policy: Literal["Never", "OnFailure", "Replace"] = "OnFailure"
     backoff_limit: Annotated[int, Field(ge=0, le=100)] = 3
 
 
@@ -373,6 +377,14 @@ class AIJobStatus(StatusModel):
     placement: list[PodPlacement] = Field(default_factory=list)
     restarts: Annotated[int, Field(ge=0)] = 0
     preemptions: Annotated[int, Field(ge=0)] = 0
+    #: Times lost pods were replaced while the others kept running (`restart.policy: Replace`); the
+    #: pods' rendezvous epoch.
+    replacements: Annotated[int, Field(ge=0)] = 0
+    #: The pods being replaced now, and since when (cleared once they all run).
+    replacing: Annotated[
+        list[Annotated[str, Field(max_length=253)]], Field(max_length=MAX_REPLICAS_PER_ROLE)
+    ] = Field(default_factory=list)
+    replacing_since: datetime | None = None
     observed_generation: int | None = None
     #: The spec (`metadata.generation`) its tenant's quota admitted: its pods are made for that
     #: spec; an edited one is admitted again before any pod is made for it.

@@ -48,6 +48,9 @@ ANNOTATION_TENANT: Final = "aisched.io/tenant"
 # The submission order of an AIJob's pods within the same creation second: the AIJob's creation
 # revision, stamped by the AIJob controller (a decimal integer). Never the name.
 ANNOTATION_QUEUE_SEQUENCE: Final = "aisched.io/queue-sequence"
+# How many times lost pods of the AIJob were replaced (`restart.policy: Replace`): written on every
+# pod of the job, survivors included, and given to its containers as AISCHED_RENDEZVOUS_EPOCH.
+ANNOTATION_RENDEZVOUS_EPOCH: Final = "aisched.io/rendezvous-epoch"
 # A class of jobs whose past run times estimate how long a new one will run (for reservations);
 # the AIJob's label of the same name, copied to its pods.
 LABEL_JOB_CLASS: Final = "aisched.io/job-class"
@@ -80,6 +83,7 @@ RESERVED_POD_KEYS: Final = frozenset(
         ANNOTATION_CHECKPOINT_REQUESTED,
         ANNOTATION_TENANT,
         ANNOTATION_QUEUE_SEQUENCE,
+        ANNOTATION_RENDEZVOUS_EPOCH,
         "aisched.io/attempt",
     }
 )

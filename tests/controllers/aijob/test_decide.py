@@ -72,7 +72,7 @@ def aijob(
 
 
 def env_of(pod: JsonObject) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"] if "value" in e}
 
 
 def with_phase(pod: JsonObject, phase: str, *, node: str | None = "n1", **status: Any) -> JsonObject:
@@ -871,3 +871,110 @@ def test_other_checkpoint_methods_leave_the_containers_stop_signal_alone() -> No
     for pod in job_pods(obj, _parsed(obj), attempt=0, sequence=5):
         assert "os" not in pod["spec"]
         assert all("lifecycle" not in c for c in pod["spec"]["containers"])
+
+
+# -- restart.policy Replace: only the lost pods go ------------------------------------------------
+
+
+def _replacing_job(**status: Any) -> tuple[JsonObject, list[JsonObject]]:
+    """A Replace job of 3 pods, running (`status` on top), and its running pods."""
+    obj = aijob(workers=2, restart={"policy": "Replace", "backoffLimit": 3})
+    obj = {**obj, "status": {"phase": "Running", "queueSequence": 5, **status}}
+    pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0, sequence=5)]
+    return obj, pods
+
+
+def test_a_replace_job_loses_one_pod_and_only_that_pod_goes() -> None:
+    obj, pods = _replacing_job()
+    assert {p["metadata"]["annotations"]["aisched.io/rendezvous-epoch"] for p in pods} == {"0"}
+    assert {
+        e["name"]: e["valueFrom"] for e in pods[0]["spec"]["containers"][0]["env"] if "valueFrom" in e
+    } == {
+        "AISCHED_RENDEZVOUS_EPOCH": {
+            "fieldRef": {"fieldPath": "metadata.annotations['aisched.io/rendezvous-epoch']"}
+        }
+    }
+    lost = with_phase(pods[2], "Failed", reason="NodeLost", message="node n1 was deleted")
+
+    plan = reconcile(obj, [pods[0], pods[1], lost], now=NOW)
+
+    assert plan.delete == ["ddp-worker-1"]
+    assert plan.annotate == {
+        n: {"aisched.io/rendezvous-epoch": "1"} for n in ("ddp-master-0", "ddp-worker-0")
+    }
+    assert plan.create == []
+    assert plan.status is not None
+    assert (plan.status.replacements, plan.status.restarts, plan.status.replacing) == (1, 0, ["ddp-worker-1"])
+    assert plan.event is not None
+    assert plan.event[0] == "Replacing"
+    assert plan.event[1].startswith(
+        "replacing 1 lost pod(s) (1/3), 2 still running: pod ddp-worker-1 failed:"
+    )
+
+
+def test_the_lost_pod_is_made_again_in_the_same_attempt_with_the_next_epoch_and_the_job_runs_on() -> None:
+    obj, pods = _replacing_job(
+        replacements=1, replacing=["ddp-worker-1"], replacingSince="2027-01-15T08:00:00Z"
+    )
+    survivors = pods[:2]
+
+    plan = reconcile(obj, survivors, now=NOW)
+
+    [made] = plan.create
+    assert made["metadata"]["name"] == "ddp-worker-1"
+    assert made["metadata"]["annotations"]["aisched.io/attempt"] == "0", "the survivors' attempt"
+    assert made["metadata"]["annotations"]["aisched.io/rendezvous-epoch"] == "1"
+    assert plan.delete == []
+    assert plan.status is not None
+    assert plan.status.phase == "Running"
+    assert plan.status.message.startswith("replacing 1 lost pod(s): 0 placed, 2 pod(s) running")
+
+    done = reconcile(apply_status(obj, plan.status), [*survivors, with_phase(made, "Running")], now=NOW + 5)
+    assert done.status is not None
+    assert (done.status.replacing, done.status.replacing_since, done.status.phase) == ([], None, "Running")
+    assert done.event is not None
+    assert done.event[0] == "Replaced"
+
+
+def test_replacements_without_room_in_time_restart_the_whole_gang() -> None:
+    since = datetime.fromtimestamp(NOW - 301, UTC).isoformat()
+    obj, pods = _replacing_job(replacements=1, replacing=["ddp-worker-1"], replacingSince=since)
+    waiting = with_phase(pods[2], "Pending", node=None)
+
+    plan = reconcile(obj, [pods[0], pods[1], waiting], now=NOW)
+
+    assert plan.status is not None
+    assert (plan.status.restarts, plan.status.replacing, plan.status.phase) == (1, [], "Restarting")
+    assert "found no room beside the others within 300s" in plan.status.message
+    assert sorted(plan.delete) == ["ddp-master-0", "ddp-worker-0", "ddp-worker-1"]
+
+
+def test_with_no_survivor_or_no_recovery_left_a_replace_job_restarts_or_fails() -> None:
+    obj, pods = _replacing_job()
+    every = [with_phase(p, "Failed", reason="NodeLost") for p in pods]
+    plan = reconcile(obj, every, now=NOW)
+    assert plan.status is not None
+    assert (plan.status.phase, plan.status.restarts, plan.status.replacements) == ("Restarting", 1, 0)
+
+    spent, pods = _replacing_job(restarts=1, replacements=2)
+    plan = reconcile(spent, [pods[0], pods[1], with_phase(pods[2], "Failed")], now=NOW)
+    assert plan.status is not None
+    assert plan.status.phase == "Failed"
+    assert "backoffLimit 3 reached" in plan.status.message
+
+
+def test_a_pod_ended_by_a_fault_counts_as_failed_before_its_kubelet_says_so() -> None:
+    obj, pods = _replacing_job()
+    disrupted = copy.deepcopy(pods[1])
+    disrupted["status"]["conditions"] = [
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "GPUUnhealthy",
+            "message": "GPU GPU-b ... XID 79",
+        }
+    ]
+    plan = reconcile(obj, [pods[0], disrupted, pods[2]], now=NOW)
+    assert plan.delete == ["ddp-worker-0"]
+    assert plan.event is not None
+    assert "pod ddp-worker-0 failed: GPUUnhealthy (GPU GPU-b ... XID 79)" in plan.event[1]

@@ -64,7 +64,7 @@ _CONFLICT: Final = 409
 _WRITES_IN_FLIGHT: Final = 16
 _RETRY: Final = Backoff(initial=1.0, cap=60.0)
 _WARNINGS: Final = frozenset(
-    {"Failed", "Unschedulable", "InvalidSpec", "GangTimeout", "Restarting", "PodCreateFailed"}
+    {"Failed", "Unschedulable", "InvalidSpec", "GangTimeout", "Restarting", "Replacing", "PodCreateFailed"}
 )
 #: How often a waiting job's place in its queue is looked up again (seconds).
 QUEUE_STATUS_EVERY: Final = 10.0
@@ -358,8 +358,21 @@ class JobController:
                     if exc.status != _NOT_FOUND:
                         raise
 
+        async def annotate(name: str, annotations: dict[str, str]) -> None:
+            async with limit:
+                try:
+                    await self._client.patch(
+                        f"{pods_path}/{name}", {"metadata": {"annotations": annotations}}
+                    )
+                except ApiError as exc:
+                    if exc.status != _NOT_FOUND:
+                        raise
+
         results = await asyncio.gather(
-            *(create(p) for p in plan.create), *(delete(n) for n in plan.delete), return_exceptions=True
+            *(create(p) for p in plan.create),
+            *(delete(n) for n in plan.delete),
+            *(annotate(n, a) for n, a in plan.annotate.items()),
+            return_exceptions=True,
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:

@@ -40,7 +40,7 @@ from aisched.controllers.aijob.status import StatusDraft, queue_status, read_sta
 from aisched.quota.tenancy import Tenancy
 from aisched.scheduler.queueing import QueueStatus, without_queue_note
 
-__all__ = ["CREATE_BATCH", "INADMISSIBLE_RECHECK", "Admit", "Plan", "reconcile"]
+__all__ = ["CREATE_BATCH", "INADMISSIBLE_RECHECK", "REPLACE_TIMEOUT", "Admit", "Plan", "reconcile"]
 
 #: The most pods one reconciliation makes: a large job is made in batches, the other jobs' turns
 #: in between (the controller comes back for the rest at once).
@@ -48,6 +48,9 @@ CREATE_BATCH: Final = 100
 #: How often a job not admitted is looked at again (seconds), besides when TenantQuotas change or
 #: quota is freed: nodes may have come meanwhile.
 INADMISSIBLE_RECHECK: Final = 60.0
+#: How long replacements of lost pods may wait for room beside the others before the whole gang
+#: restarts, for a job without a gang timeout (seconds).
+REPLACE_TIMEOUT: Final = 300
 #: The job's ask → the admission's verdict (`Admissions.check`).
 Admit = Callable[[Ask], Verdict]
 #: Namespaces listed by no TenantQuota run unlimited: the rule when none is given.
@@ -72,6 +75,8 @@ class Plan:
     more: bool = False
     #: The job's admission was asked (a job not asked any more, refused or invalid, leaves its line).
     asked: bool = False
+    #: Annotations to write on pods that keep running (the survivors' new rendezvous epoch).
+    annotate: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class _Step(StatusDraft):
@@ -158,14 +163,11 @@ def reconcile(
         step.condition("Admitted", "False", admitted.reason, f"the edited spec: {admitted.message}")
     elif admitted is not None:
         return admitted
-    failed = sorted_pods.failed()
-    names = pod_names(job)
     current = sorted_pods.current.keys()
-    missing = [name for name in names if name not in current]
-    if step.old.phase == "Running" and missing and not failed:
-        failed = missing  # a member of a running gang vanished: the gang is broken
+    missing = [name for name in pod_names(job) if name not in current]
+    failed = _failed(step, sorted_pods, missing)
     if failed:
-        return _fail_or_restart(step, job, sorted_pods, sorted_pods.failure(failed[0]))
+        return _fail_or_restart(step, job, sorted_pods, failed)
     if _succeeded(job, sorted_pods):
         message = "all pods succeeded" + (f" after {restarts} restart(s)" if restarts else "")
         step.set(phase="Succeeded", message=message, placement=sorted_pods.placement())
@@ -188,6 +190,10 @@ def reconcile(
 def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None) -> Plan:
     """Status of a job neither finished nor failing: queued (in `queue`, if the scheduler says
     where), scheduling or running."""
+    if step.new.replacing:
+        replacing = _replacing(step, job, pods)
+        if replacing is not None:
+            return replacing
     min_member = job.spec.min_member()
     running = pods.with_phase("Running", "Succeeded")
     bound = pods.bound()
@@ -299,6 +305,7 @@ def _make(
         sequence=step.new.queue_sequence or 0,
         scheduler_name=scheduler_name,
         only=set(batch),
+        epoch=step.new.replacements,
     )
     step.plan.more = len(batch) < len(missing)
 
@@ -366,16 +373,33 @@ def _succeeded(job: AIJob, pods: JobPods) -> bool:
     return bool(wanted) and wanted <= set(pods.with_phase("Succeeded"))
 
 
-def _fail_or_restart(step: _Step, job: AIJob, pods: JobPods, why: str) -> Plan:
-    """A pod failed: restart the whole gang while the policy allows, else fail the job.
+def _failed(step: _Step, pods: JobPods, missing: list[str]) -> list[str]:
+    """The pods that failed; or, in a running gang, those that vanished (not the lost ones being
+    replaced): the gang is broken."""
+    failed = pods.failed()
+    if failed or step.old.phase != "Running":
+        return failed
+    replacing = set(step.new.replacing)
+    return [name for name in missing if name not in replacing]
+
+
+def _fail_or_restart(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) -> Plan:
+    """Pods `failed`: replace them or restart the whole gang while the policy allows, else fail
+    the job.
 
     The status is written before the pods go (the controller keeps that order). A restart
     deletes every pod of the attempt (the next attempt reuses their names); a failed job only
     those still holding resources, keeping the ended ones for their logs.
     """
+    why = pods.failure(failed[0])
     restarts = step.new.restarts
     restart = job.spec.restart
-    if restart.policy == "OnFailure" and restarts < restart.backoff_limit:
+    recoveries = restarts + step.new.replacements
+    if restart.policy == "Replace" and recoveries < restart.backoff_limit:
+        replaced = _replace(step, job, pods, failed)
+        if replaced is not None:
+            return replaced
+    if restart.policy in ("OnFailure", "Replace") and recoveries < restart.backoff_limit:
         message = f"restarting the gang ({restarts + 1}/{restart.backoff_limit}): {why}"
         step.set(restarts=restarts + 1)
         return _new_attempt(step, pods, "Restarting", message, why)
@@ -393,6 +417,55 @@ def _fail_or_restart(step: _Step, job: AIJob, pods: JobPods, why: str) -> Plan:
     return step.finish(("Failed", message))
 
 
+def _replace(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) -> Plan | None:
+    """Replace the pods `failed` while the others keep running (None when none does): the lost
+    ones go (their names are made again, in this attempt, beside the survivors), and every pod
+    gets the next rendezvous epoch, so the job's launcher re-forms its group."""
+    survivors = [name for name in pods.with_phase("Running") if name not in failed]
+    if not survivors:
+        return None
+    why = pods.failure(failed[0])
+    epoch = step.new.replacements + 1
+    limit = job.spec.restart.backoff_limit
+    lost = sorted({*step.new.replacing, *failed})
+    message = (
+        f"replacing {len(failed)} lost pod(s) ({step.new.restarts + epoch}/{limit}), {len(survivors)}"
+        f" still running: {why}"
+    )
+    step.set(replacements=epoch, replacing=lost, message=message)
+    step.stamp("replacing_since")
+    step.condition("Running", "False", "Replacing", why)
+    step.plan.delete = sorted({*step.plan.delete, *failed})
+    step.plan.annotate = {name: {keys.ANNOTATION_RENDEZVOUS_EPOCH: str(epoch)} for name in survivors}
+    return step.finish(("Replacing", message))
+
+
+def _replacing(step: _Step, job: AIJob, pods: JobPods) -> Plan | None:
+    """While lost pods are replaced: done once every pod runs again; the whole gang restarts when
+    the replacements found no room within the gang timeout (`REPLACE_TIMEOUT` without one)."""
+    lost = step.new.replacing
+    running = set(pods.with_phase("Running"))
+    if all(name in running for name in lost):
+        message = f"{len(lost)} pod(s) replaced; {len(running)} pod(s) running on {pods.node_count()} node(s)"
+        step.set(replacing=[], phase="Running", message=message)
+        step.clear("replacing_since")
+        step.condition("Running", "True", "PodsRunning", message)
+        return step.finish(("Replaced", message))
+    since = step.new.replacing_since
+    timeout = job.spec.gang.timeout_seconds or REPLACE_TIMEOUT
+    if since is not None and step.now >= since.timestamp() + timeout:
+        why = f"the {len(lost)} replacement pod(s) found no room beside the others within {timeout}s"
+        step.set(restarts=step.new.restarts + 1)
+        return _new_attempt(step, pods, "Restarting", f"restarting the gang: {why}", why)
+    if since is not None:
+        step.plan.recheck_at = min(since.timestamp() + timeout, step.plan.recheck_at or float("inf"))
+    placed = sum(1 for name in lost if name in pods.current and pods.current[name].node_name)
+    verdict = pods.unschedulable_message()
+    message = f"replacing {len(lost)} lost pod(s): {placed} placed, {len(running)} pod(s) running"
+    step.set(phase="Running", message=message + (f"; {without_queue_note(verdict)}" if verdict else ""))
+    return step.finish()
+
+
 def _preempt(step: _Step, pods: JobPods, by: str) -> Plan:
     """The job's gang is evicted to make room for `by`: back to the queue (not failed), counted."""
     message = f"preempted to make room for {by}; waiting to be placed again"
@@ -408,8 +481,8 @@ def _new_attempt(step: _Step, pods: JobPods, phase: Phase, message: str, why: st
     The caller has counted the attempt (restarts or preemptions), which is written before the
     pods go: the controller keeps that order.
     """
-    step.set(phase=phase, message=message, placement=[])
-    step.clear("scheduled_time", "start_time")
+    step.set(phase=phase, message=message, placement=[], replacing=[])
+    step.clear("scheduled_time", "start_time", "replacing_since")
     step.stamp("queued_time", again=True)
     step.condition("Scheduled", "False", phase, why)
     step.condition("Running", "False", phase, why)

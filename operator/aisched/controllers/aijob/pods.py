@@ -24,6 +24,7 @@ from aisched.quota import quota_usage
 __all__ = [
     "ANNOTATION_ATTEMPT",
     "DEFAULT_MASTER_PORT",
+    "EPOCH_VARIABLE",
     "job_demand",
     "job_pods",
     "job_service",
@@ -34,6 +35,11 @@ __all__ = [
 
 ANNOTATION_ATTEMPT: Final = "aisched.io/attempt"  # one of `keys.RESERVED_POD_KEYS`
 DEFAULT_MASTER_PORT: Final = 29500
+EPOCH_VARIABLE: Final = "AISCHED_RENDEZVOUS_EPOCH"
+_EPOCH_ENV: Final = {
+    "name": EPOCH_VARIABLE,
+    "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{keys.ANNOTATION_RENDEZVOUS_EPOCH}']"}},
+}
 
 _JOB_API_VERSION: Final = "aisched.io/v1alpha1"
 
@@ -78,10 +84,13 @@ def job_pods(
     sequence: int,
     scheduler_name: str = keys.SCHEDULER_NAME,
     only: Collection[str] | None = None,
+    epoch: int = 0,
 ) -> list[dict[str, Any]]:
     """The pods of `job` for `attempt` (those named in `only`, when given), built from the raw
     object `obj` (whose templates keep every field, including those the models do not describe);
-    `sequence` is the job's place in submission order (its `status.queueSequence`).
+    `sequence` is the job's place in submission order (its `status.queueSequence`); `epoch` its
+    rendezvous epoch (`status.replacements`), which the pods of a `Replace` job carry as an
+    annotation and their containers read as AISCHED_RENDEZVOUS_EPOCH (the downward API).
 
     `restartPolicy` is always Never: a failed container fails its pod, and the controller restarts
     the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
@@ -103,6 +112,9 @@ def job_pods(
     annotations = _placement_annotations(spec)
     annotations[ANNOTATION_ATTEMPT] = str(attempt)
     annotations[keys.ANNOTATION_QUEUE_SEQUENCE] = str(sequence)
+    replaceable = spec.restart.policy == "Replace"
+    if replaceable:
+        annotations[keys.ANNOTATION_RENDEZVOUS_EPOCH] = str(epoch)
     job_class = view.labels.get(keys.LABEL_JOB_CLASS)
     pods = []
     first_rank = 0
@@ -149,6 +161,8 @@ def job_pods(
                 env = container.setdefault("env", [])
                 present = {e.get("name") for e in env}
                 env.extend(_env(k, v) for k, v in variables.items() if k not in present)
+                if replaceable and EPOCH_VARIABLE not in present:
+                    env.append(copy.deepcopy(_EPOCH_ENV))
             pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
         first_rank += role.count
     return pods

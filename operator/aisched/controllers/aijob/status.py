@@ -37,7 +37,7 @@ CONDITION_TYPES: Final = ("Valid", "Admissible", "Admitted", "Scheduled", "Runni
 #: The status fields by their names on the wire.
 _WIRE_NAMES: Final = frozenset(field.alias or name for name, field in AIJobStatus.model_fields.items())
 
-Timestamp = Literal["queued_time", "scheduled_time", "start_time", "completion_time"]
+Timestamp = Literal["queued_time", "scheduled_time", "start_time", "completion_time", "replacing_since"]
 
 
 class StatusFields(TypedDict, total=False):
@@ -48,6 +48,8 @@ class StatusFields(TypedDict, total=False):
     placement: list[PodPlacement]
     restarts: int
     preemptions: int
+    replacements: int
+    replacing: list[str]
     tenant: str
     gpus: float
     observed_generation: int
