@@ -45,6 +45,7 @@ bench: $(STAMP)  ## benchmarks: JSON on stdout, a readable table on stderr
 	$(BIN)/aisched bench sim --json
 	$(BIN)/aisched bench fairness --json
 	$(BIN)/aisched bench queue --json
+	$(BIN)/aisched bench faults --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

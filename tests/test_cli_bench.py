@@ -19,6 +19,7 @@ import pytest
 from aisched.bench.core import CoreBenchmark, _gpu_checks
 from aisched.bench.e2e import E2EBenchmark
 from aisched.bench.emulator import EmulatorBenchmark
+from aisched.bench.faults import FaultRecord, FaultsBenchmark, PolicyRow
 from aisched.bench.queue import BurstFigures, BurstRow, QueueBenchmark
 from aisched.cli import main
 from aisched.framework.types import Gang, GangPlacement, PodInfo, PodPlacement
@@ -55,6 +56,25 @@ def e2e() -> E2EBenchmark:
         emulator_start_s=1.0, scheduler_sync_s=1.0, scheduler_peak_rss_mb=900.0, scheduler_cpu_s=80.0,
         emulator_cpu_s=None, load_cpu_s=1.0, other_cpu_s=None, scheduler_warnings=7,
     )  # fmt: skip
+
+
+def faults(conflicts: int = 0) -> FaultsBenchmark:
+    """Slow to detect and to recover, but nothing given twice."""
+    record = FaultRecord("xid", "b0-004", "job-1", 30.0, 90.0, 1, 0.1)
+    return FaultsBenchmark(
+        (
+            PolicyRow(
+                "Replace",
+                10.0,
+                32,
+                8,
+                (record,),
+                gpu_conflicts=conflicts,
+                half_bound_gangs=0,
+                operator_warnings=3,
+            ),
+        )
+    )
 
 
 def queue(**figures: Any) -> QueueBenchmark:
@@ -141,6 +161,8 @@ CASES = [
          "burst StrictFIFO+reservation: half-bound gangs: 1 (must be 0)"),
     Case("queue", "aisched.bench.queue.run_queue_benchmark", queue, lambda: queue(gpu_conflicts=2),
          "burst StrictFIFO+reservation: GPUs given twice: 2 (must be 0)"),
+    Case("faults", "aisched.bench.faults.run_faults_benchmark", faults, lambda: faults(conflicts=2),
+         "Replace: 2 GPU(s) held by two running pods"),
     Case("sim", "aisched.simulator.bench.run_sim_benchmark",
          lambda: sim([replay(allocated=[1000, 3000], idle=[7000, 5000])]),
          lambda: sim([replay(allocated=[1000, 3000], idle=[7000, 6000])]),

@@ -126,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_bench_sim(benches)
     _add_bench_fairness(benches)
     _add_bench_queue(benches)
+    _add_bench_faults(benches)
     return parser
 
 
@@ -157,6 +158,23 @@ def _add_bench_queue(benches: Any) -> None:
     )
     queue.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     queue.set_defaults(handler=_bench_queue)
+
+
+def _add_bench_faults(benches: Any) -> None:
+    """`aisched bench faults`."""
+    bench = benches.add_parser(
+        "faults",
+        help="node and GPU faults under running gangs, end to end: detection and recovery times,"
+        " GPU-hours lost, GPUs given twice, per restart policy",
+    )
+    bench.add_argument("--nodes", type=int, default=32, help="simulated DGX H100 nodes, 8 to a rack")
+    bench.add_argument("--jobs", type=int, default=8, help="AIJobs of 3 whole-node pods")
+    bench.add_argument("--faults", type=int, default=6, help="faults injected, each under another job")
+    bench.add_argument(
+        "--detection", type=float, default=10.0, help="AISCHED_FAILURES__DETECTION_SECONDS (default 10)"
+    )
+    bench.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    bench.set_defaults(handler=_bench_faults)
 
 
 def _add_bench_e2e(benches: Any) -> None:
@@ -530,6 +548,21 @@ def _bench_queue(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         )
     except (OSError, ValueError) as exc:
         print(f"aisched bench queue: {exc}", file=err)
+        return 1
+    return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
+
+
+def _bench_faults(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched bench faults", err=err):
+        return 1
+    from aisched.bench.faults import run_faults_benchmark  # noqa: PLC0415 - only this command needs it
+
+    try:
+        result = run_faults_benchmark(
+            nodes=args.nodes, jobs=args.jobs, faults_count=args.faults, detection=args.detection
+        )
+    except ValueError as exc:
+        print(f"aisched bench faults: {exc}", file=err)
         return 1
     return _print_benchmark(result, name=args.bench, as_json=args.json, out=out, err=err)
 

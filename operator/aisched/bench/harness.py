@@ -45,15 +45,15 @@ _STOP_TIMEOUT: Final = 60.0
 _POLL_S: Final = 0.05
 
 
-def cluster_manifest(nodes: int, *, name: str = "bench") -> dict[str, Any]:
-    """A SimulatedCluster of `nodes` DGX H100s: a node group per block, 32 nodes to a rack."""
-    per_block = NODES_PER_RACK * RACKS_PER_BLOCK
+def cluster_manifest(nodes: int, *, name: str = "bench", per_rack: int = NODES_PER_RACK) -> dict[str, Any]:
+    """A SimulatedCluster of `nodes` DGX H100s: a node group per block, `per_rack` nodes to a rack."""
+    per_block = per_rack * RACKS_PER_BLOCK
     groups = [
         {
             "name": f"b{block}",
             "count": min(per_block, nodes - block * per_block),
             "machine": "dgx-h100",
-            "nodesPerRack": NODES_PER_RACK,
+            "nodesPerRack": per_rack,
             "block": f"block-{block}",
         }
         for block in range(math.ceil(nodes / per_block))
@@ -129,8 +129,11 @@ class EmulatorProcess:
     """`aisched emulator` serving `nodes` DGX H100s on a free port, logging to `workdir`/emulator.log;
     `with` it, then await `ready()`. Its kubeconfig (`kubeconfig`) is written before it is ready."""
 
-    def __init__(self, workdir: Path, *, nodes: int, name: str = "bench") -> None:
+    def __init__(
+        self, workdir: Path, *, nodes: int, name: str = "bench", per_rack: int = NODES_PER_RACK
+    ) -> None:
         self.workdir = workdir
+        self._per_rack = per_rack
         self.log_path = workdir / "emulator.log"
         self.kubeconfig = workdir / "kubeconfig"
         self.url = ""
@@ -146,7 +149,11 @@ class EmulatorProcess:
 
     def __enter__(self) -> Self:
         cluster = self.workdir / "cluster.yaml"
-        cluster.write_text(yaml.safe_dump(cluster_manifest(self._nodes, name=self._name), sort_keys=False))
+        cluster.write_text(
+            yaml.safe_dump(
+                cluster_manifest(self._nodes, name=self._name, per_rack=self._per_rack), sort_keys=False
+            )
+        )
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         with self.log_path.open("wb") as log:

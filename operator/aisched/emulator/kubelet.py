@@ -359,11 +359,12 @@ class Kubelet:
         return rfc3339(self.server.clock())
 
 
-def whole_node_template(duration: str, *, gpus: int = 8) -> dict[str, Any]:
+def whole_node_template(duration: str | None, *, gpus: int = 8) -> dict[str, Any]:
     """A training pod's template that takes a whole DGX node (`gpus` GPUs, 32 CPUs, 256Gi) and
-    that this kubelet ends after `duration` (`aisched.io/sim-duration`, e.g. "6" or "6s")."""
+    that this kubelet ends after `duration` (`aisched.io/sim-duration`, e.g. "6" or "6s"; None:
+    it runs until deleted)."""
     return {
-        "metadata": {"annotations": {ANNOTATION_SIM_DURATION: duration}},
+        "metadata": {"annotations": {ANNOTATION_SIM_DURATION: duration} if duration is not None else {}},
         "spec": {
             "restartPolicy": "Never",
             "containers": [

@@ -5,8 +5,8 @@ would lose that long on every hardware fault. Three faults are read from what th
 deliver:
 
 - a node whose Ready condition has been False or Unknown for `detection` seconds, counted from
-  the condition's lastTransitionTime (an operator that restarts does not wait again): its kubelet
-  no longer answers;
+  the condition's lastTransitionTime (an operator that restarts does not wait again; the time
+  is in whole seconds, so from the end of that second): its kubelet no longer answers;
 - a node deleted;
 - a GPU its node's agent now reports Unhealthy in GPUNodeTopology (reason `XID 79`, a double-bit
   ECC error, ...): the pods the binding gave that GPU to.
@@ -111,8 +111,12 @@ class FaultWatch:
             return
         if view.name in self._due:
             return
+        now = self.wall()
         since = _not_ready_since(obj)
-        wait = self.detection if since is None else max(0.0, since + self.detection - self.wall())
+        # The condition's time is in whole seconds: the node went in the second after it, at the
+        # latest now; never count it failed before it has been so for the whole detection time.
+        since = now if since is None else min(since + 1.0, now)
+        wait = max(0.0, since + self.detection - now)
         self._due[view.name] = self.runtime.clock() + wait
         self._wake.set()
 
