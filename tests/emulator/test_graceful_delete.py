@@ -155,3 +155,23 @@ async def test_a_grace_period_that_is_not_a_number_is_refused(kube: KubeClient) 
     with pytest.raises(ApiError) as refused:
         await kube.delete(f"{PODS}/odd", params={"gracePeriodSeconds": "soon"})
     assert refused.value.status == 400
+
+
+async def test_a_negative_grace_period_is_one_second(kube: KubeClient) -> None:
+    await _running(kube, _pod("hasty"))
+    terminating = await kube.delete(f"{PODS}/hasty", params={"gracePeriodSeconds": -5})
+    assert terminating["metadata"]["deletionGracePeriodSeconds"] == 1
+
+
+async def test_a_write_naming_another_uid_is_refused_and_a_delete_pinned_to_one_too(kube: KubeClient) -> None:
+    await _running(kube, _pod("pinned"))
+    with pytest.raises(ApiError) as patched:
+        await kube.patch(
+            f"{PODS}/pinned/status", {"metadata": {"uid": "someone-else"}, "status": {}}, patch="strategic"
+        )
+    assert patched.value.status == 409
+    assert "Precondition failed: UID in precondition: someone-else" in patched.value.message
+    with pytest.raises(ApiError) as deleted:
+        await kube.delete(f"{PODS}/pinned", body={"preconditions": {"uid": "someone-else"}})
+    assert deleted.value.status == 409
+    assert (await kube.get(f"{PODS}/pinned"))["metadata"].get("deletionTimestamp") is None

@@ -200,7 +200,7 @@ async def test_a_pod_found_running_is_judged_by_its_start_time(
     emulator_cluster: Emulator, kube: KubeClient
 ) -> None:
     """A pod this kubelet did not start (its node was down; someone else reports it running since
-    long ago) is past its deadline at once."""
+    long ago) is past its deadline at once, once its node is back."""
     emulator_cluster.kubelet.fail_node(NODE)
     since = await _run_with_deadline(kube, "inherited", 60)
     since_2000 = {"running": {"startedAt": "2000-01-01T00:00:00Z"}}
@@ -210,6 +210,8 @@ async def test_a_pod_found_running_is_judged_by_its_start_time(
         "containerStatuses": [{"name": c, "ready": True, "state": since_2000} for c in ("main", "sidecar")],
     }
     await kube.patch(f"{PODS}/inherited/status", {"status": running})
+    assert (await kube.get(f"{PODS}/inherited"))["status"]["phase"] == "Running", "its kubelet is silent"
+    emulator_cluster.kubelet.heal_node(NODE)
     _deadline_exceeded(
         await _until(kube, PODS, since, _phase("Failed"), fieldSelector="metadata.name=inherited")
     )

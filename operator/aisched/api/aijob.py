@@ -380,9 +380,13 @@ class AIJobStatus(StatusModel):
     #: Times lost pods were replaced while the others kept running (`restart.policy: Replace`); the
     #: pods' rendezvous epoch.
     replacements: Annotated[int, Field(ge=0)] = 0
-    #: The pods being replaced now, and since when (cleared once they all run).
+    #: The pods being replaced now (their names, and the uids of the lost pods, which may still be
+    #: seen while they go), and since when their replacements were made (cleared once they all run).
     replacing: Annotated[
         list[Annotated[str, Field(max_length=253)]], Field(max_length=MAX_REPLICAS_PER_ROLE)
+    ] = Field(default_factory=list)
+    replacing_uids: Annotated[
+        list[Annotated[str, Field(max_length=128)]], Field(max_length=MAX_REPLICAS_PER_ROLE)
     ] = Field(default_factory=list)
     replacing_since: datetime | None = None
     observed_generation: int | None = None

@@ -208,7 +208,13 @@ class Kubelet:
         current = self.server.store.find(self._pods, namespace, name)
         if current is None or (current.get("status") or {}).get("phase") != "Running":
             return None
+        if not self._node_ready(current):
+            return None  # its kubelet is silent: the end is written once the node is back
         return current
+
+    def _node_ready(self, pod: dict[str, Any]) -> bool:
+        node = self.server.store.find(self._nodes, None, (pod.get("spec") or {}).get("nodeName") or "")
+        return node is not None and _ready(node)
 
     def _exceed(self, key: str) -> None:
         current = self._running(key)
@@ -277,6 +283,9 @@ class Kubelet:
         self._timers.pop(key, None)
         namespace, name = key.split("/", 1)
         current = self.server.store.find(self._pods, namespace, name)
+        if current is not None and not self._node_ready(current):
+            self._stopping.discard(key)  # its kubelet went silent: stopped again once it is back
+            return
         if current is not None and (current.get("status") or {}).get("phase") == "Running":
             first = (current["spec"].get("containers") or [{}])[0]
             code = _KILLED if killed else 128 + _SIGNAL_NUMBERS.get(_stop_signal(first), 15)

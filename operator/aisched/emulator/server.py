@@ -414,6 +414,15 @@ class ApiServer:
                 "the object has been modified; please apply your changes to the latest version and try again",
                 group=resource.group,
             )
+        uid = (body.get("metadata") or {}).get("uid")
+        if uid and uid != current["metadata"].get("uid"):
+            raise StatusError.conflict(
+                resource.plural,
+                name,
+                f"Precondition failed: UID in precondition: {uid},"
+                f" UID in object meta: {current['metadata'].get('uid')}",
+                group=resource.group,
+            )
         new = copy.deepcopy(body)
         if (new.get("metadata") or {}).get("name", name) != name:
             raise StatusError.bad_request("the name of the object does not match the name on the URL")
@@ -731,6 +740,6 @@ def _pod_grace(pod: Obj, requested: object) -> int:
     if not (pod.get("spec") or {}).get("nodeName") or PodView(pod).terminal:
         return 0
     if isinstance(requested, int) and not isinstance(requested, bool):
-        return max(0, requested)
+        return 1 if requested < 0 else requested  # as the pod strategy turns a negative one
     own = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
     return own if isinstance(own, int) and not isinstance(own, bool) and own > 0 else 0

@@ -332,9 +332,12 @@ class KubeClient:
             "PATCH", path, params=query, body=body, content_type=PATCH_CONTENT_TYPES[patch]
         )
 
-    async def delete(self, path: str, *, params: Params | None = None) -> JsonObject:
-        """Delete the object at `path`; returns what the server returns (the object or a Status)."""
-        return await self._request("DELETE", path, params=params)
+    async def delete(
+        self, path: str, *, params: Params | None = None, body: JsonObject | None = None
+    ) -> JsonObject:
+        """Delete the object at `path` (`body`: DeleteOptions, e.g. a uid precondition); returns
+        what the server returns (the object or a Status)."""
+        return await self._request("DELETE", path, params=params, body=body)
 
     async def watch(self, path: str, *, params: Params | None = None) -> AsyncIterator[JsonObject]:
         """Stream the watch events (`{"type": ..., "object": ...}`) of the collection at `path`

@@ -880,7 +880,8 @@ def _replacing_job(**status: Any) -> tuple[JsonObject, list[JsonObject]]:
     """A Replace job of 3 pods, running (`status` on top), and its running pods."""
     obj = aijob(workers=2, restart={"policy": "Replace", "backoffLimit": 3})
     obj = {**obj, "status": {"phase": "Running", "queueSequence": 5, **status}}
-    pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0, sequence=5)]
+    attempt = int(status.get("restarts", 0))
+    pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=attempt, sequence=5)]
     return obj, pods
 
 
@@ -960,7 +961,8 @@ def test_with_no_survivor_or_no_recovery_left_a_replace_job_restarts_or_fails() 
     plan = reconcile(spent, [pods[0], pods[1], with_phase(pods[2], "Failed")], now=NOW)
     assert plan.status is not None
     assert plan.status.phase == "Failed"
-    assert "backoffLimit 3 reached" in plan.status.message
+    assert plan.status.message.startswith("pod ddp-worker-1 failed")
+    assert plan.status.message.endswith("backoffLimit 3 reached")
 
 
 def test_a_pod_ended_by_a_fault_counts_as_failed_before_its_kubelet_says_so() -> None:
@@ -978,3 +980,52 @@ def test_a_pod_ended_by_a_fault_counts_as_failed_before_its_kubelet_says_so() ->
     assert plan.delete == ["ddp-worker-0"]
     assert plan.event is not None
     assert "pod ddp-worker-0 failed: GPUUnhealthy (GPU GPU-b ... XID 79)" in plan.event[1]
+
+
+def test_a_lost_pod_still_seen_while_it_goes_is_not_replaced_twice() -> None:
+    obj, pods = _replacing_job()
+    lost = with_phase(pods[2], "Failed", reason="NodeLost")
+    lost["metadata"]["uid"] = "pod-3"
+    first = reconcile(obj, [pods[0], pods[1], lost], now=NOW)
+    assert first.status is not None
+    assert first.status.replacing_uids == ["pod-3"]
+
+    again = reconcile(apply_status(obj, first.status), [pods[0], pods[1], lost], now=NOW + 1)
+
+    assert again.event is None, "one fault, one replacement"
+    assert again.status is None or again.status.replacements == 1
+
+
+def test_the_replacement_timer_starts_when_the_replacements_are_made() -> None:
+    obj, pods = _replacing_job(replacements=1, replacing=["ddp-worker-1"])
+    plan = reconcile(obj, pods[:2], now=NOW)
+    assert [p["metadata"]["name"] for p in plan.create] == ["ddp-worker-1"]
+    assert plan.status is not None
+    assert plan.status.replacing_since == datetime.fromtimestamp(NOW, UTC)
+
+
+def test_a_replacement_that_already_finished_ends_the_replacing() -> None:
+    obj, pods = _replacing_job(
+        replacements=1, replacing=["ddp-worker-1"], replacingSince="2027-01-15T08:00:00Z"
+    )
+    plan = reconcile(obj, [pods[0], pods[1], with_phase(pods[2], "Succeeded")], now=NOW + 5)
+    assert plan.event is not None
+    assert plan.event[0] == "Replaced"
+
+
+def test_a_replacement_out_of_time_with_no_recovery_left_fails_the_job() -> None:
+    since = datetime.fromtimestamp(NOW - 301, UTC).isoformat()
+    obj, pods = _replacing_job(restarts=2, replacements=1, replacing=["ddp-worker-1"], replacingSince=since)
+    plan = reconcile(obj, [pods[0], pods[1], with_phase(pods[2], "Pending", node=None)], now=NOW)
+    assert plan.status is not None
+    assert plan.status.phase == "Failed"
+    assert plan.status.message.endswith("within 300s; backoffLimit 3 reached")
+
+
+def test_every_pod_that_stays_gets_the_new_epoch_a_starting_one_too() -> None:
+    obj, pods = _replacing_job(replacements=1)
+    starting = with_phase(pods[1], "Pending")
+    plan = reconcile(obj, [pods[0], starting, with_phase(pods[2], "Failed")], now=NOW)
+    assert plan.annotate == {
+        n: {"aisched.io/rendezvous-epoch": "2"} for n in ("ddp-master-0", "ddp-worker-0")
+    }

@@ -96,3 +96,40 @@ async def test_a_pod_being_deleted_on_a_lost_node_is_removed(kube: KubeClient) -
         await until(kube, PODS, lambda pods: "stuck" not in pods)
         with pytest.raises(ApiError):
             await kube.get(f"{PODS}/stuck")
+
+
+async def test_a_node_still_not_ready_is_one_fault_however_often_it_is_updated(kube: KubeClient) -> None:
+    async for running in _runtime(kube, detection=0.2):
+        await create(kube, pod("first", gpus=1, node=NODE), pod("second", gpus=1, node="h100-003"))
+        await wait_bound(kube, ["first", "second"])
+        await faults.set_ready(kube, NODE, False)
+        await until(kube, PODS, lambda pods: _fault(pods.get("first") or {}) is not None)
+        await kube.patch(f"/api/v1/nodes/{NODE}", {"metadata": {"labels": {"team": "infra"}}})
+        await faults.set_ready(kube, NODE, False)  # its condition written again, still not ready
+        # A later fault elsewhere: by the time it is handled, so are the updates before it.
+        await faults.set_ready(kube, "h100-003", False)
+        await until(kube, PODS, lambda pods: _fault(pods.get("second") or {}) is not None)
+        assert running.runtime.faults.faults == 2
+
+
+async def test_a_pod_stopping_for_a_gpu_fault_is_removed_when_its_node_then_fails(kube: KubeClient) -> None:
+    slow = pod("slow", gpus=8, node=NODE, annotations={"aisched.io/sim-stop-seconds": "600"})
+    slow["spec"]["terminationGracePeriodSeconds"] = 600
+    async for _ in _runtime(kube, detection=0.2):
+        await create(kube, slow)
+        await wait_bound(kube, ["slow"])
+        await until(kube, PODS, lambda pods: pods["slow"].get("status", {}).get("phase") == "Running")
+        await faults.gpu_health(kube, NODE, 0, xid=79)
+        await until(kube, PODS, lambda pods: bool(pods["slow"]["metadata"].get("deletionTimestamp")))
+
+        await faults.set_ready(kube, NODE, False)  # its kubelet will never finish stopping it
+
+        await until(kube, PODS, lambda pods: "slow" not in pods)
+
+
+async def test_a_gpu_long_unhealthy_with_no_pod_on_it_is_no_fault_on_start(kube: KubeClient) -> None:
+    await faults.gpu_health(kube, NODE, 2, xid=79)
+    async for running in _runtime(kube, detection=10):
+        await running.runtime.topologies.synced.wait()
+        assert running.runtime.faults.faults == 0
+        assert not running.runtime.faults.cooling(NODE)

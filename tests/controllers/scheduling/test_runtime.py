@@ -196,9 +196,11 @@ class WatchedClient:
             return answer
         return await self.inner.post(path, body)
 
-    async def delete(self, path: str, *, params: Params | None = None) -> JsonObject:
+    async def delete(
+        self, path: str, *, params: Params | None = None, body: JsonObject | None = None
+    ) -> JsonObject:
         self.deletes.append(path)
-        return await self.inner.delete(path, params=params)
+        return await self.inner.delete(path, params=params, body=body)
 
     async def patch(self, path: str, body: JsonObject, *, patch: PatchType = "merge") -> JsonObject:
         if path.startswith(PODS) and path.endswith("/status"):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aisched.api import keys
-from aisched.api.aijob import AIJob, AIJobStatus, Phase
+from aisched.api.aijob import MAX_REPLICAS_PER_ROLE, AIJob, AIJobStatus, Phase
 from aisched.api.objects import TERMINAL_PHASES, ObjectView
 from aisched.api.validation import InvalidObjectError, parse
 from aisched.controllers.aijob.admission import Ask, Verdict
@@ -308,6 +308,8 @@ def _make(
         epoch=step.new.replacements,
     )
     step.plan.more = len(batch) < len(missing)
+    if step.new.replacing and set(batch) & set(step.new.replacing):
+        step.stamp("replacing_since")  # the replacements' time to find room starts now
 
 
 def _not_allowed(step: _Step, job: AIJob, pods: Sequence[Mapping[str, Any]], refused: str) -> Plan:
@@ -374,9 +376,10 @@ def _succeeded(job: AIJob, pods: JobPods) -> bool:
 
 
 def _failed(step: _Step, pods: JobPods, missing: list[str]) -> list[str]:
-    """The pods that failed; or, in a running gang, those that vanished (not the lost ones being
-    replaced): the gang is broken."""
-    failed = pods.failed()
+    """The pods that failed (not the lost ones being replaced, still seen while they go); or, in
+    a running gang, those that vanished (not the names being made again): the gang is broken."""
+    lost = set(step.new.replacing_uids)
+    failed = [name for name in pods.failed() if pods.current[name].uid not in lost]
     if failed or step.old.phase != "Running":
         return failed
     replacing = set(step.new.replacing)
@@ -400,7 +403,7 @@ def _fail_or_restart(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) 
         if replaced is not None:
             return replaced
     if restart.policy in ("OnFailure", "Replace") and recoveries < restart.backoff_limit:
-        message = f"restarting the gang ({restarts + 1}/{restart.backoff_limit}): {why}"
+        message = f"restarting the gang ({recoveries + 1}/{restart.backoff_limit}): {why}"
         step.set(restarts=restarts + 1)
         return _new_attempt(step, pods, "Restarting", message, why)
     limit = (
@@ -408,6 +411,11 @@ def _fail_or_restart(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) 
         if restart.policy == "Never"
         else f"backoffLimit {restart.backoff_limit} reached"
     )
+    return _fail(step, pods, why, limit)
+
+
+def _fail(step: _Step, pods: JobPods, why: str, limit: str) -> Plan:
+    """The job has failed for good: the pods still holding resources go, the ended ones stay."""
     message = f"{why}; {limit}"
     step.set(phase="Failed", message=message, placement=pods.placement())
     step.stamp("completion_time")
@@ -421,22 +429,26 @@ def _replace(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) -> Plan 
     """Replace the pods `failed` while the others keep running (None when none does): the lost
     ones go (their names are made again, in this attempt, beside the survivors), and every pod
     gets the next rendezvous epoch, so the job's launcher re-forms its group."""
-    survivors = [name for name in pods.with_phase("Running") if name not in failed]
-    if not survivors:
-        return None
+    running = [name for name in pods.with_phase("Running") if name not in failed]
+    lost = sorted({*step.new.replacing, *failed})
+    if not running or len(lost) > MAX_REPLICAS_PER_ROLE:
+        return None  # nothing left to keep, or more than the status can list: the whole gang
     why = pods.failure(failed[0])
     epoch = step.new.replacements + 1
     limit = job.spec.restart.backoff_limit
-    lost = sorted({*step.new.replacing, *failed})
     message = (
-        f"replacing {len(failed)} lost pod(s) ({step.new.restarts + epoch}/{limit}), {len(survivors)}"
+        f"replacing {len(failed)} lost pod(s) ({step.new.restarts + epoch}/{limit}), {len(running)}"
         f" still running: {why}"
     )
-    step.set(replacements=epoch, replacing=lost, message=message)
-    step.stamp("replacing_since")
+    uids = {*step.new.replacing_uids, *(pods.current[n].uid for n in failed if n in pods.current)} - {""}
+    step.set(replacements=epoch, replacing=lost, replacing_uids=sorted(uids), message=message)
+    step.clear("replacing_since")  # counted from when the replacements are made
     step.condition("Running", "False", "Replacing", why)
     step.plan.delete = sorted({*step.plan.delete, *failed})
-    step.plan.annotate = {name: {keys.ANNOTATION_RENDEZVOUS_EPOCH: str(epoch)} for name in survivors}
+    # Every pod that stays, a replacement still starting included, gets the new epoch (a container
+    # reads it in a downward API volume, which the kubelet keeps current).
+    stay = (name for name, pod in pods.current.items() if name not in failed and not pod.terminal)
+    step.plan.annotate = {name: {keys.ANNOTATION_RENDEZVOUS_EPOCH: str(epoch)} for name in stay}
     return step.finish(("Replacing", message))
 
 
@@ -445,9 +457,10 @@ def _replacing(step: _Step, job: AIJob, pods: JobPods) -> Plan | None:
     the replacements found no room within the gang timeout (`REPLACE_TIMEOUT` without one)."""
     lost = step.new.replacing
     running = set(pods.with_phase("Running"))
-    if all(name in running for name in lost):
+    done = running | set(pods.with_phase("Succeeded"))
+    if all(name in done for name in lost):
         message = f"{len(lost)} pod(s) replaced; {len(running)} pod(s) running on {pods.node_count()} node(s)"
-        step.set(replacing=[], phase="Running", message=message)
+        step.set(replacing=[], replacing_uids=[], phase="Running", message=message)
         step.clear("replacing_since")
         step.condition("Running", "True", "PodsRunning", message)
         return step.finish(("Replaced", message))
@@ -455,8 +468,13 @@ def _replacing(step: _Step, job: AIJob, pods: JobPods) -> Plan | None:
     timeout = job.spec.gang.timeout_seconds or REPLACE_TIMEOUT
     if since is not None and step.now >= since.timestamp() + timeout:
         why = f"the {len(lost)} replacement pod(s) found no room beside the others within {timeout}s"
+        limit = job.spec.restart.backoff_limit
+        recoveries = step.new.restarts + step.new.replacements
+        if recoveries >= limit:
+            return _fail(step, pods, why, f"backoffLimit {limit} reached")
         step.set(restarts=step.new.restarts + 1)
-        return _new_attempt(step, pods, "Restarting", f"restarting the gang: {why}", why)
+        message = f"restarting the gang ({recoveries + 1}/{limit}): {why}"
+        return _new_attempt(step, pods, "Restarting", message, why)
     if since is not None:
         step.plan.recheck_at = min(since.timestamp() + timeout, step.plan.recheck_at or float("inf"))
     placed = sum(1 for name in lost if name in pods.current and pods.current[name].node_name)
@@ -481,7 +499,7 @@ def _new_attempt(step: _Step, pods: JobPods, phase: Phase, message: str, why: st
     The caller has counted the attempt (restarts or preemptions), which is written before the
     pods go: the controller keeps that order.
     """
-    step.set(phase=phase, message=message, placement=[], replacing=[])
+    step.set(phase=phase, message=message, placement=[], replacing=[], replacing_uids=[])
     step.clear("scheduled_time", "start_time", "replacing_since")
     step.stamp("queued_time", again=True)
     step.condition("Scheduled", "False", phase, why)

@@ -50,6 +50,7 @@ class StatusFields(TypedDict, total=False):
     preemptions: int
     replacements: int
     replacing: list[str]
+    replacing_uids: list[str]
     tenant: str
     gpus: float
     observed_generation: int

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.api.objects import ObjectView, PodView, parse_time, rfc3339
+from aisched.cache import PodUsage
 from aisched.controllers.scheduling.nodes import NodeView
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
 from aisched.kube.retry import Backoff, woken_or_stopped
@@ -57,6 +58,7 @@ DEFAULT_COOLDOWN: Final = 300.0
 _WRITERS: Final = 16
 _ATTEMPTS: Final = 8
 _NOT_FOUND: Final = 404
+_CONFLICT: Final = 409
 _XID: Final = re.compile(r"\bXID\s*(\d+)", re.IGNORECASE)
 
 
@@ -90,6 +92,8 @@ class FaultWatch:
         self.wall = wall
         self.backoff = backoff if backoff is not None else Backoff(initial=0.2, cap=5.0)
         self._due: dict[str, float] = {}  # node not ready -> when it counts as failed (runtime clock)
+        self._failed: set[str] = set()  # nodes not ready past their time, until ready again
+        self._unhealthy: dict[str, frozenset[str]] = {}  # node -> UUIDs of its unhealthy GPUs
         self._cooling: dict[str, float] = {}  # node -> end of its cooldown (runtime clock)
         self._ended: dict[str, str] = {}  # pod key -> uid: ended already, never twice
         self._writes: deque[tuple[Fault, JsonObject]] = deque()
@@ -104,12 +108,14 @@ class FaultWatch:
         return node in self._cooling
 
     def node_seen(self, obj: JsonObject, view: NodeView) -> None:
-        """The node as now seen: a node not ready is failed once it has been so for `detection`."""
+        """The node as now seen: a node not ready is failed once it has been so for `detection`
+        (once: its later updates while still not ready are no new fault)."""
         if view.ready:
+            self._failed.discard(view.name)
             if self._due.pop(view.name, None) is not None:
                 self._wake.set()
             return
-        if view.name in self._due:
+        if view.name in self._due or view.name in self._failed:
             return
         now = self.wall()
         since = _not_ready_since(obj)
@@ -122,14 +128,18 @@ class FaultWatch:
 
     def node_deleted(self, name: str) -> None:
         self._due.pop(name, None)
+        self._failed.discard(name)
+        self._unhealthy.pop(name, None)
         self._fault(Fault(name, keys.REASON_NODE_LOST, f"node {name} was deleted"))
 
     def gpus_changed(
         self, node: str, before: GPUNodeTopologyStatus | None, now: GPUNodeTopologyStatus
     ) -> None:
         """The node's agent published its GPUs again: each GPU that turned unhealthy is a fault
-        (every unhealthy one when nothing was known of them before)."""
+        (every unhealthy one when nothing was known of them before, which only cools the node
+        down if a pod held it: a GPU long dead is no news on a restart of the scheduler)."""
         healthy = None if before is None else {g.uuid for g in before.gpus if g.health == "Healthy"}
+        self._unhealthy[node] = frozenset(g.uuid for g in now.gpus if g.health == "Unhealthy")
         for gpu in now.gpus:
             if gpu.health != "Unhealthy" or (healthy is not None and gpu.uuid not in healthy):
                 continue
@@ -143,15 +153,46 @@ class FaultWatch:
                     gpu=gpu.uuid,
                     xid=int(found.group(1)) if found else None,
                     kubelet=True,
-                )
+                ),
+                quiet=before is None,
             )
 
     # -- faults ----------------------------------------------------------------------------
 
-    def _fault(self, fault: Fault) -> None:
-        """End the pods `fault` hits and cool its node down."""
+    def pod_bound(self, obj: JsonObject, usage: PodUsage) -> None:
+        """A pod of ours is confirmed on a node: one bound in flight as its node failed, or onto
+        a GPU that turned unhealthy meanwhile, is ended as the fault would have."""
+        view = PodView(obj)
+        if view.scheduler_name != self.runtime.profile.scheduler_name or view.terminal:
+            return
+        node = usage.node
+        if node in self._failed:
+            fault = Fault(
+                node, keys.REASON_NODE_NOT_READY, f"node {node} failed (not ready) as the pod was bound there"
+            )
+        else:
+            bad = sorted(set(usage.gpu_uuids) & self._unhealthy.get(node, frozenset()))
+            if not bad:
+                return
+            message = f"GPU {bad[0]} on node {node} turned unhealthy as the pod was bound to it"
+            fault = Fault(node, keys.REASON_GPU_UNHEALTHY, message, gpu=bad[0], kubelet=True)
+        if self._hits(fault, obj):
+            self._ended[view.key] = view.uid
+            self._writes.append((fault, obj))
+            self._wake.set()
+
+    def forget(self, pod_key: str) -> None:
+        """The pod is gone or has ended: nothing more to end."""
+        self._ended.pop(pod_key, None)
+
+    def _fault(self, fault: Fault, *, quiet: bool = False) -> None:
+        """End the pods `fault` hits and cool its node down (`quiet`: only if it hit any)."""
         runtime = self.runtime
+        if fault.reason == keys.REASON_NODE_NOT_READY:
+            self._failed.add(fault.node)
         hit = [obj for obj in list(runtime.pods.index.values()) if self._hits(fault, obj)]
+        if quiet and not hit:
+            return
         self.faults += 1
         runtime.metrics.fault(fault.reason, pods=len(hit))
         log.warning(
@@ -170,8 +211,8 @@ class FaultWatch:
             return False
         if view.scheduler_name != self.runtime.profile.scheduler_name:
             return False  # another scheduler's pod: the cluster's own controllers look after it
-        if self._ended.get(view.key) == view.uid:
-            return False
+        if self._ended.get(view.key) == view.uid and (fault.kubelet or not view.deleting):
+            return False  # ended already; but one being deleted with no kubelet left goes at once
         if fault.gpu is None:
             return True
         usage = self.runtime.cache.pod(view.key)
@@ -247,24 +288,27 @@ class FaultWatch:
         status: JsonObject = {"conditions": [condition]}
         if not fault.kubelet:
             status.update(phase="Failed", reason=fault.reason, message=fault.message)
+        # Pinned to this very pod: a replacement made under the same name meanwhile is not touched.
+        body: JsonObject = {"metadata": {"uid": view.uid}, "status": status}
+        only: JsonObject = {"preconditions": {"uid": view.uid}}
         client = self.runtime.client
         for attempt in range(_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(self.backoff.delay(attempt - 1))
             try:
-                await client.patch(f"{path}/status", {"status": status}, patch="strategic")
+                await client.patch(f"{path}/status", body, patch="strategic")
                 self.runtime.reporter.events.record(
                     obj, reason=fault.reason, message=fault.message, warning=True
                 )
-                if fault.kubelet:
-                    await client.delete(path)  # its own grace period: the containers get their stop signal
+                if fault.kubelet:  # its own grace period: the containers get their stop signal
+                    await client.delete(path, body=only)
                 elif view.deleting:
-                    await client.delete(path, params={"gracePeriodSeconds": 0})
+                    await client.delete(path, params={"gracePeriodSeconds": 0}, body=only)
                 self.pods_ended += 1
                 return
             except ApiError as exc:
-                if exc.status == _NOT_FOUND:
-                    return
+                if exc.status in (_NOT_FOUND, _CONFLICT):
+                    return  # gone, or another pod by now
                 if not exc.transient:
                     log.error("fault_write_refused", pod=view.key, status=exc.status, reason=exc.reason)
                     return

@@ -193,8 +193,10 @@ class ClusterWatch:
         started = view.started
         if started is None:  # not started by its kubelet yet: from now (or when we placed it)
             started = assumed.started if assumed is not None else runtime.scheduler.clock()
-        runtime.cache.set_pod(bound_usage(pod, view, started=started))
+        usage = bound_usage(pod, view, started=started)
+        runtime.cache.set_pod(usage)
         runtime.reporter.forget(pod.key)
+        runtime.faults.pod_bound(dict(view.raw), usage)
         # A gang member counts as placed, whoever bound it.
         key = runtime.gangs.placed(pod) if pod.gang else runtime.gangs.remove(pod.key)
         if key is not None:
@@ -204,6 +206,7 @@ class ClusterWatch:
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
         self._invalid.pop(key, None)
+        runtime.faults.forget(key)
         runtime.reporter.forget(key)
         dropped = runtime.preemptor.pod_gone(key)
         if runtime.cache.remove_pod(key):
