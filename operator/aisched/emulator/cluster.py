@@ -7,6 +7,7 @@ agent's discovery reports on that fake, so there is one definition of each machi
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -143,6 +144,15 @@ def node_objects(
             }
             out.append((node, _topology(name, group.machine) if gpus == machine.gpu_count and gpus else None))
     return out
+
+
+def with_ready(node: dict[str, Any], ready: bool, reason: str | None = None, *, at: str) -> dict[str, Any]:
+    """A copy of the Node object `node` whose Ready condition says `ready` (its others kept)."""
+    updated = copy.deepcopy(node)
+    status = updated.setdefault("status", {})
+    kept = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+    status["conditions"] = [*kept, ready_condition(ready, reason, at=at)]
+    return updated
 
 
 def ready_condition(ready: bool, reason: str | None = None, *, at: str) -> dict[str, Any]:

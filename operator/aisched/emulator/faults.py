@@ -13,10 +13,10 @@ import asyncio
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from aisched.api.objects import rfc3339
-from aisched.emulator.cluster import ready_condition
+from aisched.emulator.cluster import with_ready
 from aisched.kube.client import ApiError, JsonObject, KubeClient, Params
 
 __all__ = ["FaultError", "check_emulator", "delete_node", "gpu_health", "kubelet_restart", "set_ready"]
@@ -47,12 +47,12 @@ async def check_emulator(client: VersionClient) -> None:
 async def set_ready(client: KubeClient, node: str, ready: bool, *, reason: str | None = None) -> None:
     """Set the node's Ready condition, as its kubelet reporting (or not) would."""
 
-    def change(obj: JsonObject) -> None:
-        status = obj.setdefault("status", {})
-        kept = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
-        status["conditions"] = [*kept, ready_condition(ready, reason, at=rfc3339(time.time()))]
-
-    await _update_status(client, f"{_NODES}/{node}", change, what=f"node {node}")
+    await _update_status(
+        client,
+        f"{_NODES}/{node}",
+        lambda obj: with_ready(obj, ready, reason, at=rfc3339(time.time())),
+        what=f"node {node}",
+    )
 
 
 async def kubelet_restart(client: KubeClient, node: str, *, down: float) -> None:
@@ -73,7 +73,8 @@ async def gpu_health(client: KubeClient, node: str, index: int, *, xid: int | No
     """Mark GPU `index` of `node` unhealthy with `xid` (as the agent does on a critical XID), or
     healthy again with None."""
 
-    def change(obj: JsonObject) -> None:
+    def change(obj: JsonObject) -> JsonObject:
+        obj = copy.deepcopy(obj)
         gpus = (obj.get("status") or {}).get("gpus") or []
         gpu = next((g for g in gpus if g.get("index") == index), None)
         if gpu is None:
@@ -84,21 +85,21 @@ async def gpu_health(client: KubeClient, node: str, index: int, *, xid: int | No
         else:
             gpu["health"] = "Unhealthy"
             gpu["healthReason"] = f"XID {xid}"
+        return obj
 
     await _update_status(client, f"{_TOPOLOGIES}/{node}", change, what=f"the GPUNodeTopology of {node}")
 
 
 async def _update_status(
-    client: KubeClient, path: str, change: Callable[[JsonObject], None], *, what: str
+    client: KubeClient, path: str, change: Callable[[JsonObject], JsonObject], *, what: str
 ) -> None:
-    """Read, change and write back the status at `path`, again on a conflict."""
+    """Read the object at `path`, write back its status as `change` makes it, again on a conflict."""
     for _ in range(10):
         try:
             current = await client.get(path)
         except ApiError as exc:
             raise FaultError(f"cannot read {what}: {exc}") from exc
-        updated: dict[str, Any] = copy.deepcopy(current)
-        change(updated)
+        updated = change(current)
         try:
             await client.put(f"{path}/status", updated)
             return

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aisched.api import keys
 from aisched.api.objects import TERMINAL_PHASES, PodView, rfc3339
-from aisched.emulator.cluster import ready_condition
+from aisched.emulator.cluster import with_ready
 from aisched.emulator.store import Event
 
 if TYPE_CHECKING:
@@ -346,12 +346,7 @@ class Kubelet:
 
     def _set_ready(self, name: str, *, ready: bool, reason: str | None) -> None:
         node = self.server.store.get(self._nodes, None, name)
-        updated = copy.deepcopy(node)
-        status = updated.setdefault("status", {})
-        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Ready"]
-        conditions.append(ready_condition(ready, reason, at=self._timestamp()))
-        status["conditions"] = conditions
-        self.server.store.replace(self._nodes, node, updated)
+        self.server.store.replace(self._nodes, node, with_ready(node, ready, reason, at=self._timestamp()))
 
     def _fail_pods_on(self, node: str, reason: str, message: str) -> None:
         for pod in list(self.server.store.objects(self._pods).values()):

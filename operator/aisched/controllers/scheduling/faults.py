@@ -39,7 +39,7 @@ from aisched.api import keys
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.api.objects import ObjectView, PodView, parse_time, rfc3339
 from aisched.cache import PodUsage
-from aisched.controllers.scheduling.nodes import NodeView
+from aisched.controllers.scheduling.nodes import NodeView, ready_condition
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, resource_path
 from aisched.kube.retry import Backoff, woken_or_stopped
 from aisched.observability.logging import get_logger
@@ -265,7 +265,7 @@ class FaultWatch:
         node = self.runtime.watch.node(name)
         if node is None:
             return
-        condition = _ready_condition(node) or {}
+        condition = ready_condition(ObjectView(node).status) or {}
         if condition.get("status") == "True":
             return
         said = condition.get("message") or condition.get("reason") or "no Ready condition"
@@ -317,16 +317,9 @@ class FaultWatch:
         log.error("fault_write_failed", pod=view.key, attempts=_ATTEMPTS)
 
 
-def _ready_condition(node: JsonObject) -> dict[str, object] | None:
-    for condition in ObjectView(node).status.get("conditions") or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return condition
-    return None
-
-
 def _not_ready_since(node: JsonObject) -> float | None:
     """When the node's Ready condition last changed (epoch seconds), if it says."""
-    condition = _ready_condition(node)
+    condition = ready_condition(ObjectView(node).status)
     if condition is None:
         return None
     return parse_time(condition.get("lastTransitionTime"))

@@ -17,7 +17,7 @@ from aisched.topology import resources
 from aisched.topology.gpu import GPUTopology
 from aisched.topology.node import NodeInfo, Taint, TaintEffect
 
-__all__ = ["NodeView", "node_events", "node_info"]
+__all__ = ["NodeView", "node_events", "node_info", "ready_condition"]
 
 _EFFECTS: Final[dict[str, TaintEffect]] = {
     "NoSchedule": "NoSchedule",
@@ -85,9 +85,15 @@ def _taint(raw: Mapping[str, Any]) -> Taint:
     return Taint(key=str(raw.get("key") or ""), value=str(raw.get("value") or ""), effect=effect)
 
 
+def ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The node's Ready condition, if it reports one."""
+    for condition in status.get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return condition
+    return None
+
+
 def _ready(status: Mapping[str, Any]) -> bool:
     """Whether the Ready condition is True; a node that reports none is not ready (kubelet: Unknown)."""
-    for condition in status.get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
+    condition = ready_condition(status)
+    return condition is not None and condition.get("status") == "True"
