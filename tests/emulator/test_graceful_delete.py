@@ -175,3 +175,27 @@ async def test_a_write_naming_another_uid_is_refused_and_a_delete_pinned_to_one_
         await kube.delete(f"{PODS}/pinned", body={"preconditions": {"uid": "someone-else"}})
     assert deleted.value.status == 409
     assert (await kube.get(f"{PODS}/pinned"))["metadata"].get("deletionTimestamp") is None
+
+
+async def test_a_second_delete_with_a_shorter_grace_period_kills_sooner(kube: KubeClient) -> None:
+    since = await _running(kube, _pod("stubborn", grace=600, **{"aisched.io/sim-stop-seconds": "600"}))
+    await kube.delete(f"{PODS}/stubborn")
+    shortened = await kube.delete(f"{PODS}/stubborn", params={"gracePeriodSeconds": 1})
+    assert shortened["metadata"]["deletionGracePeriodSeconds"] == 1
+    seen = await _until_gone(kube, "stubborn", since)
+    ended = seen[-2][1]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert ended["exitCode"] == 137, "killed when the shorter grace period ended"
+
+
+async def test_a_stopped_pod_held_by_a_finalizer_goes_when_the_finalizer_does(kube: KubeClient) -> None:
+    held = _pod("held")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    since = await _running(kube, held)
+    await kube.delete(f"{PODS}/held")
+    async for kind, obj in _events(kube, "held", since):
+        if kind == "MODIFIED" and obj["metadata"].get("deletionGracePeriodSeconds") == 0:
+            break  # stopped by its kubelet; the finalizer keeps the object
+    await kube.patch(f"{PODS}/held", {"metadata": {"finalizers": []}})
+    with pytest.raises(ApiError) as gone:
+        await kube.get(f"{PODS}/held")
+    assert gone.value.status == 404

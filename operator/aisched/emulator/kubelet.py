@@ -69,6 +69,8 @@ class Kubelet:
         self._ends: dict[str, _End] = {}  # running pod -> the end its timer is set for
         self._events = server.resource("", "v1", "events")
         self._stopping: set[str] = set()  # pods being deleted whose containers are stopping
+        self._exits: dict[str, float] = {}  # stopping pod -> loop time its containers are done
+        self._kill_at: dict[str, float] = {}  # stopping pod -> loop time they are killed
         self._events_made = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_ip = 0
@@ -86,6 +88,8 @@ class Kubelet:
         self._started.clear()
         self._ends.clear()
         self._stopping.clear()
+        self._exits.clear()
+        self._kill_at.clear()
 
     def _changed(self, event: Event) -> None:
         if event.resource == self._pods.key and event.type != "DELETED":
@@ -105,6 +109,8 @@ class Kubelet:
         self._started.pop(key, None)
         self._ends.pop(key, None)
         self._stopping.discard(key)
+        self._exits.pop(key, None)
+        self._kill_at.pop(key, None)
 
     def _consider(self, pod: dict[str, Any]) -> None:
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -258,7 +264,11 @@ class Kubelet:
         """Stop a pod being deleted: send the stop signals, then remove it once its containers
         exit (or its grace period ends)."""
         key = _key(pod)
-        if self._loop is None or key in self._stopping:
+        if self._loop is None:
+            return
+        grace = pod["metadata"].get("deletionGracePeriodSeconds") or 0
+        if key in self._stopping:
+            self._shorten(key, grace)
             return
         node = self.server.store.find(self._nodes, None, node_name)
         if node is None or not _ready(node):
@@ -271,12 +281,31 @@ class Kubelet:
         for container in pod["spec"].get("containers", []):
             signal = _stop_signal(container)
             self._record(pod, "Killing", f"Stopping container {container['name']} with signal {signal}")
-        grace = pod["metadata"].get("deletionGracePeriodSeconds") or 0
         annotations = pod["metadata"].get("annotations") or {}
         takes = _seconds(annotations.get(ANNOTATION_SIM_STOP_SECONDS, "0"))
-        killed = takes >= grace
         self._stopping.add(key)
-        self._timers[key] = self._loop.call_later(min(takes, grace), self._stopped, key, killed)
+        self._exits[key] = self._loop.time() + takes
+        self._stop_at(key, self._loop.time() + grace)
+
+    def _stop_at(self, key: str, deadline: float) -> None:
+        """The containers exit when they are done stopping, or are killed at `deadline`."""
+        if self._loop is None:
+            return
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        exits = self._exits[key]
+        self._kill_at[key] = deadline
+        killed = exits >= deadline
+        self._timers[key] = self._loop.call_at(min(exits, deadline), self._stopped, key, killed)
+
+    def _shorten(self, key: str, grace: float) -> None:
+        """A second deletion with a shorter grace period: the kill comes sooner, as on a node."""
+        if self._loop is None or key not in self._kill_at:
+            return
+        deadline = min(self._kill_at[key], self._loop.time() + grace)
+        if deadline < self._kill_at[key]:
+            self._stop_at(key, deadline)
 
     def _stopped(self, key: str, killed: bool) -> None:
         """The containers of a pod being deleted have exited (or were killed): record it, remove it."""
@@ -284,7 +313,7 @@ class Kubelet:
         namespace, name = key.split("/", 1)
         current = self.server.store.find(self._pods, namespace, name)
         if current is not None and not self._node_ready(current):
-            self._stopping.discard(key)  # its kubelet went silent: stopped again once it is back
+            self._forget(key)  # its kubelet went silent: stopped again once it is back
             return
         if current is not None and (current.get("status") or {}).get("phase") == "Running":
             first = (current["spec"].get("containers") or [{}])[0]
@@ -295,6 +324,8 @@ class Kubelet:
     def _remove(self, key: str) -> None:
         self._timers.pop(key, None)
         self._stopping.discard(key)
+        self._exits.pop(key, None)
+        self._kill_at.pop(key, None)
         namespace, name = key.split("/", 1)
         if self.server.store.find(self._pods, namespace, name) is not None:
             self.server.delete(self._pods, namespace, name, {"gracePeriodSeconds": 0})

@@ -596,7 +596,10 @@ class ApiServer:
             )
         if resource.key == ("", "pods"):
             grace = _pod_grace(current, options.get("gracePeriodSeconds"))
-            if grace > 0:
+            meta = current["metadata"]
+            if grace > 0 or (meta.get("deletionTimestamp") and meta.get("finalizers")):
+                # Graceful, or a pod going already that a finalizer holds: a shorter grace period
+                # (0 included) is kept, so that it goes once its finalizers do.
                 return self.store.terminate(resource, current, grace)
         result = self.store.delete(resource, namespace, name)
         if self.store.find(resource, namespace, name) is None:
