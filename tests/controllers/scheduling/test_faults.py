@@ -133,3 +133,20 @@ async def test_a_gpu_long_unhealthy_with_no_pod_on_it_is_no_fault_on_start(kube:
         await running.runtime.topologies.synced.wait()
         assert running.runtime.faults.faults == 0
         assert not running.runtime.faults.cooling(NODE)
+
+
+async def test_a_pod_bound_onto_a_failed_node_after_its_fault_is_ended_too(kube: KubeClient) -> None:
+    async for _ in _runtime(kube, detection=0.2):
+        await create(kube, pod("there", gpus=1, node=NODE))
+        await wait_bound(kube, ["there"])
+        await faults.set_ready(kube, NODE, False)
+        await until(kube, PODS, lambda pods: _fault(pods.get("there") or {}) is not None)
+        await create(kube, pod("late", gpus=1, node=NODE))  # pinned there: it waits
+        # A binding that was in flight when the node failed lands now.
+        binding = {"metadata": {"name": "late"}, "target": {"kind": "Node", "name": NODE}}
+        await kube.post(f"{PODS}/late/binding", binding)
+
+        ended = await until(kube, PODS, lambda pods: _fault(pods.get("late") or {}) is not None)
+        condition = _fault(ended["late"])
+        assert condition is not None
+        assert condition["message"] == f"node {NODE} failed (not ready) as the pod was bound there"
