@@ -488,3 +488,14 @@ def test_assume_records_the_pods_gpus_for_later_rewrites() -> None:
 
     assert snapshot.gpu_free[slot] == 0b1111_0011
     assert used(snapshot, "a", GPU) == 2
+
+
+def test_the_pods_on_a_node_are_listed_even_after_the_node_is_gone() -> None:
+    cache = cache_with(node("n1"), node("n2"))
+    for key, on in (("ml/a", "n1"), ("ml/b", "n2"), ("ml/c", "n1")):
+        cache.set_pod(usage(key, on))
+    cache.remove_node("n1")
+    assert sorted(u.key for u in cache.pods_on("n1")) == ["ml/a", "ml/c"]
+    cache.remove_pod("ml/a")
+    assert [u.key for u in cache.pods_on("n1")] == ["ml/c"]
+    assert cache.pods_on("nowhere") == []

@@ -219,6 +219,11 @@ class Cache:
         """Every pod accounted, bound or assumed."""
         return iter(list(self._pods.values()))
 
+    def pods_on(self, node: str) -> list[PodUsage]:
+        """The pods accounted on `node` (also after the node itself is gone)."""
+        entry = self._nodes.get(node)
+        return list(entry.pods.values()) if entry is not None else []
+
     def gangs(self) -> Iterator[tuple[str, Mapping[str, PodUsage]]]:
         """Every gang with a member accounted, and those members."""
         return iter(self._gangs.items())

@@ -190,7 +190,10 @@ class FaultWatch:
         runtime = self.runtime
         if fault.reason == keys.REASON_NODE_NOT_READY:
             self._failed.add(fault.node)
-        hit = [obj for obj in list(runtime.pods.index.values()) if self._hits(fault, obj)]
+        # The node's own pods only: a fault costs what runs there, not what runs in the cluster.
+        index = runtime.pods.index
+        found = (index.get((u.namespace, u.key.partition("/")[2])) for u in runtime.cache.pods_on(fault.node))
+        hit = [obj for obj in found if obj is not None and self._hits(fault, obj)]
         if quiet and not hit:
             return
         self.faults += 1
