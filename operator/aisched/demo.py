@@ -236,7 +236,13 @@ def _row(job: JsonObject, racks: dict[str, str]) -> _Row:
     view = ObjectView(job)
     status = view.status
     placement = status.get("placement") or []
-    total = sum(r.get("count", 0) for r in view.spec.get("replicas") or ())
+    elastic = view.spec.get("elastic") or {}
+    total = sum(
+        elastic.get("maxReplicas", r.get("count", 0))
+        if r.get("name") == elastic.get("role", "worker") and elastic
+        else r.get("count", 0)
+        for r in view.spec.get("replicas") or ()
+    )  # an elastic role counts what it may grow to
     nodes = {p["node"] for p in placement}
     queued, scheduled = parse_time(status.get("queuedTime")), parse_time(status.get("scheduledTime"))
     return _Row(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from aisched.framework.events import ClusterEvent
@@ -157,3 +159,17 @@ def test_a_profile_without_preemption_never_nominates() -> None:
     result = plain.schedule(gang_of("b", "mine"))
     assert result.nomination is None
     assert plain.cache.assumed() == []
+
+
+def test_an_elastic_jobs_surplus_pod_evicts_no_one_where_its_job_could() -> None:
+    sched, clock = world()
+    run(sched, gang_of("a", "x"))
+    run(sched, gang_of("a", "y"))
+    clock.now = 100.0
+    mine = gang_of("b", "mine")
+    surplus = dataclasses.replace(mine, members=[dataclasses.replace(m, surplus=True) for m in mine.members])
+
+    result = sched.schedule(surplus)
+
+    assert result.nomination is None
+    assert sched.schedule(mine).nomination is not None, "the same pod, not surplus, would"

@@ -295,3 +295,14 @@ def test_a_learned_estimate_never_admits_a_backfill_onto_a_held_node() -> None:
     unbounded = whole_node_gang("steered", 1, index=1)
     assert world.scheduler.estimates.gang_duration(unbounded) == 1.0
     assert world.scheduler.schedule(unbounded).placement is None
+
+
+def test_an_elastic_jobs_surplus_at_the_front_holds_nothing_and_holds_up_no_one() -> None:
+    world = _World(policy=QueueingPolicy(strategy="StrictFIFO"))
+    surplus = replace(Gang.of(replace(pod("grow", gpus=8, namespace="ml"), surplus=True)), created=0.0)
+    assert surplus.opportunistic
+    assert world.turn_away(surplus) is None
+    assert world.scheduler.reservations.get(surplus.key) is None
+    later = whole_node_gang("later", 1, index=1)
+    world.queue.add(later)
+    assert world.queue.is_head(later.key), "set aside: the StrictFIFO line is not blocked by it"

@@ -389,6 +389,10 @@ class AIJobStatus(StatusModel):
         list[Annotated[str, Field(max_length=128)]], Field(max_length=MAX_REPLICAS_PER_ROLE)
     ] = Field(default_factory=list)
     replacing_since: datetime | None = None
+    #: An elastic job: its elastic role's pods running now, and how often that number changed (each
+    #: change an Event with its reason).
+    elastic_replicas: Annotated[int, Field(ge=0)] | None = None
+    resizes: Annotated[int, Field(ge=0)] = 0
     observed_generation: int | None = None
     #: The spec (`metadata.generation`) its tenant's quota admitted: its pods are made for that
     #: spec; an edited one is admitted again before any pod is made for it.

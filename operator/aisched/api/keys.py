@@ -51,6 +51,9 @@ ANNOTATION_QUEUE_SEQUENCE: Final = "aisched.io/queue-sequence"
 # How many times lost pods of the AIJob were replaced (`restart.policy: Replace`): written on every
 # pod of the job, survivors included, and given to its containers as AISCHED_RENDEZVOUS_EPOCH.
 ANNOTATION_RENDEZVOUS_EPOCH: Final = "aisched.io/rendezvous-epoch"
+# A pod an elastic AIJob grows by, above its role's minReplicas: placed only into idle room (it
+# never holds nodes for itself nor evicts anything), and the first to go when room is needed.
+ANNOTATION_ELASTIC_SURPLUS: Final = "aisched.io/elastic-surplus"
 # A class of jobs whose past run times estimate how long a new one will run (for reservations);
 # the AIJob's label of the same name, copied to its pods.
 LABEL_JOB_CLASS: Final = "aisched.io/job-class"
@@ -84,6 +87,7 @@ RESERVED_POD_KEYS: Final = frozenset(
         ANNOTATION_TENANT,
         ANNOTATION_QUEUE_SEQUENCE,
         ANNOTATION_RENDEZVOUS_EPOCH,
+        ANNOTATION_ELASTIC_SURPLUS,
         "aisched.io/attempt",
     }
 )

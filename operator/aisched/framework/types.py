@@ -112,6 +112,8 @@ class PodInfo:
     #: The TenantQuota the pod is charged to when it names one (`aisched.io/tenant`); else its
     #: namespace decides.
     tenant: str | None = None
+    #: A pod an elastic job grows by (`aisched.io/elastic-surplus`): it takes idle room only.
+    surplus: bool = False
     #: `namespace/name` (`api.objects.pod_key`), set once: the hot path reads it many times.
     key: str = field(init=False, repr=False)
 
@@ -191,6 +193,7 @@ class PodInfo:
             gpu_memory=share.memory,
             mig_profile=share.mig_profile,
             tenant=annotations.get(keys.ANNOTATION_TENANT) or None,
+            surplus=annotations.get(keys.ANNOTATION_ELASTIC_SURPLUS) == "true",
         )
 
 
@@ -388,6 +391,11 @@ class Gang:
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def opportunistic(self) -> bool:
+        """Only an elastic job's surplus: it takes idle room, never holds nodes nor evicts."""
+        return bool(self.members) and all(p.surplus for p in self.members)
 
     @property
     def namespace(self) -> str:

@@ -43,6 +43,8 @@ class DefaultPreemption:
     def post_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot, failure: Status) -> Status:
         if failure.code is not Code.UNSCHEDULABLE:
             return Status.unresolvable("preemption cannot help", plugin=NAME)
+        if gang.opportunistic:  # an elastic job grows into idle room only
+            return Status.unschedulable("an elastic job's surplus pod evicts no one", plugin=NAME)
         nomination = self._handle.preemption.nominate(gang, max_candidates=self.max_candidates)
         if nomination is None:
             return Status.unschedulable("no running gang may be preempted to make room", plugin=NAME)

@@ -2,7 +2,8 @@
 and to one that left the queue. The operator's runtime and the simulator both call these, so
 queue discipline has one implementation.
 
-A gang turned away is parked until a cluster event that may help. If it is first in its line, or
+A gang turned away is parked until a cluster event that may help (an elastic job's surplus pods
+hold nothing and are set aside: they take idle room only). If it is first in its line, or
 within the first `CONSERVATIVE_DEPTH` gangs of its line when every one of them up to it has an
 estimated run time (conservative backfill), and its line reserves, the scheduler holds the nodes
 it will start on; otherwise any reservation it held is dropped. A gang that would not fit even on
@@ -97,9 +98,11 @@ def turned_away(
     Returns the reservation it holds now, if any."""
     queue.unschedulable(gang, reason=result.message, hints=result.events)
     line = queue.line_of(gang.key)
-    if result.status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+    if result.status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE or gang.opportunistic:
+        # No node could ever take it, or it is an elastic job's surplus, which waits for idle
+        # room: either way it holds nothing and holds up no one.
         scheduler.release(gang.key)
-        queue.set_aside(gang.key)  # no node could ever take it: it holds up no one
+        queue.set_aside(gang.key)
         return None
     if line is None or not line[1].reservation or not _at_front(scheduler, queue, gang):
         scheduler.release(gang.key)

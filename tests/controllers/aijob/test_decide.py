@@ -1029,3 +1029,64 @@ def test_every_pod_that_stays_gets_the_new_epoch_a_starting_one_too() -> None:
     assert plan.annotate == {
         n: {"aisched.io/rendezvous-epoch": "2"} for n in ("ddp-master-0", "ddp-worker-0")
     }
+
+
+# -- elastic jobs: the surplus above minReplicas takes idle room ----------------------------------
+
+
+def _elastic_job(**status: Any) -> tuple[JsonObject, list[JsonObject]]:
+    """A master and 1..3 workers (elastic), and its pods placed together, running."""
+    obj = aijob(workers=1)
+    obj["spec"]["priority"] = 5
+    obj["spec"]["elastic"] = {"role": "worker", "minReplicas": 1, "maxReplicas": 3}
+    obj = {**obj, "status": {"queueSequence": 5, **status}}
+    pods = [with_phase(p, "Running") for p in job_pods(obj, _parsed(obj), attempt=0, sequence=5)]
+    return obj, pods
+
+
+def test_an_elastic_job_makes_its_pods_placed_together_first_then_its_surplus_once_they_run() -> None:
+    obj, _ = _elastic_job()
+    first = reconcile(obj, [], now=NOW)
+    assert sorted(p["metadata"]["name"] for p in first.create) == ["ddp-master-0", "ddp-worker-0"]
+
+    running, pods = _elastic_job(phase="Running")
+    plan = reconcile(running, pods, now=NOW)
+
+    made = {p["metadata"]["name"]: p["metadata"] for p in plan.create}
+    assert sorted(made) == ["ddp-worker-1", "ddp-worker-2"]
+    for name, meta in made.items():
+        assert meta["labels"]["aisched.io/gang"] == name, "each a gang of its own"
+        assert meta["annotations"]["aisched.io/elastic-surplus"] == "true"
+        assert meta["annotations"]["aisched.io/gang-min-member"] == "1"
+        assert (
+            meta["annotations"]["aisched.io/priority"],
+            meta["annotations"]["aisched.io/preemptible"],
+        ) == (
+            "4",
+            "true",
+        )
+    assert plan.status is not None
+    assert plan.status.elastic_replicas == 1
+
+
+def test_a_surplus_pod_that_ends_is_a_shrink_not_a_failure() -> None:
+    obj, pods = _elastic_job(phase="Running", elasticReplicas=2)
+    surplus = job_pods(obj, _parsed(obj), attempt=0, sequence=5, only={"ddp-worker-1"})[0]
+    ended = with_phase(surplus, "Failed", reason="Error")
+
+    plan = reconcile(
+        obj, [*pods, ended], now=NOW, shrunk="pod ddp-worker-1 evicted to make room for ml/urgent"
+    )
+
+    assert plan.delete == ["ddp-worker-1"]
+    assert plan.status is not None
+    assert (plan.status.phase, plan.status.restarts, plan.status.elastic_replicas, plan.status.resizes) == (
+        "Running",
+        0,
+        1,
+        1,
+    )
+    assert plan.event == (
+        "Resized",
+        "worker: 2 -> 1 running pod(s): pod ddp-worker-1 evicted to make room for ml/urgent",
+    )

@@ -114,6 +114,7 @@ class JobController:
         self._queue_status_every = queue_status_every
         self._create_errors: dict[str, str] = {}  # job key -> why its pods could not be created
         self._preempted: dict[str, tuple[str, str]] = {}  # job key -> (attempt, gang) evicted for
+        self._shrunk: dict[str, str] = {}  # elastic job key -> why a surplus pod went, to report
         self._events = events if events is not None else EventRecorder(client, clock=clock)
         self._pods: dict[str, dict[str, JsonObject]] = {}  # job key -> pod name -> pod
         self._queue: WorkQueue[str] = WorkQueue(
@@ -133,8 +134,11 @@ class JobController:
         view = PodView(pod)
         name, annotations = view.name, view.annotations
         by = annotations.get(keys.ANNOTATION_PREEMPTED_BY)
-        if by:  # evicted for another gang: the job goes back to the queue (not a failure)
+        surplus = annotations.get(keys.ANNOTATION_ELASTIC_SURPLUS) == "true"
+        if by and not surplus:  # evicted for another gang: the job goes back to the queue (not a failure)
             self._preempted[job] = (annotations.get(ANNOTATION_ATTEMPT, "0"), by)
+        elif by:  # an elastic job's surplus pod evicted: it shrinks, and says why
+            self._shrunk[job] = f"pod {name} evicted to make room for {by}"
         if deleted:
             pods = self._pods.get(job)
             if pods is not None:
@@ -249,6 +253,7 @@ class JobController:
             create_error=self._create_errors.get(key),
             preempted=marker[1] if marker is not None and marker[0] == attempt else None,
             queue=place,
+            shrunk=self._shrunk.pop(key, None),
         )
         if marker is not None and marker[0] != attempt:
             del self._preempted[key]  # an earlier attempt's, already counted

@@ -35,7 +35,14 @@ from aisched.api.objects import TERMINAL_PHASES, ObjectView
 from aisched.api.validation import InvalidObjectError, parse
 from aisched.controllers.aijob.admission import Ask, Verdict
 from aisched.controllers.aijob.members import JobPods, live, victim_until
-from aisched.controllers.aijob.pods import job_demand, job_pods, pod_name, pod_names
+from aisched.controllers.aijob.pods import (
+    job_demand,
+    job_pods,
+    pod_name,
+    pod_names,
+    role_sizes,
+    surplus_names,
+)
 from aisched.controllers.aijob.status import StatusDraft, queue_status, read_status
 from aisched.quota.tenancy import Tenancy
 from aisched.scheduler.queueing import QueueStatus, without_queue_note
@@ -112,6 +119,7 @@ def reconcile(
     create_error: str | None = None,
     preempted: str | None = None,
     queue: QueueStatus | None = None,
+    shrunk: str | None = None,
 ) -> Plan:
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
@@ -122,7 +130,8 @@ def reconcile(
     pods it asks for;
     `create_error` is why the API server refused to create the job's pods last time, if it did;
     `preempted` names the gang the job's current pods are being evicted for, if they are;
-    `queue` is where the scheduler says the job's gang waits now, if it does.
+    `queue` is where the scheduler says the job's gang waits now, if it does;
+    `shrunk` why an elastic job's surplus pod went lately, if one was evicted.
     A job being deleted gets nothing: the garbage collector takes its pods.
     """
     view = ObjectView(obj)
@@ -165,7 +174,8 @@ def reconcile(
         return admitted
     current = sorted_pods.current.keys()
     missing = [name for name in pod_names(job) if name not in current]
-    failed = _failed(step, sorted_pods, missing)
+    surplus = surplus_names(job)
+    failed = _failed(step, sorted_pods, missing, surplus=set(surplus))
     if failed:
         return _fail_or_restart(step, job, sorted_pods, failed)
     if _succeeded(job, sorted_pods):
@@ -178,6 +188,8 @@ def reconcile(
         return step.finish(("Completed", message))
     if missing and not sorted_pods.stale and not isinstance(admitted, Verdict):
         _make(step, obj, job, missing, scheduler_name=scheduler_name)
+    elif surplus and not missing:
+        _elastic(step, obj, job, sorted_pods, surplus, scheduler_name=scheduler_name, shrunk=shrunk)
     step.set(placement=sorted_pods.placement())
     if create_error is not None and step.plan.create:
         message = f"cannot create the job's pods: {create_error}"
@@ -218,7 +230,7 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
     step.plan.waiting = bool(pods.current)
     if queue is not None:
         step.set(queue=queue_status(queue))
-    made, total = len(pods.current), job.spec.total_replicas()
+    made, total = len(pods.current), len(pod_names(job))
     if made < total and step.plan.more:  # the gang is still being made: what the scheduler
         # last said of it ("has 3530 of its 10000 members") is out of date; the count here is not
         message = f"making the job's pods: {made} of {total} made"
@@ -370,16 +382,17 @@ def _succeeded(job: AIJob, pods: JobPods) -> bool:
         pod_name(job.metadata.name or "", r.name, i)
         for r in job.spec.replicas
         if r.name in judged
-        for i in range(r.count)
+        for i in range(role_sizes(job.spec, r.name)[0])
     }
     return bool(wanted) and wanted <= set(pods.with_phase("Succeeded"))
 
 
-def _failed(step: _Step, pods: JobPods, missing: list[str]) -> list[str]:
-    """The pods that failed (not the lost ones being replaced, still seen while they go); or, in
-    a running gang, those that vanished (not the names being made again): the gang is broken."""
+def _failed(step: _Step, pods: JobPods, missing: list[str], *, surplus: set[str]) -> list[str]:
+    """The pods that failed (not the lost ones being replaced, still seen while they go, nor an
+    elastic job's surplus, which may come and go); or, in a running gang, those that vanished (not
+    the names being made again): the gang is broken."""
     lost = set(step.new.replacing_uids)
-    failed = [name for name in pods.failed() if pods.current[name].uid not in lost]
+    failed = [name for name in pods.failed() if pods.current[name].uid not in lost and name not in surplus]
     if failed or step.old.phase != "Running":
         return failed
     replacing = set(step.new.replacing)
@@ -423,6 +436,57 @@ def _fail(step: _Step, pods: JobPods, why: str, limit: str) -> Plan:
     step.condition("Failed", "True", "BackoffLimitExceeded", message)
     step.plan.delete = sorted({*step.plan.delete, *pods.with_phase("Pending", "Running")})
     return step.finish(("Failed", message))
+
+
+def _elastic(
+    step: _Step,
+    obj: Mapping[str, Any],
+    job: AIJob,
+    pods: JobPods,
+    surplus: list[str],
+    *,
+    scheduler_name: str,
+    shrunk: str | None,
+) -> None:
+    """An elastic job whose pods placed together run: its surplus pods (above the elastic role's
+    minimum, up to its maximum) wait for idle room and take it (the job grows); one that ended
+    (evicted to make room, or failed) goes and waits again (the job shrinks, never below its
+    minimum). Every change in the role's running pods is counted, with its reason."""
+    role = job.spec.elastic.role if job.spec.elastic is not None else ""
+    running = [n for n in pods.with_phase("Running") if pods.current[n].labels.get(keys.LABEL_ROLE) == role]
+    ended = [n for n in surplus if n in pods.current and (pods.current[n].terminal or pods.current[n].fault)]
+    before = step.new.elastic_replicas
+    now = len(running)
+    step.set(elastic_replicas=now)
+    if before is not None and now != before:
+        going = [*ended, *(n for n in surplus if n in pods.stale)]
+        why = "idle room taken" if now > before else shrunk or _shrunk(pods, going)
+        step.set(resizes=step.new.resizes + 1)
+        step.plan.event = ("Resized", f"{role}: {before} -> {now} running pod(s): {why}")
+    step.plan.delete = sorted({*step.plan.delete, *ended})
+    if step.old.phase != "Running" or step.new.replacing:
+        return  # grows only once the pods placed together run
+    wanted = [n for n in surplus if n not in pods.current and n not in pods.stale]
+    if wanted:
+        step.plan.create = job_pods(
+            obj,
+            job,
+            attempt=step.new.restarts + step.new.preemptions,
+            sequence=step.new.queue_sequence or 0,
+            scheduler_name=scheduler_name,
+            only=set(wanted[:CREATE_BATCH]),
+            epoch=step.new.replacements,
+        )
+
+
+def _shrunk(pods: JobPods, going: list[str]) -> str:
+    """Why the elastic role has fewer pods running: the first of the surplus pods `going`."""
+    if not going:
+        return "a pod stopped running"
+    name = going[0]
+    pod = pods.current.get(name) or pods.stale[name]
+    by = pod.annotations.get(keys.ANNOTATION_PREEMPTED_BY)
+    return f"pod {name} evicted to make room for {by}" if by else pods.failure(name)
 
 
 def _replace(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) -> Plan | None:

@@ -31,6 +31,8 @@ __all__ = [
     "master_role",
     "pod_name",
     "pod_names",
+    "role_sizes",
+    "surplus_names",
 ]
 
 ANNOTATION_ATTEMPT: Final = "aisched.io/attempt"  # one of `keys.RESERVED_POD_KEYS`
@@ -120,8 +122,9 @@ def job_pods(
     first_rank = 0
     for role_index in _ordered_roles(spec):
         role = spec.replicas[role_index]
+        core, span = role_sizes(spec, role.name)
         template = ObjectView(raw_roles[role.name].get("template") or {})
-        indexes = range(role.count) if only is None else _indexes(only, name, role.name, role.count)
+        indexes = range(core) if only is None else _indexes(only, name, role.name, span)
         for index in indexes:
             rank = first_rank + index
             pod_meta = copy.deepcopy(dict(template.meta))
@@ -140,6 +143,8 @@ def job_pods(
             else:
                 pod_meta["labels"].pop(keys.LABEL_JOB_CLASS, None)
             pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
+            if index >= core:  # above the elastic role's minimum: a gang of its own, taking idle room
+                _surplus(pod_meta, spec.priority)
             pod_meta["ownerReferences"] = [owner]
             pod_spec = copy.deepcopy(dict(template.spec))
             pod_spec["schedulerName"] = scheduler_name
@@ -157,15 +162,21 @@ def job_pods(
                 "AISCHED_ROLE": role.name,
                 "AISCHED_ROLE_INDEX": str(index),
             }
-            for container in [*pod_spec.get("containers", []), *pod_spec.get("initContainers", [])]:
-                env = container.setdefault("env", [])
-                present = {e.get("name") for e in env}
-                env.extend(_env(k, v) for k, v in variables.items() if k not in present)
-                if replaceable and EPOCH_VARIABLE not in present:
-                    env.append(copy.deepcopy(_EPOCH_ENV))
+            _add_env(pod_spec, variables, epoch=replaceable)
             pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec})
-        first_rank += role.count
+        first_rank += span
     return pods
+
+
+def _add_env(pod_spec: dict[str, Any], variables: Mapping[str, str], *, epoch: bool) -> None:
+    """Give every container `variables` (and, with `epoch`, AISCHED_RENDEZVOUS_EPOCH from the
+    downward API) unless it sets them itself."""
+    for container in [*pod_spec.get("containers", []), *pod_spec.get("initContainers", [])]:
+        env = container.setdefault("env", [])
+        present = {e.get("name") for e in env}
+        env.extend(_env(k, v) for k, v in variables.items() if k not in present)
+        if epoch and EPOCH_VARIABLE not in present:
+            env.append(copy.deepcopy(_EPOCH_ENV))
 
 
 def _indexes(names: Collection[str], job: str, role: str, count: int) -> list[int]:
@@ -180,10 +191,43 @@ def _indexes(names: Collection[str], job: str, role: str, count: int) -> list[in
     return sorted(found)
 
 
+def role_sizes(spec: AIJobSpec, role: str) -> tuple[int, int]:
+    """A role's pods placed together with the job, and all it may have: its count, or for the
+    elastic role its minReplicas and maxReplicas (the ones above the minimum are its surplus)."""
+    found = next(r for r in spec.replicas if r.name == role)
+    if spec.elastic is not None and spec.elastic.role == role:
+        return spec.elastic.min_replicas, spec.elastic.max_replicas
+    return found.count, found.count
+
+
+def surplus_names(job: AIJob) -> list[str]:
+    """The names of the elastic role's pods above its minimum (none for a job that is not elastic)."""
+    spec, name = job.spec, job.metadata.name or ""
+    if spec.elastic is None:
+        return []
+    core, span = role_sizes(spec, spec.elastic.role)
+    return [pod_name(name, spec.elastic.role, i) for i in range(core, span)]
+
+
+def _surplus(meta: dict[str, Any], priority: int) -> None:
+    """An elastic job's pod above its minimum: a gang of one (the pod's own name), a step below the
+    job's priority and always preemptible, so it only ever takes idle room and goes first."""
+    meta["labels"][keys.LABEL_GANG] = meta["name"]
+    meta["annotations"].update(
+        {
+            keys.ANNOTATION_ELASTIC_SURPLUS: "true",
+            keys.ANNOTATION_GANG_MIN_MEMBER: "1",
+            keys.ANNOTATION_PRIORITY: str(priority - 1),
+            keys.ANNOTATION_PREEMPTIBLE: "true",
+        }
+    )
+
+
 def pod_names(job: AIJob) -> list[str]:
-    """The names of the job's pods, role by role (cheap: no pod is built)."""
-    name = job.metadata.name or ""
-    return [pod_name(name, role.name, i) for role in job.spec.replicas for i in range(role.count)]
+    """The names of the job's pods placed together (an elastic role's up to its minimum), role by
+    role (cheap: no pod is built)."""
+    name, spec = job.metadata.name or "", job.spec
+    return [pod_name(name, r.name, i) for r in spec.replicas for i in range(role_sizes(spec, r.name)[0])]
 
 
 def job_demand(obj: Mapping[str, Any], job: AIJob) -> Demand:
@@ -192,7 +236,7 @@ def job_demand(obj: Mapping[str, Any], job: AIJob) -> Demand:
 
     Raises ValueError when a pod the job would make cannot be read as the scheduler reads it."""
     name = job.metadata.name or ""
-    firsts = {pod_name(name, role.name, 0): role.count for role in job.spec.replicas}
+    firsts = {pod_name(name, role.name, 0): role_sizes(job.spec, role.name)[0] for role in job.spec.replicas}
     total: dict[str, int] = {}
     pod_gpus = 0
     for pod in job_pods(obj, job, attempt=0, sequence=0, only=firsts):

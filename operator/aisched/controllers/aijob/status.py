@@ -51,6 +51,8 @@ class StatusFields(TypedDict, total=False):
     replacements: int
     replacing: list[str]
     replacing_uids: list[str]
+    elastic_replicas: int | None
+    resizes: int
     tenant: str
     gpus: float
     observed_generation: int
