@@ -468,15 +468,7 @@ def _elastic(
         return  # grows only once the pods placed together run
     wanted = [n for n in surplus if n not in pods.current and n not in pods.stale]
     if wanted:
-        step.plan.create = job_pods(
-            obj,
-            job,
-            attempt=step.new.restarts + step.new.preemptions,
-            sequence=step.new.queue_sequence or 0,
-            scheduler_name=scheduler_name,
-            only=set(wanted[:CREATE_BATCH]),
-            epoch=step.new.replacements,
-        )
+        _make(step, obj, job, wanted, scheduler_name=scheduler_name)
 
 
 def _shrunk(pods: JobPods, going: list[str]) -> str:
