@@ -10,7 +10,7 @@ from typing import Any, Final
 from aisched.api.aijob import AIJob, AIJobQueueStatus, AIJobStatus
 from aisched.api.validation import parse
 from aisched.controllers.aijob.admission import Ask, Verdict
-from aisched.controllers.aijob.decide import CREATE_BATCH, reconcile
+from aisched.controllers.aijob.decide import CREATE_BATCH, SURPLUS_WAITING, reconcile
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT, job_pods, job_service
 from aisched.framework.reservations import Reservation
 from aisched.framework.types import PodInfo
@@ -1090,3 +1090,14 @@ def test_a_surplus_pod_that_ends_is_a_shrink_not_a_failure() -> None:
         "Resized",
         "worker: 2 -> 1 running pod(s): pod ddp-worker-1 evicted to make room for ml/urgent",
     )
+
+
+def test_an_elastic_job_asking_for_many_more_pods_has_a_few_waiting_at_a_time() -> None:
+    obj, pods = _elastic_job(phase="Running")
+    obj["spec"]["elastic"]["maxReplicas"] = 5000
+    plan = reconcile(obj, pods, now=NOW)
+    assert len(plan.create) == SURPLUS_WAITING
+    waiting = [with_phase(p, "Pending", node=None) for p in plan.create]
+    assert reconcile(obj, [*pods, *waiting], now=NOW).create == [], "none more until one is placed"
+    placed = [with_phase(waiting[0], "Running"), *waiting[1:]]
+    assert len(reconcile(obj, [*pods, *placed], now=NOW).create) == 1

@@ -47,7 +47,15 @@ from aisched.controllers.aijob.status import StatusDraft, queue_status, read_sta
 from aisched.quota.tenancy import Tenancy
 from aisched.scheduler.queueing import QueueStatus, without_queue_note
 
-__all__ = ["CREATE_BATCH", "INADMISSIBLE_RECHECK", "REPLACE_TIMEOUT", "Admit", "Plan", "reconcile"]
+__all__ = [
+    "CREATE_BATCH",
+    "INADMISSIBLE_RECHECK",
+    "REPLACE_TIMEOUT",
+    "SURPLUS_WAITING",
+    "Admit",
+    "Plan",
+    "reconcile",
+]
 
 #: The most pods one reconciliation makes: a large job is made in batches, the other jobs' turns
 #: in between (the controller comes back for the rest at once).
@@ -58,6 +66,8 @@ INADMISSIBLE_RECHECK: Final = 60.0
 #: How long replacements of lost pods may wait for room beside the others before the whole gang
 #: restarts, for a job without a gang timeout (seconds).
 REPLACE_TIMEOUT: Final = 300
+#: The most surplus pods of an elastic job waiting for room at once.
+SURPLUS_WAITING: Final = 8
 #: The job's ask → the admission's verdict (`Admissions.check`).
 Admit = Callable[[Ask], Verdict]
 #: Namespaces listed by no TenantQuota run unlimited: the rule when none is given.
@@ -466,7 +476,11 @@ def _elastic(
     step.plan.delete = sorted({*step.plan.delete, *ended})
     if step.old.phase != "Running" or step.new.replacing:
         return  # grows only once the pods placed together run
+    # A few wait at a time, the next made as one is placed: what a job costs follows the room it
+    # takes, not the maxReplicas it names.
+    waiting = sum(1 for n in surplus if n in pods.current and not pods.current[n].node_name)
     wanted = [n for n in surplus if n not in pods.current and n not in pods.stale]
+    wanted = wanted[: max(0, SURPLUS_WAITING - waiting)]
     if wanted:
         _make(step, obj, job, wanted, scheduler_name=scheduler_name)
 
