@@ -173,6 +173,12 @@ def _add_bench_faults(benches: Any) -> None:
     bench.add_argument(
         "--detection", type=float, default=10.0, help="AISCHED_FAILURES__DETECTION_SECONDS (default 10)"
     )
+    bench.add_argument(
+        "--elastic-jobs",
+        type=int,
+        default=6,
+        help="jobs of the elastic mix, run elastic, fixed at min and fixed at max (0: skip it)",
+    )
     bench.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     bench.set_defaults(handler=_bench_faults)
 
@@ -555,11 +561,18 @@ def _bench_queue(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def _bench_faults(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     if _lacks_extra("emulator", command="aisched bench faults", err=err):
         return 1
-    from aisched.bench.faults import run_faults_benchmark  # noqa: PLC0415 - only this command needs it
+    from aisched.bench.elastic import ElasticScenario  # noqa: PLC0415 - only this command needs it
+    from aisched.bench.faults import run_faults_benchmark  # noqa: PLC0415
 
     try:
+        if args.elastic_jobs < 0:
+            raise ValueError(f"--elastic-jobs: 0 or more, not {args.elastic_jobs}")
         result = run_faults_benchmark(
-            nodes=args.nodes, jobs=args.jobs, faults_count=args.faults, detection=args.detection
+            nodes=args.nodes,
+            jobs=args.jobs,
+            faults_count=args.faults,
+            detection=args.detection,
+            elastic=ElasticScenario(jobs=args.elastic_jobs) if args.elastic_jobs else None,
         )
     except ValueError as exc:
         print(f"aisched bench faults: {exc}", file=err)

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
-from aisched.bench.faults import FaultRecord, FaultsBenchmark, PolicyRow, _Cluster
+from aisched.bench.elastic import ElasticRow, ElasticScenario, elastic_missed, run_elastic
+from aisched.bench.faults import FaultRecord, FaultsBenchmark, PolicyRow
+from aisched.bench.pods import Cluster
 
 
 def _pod(
@@ -27,7 +29,7 @@ def _pod(
 
 
 def test_a_gpu_bound_again_before_its_holder_ended_is_a_conflict() -> None:
-    cluster = _Cluster()
+    cluster = Cluster()
     cluster.seen(_pod("a", "u1", node="n1", gpus="GPU-1,GPU-2", phase="Running"))
     cluster.seen(_pod("b", "u2", node="n1", gpus="GPU-3", phase="Running"))
     assert cluster.gpu_conflicts() == 0
@@ -36,7 +38,7 @@ def test_a_gpu_bound_again_before_its_holder_ended_is_a_conflict() -> None:
 
 
 def test_a_gpu_freed_by_its_holders_end_may_be_bound_again() -> None:
-    cluster = _Cluster()
+    cluster = Cluster()
     cluster.seen(_pod("a", "u1", node="n1", gpus="GPU-1", phase="Running"))
     cluster.seen(_pod("a", "u1", node="n1", gpus="GPU-1", phase="Failed"))
     cluster.seen(_pod("a", "u1", node="n1", gpus="GPU-1", phase="Failed"), deleted=True)
@@ -64,6 +66,7 @@ def test_targets_are_judged_per_policy_and_only_correctness_rows_fail() -> None:
 
 def test_a_small_run_recovers_every_job_under_both_policies() -> None:
     command = ["bench", "faults", "--nodes", "8", "--jobs", "2", "--faults", "2", "--detection", "0.5"]
+    command += ["--elastic-jobs", "0"]
     result = subprocess.run(
         [sys.executable, "-m", "aisched.cli", *command, "--json"],
         capture_output=True,
@@ -80,3 +83,28 @@ def test_a_small_run_recovers_every_job_under_both_policies() -> None:
         assert all(f["recover_s"] is not None for f in row["faults"]), "every job ran whole again"
     assert [f["pods_ended"] for f in rows[0]["faults"]] == [3, 3], "the whole gang restarted"
     assert [f["pods_ended"] for f in rows[1]["faults"]] == [1, 1], "only the lost pod"
+
+
+def _mix(mode: str, utilisation: float, completion: float, *, completed: int = 4) -> ElasticRow:
+    return ElasticRow(mode, 4, completed, utilisation, completion, gpu_conflicts=0)
+
+
+def test_elastic_is_judged_against_both_fixed_sizes() -> None:
+    good = (_mix("elastic", 0.8, 30.0), _mix("fixed-min", 0.5, 60.0), _mix("fixed-max", 0.7, 35.0))
+    assert elastic_missed(good) == []
+    idle = (_mix("elastic", 0.55, 30.0), _mix("fixed-min", 0.5, 60.0), _mix("fixed-max", 0.7, 25.0))
+    assert elastic_missed(idle) == [
+        "elastic utilisation >= fixed-min's + 10 points",
+        "elastic mean completion <= fixed-max's",
+    ]
+    stuck = FaultsBenchmark((), (_mix("elastic", 0.8, 30.0, completed=3),))
+    assert stuck.failures() == ["elastic: 1 job(s) never finished"]
+
+
+def test_a_small_elastic_mix_finishes_every_job_in_every_mode() -> None:
+    scenario = ElasticScenario(nodes=4, jobs=2, interval_s=1.0, work_pod_s=6.0, min_workers=1, max_workers=2)
+    rows = run_elastic(scenario)
+    assert [r.mode for r in rows] == ["elastic", "fixed-min", "fixed-max"]
+    for row in rows:
+        assert (row.completed, row.gpu_conflicts) == (2, 0)
+        assert 0 < row.utilisation <= 1

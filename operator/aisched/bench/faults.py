@@ -27,15 +27,15 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from aisched.api.objects import PodView
+from aisched.bench.elastic import ElasticRow, ElasticScenario, elastic_missed, run_elastic
 from aisched.bench.harness import EmulatorProcess, OperatorProcess, background, first, log_warnings
-from aisched.bench.queue.figures import PodSightings, Seen, gpu_conflicts
+from aisched.bench.pods import Cluster, PodHandler
 from aisched.emulator import faults
 from aisched.emulator.kubelet import whole_node_template
 from aisched.kube.client import JsonObject, KubeClient, resource_path
@@ -52,90 +52,6 @@ _PODS_PER_JOB: Final = 3
 _GPUS: Final = 8
 _READY_TIMEOUT: Final = 120.0
 _FAULT_TIMEOUT: Final = 120.0
-
-
-@dataclass
-class _Pod:
-    """One pod as the load saw it: when it ran, was ended by the fault, stopped holding anything;
-    and its binding as `bench.queue.figures` counts GPUs given twice."""
-
-    name: str
-    job: str
-    uid: str
-    sightings: PodSightings
-    running_since: float | None = None
-    disrupted_at: float | None = None  #: its DisruptionTarget condition, or Failed
-    ended_at: float | None = None  #: being deleted, ended or gone: its job is not whole
-
-
-@dataclass
-class _Cluster:
-    """What the load has seen of the pods: every pod by uid, and the one of each name now."""
-
-    pods: dict[str, _Pod] = field(default_factory=dict)
-    live: dict[str, str] = field(default_factory=dict)  # pod name -> uid
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _order: int = 0
-
-    def seen(self, obj: JsonObject, *, deleted: bool = False) -> None:
-        view, now = PodView(obj), time.time()
-        self._order += 1
-        at = Seen(self._order, now)
-        job = view.labels.get("aisched.io/job", "")
-        pod = self.pods.setdefault(view.uid, _Pod(view.name, job, view.uid, PodSightings(job, created=at)))
-        sighting = pod.sightings
-        if view.node_name and sighting.bound is None:
-            sighting.bound, sighting.node = at, view.node_name
-            sighting.gpus = tuple(g for g in view.annotations.get("aisched.io/gpus", "").split(",") if g)
-        if view.phase == "Running" and pod.running_since is None and not deleted:
-            pod.running_since = now
-        if view.fault is not None or view.phase == "Failed":
-            pod.disrupted_at = pod.disrupted_at or now
-        if deleted or view.terminal or view.deleting:
-            pod.ended_at = pod.ended_at or now
-        if (deleted or view.terminal) and sighting.ended is None:
-            sighting.ended, sighting.phase = at, view.phase  # its GPUs are free from here on
-        if not deleted:
-            self.live[view.name] = view.uid
-        elif self.live.get(view.name) == view.uid:
-            del self.live[view.name]
-        self.changed.set()
-
-    def gpu_conflicts(self) -> int:
-        return gpu_conflicts(p.sightings for p in self.pods.values())
-
-    def job_running(self, job: str, *, without: str) -> bool:
-        """Whether every pod of `job` runs, none of them the pod `without` (a uid)."""
-        pods = [self.pods[u] for n, u in self.live.items() if self.pods[u].job == job]
-        return (
-            len(pods) == _PODS_PER_JOB
-            and all(p.running_since is not None and p.ended_at is None for p in pods)
-            and all(p.uid != without for p in pods)
-        )
-
-    async def until(self, done: Any, within: float) -> bool:
-        async with asyncio.timeout(within):
-            while not done():
-                self.changed.clear()
-                await self.changed.wait()
-        return True
-
-
-class _Handler:
-    def __init__(self, cluster: _Cluster) -> None:
-        self.cluster = cluster
-
-    def on_add(self, obj: JsonObject) -> None:
-        self.cluster.seen(obj)
-
-    def on_update(self, old: JsonObject, new: JsonObject) -> None:
-        self.cluster.seen(new)
-
-    def on_delete(self, obj: JsonObject) -> None:
-        self.cluster.seen(obj, deleted=True)
-
-    def on_synced(self) -> None:
-        self.cluster.changed.set()
 
 
 @dataclass(frozen=True)
@@ -216,9 +132,17 @@ class PolicyRow:
 @dataclass(frozen=True)
 class FaultsBenchmark:
     rows: tuple[PolicyRow, ...]
+    #: The elastic job mix under each mode (`bench.elastic`); empty when not run.
+    elastic: tuple[ElasticRow, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"faults": [row.to_json() for row in self.rows], "elastic": None}
+        elastic = [row.to_json() for row in self.elastic]
+        missed = elastic_missed(self.elastic) if self.elastic else []
+        return {
+            "faults": [row.to_json() for row in self.rows],
+            "elastic": elastic or None,
+            "elastic_targets_missed": missed,
+        }
 
     def table(self) -> str:
         lines = [
@@ -238,7 +162,17 @@ class FaultsBenchmark:
                     f"  {f.kind:<12} {f.node:<8} {f.job:<8} detect {f.detect_s:5.1f} s"
                     f"  recover {f.recover_s:5.1f} s  pods ended {f.pods_ended}  GPU-h {f.gpu_hours_lost:.3f}"
                 )
-        lines.append("elastic grow/shrink: not measured (elastic resizing is not built)")
+        if not self.elastic:
+            lines.append("elastic against fixed sizes: not run")
+        for mix in self.elastic:
+            lines.append(
+                f"{mix.mode:<10} jobs {mix.completed}/{mix.jobs} done  GPU utilisation"
+                f" {100 * mix.utilisation:5.1f} %  mean completion {mix.mean_completion_s:6.1f} s"
+                f"  GPUs twice {mix.gpu_conflicts}"
+            )
+        if self.elastic:
+            missed = elastic_missed(self.elastic)
+            lines.append("elastic targets: " + ("met" if not missed else "missed: " + "; ".join(missed)))
         return "\n".join(lines)
 
     def failures(self) -> list[str]:
@@ -248,11 +182,21 @@ class FaultsBenchmark:
                 failed.append(f"{row.policy}: {row.gpu_conflicts} GPU(s) held by two running pods")
             if row.half_bound_gangs:
                 failed.append(f"{row.policy}: {row.half_bound_gangs} job(s) not running whole at the end")
+        for elastic in self.elastic:
+            if elastic.gpu_conflicts:
+                failed.append(f"{elastic.mode}: {elastic.gpu_conflicts} GPU(s) held by two running pods")
+            if elastic.completed < elastic.jobs:
+                failed.append(f"{elastic.mode}: {elastic.jobs - elastic.completed} job(s) never finished")
         return failed
 
 
 def run_faults_benchmark(
-    *, nodes: int = 32, jobs: int = 8, faults_count: int = 6, detection: float = 10.0
+    *,
+    nodes: int = 32,
+    jobs: int = 8,
+    faults_count: int = 6,
+    detection: float = 10.0,
+    elastic: ElasticScenario | None = None,
 ) -> FaultsBenchmark:
     if jobs * _PODS_PER_JOB > nodes:
         raise ValueError(
@@ -271,7 +215,7 @@ def run_faults_benchmark(
                     _run(emulator, policy, nodes=nodes, jobs=jobs, count=faults_count, detection=detection)
                 )
             )
-    return FaultsBenchmark(tuple(rows))
+    return FaultsBenchmark(tuple(rows), run_elastic(elastic) if elastic is not None else ())
 
 
 def _job(name: str, policy: str) -> JsonObject:
@@ -295,13 +239,13 @@ async def _run(
     emulator: EmulatorProcess, policy: str, *, nodes: int, jobs: int, count: int, detection: float
 ) -> PolicyRow:
     await emulator.ready(within=_READY_TIMEOUT)
-    cluster = _Cluster()
+    cluster = Cluster()
     records: list[FaultRecord] = []
     async with KubeClient(base_url=emulator.url) as kube:
         await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         settings = {"AISCHED_FAILURES__DETECTION_SECONDS": str(detection)}
         operator = OperatorProcess(emulator.workdir, kubeconfig=emulator.kubeconfig, settings=settings)
-        informer = Informer(kube, path=f"/api/v1/namespaces/{NAMESPACE}/pods", handler=_Handler(cluster))
+        informer = Informer(kube, path=f"/api/v1/namespaces/{NAMESPACE}/pods", handler=PodHandler(cluster))
         async with (
             operator,
             background(emulator.exited(), name="emulator") as emulator_gone,
@@ -316,13 +260,13 @@ async def _run(
                 )
                 for name in names:
                     await kube.post(path, _job(name, policy))
-                everyone = lambda: all(cluster.job_running(n, without="") for n in names)  # noqa: E731
+                everyone = lambda: all(cluster.job_running(n, size=_PODS_PER_JOB) for n in names)  # noqa: E731
                 await first(cluster.until(everyone, _READY_TIMEOUT), *guards)
                 for i in range(count):
                     records.append(
                         await _inject(kube, cluster, FAULT_KINDS[i % len(FAULT_KINDS)], names[i], guards)
                     )
-                half = sum(1 for n in names if not cluster.job_running(n, without=""))
+                half = sum(1 for n in names if not cluster.job_running(n, size=_PODS_PER_JOB))
     return PolicyRow(
         policy=policy,
         detection_s=detection,
@@ -336,7 +280,7 @@ async def _run(
 
 
 async def _inject(
-    kube: KubeClient, cluster: _Cluster, kind: str, job: str, guards: Sequence[asyncio.Task[None]]
+    kube: KubeClient, cluster: Cluster, kind: str, job: str, guards: Sequence[asyncio.Task[None]]
 ) -> FaultRecord:
     """One fault under `job`'s first worker; its record once the job runs whole again."""
     victim = cluster.pods[cluster.live[f"{job}-worker-0"]]
@@ -361,7 +305,10 @@ async def _inject(
         )
         detect = min(t for t in (victim.disrupted_at, victim.ended_at) if t is not None) - at
         await first(
-            cluster.until(lambda: cluster.job_running(job, without=victim.uid), _FAULT_TIMEOUT), *guards
+            cluster.until(
+                lambda: cluster.job_running(job, size=_PODS_PER_JOB, without=victim.uid), _FAULT_TIMEOUT
+            ),
+            *guards,
         )
         recover = time.time() - at
     except TimeoutError:
