@@ -40,7 +40,7 @@ _READY_TIMEOUT: Final = 120.0
 class ElasticScenario:
     nodes: int = 16
     jobs: int = 6
-    interval_s: float = 8.0
+    interval_s: float = 4.0
     work_pod_s: float = 100.0
     min_workers: int = 1
     max_workers: int = 4
