@@ -72,3 +72,32 @@ async def test_an_elastic_job_grows_into_idle_room_and_shrinks_first_for_a_highe
 
     await kube.delete(f"{AIJOBS}/urgent")
     await until(kube, AIJOBS, lambda j: _replicas(j, "bert") == 3)
+
+
+@pytest.mark.parametrize("operator", [FOUR_NODES], indirect=True)
+async def test_a_tenant_reclaiming_its_guarantee_shrinks_a_borrowing_elastic_job_first(
+    operator: Operator,
+) -> None:
+    kube = operator.kube
+    serve = "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs"
+    await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
+    for body in (
+        _tenant("a", NAMESPACE, guaranteed=16, maximum=32),
+        _tenant("b", "serve", guaranteed=16, maximum=32),
+    ):
+        await kube.post("/apis/aisched.io/v1alpha1/tenantquotas", body)
+    await kube.post(AIJOBS, _elastic("bert"))  # 16 GPUs placed together, then b's idle 16 borrowed
+    await until(kube, AIJOBS, lambda j: _replicas(j, "bert") == 3)
+    core = {p["metadata"]["name"]: p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}
+    core = {n: u for n, u in core.items() if n in ("bert-master-0", "bert-worker-0")}
+
+    owner = job("owner", workers=1)
+    owner["metadata"]["namespace"] = "serve"
+    await kube.post(serve, owner)  # b's guarantee: 16 GPUs
+
+    owned = await until(kube, serve, lambda j: phase(j, "owner") == "Running")
+    assert owned["owner"]["status"].get("restarts", 0) == 0
+    jobs = await until(kube, AIJOBS, lambda j: _replicas(j, "bert") == 1)
+    assert (jobs["bert"]["status"]["phase"], jobs["bert"]["status"].get("preemptions", 0)) == ("Running", 0)
+    now = {p["metadata"]["name"]: p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}
+    assert {n: now[n] for n in core} == core, "the job's pods placed together keep running"

@@ -146,3 +146,22 @@ def test_a_gang_whose_members_run_is_to_be_placed_near_their_nodes() -> None:
     gang = book.gang(key)
     assert gang is not None
     assert (gang.near, gang.min_member) == (("n1", "n2"), 1)
+
+
+def test_an_elastic_jobs_surplus_pod_is_to_be_placed_near_its_jobs_pods() -> None:
+    book = GangBook()
+    for name, node in (("train-master-0", "n1"), ("train-worker-0", "n3")):
+        running = dataclasses.replace(pod(name, gang="train"), node_name=node)
+        book.placed(running)
+    surplus = dataclasses.replace(pod("train-worker-1", gang="train-worker-1"), surplus=True)
+    surplus = dataclasses.replace(surplus, labels={**surplus.labels, "aisched.io/job": "train"})
+    key = book.pending(surplus)
+    gang = book.gang(key)
+    assert gang is not None
+    assert gang.near == ("n1", "n3")
+    assert gang.opportunistic
+    other = dataclasses.replace(pod("x", gang="x"), surplus=True)
+    other = dataclasses.replace(other, labels={**other.labels, "aisched.io/job": "other"})
+    alone = book.gang(book.pending(other))
+    assert alone is not None
+    assert alone.near == (), "another job's pods are not its own"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from aisched.api import keys
 from aisched.framework.types import Gang, PodInfo
 
 __all__ = ["GangBook", "assemble", "gang_key"]
@@ -131,8 +132,14 @@ class GangBook:
         members = self._gangs.get(key)
         if members is None or not members.pending:
             return None
-        near = tuple(sorted({p.node_name for p in members.placed.values() if p.node_name}))
-        return assemble(key, list(members.pending.values()), placed=len(members.placed), near=near)
+        placed = list(members.placed.values())
+        pending = list(members.pending.values())
+        if all(p.surplus for p in pending) and (job := pending[0].labels.get(keys.LABEL_JOB)):
+            # An elastic job's surplus grows beside the pods of its job (of its own namespace).
+            job_members = self._gangs.get(f"{pending[0].namespace}/gang:{job}")
+            placed += list(job_members.placed.values()) if job_members is not None else []
+        near = tuple(sorted({p.node_name for p in placed if p.node_name}))
+        return assemble(key, pending, placed=len(members.placed), near=near)
 
     def _file(self, pod: PodInfo) -> str:
         key = gang_key(pod)
