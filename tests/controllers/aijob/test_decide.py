@@ -1054,8 +1054,10 @@ def test_an_elastic_job_makes_its_pods_placed_together_first_then_its_surplus_on
 
     made = {p["metadata"]["name"]: p["metadata"] for p in plan.create}
     assert sorted(made) == ["ddp-worker-1", "ddp-worker-2"]
-    for name, meta in made.items():
-        assert meta["labels"]["aisched.io/gang"] == name, "each a gang of its own"
+    gangs = {meta["labels"]["aisched.io/gang"] for meta in made.values()}
+    assert len(gangs) == 2, "each a gang of its own"
+    assert all(g.startswith("surplus_") for g in gangs), "named as no AIJob can be"
+    for meta in made.values():
         assert meta["annotations"]["aisched.io/elastic-surplus"] == "true"
         assert meta["annotations"]["aisched.io/gang-min-member"] == "1"
         assert (
@@ -1069,14 +1071,13 @@ def test_an_elastic_job_makes_its_pods_placed_together_first_then_its_surplus_on
     assert plan.status.elastic_replicas == 1
 
 
-def test_a_surplus_pod_that_ends_is_a_shrink_not_a_failure() -> None:
+def test_an_evicted_surplus_pod_is_a_shrink_not_a_failure() -> None:
     obj, pods = _elastic_job(phase="Running", elasticReplicas=2)
     surplus = job_pods(obj, _parsed(obj), attempt=0, sequence=5, only={"ddp-worker-1"})[0]
+    surplus["metadata"]["annotations"]["aisched.io/preempted-by"] = "ml/urgent"
     ended = with_phase(surplus, "Failed", reason="Error")
 
-    plan = reconcile(
-        obj, [*pods, ended], now=NOW, shrunk="pod ddp-worker-1 evicted to make room for ml/urgent"
-    )
+    plan = reconcile(obj, [*pods, ended], now=NOW)
 
     assert plan.delete == ["ddp-worker-1"]
     assert plan.status is not None
@@ -1101,3 +1102,24 @@ def test_an_elastic_job_asking_for_many_more_pods_has_a_few_waiting_at_a_time() 
     assert reconcile(obj, [*pods, *waiting], now=NOW).create == [], "none more until one is placed"
     placed = [with_phase(waiting[0], "Running"), *waiting[1:]]
     assert len(reconcile(obj, [*pods, *placed], now=NOW).create) == 1
+
+
+def test_a_surplus_pod_that_failed_by_itself_stays_ended_and_is_not_made_again() -> None:
+    obj, pods = _elastic_job(phase="Running", elasticReplicas=2)
+    surplus = job_pods(obj, _parsed(obj), attempt=0, sequence=5, only={"ddp-worker-1"})[0]
+    crashed = with_phase(surplus, "Failed", reason="Error")
+    plan = reconcile(obj, [*pods, crashed], now=NOW)
+    assert plan.delete == []
+    assert "ddp-worker-1" not in [p["metadata"]["name"] for p in plan.create]
+    assert plan.status is not None
+    assert (plan.status.phase, plan.status.restarts) == ("Running", 0), "no failure of the job"
+    assert plan.event is not None
+    assert plan.event[1].startswith("worker: 2 -> 1 running pod(s): pod ddp-worker-1 failed")
+
+
+def test_the_job_starting_is_no_resize() -> None:
+    obj, pods = _elastic_job(phase="Scheduling")
+    plan = reconcile(obj, pods, now=NOW)
+    assert plan.status is not None
+    assert (plan.status.resizes, plan.status.elastic_replicas) == (0, None)
+    assert plan.create == [], "no surplus before the pods placed together run"

@@ -185,7 +185,7 @@ def reconcile(
     current = sorted_pods.current.keys()
     missing = [name for name in pod_names(job) if name not in current]
     surplus = surplus_names(job)
-    failed = _failed(step, sorted_pods, missing, surplus=set(surplus))
+    failed = _failed(step, sorted_pods, missing)
     if failed:
         return _fail_or_restart(step, job, sorted_pods, failed)
     if _succeeded(job, sorted_pods):
@@ -198,7 +198,7 @@ def reconcile(
         return step.finish(("Completed", message))
     if missing and not sorted_pods.stale and not isinstance(admitted, Verdict):
         _make(step, obj, job, missing, scheduler_name=scheduler_name)
-    elif surplus and not missing:
+    elif surplus and not missing and not isinstance(admitted, Verdict):
         _elastic(step, obj, job, sorted_pods, surplus, scheduler_name=scheduler_name, shrunk=shrunk)
     step.set(placement=sorted_pods.placement())
     if create_error is not None and step.plan.create:
@@ -217,8 +217,8 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
         if replacing is not None:
             return replacing
     min_member = job.spec.min_member()
-    running = pods.with_phase("Running", "Succeeded")
-    bound = pods.bound()
+    running = [n for n in pods.with_phase("Running", "Succeeded") if not _is_surplus(pods, n)]
+    bound = [n for n in pods.bound() if not _is_surplus(pods, n)]
     if len(running) >= min_member:
         message = f"{len(running)} pod(s) running on {pods.node_count()} node(s)"
         step.set(phase="Running", message=message)
@@ -397,12 +397,14 @@ def _succeeded(job: AIJob, pods: JobPods) -> bool:
     return bool(wanted) and wanted <= set(pods.with_phase("Succeeded"))
 
 
-def _failed(step: _Step, pods: JobPods, missing: list[str], *, surplus: set[str]) -> list[str]:
+def _failed(step: _Step, pods: JobPods, missing: list[str]) -> list[str]:
     """The pods that failed (not the lost ones being replaced, still seen while they go, nor an
     elastic job's surplus, which may come and go); or, in a running gang, those that vanished (not
     the names being made again): the gang is broken."""
     lost = set(step.new.replacing_uids)
-    failed = [name for name in pods.failed() if pods.current[name].uid not in lost and name not in surplus]
+    failed = [
+        name for name in pods.failed() if pods.current[name].uid not in lost and not _is_surplus(pods, name)
+    ]
     if failed or step.old.phase != "Running":
         return failed
     replacing = set(step.new.replacing)
@@ -463,19 +465,32 @@ def _elastic(
     (evicted to make room, or failed) goes and waits again (the job shrinks, never below its
     minimum). Every change in the role's running pods is counted, with its reason."""
     role = job.spec.elastic.role if job.spec.elastic is not None else ""
+    if step.old.phase != "Running" or step.new.replacing:
+        return  # grows only once the pods placed together run (and are whole)
     running = [n for n in pods.with_phase("Running") if pods.current[n].labels.get(keys.LABEL_ROLE) == role]
-    ended = [n for n in surplus if n in pods.current and (pods.current[n].terminal or pods.current[n].fault)]
+    mine = [n for n in pods.current if _is_surplus(pods, n)]
+    # Evicted or hit by a fault: it goes, and waits for room again. One that failed by itself stays
+    # (ended, holding nothing) until the job restarts, so a pod that cannot run is not made again
+    # and again; one that succeeded has done its part.
+    evicted = [
+        n
+        for n in mine
+        if (pod := pods.current[n]).fault is not None
+        or (pod.phase == "Failed" and keys.ANNOTATION_PREEMPTED_BY in pod.annotations)
+    ]
     before = step.new.elastic_replicas
     now = len(running)
     step.set(elastic_replicas=now)
     if before is not None and now != before:
-        going = [*ended, *(n for n in surplus if n in pods.stale)]
+        going = [
+            *evicted,
+            *(n for n in surplus if n in pods.stale),
+            *(n for n in mine if pods.current[n].terminal),
+        ]
         why = "idle room taken" if now > before else shrunk or _shrunk(pods, going)
         step.set(resizes=step.new.resizes + 1)
         step.plan.event = ("Resized", f"{role}: {before} -> {now} running pod(s): {why}")
-    step.plan.delete = sorted({*step.plan.delete, *ended})
-    if step.old.phase != "Running" or step.new.replacing:
-        return  # grows only once the pods placed together run
+    step.plan.delete = sorted({*step.plan.delete, *evicted})
     # A few wait at a time, the next made as one is placed: what a job costs follows the room it
     # takes, not the maxReplicas it names.
     waiting = sum(1 for n in surplus if n in pods.current and not pods.current[n].node_name)
@@ -483,6 +498,13 @@ def _elastic(
     wanted = wanted[: max(0, SURPLUS_WAITING - waiting)]
     if wanted:
         _make(step, obj, job, wanted, scheduler_name=scheduler_name)
+
+
+def _is_surplus(pods: JobPods, name: str) -> bool:
+    """Whether the current pod `name` was made as an elastic job's surplus (its own mark, whatever
+    the spec says now: an edited minReplicas or maxReplicas does not turn it into another pod)."""
+    pod = pods.current.get(name)
+    return pod is not None and pod.annotations.get(keys.ANNOTATION_ELASTIC_SURPLUS) == "true"
 
 
 def _shrunk(pods: JobPods, going: list[str]) -> str:
@@ -499,7 +521,7 @@ def _replace(step: _Step, job: AIJob, pods: JobPods, failed: list[str]) -> Plan 
     """Replace the pods `failed` while the others keep running (None when none does): the lost
     ones go (their names are made again, in this attempt, beside the survivors), and every pod
     gets the next rendezvous epoch, so the job's launcher re-forms its group."""
-    running = [name for name in pods.with_phase("Running") if name not in failed]
+    running = [n for n in pods.with_phase("Running") if n not in failed and not _is_surplus(pods, n)]
     lost = sorted({*step.new.replacing, *failed})
     if not running or len(lost) > MAX_REPLICAS_PER_ROLE:
         return None  # nothing left to keep, or more than the status can list: the whole gang

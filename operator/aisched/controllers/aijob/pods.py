@@ -11,6 +11,7 @@ label) and its runtime limit (`spec.activeDeadlineSeconds`, from `spec.runtimeLi
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
@@ -107,7 +108,7 @@ def job_pods(
     name, namespace = view.name, view.namespace
     spec = job.spec
     raw_roles = {r["name"]: r for r in view.spec["replicas"]}
-    world_size = spec.total_replicas()
+    world_size = sum(role_sizes(spec, r.name)[1] for r in spec.replicas)  # an elastic role at its most
     master = master_role(spec)
     master_addr = f"{pod_name(name, master, 0)}.{name}.{namespace}.svc"
     owner = _owner(view)
@@ -212,7 +213,8 @@ def surplus_names(job: AIJob) -> list[str]:
 def _surplus(meta: dict[str, Any], priority: int) -> None:
     """An elastic job's pod above its minimum: a gang of one (the pod's own name), a step below the
     job's priority and always preemptible, so it only ever takes idle room and goes first."""
-    meta["labels"][keys.LABEL_GANG] = meta["name"]
+    # A gang name no AIJob can have (`_` is in no DNS name), unique to the pod.
+    meta["labels"][keys.LABEL_GANG] = f"surplus_{hashlib.sha256(meta['name'].encode()).hexdigest()[:16]}"
     meta["annotations"].update(
         {
             keys.ANNOTATION_ELASTIC_SURPLUS: "true",
