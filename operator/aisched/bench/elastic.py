@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from aisched.bench.harness import EmulatorProcess, OperatorProcess, background, first
-from aisched.bench.pods import Cluster, PodHandler
+from aisched.bench.harness import EmulatorProcess
+from aisched.bench.pods import Cluster, watched_operator
 from aisched.emulator.kubelet import whole_node_template
 from aisched.kube.client import ApiError, JsonObject, KubeClient, resource_path
-from aisched.kube.informer import Informer
 
 __all__ = ["MODES", "ElasticRow", "ElasticScenario", "elastic_missed", "run_elastic"]
 
@@ -118,23 +117,9 @@ def _job(name: str, mode: str, scenario: ElasticScenario) -> JsonObject:
 
 
 async def _run(emulator: EmulatorProcess, mode: str, scenario: ElasticScenario) -> ElasticRow:
-    await emulator.ready(within=_READY_TIMEOUT)
-    cluster = Cluster()
-    async with KubeClient(base_url=emulator.url) as kube:
-        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
-        operator = OperatorProcess(emulator.workdir, kubeconfig=emulator.kubeconfig, settings={})
-        informer = Informer(kube, path=f"/api/v1/namespaces/{NAMESPACE}/pods", handler=PodHandler(cluster))
-        async with (
-            operator,
-            background(emulator.exited(), name="emulator") as emulator_gone,
-            background(informer.run(asyncio.Event()), name="pod watch") as watcher,
-        ):
-            await operator.ready(within=_READY_TIMEOUT)
-            async with background(operator.exited(), name="operator") as operator_gone:
-                await first(informer.synced.wait(), emulator_gone, operator_gone, watcher)
-                completions, window = await _first_result(
-                    _play(kube, cluster, mode, scenario), emulator_gone, operator_gone, watcher
-                )
+    async with watched_operator(emulator, NAMESPACE, settings={}, within=_READY_TIMEOUT) as watched:
+        cluster = watched.cluster
+        completions, window = await watched.run(_play(watched.kube, cluster, mode, scenario))
     start, end = window
     busy = 0.0
     for pod in cluster.pods.values():
@@ -152,13 +137,6 @@ async def _run(emulator: EmulatorProcess, mode: str, scenario: ElasticScenario) 
         mean_completion_s=sum(done) / len(done) if done else math.nan,
         gpu_conflicts=cluster.gpu_conflicts(),
     )
-
-
-async def _first_result(work: Any, *guards: asyncio.Task[None]) -> Any:
-    """`work`'s result, unless a guard (a process that must not exit) fails first."""
-    task = asyncio.ensure_future(work)
-    await first(task, *guards)
-    return task.result()
 
 
 async def _play(

@@ -34,12 +34,11 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.bench.elastic import ElasticRow, ElasticScenario, elastic_missed, run_elastic
-from aisched.bench.harness import EmulatorProcess, OperatorProcess, background, first, log_warnings
-from aisched.bench.pods import Cluster, PodHandler
+from aisched.bench.harness import EmulatorProcess, first, log_warnings
+from aisched.bench.pods import Cluster, watched_operator
 from aisched.emulator import faults
 from aisched.emulator.kubelet import whole_node_template
 from aisched.kube.client import JsonObject, KubeClient, resource_path
-from aisched.kube.informer import Informer
 
 __all__ = ["FAULT_KINDS", "FaultsBenchmark", "PolicyRow", "run_faults_benchmark"]
 
@@ -238,35 +237,19 @@ def _job(name: str, policy: str) -> JsonObject:
 async def _run(
     emulator: EmulatorProcess, policy: str, *, nodes: int, jobs: int, count: int, detection: float
 ) -> PolicyRow:
-    await emulator.ready(within=_READY_TIMEOUT)
-    cluster = Cluster()
     records: list[FaultRecord] = []
-    async with KubeClient(base_url=emulator.url) as kube:
-        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
-        settings = {"AISCHED_FAILURES__DETECTION_SECONDS": str(detection)}
-        operator = OperatorProcess(emulator.workdir, kubeconfig=emulator.kubeconfig, settings=settings)
-        informer = Informer(kube, path=f"/api/v1/namespaces/{NAMESPACE}/pods", handler=PodHandler(cluster))
-        async with (
-            operator,
-            background(emulator.exited(), name="emulator") as emulator_gone,
-            background(informer.run(asyncio.Event()), name="pod watch") as watcher,
-        ):
-            await operator.ready(within=_READY_TIMEOUT)
-            async with background(operator.exited(), name="operator") as operator_gone:
-                guards = (emulator_gone, operator_gone, watcher)
-                names = [f"job-{i}" for i in range(jobs)]
-                path = resource_path(
-                    group="aisched.io", version="v1alpha1", plural="aijobs", namespace=NAMESPACE
-                )
-                for name in names:
-                    await kube.post(path, _job(name, policy))
-                everyone = lambda: all(cluster.job_running(n, size=_PODS_PER_JOB) for n in names)  # noqa: E731
-                await first(cluster.until(everyone, _READY_TIMEOUT), *guards)
-                for i in range(count):
-                    records.append(
-                        await _inject(kube, cluster, FAULT_KINDS[i % len(FAULT_KINDS)], names[i], guards)
-                    )
-                half = sum(1 for n in names if not cluster.job_running(n, size=_PODS_PER_JOB))
+    settings = {"AISCHED_FAILURES__DETECTION_SECONDS": str(detection)}
+    async with watched_operator(emulator, NAMESPACE, settings=settings, within=_READY_TIMEOUT) as watched:
+        kube, cluster, guards = watched.kube, watched.cluster, watched.guards
+        names = [f"job-{i}" for i in range(jobs)]
+        path = resource_path(group="aisched.io", version="v1alpha1", plural="aijobs", namespace=NAMESPACE)
+        for name in names:
+            await kube.post(path, _job(name, policy))
+        everyone = lambda: all(cluster.job_running(n, size=_PODS_PER_JOB) for n in names)  # noqa: E731
+        await first(cluster.until(everyone, _READY_TIMEOUT), *guards)
+        for i in range(count):
+            records.append(await _inject(kube, cluster, FAULT_KINDS[i % len(FAULT_KINDS)], names[i], guards))
+        half = sum(1 for n in names if not cluster.job_running(n, size=_PODS_PER_JOB))
     return PolicyRow(
         policy=policy,
         detection_s=detection,
@@ -275,7 +258,7 @@ async def _run(
         faults=tuple(records),
         gpu_conflicts=cluster.gpu_conflicts(),
         half_bound_gangs=half,
-        operator_warnings=log_warnings(operator.log_path),
+        operator_warnings=log_warnings(watched.operator.log_path),
     )
 
 

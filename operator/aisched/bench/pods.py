@@ -5,15 +5,21 @@ given twice (`bench.queue.figures.gpu_conflicts`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aisched.api.objects import PodView
+from aisched.bench.harness import EmulatorProcess, OperatorProcess, background, first
 from aisched.bench.queue.figures import PodSightings, Seen, gpu_conflicts
-from aisched.kube.client import JsonObject
+from aisched.kube.client import JsonObject, KubeClient
+from aisched.kube.informer import Informer
 
-__all__ = ["Cluster", "PodHandler"]
+__all__ = ["Cluster", "PodHandler", "Watched", "watched_operator"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -98,3 +104,44 @@ class PodHandler:
 
     def on_synced(self) -> None:
         self.cluster.changed.set()
+
+
+@dataclass
+class Watched:
+    """An operator running against the emulator, the pods of `namespace` watched into `cluster`;
+    `guards` fail if the emulator, the operator or the watch stops."""
+
+    kube: KubeClient
+    cluster: Cluster
+    operator: OperatorProcess
+    guards: tuple[asyncio.Task[None], ...]
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """`work`'s result, unless a guard fails first."""
+        task = asyncio.ensure_future(work)
+        await first(task, *self.guards)
+        return task.result()
+
+
+@contextlib.asynccontextmanager
+async def watched_operator(
+    emulator: EmulatorProcess, namespace: str, *, settings: Mapping[str, str], within: float
+) -> AsyncIterator[Watched]:
+    """The emulator ready, `namespace` made, the operator started with `settings` and ready, and the
+    namespace's pods listed: what a benchmark's load needs before it starts."""
+    await emulator.ready(within=within)
+    cluster = Cluster()
+    async with KubeClient(base_url=emulator.url) as kube:
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": namespace}})
+        operator = OperatorProcess(emulator.workdir, kubeconfig=emulator.kubeconfig, settings=settings)
+        informer = Informer(kube, path=f"/api/v1/namespaces/{namespace}/pods", handler=PodHandler(cluster))
+        async with (
+            operator,
+            background(emulator.exited(), name="emulator") as emulator_gone,
+            background(informer.run(asyncio.Event()), name="pod watch") as watcher,
+        ):
+            await operator.ready(within=within)
+            async with background(operator.exited(), name="operator") as operator_gone:
+                guards = (emulator_gone, operator_gone, watcher)
+                await first(informer.synced.wait(), *guards)
+                yield Watched(kube, cluster, operator, guards)
