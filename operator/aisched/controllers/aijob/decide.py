@@ -25,6 +25,7 @@ away; a reservation re-planned is no new reason, nor a new Event).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -184,7 +185,6 @@ def reconcile(
         return admitted
     current = sorted_pods.current.keys()
     missing = [name for name in pod_names(job) if name not in current]
-    surplus = surplus_names(job)
     failed = _failed(step, sorted_pods, missing)
     if failed:
         return _fail_or_restart(step, job, sorted_pods, failed)
@@ -198,8 +198,8 @@ def reconcile(
         return step.finish(("Completed", message))
     if missing and not sorted_pods.stale and not isinstance(admitted, Verdict):
         _make(step, obj, job, missing, scheduler_name=scheduler_name)
-    elif surplus and not missing and not isinstance(admitted, Verdict):
-        _elastic(step, obj, job, sorted_pods, surplus, scheduler_name=scheduler_name, shrunk=shrunk)
+    elif job.spec.elastic is not None and not missing and not isinstance(admitted, Verdict):
+        _elastic(step, obj, job, sorted_pods, scheduler_name=scheduler_name, shrunk=shrunk)
     step.set(placement=sorted_pods.placement())
     if create_error is not None and step.plan.create:
         message = f"cannot create the job's pods: {create_error}"
@@ -455,7 +455,6 @@ def _elastic(
     obj: Mapping[str, Any],
     job: AIJob,
     pods: JobPods,
-    surplus: list[str],
     *,
     scheduler_name: str,
     shrunk: str | None,
@@ -484,7 +483,11 @@ def _elastic(
     if before is not None and now != before:
         going = [
             *evicted,
-            *(n for n in surplus if n in pods.stale),
+            *(
+                n
+                for n, pod in pods.stale.items()
+                if pod.annotations.get(keys.ANNOTATION_ELASTIC_SURPLUS) == "true"
+            ),
             *(n for n in mine if pods.current[n].terminal),
         ]
         why = "idle room taken" if now > before else shrunk or _shrunk(pods, going)
@@ -493,9 +496,9 @@ def _elastic(
     step.plan.delete = sorted({*step.plan.delete, *evicted})
     # A few wait at a time, the next made as one is placed: what a job costs follows the room it
     # takes, not the maxReplicas it names.
-    waiting = sum(1 for n in surplus if n in pods.current and not pods.current[n].node_name)
-    wanted = [n for n in surplus if n not in pods.current and n not in pods.stale]
-    wanted = wanted[: max(0, SURPLUS_WAITING - waiting)]
+    waiting = sum(1 for n in mine if not pods.current[n].node_name)
+    free = (n for n in surplus_names(job) if n not in pods.current and n not in pods.stale)
+    wanted = list(itertools.islice(free, max(0, SURPLUS_WAITING - waiting)))
     if wanted:
         _make(step, obj, job, wanted, scheduler_name=scheduler_name)
 

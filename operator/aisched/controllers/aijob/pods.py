@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Final
 
 from aisched.api import keys
@@ -201,13 +201,15 @@ def role_sizes(spec: AIJobSpec, role: str) -> tuple[int, int]:
     return found.count, found.count
 
 
-def surplus_names(job: AIJob) -> list[str]:
-    """The names of the elastic role's pods above its minimum (none for a job that is not elastic)."""
+def surplus_names(job: AIJob) -> Iterator[str]:
+    """The names of the elastic role's pods above its minimum, in order, made as they are read (a
+    caller wanting a few pays for those, not for maxReplicas); none for a job that is not elastic."""
     spec, name = job.spec, job.metadata.name or ""
     if spec.elastic is None:
-        return []
+        return
     core, span = role_sizes(spec, spec.elastic.role)
-    return [pod_name(name, spec.elastic.role, i) for i in range(core, span)]
+    for index in range(core, span):
+        yield pod_name(name, spec.elastic.role, index)
 
 
 def _surplus(meta: dict[str, Any], priority: int) -> None:
