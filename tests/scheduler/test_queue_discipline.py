@@ -18,7 +18,7 @@ from aisched.framework.reservations import Reservation, order_of
 from aisched.framework.types import Gang
 from aisched.plugins.reservation import RESERVED
 from aisched.queue import GangQueue, QueueState
-from aisched.queue.policy import QueueingPolicy
+from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueingPolicy
 from aisched.scheduler import Scheduler
 from aisched.scheduler.queueing import gang_queue, gone, queue_note, turned_away, without_queue_note
 from aisched.scheduler.usage import pod_usage
@@ -111,6 +111,7 @@ def test_a_blocked_head_holds_the_nodes_that_free_first_from_when_they_do() -> N
     assert reservation.gpus == 16
     assert reservation.ready_nodes == 0
     assert reservation.describe() == "reserved: 0 of 2 nodes held since 00:00:00Z, expected start 00:00:20Z"
+    assert reservation.spare == (), "enforced limits say which nodes free first: only those are held"
 
 
 def test_a_holders_verdict_names_its_queue_and_a_fresher_reader_can_take_that_off() -> None:
@@ -175,6 +176,82 @@ def test_without_estimates_the_nodes_are_held_as_they_free_and_the_start_is_unkn
     world.scheduler.cache.remove_pod(f"other/free-{reservation.nodes[0][1]}")
     backfill = whole_node_gang("backfill", 1, index=1, runtime_limit=1.0)
     assert world.scheduler.schedule(backfill).placement is None, "a held node is not lent without a start"
+
+
+def _unbounded(world: _World, gpus: int = 8) -> None:
+    """Replace the running pods by ones without limits, n3 the youngest (guessed to end first)."""
+    for i in range(4):
+        world.scheduler.cache.remove_pod(f"other/run-{i}")
+        running = pod(f"free-{i}", gpus=gpus, namespace="other")
+        usage = pod_usage(running, node=f"n{i}", gang=running.key, started=float(-10 + i))
+        world.scheduler.cache.set_pod(usage)
+
+
+def test_a_head_needing_whole_nodes_without_enforced_ends_holds_every_node_it_could_start_on() -> None:
+    world = _World()
+    _unbounded(world)
+    head = whole_node_gang("head", 1, index=0)
+    reservation = world.turn_away(head)
+    assert reservation is not None
+    assert reservation.nodes == ("n3",), "planned where the guess says a node frees first"
+    assert sorted(reservation.spare) == ["n0", "n1", "n2"]
+    assert "(and 3 more it could start on, until one is ready)" in reservation.describe()
+    world.scheduler.cache.remove_pod("other/free-0")  # the guess was wrong: n0 drains first
+    later = whole_node_gang("later", 1, index=1, runtime_limit=1.0)
+    refused = world.scheduler.schedule(later)
+    assert refused.placement is None
+    assert RESERVED in refused.message, "a spare node is held from the gangs behind"
+    started = world.scheduler.schedule(head)
+    assert started.placement is not None
+    assert started.placement.pods[0].node == "n0", "the head starts on whichever node is ready first"
+    assert world.scheduler.reservations.get(head.key) is None
+
+
+def test_a_head_with_learned_estimates_only_holds_spares_too() -> None:
+    world = _World()
+    _unbounded(world)
+    for _ in range(5):  # whole-node pods of "other" have run 30 s: estimates, not limits
+        world.scheduler.estimates.learn(("other", "gpus:8/0"), 30.0)
+    reservation = world.turn_away(whole_node_gang("head", 1, index=0))
+    assert reservation is not None
+    assert reservation.start is not None, "learned estimates still plan a start"
+    assert len(reservation.spare) == 3, "but they promise nothing: every node it could use is held"
+
+
+def test_a_head_of_small_pods_holds_only_its_planned_node() -> None:
+    world = _World()
+    _unbounded(world)
+    small = Gang.of(pod("small", gpus=2, created=0.0))  # one GPU freeing anywhere serves it
+    reservation = world.turn_away(small)
+    assert reservation is not None
+    assert len(reservation.nodes) == 1
+    assert reservation.spare == ()
+
+
+def test_a_gang_needing_whole_nodes_is_protected_behind_the_head_of_its_line() -> None:
+    world = _World()
+    _unbounded(world, gpus=7)  # one GPU free on each node, taken by pods without a limit
+    head = Gang.of(pod("head", gpus=2, created=0.0, sequence=0))  # a small head: holds one node
+    assert world.turn_away(head) is not None
+    big = whole_node_gang("big", 1, index=1)
+    held = world.turn_away(big)
+    assert held is not None, "not first in its line, yet it holds: it waits for a node to drain"
+    assert len(held.nodes) + len(held.spare) == 4
+    small = Gang.of(pod("small", gpus=1, created=1.0, sequence=2))
+    refused = world.scheduler.schedule(small)
+    assert refused.placement is None, "a later small gang does not refill the nodes the big one waits on"
+    assert RESERVED in refused.message
+    world.scheduler.release(big.key)
+    assert world.scheduler.schedule(small).placement is not None, "only the big gang's hold kept it off"
+
+
+def test_no_more_than_the_conservative_depth_of_gangs_hold_in_one_line() -> None:
+    world = _World(ends=tuple(10.0 * (i + 1) for i in range(CONSERVATIVE_DEPTH + 4)))
+    held = [world.turn_away(whole_node_gang(f"g{i}", 1, index=i)) for i in range(CONSERVATIVE_DEPTH + 2)]
+    assert all(r is not None for r in held[:CONSERVATIVE_DEPTH]), "the head, and those behind it"
+    assert held[CONSERVATIVE_DEPTH:] == [None, None], "each with fewer than the depth holding ahead"
+    nodes = [r.nodes for r in held if r is not None]
+    assert len(set(nodes)) == len(nodes), "each planned on a node of its own"
 
 
 def test_a_deleted_head_releases_its_reservation_and_wakes_who_it_blocked() -> None:

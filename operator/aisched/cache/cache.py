@@ -97,6 +97,8 @@ class Cache:
         self._gpu_nodes: dict[str | None, dict[int, int]] = {}  # GPU model -> GPU count -> nodes
         #: Whole GPUs held by every pod accounted (bound or assumed).
         self.gpus_held = 0
+        #: Bumped by every pod change, so a reader can tell its view of the pods is current.
+        self.version = 0
 
     def subscribe(self, listener: PodDelta) -> Callable[[], None]:
         """Tell `listener` of every pod accounted now (as added: `(None, usage)`) and of every change
@@ -201,6 +203,7 @@ class Cache:
         return old
 
     def _changed(self, old: PodUsage | None, new: PodUsage | None) -> None:
+        self.version += 1
         if new is not None:
             self.gpus_held += new.requests.get(resources.GPU, 0)
         if old is not None:

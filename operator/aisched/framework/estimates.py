@@ -42,6 +42,8 @@ class RuntimeEstimates:
         self.max_classes = max_classes
         self._runs: OrderedDict[_ClassKey, deque[float]] = OrderedDict()
         self._estimates: dict[_ClassKey, float] = {}
+        #: Bumped by every run learned, so a reader can tell its view of the estimates is current.
+        self.version = 0
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -53,6 +55,7 @@ class RuntimeEstimates:
                 self.learn(_class_key(old.namespace, old.job_class, old.gpus, old.gpu_milli), ran)
 
     def learn(self, key: _ClassKey, seconds: float) -> None:
+        self.version += 1
         runs = self._runs.get(key)
         if runs is None:
             runs = self._runs[key] = deque(maxlen=self.window)

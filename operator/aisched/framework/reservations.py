@@ -1,7 +1,10 @@
 """Reservations: nodes held for a gang at the head of its queue that cannot start yet.
 
 A `Reservation` says where the holder will start (`nodes`) and from when (`start`, on the
-scheduler's clock; None when nothing estimates it: the nodes are held as they free up). A gang
+scheduler's clock; None when nothing estimates it: the nodes are held as they free up). A holder
+whose pods each need half of the largest node or more, and whose start no enforced runtime limit
+promises, also holds every other node it could start on (`spare`): which node drains first is
+then anyone's guess, and it starts on whichever is ready first. A gang
 that comes after the holder (`order`) may use a held node only if it will be gone before the
 holder starts: its own estimated end is known and no later than `start` (EASY backfill). Gangs
 ahead of the holder (a higher priority, or earlier submission at the same queue priority) ignore
@@ -58,10 +61,19 @@ class Reservation:
     #: What it was planned against: the holders ahead of it, and its number of members.
     ahead: tuple[str, ...] = ()
     members: int = 0
+    #: The other nodes it could start on, held too while its start is not promised by enforced
+    #: limits and its pods each need half of the largest node or more (nodes must drain for it,
+    #: and none knows which drains first).
+    spare: tuple[str, ...] = ()
 
     @property
     def gpus(self) -> int:
         return sum(self.wants)
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """Every node it keeps from the gangs behind it: where it plans to start, and the spares."""
+        return self.nodes + self.spare if self.spare else self.nodes
 
     def blocks(self, order: Order, start: float, end: float | None) -> bool:
         """Whether a gang at `order`, running from `start` to `end` (None: unknown), may not use
@@ -76,6 +88,8 @@ class Reservation:
         """`reserved: 3 of 4 nodes held since 10:02:11Z, expected start 10:14:00Z` (UTC)."""
         since = time.strftime(fmt, time.gmtime(self.since))
         text = f"reserved: {self.ready_nodes} of {len(self.nodes)} nodes held since {since}"
+        if self.spare:
+            text += f" (and {len(self.spare)} more it could start on, until one is ready)"
         if self.start is not None:
             text += f", expected start {time.strftime(fmt, time.gmtime(self.start))}"
         else:
@@ -90,7 +104,7 @@ def blocked_nodes(
     blocked: set[str] = set()
     for reservation in reservations:
         if reservation.blocks(order, start, end):
-            blocked.update(reservation.nodes)
+            blocked.update(reservation.held)
     return blocked
 
 

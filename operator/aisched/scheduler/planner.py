@@ -9,6 +9,13 @@ gangs ahead of it are honoured over its whole expected run (conservative backfil
 whose end is only guessed has to go, the start is not promised (the nodes are held as they free
 up) but the guess is kept, so that a hold that outlives it is planned again. Searching the order
 takes a handful of dry runs (doubling, then bisecting), each about one cycle.
+
+Which node drains first is only known when enforced runtime limits bound every pod that must
+leave. Otherwise, for a gang whose pods each need at least half the GPUs of the cluster's largest node (a node
+must largely drain for each), the hold also covers every other node the gang could start on (`spare`): the
+one planned may be the one whose last pod runs for days, and a single planned node whose freed
+GPUs are held while every other node is refilled by smaller gangs can starve it. Smaller pods
+need only one GPU to free somewhere, and the planned node serves them as well as any.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from aisched.cache import PodUsage
+from aisched.framework.cycle_state import CycleState
 from aisched.framework.reservations import Reservation, ReservationScope, order_of
 from aisched.framework.types import Gang, GangPlacement
 
@@ -42,6 +52,9 @@ class ReservationPlanner:
         self._scheduler = scheduler
         #: Dry runs made so far (each costs about one cycle).
         self.dry_runs = 0
+        #: The running pods' end order as of (clock, cache version, estimates version): the gangs
+        #: planned one after another in a round share it.
+        self._order: tuple[tuple[float, int, int], list[tuple[float, bool, str]]] | None = None
 
     def plan(self, gang: Gang, *, queue: str, priority: int) -> Reservation | None:
         """The reservation `gang` (at queue priority `priority`) should hold, or None when it would
@@ -77,10 +90,11 @@ class ReservationPlanner:
             else:
                 high, placement = middle, placed
         step = steps[high]
-        start = self._promised(placement, keys[: step.gone], now)
+        start, enforced = self._promised(placement, keys[: step.gone], now)
         wants: dict[str, int] = {}
         for p in placement.pods:
             wants[p.node] = wants.get(p.node, 0) + p.pod.gpus
+        spare = () if enforced or not self.drains(gang) else self._could_start_on(gang, set(wants))
         return Reservation(
             gang=gang.key,
             queue=queue,
@@ -94,6 +108,7 @@ class ReservationPlanner:
             ready_nodes=self.ready_nodes(tuple(wants), tuple(wants.values())),
             ahead=tuple(r.gang for r in ahead),
             members=len(gang.members),
+            spare=spare,
         )
 
     def fits_when_empty(self, gang: Gang) -> bool:
@@ -112,9 +127,7 @@ class ReservationPlanner:
         it has run so far (run times are heavy-tailed: the longer a pod has run, the longer it is
         likely to run on); the guess orders the pods but is never promised: from the first guessed
         pod on, the start is unknown."""
-        scheduler = self._scheduler
-        order = [(*self._end(usage, now), usage.key) for usage in scheduler.cache.pods()]
-        order.sort()
+        order = self._end_order(now)
         keys = [key for _, _, key in order]
         times = sorted(
             {end for end, _, _ in order} | {r.end for r in ahead if r.end is not None and r.end > now}
@@ -130,20 +143,57 @@ class ReservationPlanner:
             steps.append(_Step(0, now, now))
         return keys, _thin(steps)
 
-    def _promised(self, placement: GangPlacement, gone: list[str], now: float) -> float | None:
+    def _end_order(self, now: float) -> list[tuple[float, bool, str]]:
+        """Every running pod as (expected end, only guessed, key), first to end first."""
+        scheduler = self._scheduler
+        stamp = (now, scheduler.cache.version, scheduler.estimates.version)
+        if self._order is not None and self._order[0] == stamp:
+            return self._order[1]
+        order = [(*self._end(usage, now), usage.key) for usage in scheduler.cache.pods()]
+        order.sort()
+        self._order = (stamp, order)
+        return order
+
+    def _promised(self, placement: GangPlacement, gone: list[str], now: float) -> tuple[float | None, bool]:
         """When the placement's nodes are free for it as promised: the last estimated end among
-        the pods that must leave them; None if one of those ends is only guessed."""
+        the pods that must leave them, None if one of those ends is only guessed; and whether
+        enforced runtime limits bound every one of those ends (learned estimates do not)."""
         nodes = {p.node for p in placement.pods}
-        start = now
+        start, enforced = now, True
         for key in gone:
             usage = self._scheduler.cache.pod(key)
             if usage is None or usage.node not in nodes:
                 continue
             end, guessed = self._end(usage, now)
             if guessed:
-                return None
+                return None, False
             start = max(start, end)
-        return start
+            enforced = enforced and usage.runtime_limit is not None
+        return start, enforced
+
+    def drains(self, gang: Gang) -> bool:
+        """Whether each pod of `gang` needs at least half the GPUs of the cluster's largest node: a
+        node must largely drain for it, wherever it goes."""
+        snapshot = self._scheduler.snapshot
+        largest = int(snapshot.gpu_count[: snapshot.size].max(initial=0))
+        return largest > 0 and all(2 * pod.gpus >= largest for pod in gang.members)
+
+    def _could_start_on(self, gang: Gang, planned: set[str]) -> tuple[str, ...]:
+        """The nodes other than `planned` where a pod of `gang` could run were they empty: its
+        static filters pass and their allocatable covers its requests."""
+        scheduler = self._scheduler
+        snapshot = scheduler.snapshot
+        state = CycleState(quota=scheduler.ledger)
+        could = np.zeros(snapshot.size, dtype=bool)
+        for pods in gang.roles():
+            pod = pods[0]
+            mask = scheduler.framework.filter(state, pod, snapshot).static.copy()
+            for resource, amount in pod.requests.items():
+                column = snapshot.resource_index.get(resource)
+                if column is not None:
+                    mask &= snapshot.allocatable[column, : snapshot.size] >= amount
+            could |= mask
+        return tuple(n for n in snapshot.node_names(np.flatnonzero(could)) if n not in planned)
 
     def _end(self, usage: PodUsage, now: float) -> tuple[float, bool]:
         """When a running pod should end, and whether that is only a guess (no estimate: it is

@@ -3,10 +3,12 @@ and to one that left the queue. The operator's runtime and the simulator both ca
 queue discipline has one implementation.
 
 A gang turned away is parked until a cluster event that may help (an elastic job's surplus pods
-hold nothing and are set aside: they take idle room only). If it is first in its line, or
-within the first `CONSERVATIVE_DEPTH` gangs of its line when every one of them up to it has an
-estimated run time (conservative backfill), and its line reserves, the scheduler holds the nodes
-it will start on; otherwise any reservation it held is dropped. A gang that would not fit even on
+hold nothing and are set aside: they take idle room only). If its line reserves and it is first
+in its line, or within the first `CONSERVATIVE_DEPTH` gangs of its line when every one of them up
+to it has an estimated run time (conservative backfill), or its pods each need half of the
+largest node or more and fewer than `CONSERVATIVE_DEPTH` gangs ahead of it in its line hold (such
+a gang waits for nodes to drain, and gangs behind it would refill them), the scheduler holds the
+nodes it will start on; otherwise any reservation it held is dropped. A gang that would not fit even on
 an empty cluster (too big for every node, or over its tenant's quota) is set aside from its line,
 so that under StrictFIFO it does not block the gangs behind it.
 
@@ -22,7 +24,7 @@ from typing import Any, Final
 
 from aisched.framework.events import ClusterEvent
 from aisched.framework.handle import Clock
-from aisched.framework.reservations import Reservation
+from aisched.framework.reservations import Reservation, order_of
 from aisched.framework.status import Code
 from aisched.framework.types import Gang
 from aisched.queue import GangQueue
@@ -104,7 +106,7 @@ def turned_away(
         scheduler.release(gang.key)
         queue.set_aside(gang.key)
         return None
-    if line is None or not line[1].reservation or not _at_front(scheduler, queue, gang):
+    if line is None or not line[1].reservation or not _at_front(scheduler, queue, gang, line[0]):
         scheduler.release(gang.key)
         return None
     reservation = scheduler.reserve(gang, queue=line[0], priority=queue.queue_priority(gang.key))
@@ -134,14 +136,20 @@ def gone(scheduler: Scheduler, queue: GangQueue, key: str) -> None:
     scheduler.release(key)
 
 
-def _at_front(scheduler: Scheduler, queue: GangQueue, gang: Gang) -> bool:
+def _at_front(scheduler: Scheduler, queue: GangQueue, gang: Gang, line: str) -> bool:
     if queue.is_head(gang.key):
         return True
+    if scheduler.planner.drains(gang):
+        # A gang that needs nodes to drain is protected wherever it waits: while fewer than
+        # CONSERVATIVE_DEPTH gangs ahead of it in its line hold, it holds too, so that the gangs
+        # behind it do not refill every node it could start on.
+        ahead = scheduler.reservations.ahead_of(order_of(gang, queue.queue_priority(gang.key)))
+        return sum(1 for r in ahead if r.queue == line and r.gang != gang.key) < CONSERVATIVE_DEPTH
     if scheduler.estimates.gang_duration(gang) is None:
         return False  # behind the head only with an estimate: the cheap test before the queue's
     front = queue.front(gang.key, CONSERVATIVE_DEPTH)
     keys = [g.key for g in front]
     if gang.key not in keys:
         return False
-    ahead = front[: keys.index(gang.key) + 1]
-    return all(scheduler.estimates.gang_duration(g) is not None for g in ahead)
+    ahead_in_line = front[: keys.index(gang.key) + 1]
+    return all(scheduler.estimates.gang_duration(g) is not None for g in ahead_in_line)
