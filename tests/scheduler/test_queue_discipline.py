@@ -254,6 +254,25 @@ def test_no_more_than_the_conservative_depth_of_gangs_hold_in_one_line() -> None
     assert len(set(nodes)) == len(nodes), "each planned on a node of its own"
 
 
+def test_a_replanned_hold_blocks_its_new_nodes_only() -> None:
+    world = _World()
+    for i in range(4):
+        world.scheduler.cache.remove_pod(f"other/run-{i}")  # an empty cluster
+    book = world.scheduler.reservations
+    held = Reservation(gang="ml/gang:head", queue="ml", order=(0, -1.0, 0, "ml/gang:head"), nodes=("n0",),
+                       start=None, end=None, since=0.0, wants=(8,), spare=("n1", "n2"))  # fmt: skip
+    book.hold(held)
+    later = whole_node_gang("later", 3, index=1)
+    assert world.scheduler.schedule(later).placement is None, "n0-n2 are held: three nodes not free"
+    book.hold(replace(held, nodes=("n3",), spare=()))
+    placed = world.scheduler.schedule(later)
+    assert placed.placement is not None
+    assert sorted(p.node for p in placed.placement.pods) == ["n0", "n1", "n2"]
+    world.scheduler.forget(placed.placement)
+    world.scheduler.cache.remove_node("n0")  # the nodes change: slots are looked up again
+    assert world.scheduler.schedule(later).placement is None
+
+
 def test_a_deleted_head_releases_its_reservation_and_wakes_who_it_blocked() -> None:
     world = _World()
     head = whole_node_gang("head", 2, index=0, runtime_limit=50.0)

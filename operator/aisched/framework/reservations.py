@@ -14,7 +14,7 @@ it. `ReservationBook` keeps the live ones; the planner computes each against tho
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from aisched.framework.cycle_state import StateKey
@@ -26,7 +26,6 @@ __all__ = [
     "Reservation",
     "ReservationBook",
     "ReservationScope",
-    "blocked_nodes",
     "order_of",
 ]
 
@@ -95,17 +94,6 @@ class Reservation:
         else:
             text += ", start unknown (no run-time estimate for the jobs on them)"
         return text
-
-
-def blocked_nodes(
-    reservations: Iterable[Reservation], order: Order, start: float, end: float | None
-) -> set[str]:
-    """The nodes a gang at `order` running from `start` to `end` may not use."""
-    blocked: set[str] = set()
-    for reservation in reservations:
-        if reservation.blocks(order, start, end):
-            blocked.update(reservation.held)
-    return blocked
 
 
 @dataclass(frozen=True, slots=True)

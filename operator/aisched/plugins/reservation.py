@@ -19,7 +19,8 @@ from aisched.framework.events import CAPACITY_FREED, ClusterEvent
 from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, FilterResult
 from aisched.framework.registry import NoArgs, parse_args
-from aisched.framework.reservations import RESERVATION_SCOPE, blocked_nodes, order_of
+from aisched.framework.reservations import RESERVATION_SCOPE, order_of
+from aisched.framework.reservations import Reservation as Held
 from aisched.framework.status import Status
 from aisched.framework.types import Gang, PodInfo
 from aisched.topology.snapshot import Snapshot
@@ -29,6 +30,8 @@ __all__ = ["NAME", "RESERVED", "Reservation", "new"]
 NAME: Final = "Reservation"
 RESERVED: Final = "node(s) were reserved for a gang ahead in the queue"
 _BLOCKED = StateKey[Bools]("reservation-blocked")
+#: Held-node masks kept at most (one per reservation, dropped when the cluster's nodes change).
+_MASKS_KEPT: Final = 1024
 
 
 class Reservation:
@@ -37,6 +40,9 @@ class Reservation:
 
     def __init__(self, handle: Handle) -> None:
         self.handle = handle
+        #: Per holder: the reservation a mask was made for, and the mask of the nodes it holds.
+        self._masks: dict[str, tuple[Held, Bools]] = {}
+        self._generation: tuple[object, int] | None = None
 
     def events_to_register(self) -> frozenset[ClusterEvent]:
         return CAPACITY_FREED | {ClusterEvent.RESERVATION_RELEASED}
@@ -58,13 +64,31 @@ class Reservation:
         duration = self.handle.estimates.gang_limit(gang)
         start = self.handle.clock() if known is None else known
         end = None if duration is None or known is None else start + duration
-        names = blocked_nodes(reservations, order_of(gang), start, end)
-        if not names:
+        order = order_of(gang)
+        blocking = [r for r in reservations if r.blocks(order, start, end)]
+        if not blocking:
             return Status.success()
         mask = np.zeros(snapshot.size, dtype=bool)
-        mask[[snapshot.slot_of[n] for n in names if n in snapshot.slot_of]] = True
+        for reservation in blocking:
+            mask |= self._held(reservation, snapshot)[: snapshot.size]
         state.write(_BLOCKED, mask)
         return Status.success()
+
+    def _held(self, reservation: Held, snapshot: Snapshot) -> Bools:
+        """The slots `reservation` holds, made once per reservation while the nodes stay the same
+        (a holder with spares may hold thousands of nodes, and every cycle behind it asks)."""
+        generation = (snapshot.lineage, snapshot.static_generation)
+        if generation != self._generation or len(self._masks) > _MASKS_KEPT:
+            self._masks.clear()
+            self._generation = generation
+        kept = self._masks.get(reservation.gang)
+        if kept is not None and kept[0] is reservation and kept[1].shape[0] >= snapshot.size:
+            return kept[1]
+        mask = np.zeros(snapshot.size, dtype=bool)
+        slot_of = snapshot.slot_of
+        mask[[slot_of[n] for n in reservation.held if n in slot_of]] = True
+        self._masks[reservation.gang] = (reservation, mask)
+        return mask
 
     def filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> FilterResult | None:
         blocked = state.get(_BLOCKED, None)
