@@ -497,3 +497,46 @@ def test_agent_container_runs_aisched_agent_with_node_name_nvml_env_and_read_onl
     assert not any(m["name"] in host_paths and not m.get("readOnly") for m in container["volumeMounts"]), (
         "every host path the agent sees is read-only"
     )
+
+
+# -- the image they run --------------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def _dockerfile_lines(instruction: str) -> list[str]:
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith(f"{instruction} ")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("Deployment", "aisched-scheduler"), ("DaemonSet", "aisched-agent")]
+)
+def test_workloads_run_the_image_as_the_user_it_was_built_for(kind: str, name: str) -> None:
+    workload = find(kind, name)
+    container = only_container(workload)
+    assert container["image"] == "ghcr.io/aisched/aisched"
+    pod_security = workload["spec"]["template"]["spec"].get("securityContext", {})
+    user = container.get("securityContext", {}).get("runAsUser", pod_security.get("runAsUser"))
+    assert _dockerfile_lines("USER") == [f"{user}:{user}"]
+    assert any(f"--uid {user} " in run for run in _dockerfile_lines("RUN")), "a passwd entry for it"
+    assert container["command"][0] == "aisched"
+    assert any(f"{v['mountPath']}".rstrip("/") == "/tmp" for v in container.get("volumeMounts", ())), (
+        "the image writes to /tmp only: a read-only root needs a volume there"
+    )
+
+
+def test_the_image_build_context_holds_what_the_dockerfile_copies() -> None:
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.startswith("!")
+    }
+    copied = [
+        source.rstrip("/")
+        for line in _dockerfile_lines("COPY")
+        if not line.startswith("--from")
+        for source in line.split()[:-1]
+    ]
+    assert copied, "the Dockerfile copies the project in"
+    assert set(copied) <= allowed
