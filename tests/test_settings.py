@@ -79,3 +79,30 @@ def test_aisched_run_on_the_emulator_serves_metrics_on_this_machine_only() -> No
     chosen = run_settings(emulator=True, leader_elect=False, environ={"AISCHED_METRICS__HOST": "::"})
     assert chosen.metrics.host == "::", "the environment still decides"
     assert chosen.leader_election.enabled is False
+
+
+def test_the_topology_levels_come_from_the_configured_node_labels() -> None:
+    defaults = load_settings({}).topology.domains()
+    assert (defaults.block, defaults.rack) == ("aisched.io/block", "aisched.io/rack")
+    settings = load_settings(
+        {
+            "AISCHED_TOPOLOGY__BLOCK_LABEL": "network.topology.nvidia.com/spine",
+            "AISCHED_TOPOLOGY__RACK_LABEL": "network.topology.nvidia.com/leaf",
+        }
+    )
+    domains = settings.topology.domains()
+    assert (domains.block, domains.rack) == (
+        "network.topology.nvidia.com/spine",
+        "network.topology.nvidia.com/leaf",
+    )
+
+
+@pytest.mark.parametrize("value", ["", "rack label", "-rack", "a/b/c", "example.com/" + "x" * 64])
+def test_a_topology_label_that_is_no_label_key_is_an_error_naming_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match="AISCHED_TOPOLOGY__RACK_LABEL"):
+        load_settings({"AISCHED_TOPOLOGY__RACK_LABEL": value})
+
+
+def test_the_two_topology_levels_need_two_labels() -> None:
+    with pytest.raises(SettingsError, match="one label per level"):
+        load_settings({"AISCHED_TOPOLOGY__RACK_LABEL": "aisched.io/block"})

@@ -25,6 +25,7 @@ from pydantic import (
 
 if TYPE_CHECKING:
     from aisched.queue.policy import QueueingPolicy
+    from aisched.topology.node import DomainLabels
 
 __all__ = [
     "ENV_PREFIX",
@@ -169,6 +170,39 @@ class TenancySettings(_Section):
         return check_unlisted(value)
 
 
+class TopologySettings(_Section):
+    """The node labels the topology levels above the node come from, widest first: a cluster's own
+    network labels (`network.topology.nvidia.com/spine`, `.../leaf`, a cloud's topology block
+    labels) instead of `aisched.io/block` and `aisched.io/rack`. An AIJob's `topology.level:
+    block|rack` then means "nodes sharing that label's value"."""
+
+    block_label: str = "aisched.io/block"
+    rack_label: str = "aisched.io/rack"
+
+    @field_validator("block_label", "rack_label")
+    @classmethod
+    def _label_key(cls, value: str) -> str:
+        import re  # noqa: PLC0415
+
+        from aisched.api.meta import QUALIFIED_NAME_PATTERN  # noqa: PLC0415 - see `QueueingSettings.policy`
+
+        name = value.rpartition("/")[2]
+        if len(value) > 316 or len(name) > 63 or not re.fullmatch(QUALIFIED_NAME_PATTERN, value):
+            raise ValueError(f"{value!r} is not a node label key (such as network.topology.nvidia.com/leaf)")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TopologySettings:
+        if self.block_label == self.rack_label:
+            raise ValueError(f"block_label and rack_label are both {self.block_label!r}: one label per level")
+        return self
+
+    def domains(self) -> DomainLabels:
+        from aisched.topology.node import DomainLabels  # noqa: PLC0415 - see `QueueingSettings.policy`
+
+        return DomainLabels(block=self.block_label, rack=self.rack_label)
+
+
 class Settings(_Section):
     """All settings of the aisched process."""
 
@@ -179,6 +213,7 @@ class Settings(_Section):
     queueing: QueueingSettings = Field(default_factory=QueueingSettings)
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
     failures: FailureSettings = Field(default_factory=FailureSettings)
+    topology: TopologySettings = Field(default_factory=TopologySettings)
 
 
 class SettingsError(ValueError):

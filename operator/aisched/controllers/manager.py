@@ -208,6 +208,7 @@ class Manager:
             queueing=self.settings.queueing.policy(),
             detection=self.settings.failures.detection_seconds,
             cooldown=self.settings.failures.node_cooldown_seconds,
+            domains=self.settings.topology.domains(),
         )
         pods_synced = runtime.pods.synced
         jobs = JobController(

@@ -9,7 +9,7 @@ from typing import Literal
 from aisched.api import keys
 from aisched.topology.gpu import GPUTopology
 
-__all__ = ["NodeInfo", "Taint", "TaintEffect"]
+__all__ = ["DEFAULT_DOMAINS", "DomainLabels", "NodeInfo", "Taint", "TaintEffect"]
 
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
@@ -19,6 +19,19 @@ class Taint:
     key: str
     value: str = ""
     effect: TaintEffect = "NoSchedule"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainLabels:
+    """The node label keys the two topology levels above the node come from: `block` the wider,
+    `rack` the narrower (an AIJob's `topology.level`). A cluster labelled by its network (e.g.
+    `network.topology.nvidia.com/spine` and `.../leaf`) names those instead of aisched's own."""
+
+    block: str = keys.LABEL_BLOCK
+    rack: str = keys.LABEL_RACK
+
+
+DEFAULT_DOMAINS: DomainLabels = DomainLabels()
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -39,14 +52,16 @@ class NodeInfo:
     gpus: GPUTopology | None = None
     #: A fault ended pods here lately: nothing is placed on it until its cooldown is over.
     cooling: bool = False
+    #: Which labels say the node's rack and block.
+    domains: DomainLabels = DEFAULT_DOMAINS
 
     @property
     def rack(self) -> str | None:
-        return self.labels.get(keys.LABEL_RACK)
+        return self.labels.get(self.domains.rack)
 
     @property
     def block(self) -> str | None:
-        return self.labels.get(keys.LABEL_BLOCK)
+        return self.labels.get(self.domains.block)
 
     @property
     def gpu_model(self) -> str | None:

@@ -7,7 +7,9 @@ from typing import Any
 from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.controllers.scheduling.nodes import NodeView, node_events, node_info
 from aisched.framework.events import ClusterEvent
-from aisched.topology.node import Taint
+from aisched.scheduler import Scheduler
+from aisched.topology.node import DEFAULT_DOMAINS, DomainLabels, Taint
+from tests.support import core
 
 
 def node(**spec: Any) -> dict[str, Any]:
@@ -116,3 +118,36 @@ def test_each_change_is_the_event_of_what_it_changed() -> None:
     assert node_events(before, _view(status__allocatable={"cpu": "16"})) == {
         ClusterEvent.NODE_ALLOCATABLE_CHANGED
     }
+
+
+# -- topology levels from a cluster's own labels ------------------------------------------------
+
+SPINE, LEAF = "network.topology.nvidia.com/spine", "network.topology.nvidia.com/leaf"
+
+
+def _network_node(i: int) -> dict[str, Any]:
+    """Node i of eight: its spine alternates (even/odd), while aisched's own block label, left
+    over from an older layout, groups them by halves."""
+    labels = {SPINE: f"spine-{i % 2}", LEAF: f"leaf-{i}", "aisched.io/block": f"old-{i // 4}"}
+    allocatable = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"}
+    status = {"allocatable": allocatable, "conditions": [{"type": "Ready", "status": "True"}]}
+    return {"metadata": {"name": f"n{i}", "labels": labels}, "spec": {}, "status": status}
+
+
+def _blocks_of_a_placed_gang(domains: DomainLabels) -> set[str]:
+    scheduler = Scheduler()
+    for i in range(8):
+        scheduler.cache.set_node(NodeView(_network_node(i), None, domains=domains).info())
+    members = [core.pod(f"w{k}", gpus=8, gang="train", gang_min_member=4) for k in range(4)]
+    result = scheduler.schedule(core.gang("train", members, policy="Required", level="block"))
+    assert result.placement is not None
+    spines = {int(p.node[1:]) % 2 for p in result.placement.pods}
+    return {f"spine-{s}" for s in spines}
+
+
+def test_a_gang_required_in_one_block_lands_in_one_block_of_the_configured_labels() -> None:
+    domains = DomainLabels(block=SPINE, rack=LEAF)
+    info = NodeView(_network_node(3), None, domains=domains).info()
+    assert (info.block, info.rack) == ("spine-1", "leaf-3")
+    assert len(_blocks_of_a_placed_gang(domains)) == 1
+    assert len(_blocks_of_a_placed_gang(DEFAULT_DOMAINS)) == 2, "by the old labels it spans both spines"

@@ -27,6 +27,7 @@ from aisched.kube.client import JsonObject, KubeClient, Params, PatchType
 from aisched.observability.metrics import BindingErrorReason, Metrics, SchedulingResult
 from aisched.observability.metrics import QueueState as DepthState
 from aisched.queue import QueueState
+from aisched.topology.node import DomainLabels
 from tests.binder.fakes import FakeClock
 from tests.observability.test_metrics import value
 
@@ -421,6 +422,44 @@ async def test_a_gang_of_two_8_gpu_pods_is_bound_whole_on_two_nodes_in_one_requi
     for member in bound.values():
         uuids = member["metadata"]["annotations"]["aisched.io/gpus"].split(",")
         assert set(uuids) == await gpu_uuids(running.kube, member["spec"]["nodeName"])
+
+
+async def test_a_rack_named_by_the_clusters_own_labels_is_what_a_required_gang_keeps_to(
+    emulator_cluster: Emulator,
+) -> None:
+    """Leaves pair each 8-GPU node of aisched's rack-a with one of rack-b: a gang Required in one
+    rack, with racks read from the leaf label, must land on a leaf's pair, which aisched's own
+    rack labels would never choose."""
+    leaf = "network.topology.nvidia.com/leaf"
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        nodes = (await kube.get("/api/v1/nodes"))["items"]
+        racks: dict[str, list[str]] = {}
+        for n in sorted(nodes, key=lambda n: n["metadata"]["name"]):
+            if n["status"]["allocatable"].get("nvidia.com/gpu") == "8":
+                racks.setdefault(n["metadata"]["labels"]["aisched.io/rack"], []).append(n["metadata"]["name"])
+        pairs = list(zip(racks["rack-a"], racks["rack-b"], strict=False))
+        leaves = {name: f"leaf-{i}" for i, pair in enumerate(pairs) for name in pair}
+        for n in nodes:
+            name = n["metadata"]["name"]
+            label = leaves.get(name, f"alone-{name}")
+            await kube.patch(f"/api/v1/nodes/{name}", {"metadata": {"labels": {leaf: label}}})
+        runtime = SchedulerRuntime(kube, clock=time.monotonic, domains=DomainLabels(rack=leaf))
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        try:
+            required = {"aisched.io/topology-policy": "Required", "aisched.io/topology-level": "rack"}
+            members = (
+                pod(f"leaf-{i}", gpus=8, gang="leaf", min_member=2, annotations=required) for i in range(2)
+            )
+            await create(kube, *members)
+            bound = await wait_bound(kube, ["leaf-0", "leaf-1"])
+            placed = {p["spec"]["nodeName"] for p in bound.values()}
+            assert len(placed) == 2
+            assert {leaves.get(n) for n in placed} in ({f"leaf-{i}"} for i in range(len(pairs)))
+        finally:
+            stop.set()
+            async with asyncio.timeout(WAIT):
+                await task
 
 
 async def test_an_incomplete_gang_waits_until_its_last_member_appears(running: Running) -> None:

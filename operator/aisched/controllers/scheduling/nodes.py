@@ -15,7 +15,7 @@ from aisched.api.objects import ObjectView
 from aisched.framework.events import ClusterEvent
 from aisched.topology import resources
 from aisched.topology.gpu import GPUTopology
-from aisched.topology.node import NodeInfo, Taint, TaintEffect
+from aisched.topology.node import DEFAULT_DOMAINS, DomainLabels, NodeInfo, Taint, TaintEffect
 
 __all__ = ["NodeView", "node_events", "node_info", "ready_condition"]
 
@@ -30,7 +30,12 @@ class NodeView:
     """What the scheduler reads of one node: its Node object's fields and its topology status."""
 
     def __init__(
-        self, node: Mapping[str, Any], topology: GPUNodeTopologyStatus | None, *, cooling: bool = False
+        self,
+        node: Mapping[str, Any],
+        topology: GPUNodeTopologyStatus | None,
+        *,
+        cooling: bool = False,
+        domains: DomainLabels = DEFAULT_DOMAINS,
     ) -> None:
         view = ObjectView(node)
         self.name = view.name
@@ -41,6 +46,7 @@ class NodeView:
         self.unschedulable = bool(view.spec.get("unschedulable"))
         self.topology = topology
         self.cooling = cooling
+        self.domains = domains
 
     def info(self) -> NodeInfo:
         return NodeInfo(
@@ -51,6 +57,7 @@ class NodeView:
             ready=self.ready,
             unschedulable=self.unschedulable,
             cooling=self.cooling,
+            domains=self.domains,
             gpus=GPUTopology.from_status(self.topology) if self.topology is not None else None,
         )
 

@@ -52,6 +52,7 @@ from aisched.scheduler.queueing import (
     queue_note,
     turned_away,
 )
+from aisched.topology.node import DEFAULT_DOMAINS, DomainLabels
 
 __all__ = ["PodListener", "QueueStatus", "RuntimeClient", "SchedulerRuntime"]
 
@@ -101,6 +102,7 @@ class SchedulerRuntime:
         queueing: QueueingPolicy | None = None,
         detection: float = DEFAULT_DETECTION,
         cooldown: float = DEFAULT_COOLDOWN,
+        domains: DomainLabels = DEFAULT_DOMAINS,
     ) -> None:
         """`clock` paces the queue and times cycles (monotonic); `wall` dates pods (epoch seconds,
         as their start times are) for preemption's minimum runtime. `registry` names the plugins
@@ -108,8 +110,10 @@ class SchedulerRuntime:
         keeps from the cache (shared with the TenantQuota controller, which reports it);
         `queueing` the cluster's default queue policy (a TenantQuota's `spec.queueing` refines it);
         `detection` and `cooldown` how long a node may be not ready before its pods are ended, and
-        how long nothing new goes to a node after a fault (`faults.FaultWatch`)."""
+        how long nothing new goes to a node after a fault (`faults.FaultWatch`); `domains` the node
+        labels that say each node's block and rack."""
         self.clock = clock
+        self.domains = domains
         self.client = client
         self.profile = profile if profile is not None else Profile()
         self.scheduler = Scheduler(profile=self.profile, registry=registry, ledger=ledger, clock=wall)

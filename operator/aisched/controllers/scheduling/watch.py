@@ -274,7 +274,10 @@ class ClusterWatch:
         obj = self._nodes.get(name)
         if obj is None:
             return  # a topology ahead of its node: applied when the node arrives
-        view = NodeView(obj, self._topologies.get(name), cooling=self.runtime.faults.cooling(name))
+        runtime = self.runtime
+        view = NodeView(
+            obj, self._topologies.get(name), cooling=runtime.faults.cooling(name), domains=runtime.domains
+        )
         events = node_events(self._views.get(name), view)
         if not events:
             return  # a heartbeat: nothing the scheduler reads changed
