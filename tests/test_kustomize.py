@@ -85,3 +85,28 @@ async def test_each_kustomization_applies_to_the_emulator(
     assert got == replicas
     again = await kubectl.ok("apply", "-k", str(ROOT / directory))
     assert "created" not in again, "applied twice, nothing is made again"
+
+
+async def test_the_agent_overlay_installs_the_agent_alone_on_gpu_nodes(kubectl: Kubectl) -> None:
+    docs = await _render(kubectl, "manifests/overlays/agent")
+    assert all("scheduler" not in d["metadata"]["name"] for d in docs), "nothing of the scheduler's"
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == {
+        ("Namespace", "aisched-system"),
+        ("Namespace", "aisched-agents"),
+        ("ServiceAccount", "aisched-agent"),
+        ("ClusterRole", "aisched-agent"),
+        ("ClusterRoleBinding", "aisched-agent"),
+        ("Role", "aisched-agent"),
+        ("RoleBinding", "aisched-agent"),
+        ("DaemonSet", "aisched-agent"),
+    }
+    agent = _one(docs, "DaemonSet", "aisched-agent")
+    affinity = agent["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]} in term["matchExpressions"]
+    assert agent["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    applied = await kubectl.ok("apply", "-k", str(ROOT / "manifests/overlays/agent"))
+    assert "daemonset.apps/aisched-agent created" in applied
+    assert "deployment" not in applied
+    again = await kubectl.ok("apply", "-k", str(ROOT / "manifests/overlays/agent"))
+    assert "created" not in again, "applied twice, nothing is made again"
