@@ -19,6 +19,7 @@ from aisched.framework.types import Gang
 from aisched.plugins.reservation import RESERVED
 from aisched.queue import GangQueue, QueueState
 from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueingPolicy
+from aisched.quota import GPU_MILLI, Tenant
 from aisched.scheduler import Scheduler
 from aisched.scheduler.queueing import gang_queue, gone, queue_note, turned_away, without_queue_note
 from aisched.scheduler.usage import pod_usage
@@ -271,6 +272,28 @@ def test_a_replanned_hold_blocks_its_new_nodes_only() -> None:
     world.scheduler.forget(placed.placement)
     world.scheduler.cache.remove_node("n0")  # the nodes change: slots are looked up again
     assert world.scheduler.schedule(later).placement is None
+
+
+def test_a_gang_waiting_for_its_own_tenants_quota_holds_no_node_from_other_tenants() -> None:
+    world = _World()
+    world.scheduler.ledger.set_tenants(
+        [
+            Tenant(name="research", namespaces=frozenset({"ml"}), maximum={GPU_MILLI: 8000}),
+            Tenant(name="inference", namespaces=frozenset({"serve"})),
+        ]
+    )
+    _unbounded(world)
+    running = pod("mine", gpus=8, namespace="ml")  # research is at its maximum of 8 GPUs
+    world.scheduler.cache.remove_pod("other/free-0")
+    world.scheduler.cache.set_pod(pod_usage(running, node="n0", gang=running.key, started=0.0))
+    head = whole_node_gang("head", 1, index=0)
+    assert world.turn_away(head) is None, "held back by its own quota: it holds nothing"
+    assert world.scheduler.reservations.get(head.key) is None
+    world.scheduler.cache.remove_pod("other/free-1")  # n1 frees
+    later = Gang.of(replace(pod("serve-job", gpus=8, namespace="serve"), created=5.0, sequence=9))
+    placed = world.scheduler.schedule(later)
+    assert placed.placement is not None, "another tenant's later gang takes the room"
+    assert placed.placement.pods[0].node == "n1"
 
 
 def test_a_deleted_head_releases_its_reservation_and_wakes_who_it_blocked() -> None:

@@ -8,7 +8,8 @@ in its line, or within the first `CONSERVATIVE_DEPTH` gangs of its line when eve
 to it has an estimated run time (conservative backfill), or its pods each need half of the
 largest node or more and fewer than `CONSERVATIVE_DEPTH` gangs ahead of it in its line hold (such
 a gang waits for nodes to drain, and gangs behind it would refill them), the scheduler holds the
-nodes it will start on; otherwise any reservation it held is dropped. A gang that would not fit even on
+nodes it will start on; otherwise any reservation it held is dropped. A gang held back by its
+own tenant's quota holds nothing: it waits for its tenant, not for room. A gang that would not fit even on
 an empty cluster (too big for every node, or over its tenant's quota) is set aside from its line,
 so that under StrictFIFO it does not block the gangs behind it.
 
@@ -27,6 +28,7 @@ from aisched.framework.handle import Clock
 from aisched.framework.reservations import Reservation, order_of
 from aisched.framework.status import Code
 from aisched.framework.types import Gang
+from aisched.plugins.quota import NAME as QUOTA
 from aisched.queue import GangQueue
 from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf, Strategy
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
@@ -105,6 +107,11 @@ def turned_away(
         # room: either way it holds nothing and holds up no one.
         scheduler.release(gang.key)
         queue.set_aside(gang.key)
+        return None
+    if result.status.plugin == QUOTA:
+        # It waits for its own tenant's quota, not for room: holding nodes would let one tenant's
+        # limit keep every other tenant's later gangs off them.
+        scheduler.release(gang.key)
         return None
     if line is None or not line[1].reservation or not _at_front(scheduler, queue, gang, line[0]):
         scheduler.release(gang.key)
