@@ -174,8 +174,7 @@ class ReservationPlanner:
     def drains(self, gang: Gang) -> bool:
         """Whether each pod of `gang` needs at least half the GPUs of the cluster's largest node: a
         node must largely drain for it, wherever it goes."""
-        snapshot = self._scheduler.snapshot
-        largest = int(snapshot.gpu_count[: snapshot.size].max(initial=0))
+        largest = self._scheduler.cache.gpu_nodes()[1]
         return largest > 0 and all(2 * pod.gpus >= largest for pod in gang.members)
 
     def _could_start_on(self, gang: Gang, planned: set[str]) -> tuple[str, ...]:
