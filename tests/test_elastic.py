@@ -10,7 +10,18 @@ import pytest
 
 from aisched.emulator.cluster import ClusterSpec
 from aisched.kube.client import JsonObject
-from tests.test_operator import AIJOBS, NAMESPACE, PODS, Operator, _tenant, job, operator, phase, until
+from tests.test_operator import (
+    AIJOBS,
+    NAMESPACE,
+    PODS,
+    Operator,
+    job,
+    lender_and_borrower,
+    operator,
+    phase,
+    reclaimable_tenant,
+    until,
+)
 
 __all__ = ["operator"]  # the fixture, used by name
 
@@ -39,7 +50,8 @@ async def test_an_elastic_job_grows_into_idle_room_and_shrinks_first_for_a_highe
 ) -> None:
     kube = operator.kube
     await kube.post(
-        "/apis/aisched.io/v1alpha1/tenantquotas", _tenant("a", NAMESPACE, guaranteed=32, maximum=32)
+        "/apis/aisched.io/v1alpha1/tenantquotas",
+        reclaimable_tenant("a", NAMESPACE, guaranteed=32, maximum=32),
     )
     await kube.post(AIJOBS, _elastic("bert"))
 
@@ -79,13 +91,7 @@ async def test_a_tenant_reclaiming_its_guarantee_shrinks_a_borrowing_elastic_job
     operator: Operator,
 ) -> None:
     kube = operator.kube
-    serve = "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs"
-    await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
-    for body in (
-        _tenant("a", NAMESPACE, guaranteed=16, maximum=32),
-        _tenant("b", "serve", guaranteed=16, maximum=32),
-    ):
-        await kube.post("/apis/aisched.io/v1alpha1/tenantquotas", body)
+    serve = await lender_and_borrower(kube, guaranteed=16, maximum=32)
     await kube.post(AIJOBS, _elastic("bert"))  # 16 GPUs placed together, then b's idle 16 borrowed
     await until(kube, AIJOBS, lambda j: _replicas(j, "bert") == 3)
     core = {p["metadata"]["name"]: p["metadata"]["uid"] for p in (await kube.get(PODS))["items"]}

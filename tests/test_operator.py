@@ -504,10 +504,22 @@ async def test_a_tenant_at_its_quota_waits_with_a_clear_message_while_others_pro
     await until(kube, AIJOBS, lambda j: phase(j, "big") == "Running")
 
 
-def _tenant(name: str, namespace: str, *, guaranteed: int, maximum: int) -> JsonObject:
+def reclaimable_tenant(name: str, namespace: str, *, guaranteed: int, maximum: int) -> JsonObject:
     """A tenant whose jobs may be preempted at once (no minimum runtime) to reclaim its lenders'."""
     preemption = {"reclaimWithinCohort": "Any", "minRuntimeSeconds": 0}
     return gpu_quota(name, [namespace], guaranteed=guaranteed, maximum=maximum, preemption=preemption)
+
+
+async def lender_and_borrower(kube: KubeClient, *, guaranteed: int, maximum: int) -> str:
+    """Tenant `a` (namespace NAMESPACE) and tenant `b` (namespace `serve`, made here), each with
+    `guaranteed` GPUs and up to `maximum`, reclaimable at once; returns `serve`'s AIJob path."""
+    await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
+    for body in (
+        reclaimable_tenant("a", NAMESPACE, guaranteed=guaranteed, maximum=maximum),
+        reclaimable_tenant("b", "serve", guaranteed=guaranteed, maximum=maximum),
+    ):
+        await kube.post("/apis/aisched.io/v1alpha1/tenantquotas", body)
+    return "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs"
 
 
 @pytest.mark.parametrize("operator", [TWO_NODES], indirect=True)
@@ -515,13 +527,7 @@ async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_b
     operator: Operator,
 ) -> None:
     kube = operator.kube
-    serve = "/apis/aisched.io/v1alpha1/namespaces/serve/aijobs"
-    await kube.post("/api/v1/namespaces", {"metadata": {"name": "serve"}})
-    for body in (
-        _tenant("a", NAMESPACE, guaranteed=8, maximum=16),
-        _tenant("b", "serve", guaranteed=8, maximum=16),
-    ):
-        await kube.post("/apis/aisched.io/v1alpha1/tenantquotas", body)
+    serve = await lender_and_borrower(kube, guaranteed=8, maximum=16)
     borrower = job("borrower")  # 16 GPUs: a's 8, and b's idle 8
     borrower["spec"]["checkpoint"] = {"method": "Annotation", "gracePeriodSeconds": 1}
     await kube.post(AIJOBS, borrower)
@@ -560,7 +566,8 @@ async def test_a_tenant_reclaims_its_guarantee_from_a_borrower_whose_gang_goes_b
 async def test_a_higher_priority_job_evicts_a_lower_priority_one_of_its_tenant(operator: Operator) -> None:
     kube = operator.kube
     await kube.post(
-        "/apis/aisched.io/v1alpha1/tenantquotas", _tenant("a", NAMESPACE, guaranteed=16, maximum=16)
+        "/apis/aisched.io/v1alpha1/tenantquotas",
+        reclaimable_tenant("a", NAMESPACE, guaranteed=16, maximum=16),
     )
     low = job("low")
     low["spec"]["priority"] = 1
