@@ -177,6 +177,11 @@ class Framework:
                 results.append((plugin.name, result))
         return Feasibility(mask, tuple(results), snapshot.valid[: snapshot.size], static_mask)
 
+    def static_mask(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Bools:
+        """The nodes `pod` could run on by the static filters alone (selectors, taints, models:
+        what no pod coming or going changes), cached per pod template; do not write to it."""
+        return self._static_filter(state, pod, snapshot)[0]
+
     def _static_filter(
         self, state: CycleState, pod: PodInfo, snapshot: Snapshot
     ) -> tuple[Bools, dict[str, FilterResult]]:

@@ -11,11 +11,12 @@ up) but the guess is kept, so that a hold that outlives it is planned again. Sea
 takes a handful of dry runs (doubling, then bisecting), each about one cycle.
 
 Which node drains first is only known when enforced runtime limits bound every pod that must
-leave. Otherwise, for a gang whose pods each need at least half the GPUs of the cluster's largest node (a node
-must largely drain for each), the hold also covers every other node the gang could start on (`spare`): the
-one planned may be the one whose last pod runs for days, and a single planned node whose freed
-GPUs are held while every other node is refilled by smaller gangs can starve it. Smaller pods
-need only one GPU to free somewhere, and the planned node serves them as well as any.
+leave. Otherwise, for a gang whose pods each need at least half the GPUs of the cluster's largest
+node (a node must largely drain for each), the hold also covers every other node the gang could
+start on (`spare`): the one planned may be the one whose last pod runs for days, and a single
+planned node whose freed GPUs are held while every other node is refilled by smaller gangs can
+starve it. Smaller pods need only one GPU to free somewhere, and the planned node serves them as
+well as any.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class ReservationPlanner:
         could = np.zeros(snapshot.size, dtype=bool)
         for pods in gang.roles():
             pod = pods[0]
-            mask = scheduler.framework.filter(state, pod, snapshot).static.copy()
+            mask = scheduler.framework.static_mask(state, pod, snapshot).copy()
             for resource, amount in pod.requests.items():
                 column = snapshot.resource_index.get(resource)
                 if column is not None:

@@ -9,9 +9,9 @@ to it has an estimated run time (conservative backfill), or its pods each need h
 largest node or more and fewer than `CONSERVATIVE_DEPTH` gangs ahead of it in its line hold (such
 a gang waits for nodes to drain, and gangs behind it would refill them), the scheduler holds the
 nodes it will start on; otherwise any reservation it held is dropped. A gang held back by its
-own tenant's quota holds nothing: it waits for its tenant, not for room. A gang that would not fit even on
-an empty cluster (too big for every node, or over its tenant's quota) is set aside from its line,
-so that under StrictFIFO it does not block the gangs behind it.
+own tenant's quota holds nothing: it waits for its tenant, not for room. A gang that would not
+fit even on an empty cluster (too big for every node, or over its tenant's quota) is set aside
+from its line, so that under StrictFIFO it does not block the gangs behind it.
 
 `QueueStatus` is a waiting gang's place as the runtime reports it (the AIJob controller shows it on
 the job). A holder's pods are told where it waits by a sentence their verdict ends with
