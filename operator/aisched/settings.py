@@ -182,12 +182,10 @@ class TopologySettings(_Section):
     @field_validator("block_label", "rack_label")
     @classmethod
     def _label_key(cls, value: str) -> str:
-        import re  # noqa: PLC0415
-
         from aisched.api.meta import QUALIFIED_NAME_PATTERN  # noqa: PLC0415 - see `QueueingSettings.policy`
 
-        name = value.rpartition("/")[2]
-        if len(value) > 316 or len(name) > 63 or not re.fullmatch(QUALIFIED_NAME_PATTERN, value):
+        prefix, _, name = value.rpartition("/")
+        if len(prefix) > 253 or len(name) > 63 or not re.fullmatch(QUALIFIED_NAME_PATTERN, value):
             raise ValueError(f"{value!r} is not a node label key (such as network.topology.nvidia.com/leaf)")
         return value
 

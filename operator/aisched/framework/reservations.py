@@ -1,12 +1,13 @@
-"""Reservations: nodes held for a gang at the head of its queue that cannot start yet.
+"""Reservations: nodes held for a waiting gang that cannot start yet (which gangs hold them:
+`scheduler.queueing`).
 
 A `Reservation` says where the holder will start (`nodes`) and from when (`start`, on the
 scheduler's clock; None when nothing estimates it: the nodes are held as they free up). A holder
 whose pods each need half of the largest node or more, and whose start no enforced runtime limit
 promises, also holds every other node it could start on (`spare`): which node drains first is
-then anyone's guess, and it starts on whichever is ready first. A gang
-that comes after the holder (`order`) may use a held node only if it will be gone before the
-holder starts: its own estimated end is known and no later than `start` (EASY backfill). Gangs
+then anyone's guess, and it starts on whichever is ready first. A gang that comes after the
+holder (`order`) may use a held node only if it will be gone before the holder starts: its own
+estimated end is known and no later than `start` (EASY backfill). Gangs
 ahead of the holder (a higher priority, or earlier submission at the same queue priority) ignore
 it. `ReservationBook` keeps the live ones; the planner computes each against those ahead of it.
 """
