@@ -112,6 +112,24 @@ class SchedulerSettings(_Section):
     #: at this pace, in batches, so it cannot starve the API server or the other jobs.
     pod_create_qps: Annotated[float, Field(gt=0)] = 200.0
     pod_create_burst: Annotated[int, Field(ge=1)] = 400
+    #: The job frameworks whose gangs pods of ours join (`aisched.queue.frameworks`), comma-separated;
+    #: "" for none. Each but leaderworkerset costs one list+watch of that framework's objects.
+    gang_frameworks: str = "coscheduling,volcano,podgroup,workload,leaderworkerset,jobset,raycluster,job"
+
+    @field_validator("gang_frameworks")
+    @classmethod
+    def _frameworks(cls, value: str) -> str:
+        from aisched.queue.frameworks import NAMES  # noqa: PLC0415 - see `QueueingSettings.policy`
+
+        unknown = sorted({n.strip() for n in value.split(",") if n.strip()} - NAMES)
+        if unknown:
+            known = ", ".join(sorted(NAMES))
+            raise ValueError(f"unknown job framework(s) {', '.join(unknown)}; known: {known}")
+        return value
+
+    def frameworks(self) -> frozenset[str]:
+        """`gang_frameworks` as a set of names."""
+        return frozenset(n.strip() for n in self.gang_frameworks.split(",") if n.strip())
 
 
 class QueueingSettings(_Section):

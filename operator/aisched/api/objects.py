@@ -175,6 +175,10 @@ class ObjectView:
                 return ref
         return None
 
+    def controller_reference(self) -> Mapping[str, Any] | None:
+        """The owner reference marked as the object's controller, if any."""
+        return next((r for r in self.owner_references if r.get("controller") is True), None)
+
     def owned_by(self, uid: str, *, controller: bool = False) -> bool:
         """Whether an owner reference names the object `uid` (with `controller`: as the controller)."""
         return any(

@@ -209,6 +209,7 @@ class Manager:
             detection=self.settings.failures.detection_seconds,
             cooldown=self.settings.failures.node_cooldown_seconds,
             domains=self.settings.topology.domains(),
+            gang_frameworks=settings.frameworks(),
         )
         pods_synced = runtime.pods.synced
         jobs = JobController(

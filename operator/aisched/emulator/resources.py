@@ -114,6 +114,8 @@ BUILTIN: Final[tuple[ResourceType, ...]] = (
     # What an install of aisched (manifests/) is made of, stored as given (no controller runs them).
     builtin("apps", "v1", "deployments", "Deployment", namespaced=True, short=("deploy",), subs=("status",)),
     builtin("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short=("ds",), subs=("status",)),
+    # Jobs are stored as given too: no Job controller runs; a test makes the pods a Job would.
+    builtin("batch", "v1", "jobs", "Job", namespaced=True, subs=("status",)),
     builtin(
         "policy",
         "v1",

@@ -17,7 +17,9 @@ What the handler is promised:
 Outages (no answer, or an `ApiError.transient` one: throttling, 5xx, timeouts) are retried with
 capped exponential backoff and jitter, resuming from the last seen resourceVersion; other API
 errors (400 bad selector, 403 forbidden, 404 unknown resource) are configuration faults and end
-`run()` with the ApiError.
+`run()` with the ApiError. An `optional` informer is for a resource that may not be installed (a
+job framework's CRD): there a 404 or 403 reads as an empty collection (so it syncs, and objects
+known before are delivered as deleted), and the list is tried again every `absent_retry` seconds.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ log = get_logger(__name__)
 
 ObjectKey = tuple[str, str]  # (namespace, or "" for cluster-scoped objects; name)
 WATCH_TIMEOUT_SECONDS: Final = 300
+#: How often an optional informer looks again for a resource that is not served.
+ABSENT_RETRY_SECONDS: Final = 60.0
 _EXPIRED: Final = 410
+_ABSENT: Final = frozenset({403, 404})
 
 
 class InformerHandler(Protocol):
@@ -103,11 +108,14 @@ class Informer:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         backoff: Backoff | None = None,
         on_list: Callable[[], None] | None = None,
+        optional: bool = False,
+        absent_retry: float = ABSENT_RETRY_SECONDS,
     ) -> None:
         """`resource_version` resumes from a view the handler already holds (`known`, as of that
         version): no initial list, `on_synced` at once, and a list only if the watch has expired.
         `on_list` is told of every full list once its difference has been delivered (the first
-        list, and each relist), for metrics; it must be quick and must not raise."""
+        list, and each relist), for metrics; it must be quick and must not raise. `optional`: the
+        resource may not be served (see the module docstring)."""
         self._client = client
         self.path = path
         self._handler = handler
@@ -120,6 +128,10 @@ class Informer:
         self._sleep = sleep
         self._backoff = backoff or Backoff()
         self._on_list = on_list
+        self._optional = optional
+        self._absent_retry = absent_retry
+        #: Whether an optional resource was not served at the last list.
+        self.absent = False
         self._index: dict[ObjectKey, JsonObject] = {index_key(obj): obj for obj in known}
         self._resource_version = resource_version
         self._must_list = resource_version is None
@@ -174,6 +186,10 @@ class Informer:
                     self._log.info("informer_watch_expired", resource_version=self._resource_version)
                     self._must_list = True
                     continue
+                if self._optional and exc.status in _ABSENT:
+                    self._not_served(exc)
+                    await self._sleep(self._absent_retry)
+                    continue
                 if not exc.transient:
                     raise
                 error: Exception = exc
@@ -202,12 +218,26 @@ class Informer:
         if self.synced.is_set():
             self.relists += 1
             self._log.info("informer_relist", objects=len(items), resource_version=version)
+        if self.absent:
+            self._log.info("informer_resource_served", objects=len(items))
+            self.absent = False
         self._replace(items)
         self._resource_version = version
         self._must_list = False
         self._failures = 0
         if self._on_list is not None:
             self._on_list()
+        self._mark_synced()
+
+    def _not_served(self, exc: ApiError) -> None:
+        """An optional resource is not served (or not granted): an empty collection until it is."""
+        if not self.absent:
+            self._log.info("informer_resource_absent", status=exc.status, error=str(exc))
+        self.absent = True
+        self._replace([])
+        self._resource_version = None
+        self._must_list = True
+        self._failures = 0
         self._mark_synced()
 
     def _replace(self, items: list[JsonObject]) -> None:

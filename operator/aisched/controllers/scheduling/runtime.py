@@ -23,6 +23,7 @@ from aisched.api.objects import PodView
 from aisched.binder import Binder, BindOutcome
 from aisched.controllers.aijob.admission import ClusterGpus
 from aisched.controllers.scheduling.faults import DEFAULT_COOLDOWN, DEFAULT_DETECTION, FaultWatch
+from aisched.controllers.scheduling.frameworks import GangSizes
 from aisched.controllers.scheduling.preemptor import Preemptor
 from aisched.controllers.scheduling.reporting import (
     REASON_SCHEDULER_ERROR,
@@ -41,6 +42,7 @@ from aisched.kube.retry import until_stopped, woken_or_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
 from aisched.queue import GangBook
+from aisched.queue.frameworks import NAMES, frameworks
 from aisched.queue.policy import QueueingPolicy, QueueResolver
 from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
@@ -103,6 +105,7 @@ class SchedulerRuntime:
         detection: float = DEFAULT_DETECTION,
         cooldown: float = DEFAULT_COOLDOWN,
         domains: DomainLabels = DEFAULT_DOMAINS,
+        gang_frameworks: frozenset[str] = NAMES,
     ) -> None:
         """`clock` paces the queue and times cycles (monotonic); `wall` dates pods (epoch seconds,
         as their start times are) for preemption's minimum runtime. `registry` names the plugins
@@ -111,7 +114,9 @@ class SchedulerRuntime:
         `queueing` the cluster's default queue policy (a TenantQuota's `spec.queueing` refines it);
         `detection` and `cooldown` how long a node may be not ready before its pods are ended, and
         how long nothing new goes to a node after a fault (`faults.FaultWatch`); `domains` the node
-        labels that say each node's block and rack."""
+        labels that say each node's block and rack; `gang_frameworks` the job frameworks whose
+        gangs are read (`queue.frameworks.NAMES`), each framework object kind by an informer that
+        reads a kind not installed as none."""
         self.clock = clock
         self.domains = domains
         self.client = client
@@ -131,6 +136,12 @@ class SchedulerRuntime:
         self.pods = self._informer(PODS_PATH, self.watch.pods, "pods")
         self.nodes = self._informer(NODES_PATH, self.watch.nodes, "nodes")
         self.topologies = self._informer(TOPOLOGIES_PATH, self.watch.topologies, "gpunodetopologies")
+        self.gang_frameworks = gang_frameworks
+        self.gang_sizes = GangSizes(self.watch.gang_size_changed)
+        self.framework_informers = tuple(
+            Informer(client, path=f.path, handler=self.gang_sizes.handler(f), optional=True)
+            for f in frameworks(gang_frameworks)
+        )
         self.preemptor = Preemptor(client, wall=wall, metrics=self.metrics, pods=self.pods)
         self.cache.subscribe(lambda old, new: self.metrics.set_gpus_allocated(self.cache.gpus_held))
         self._queue_published = float("-inf")
@@ -144,8 +155,8 @@ class SchedulerRuntime:
         )
 
     @property
-    def informers(self) -> tuple[Informer, Informer, Informer]:
-        return self.pods, self.nodes, self.topologies
+    def informers(self) -> tuple[Informer, ...]:
+        return self.pods, self.nodes, self.topologies, *self.framework_informers
 
     def cluster_gpus(self, models: frozenset[str] | None) -> ClusterGpus | None:
         """The GPUs of the nodes of `models` (None: every node), once the nodes are listed."""

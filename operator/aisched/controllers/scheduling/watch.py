@@ -11,6 +11,11 @@ queue update of the `SchedulerRuntime`, synchronously and briefly.
 - A node's view is kept with its topology; a change the scheduler reads updates the cache and
   is the cluster events it amounts to (`nodes.node_events`); heartbeats change nothing. Nodes not
   ready, nodes deleted and GPUs turned unhealthy are also told to the runtime's `FaultWatch`.
+- A pod no `aisched.io/gang` label groups joins the gang its job framework put it in
+  (`queue.frameworks`: a PodGroup, a Workload, a JobSet, a RayCluster, an Indexed Job...), with
+  the size the framework's object says. While that size is not known (the object has not arrived,
+  or cannot be read) the pod waits out of the queue and is told why; when the object changes,
+  the pending pods of its gang are filed again.
 A change whose handling raises is logged and skipped: one bad object never stops an informer.
 """
 
@@ -27,14 +32,16 @@ from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.api.mig import MigAnnotation
 from aisched.api.objects import ObjectView, PodView
 from aisched.cache import PodUsage
+from aisched.controllers.scheduling.frameworks import ObjectRef
 from aisched.controllers.scheduling.nodes import NodeView, node_events
-from aisched.controllers.scheduling.reporting import REASON_INVALID
+from aisched.controllers.scheduling.reporting import REASON_INVALID, REASON_UNSCHEDULABLE
 from aisched.framework.events import ClusterEvent
 from aisched.framework.types import PodInfo
 from aisched.kube.client import JsonObject
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource
 from aisched.queue import gang_key
+from aisched.queue.frameworks import FrameworkGang, framework_gang
 from aisched.quota import quota_capacity
 from aisched.scheduler.usage import pod_usage
 
@@ -98,6 +105,10 @@ class ClusterWatch:
         self._topology_node: dict[str, str] = {}  # GPUNodeTopology name -> node name
         self._pending_since: dict[str, float] = {}  # pod key -> when first seen pending
         self._invalid: dict[str, tuple[str, str]] = {}  # pod key -> (uid, error) told to the pod
+        self._waiting: dict[str, str] = {}  # pod key -> why its framework gang cannot be scheduled yet
+        # The pending pods of each framework object's gangs, (namespace, name), and the other way.
+        self._framework_pods: dict[ObjectRef, set[tuple[str, str]]] = {}
+        self._framework_of: dict[str, tuple[ObjectRef, tuple[str, str]]] = {}
 
     # -- pods --------------------------------------------------------------------------------
 
@@ -129,6 +140,7 @@ class ClusterWatch:
             return
         if self._invalid.pop(view.key, None) is not None:
             runtime.reporter.forget(view.key)  # fixed: its next verdict is a new one
+        pod, found, waiting = self._framework_gang(pod, obj)
         if pod.node_name:
             self._bound(pod, view)
             return
@@ -142,22 +154,97 @@ class ClusterWatch:
             self._pod_gone(view, terminated=False)  # being deleted (a finalizer holds it): nothing to place
             return
         self._pending_since.setdefault(pod.key, runtime.clock())
+        self._track(view, found)
+        if waiting:
+            self._wait(obj, view, waiting)
+            return
+        if self._waiting.pop(pod.key, None) is not None:
+            runtime.reporter.forget(pod.key)
         seen = runtime.gangs.pending_pod(pod.key)
         if seen is not None and seen.sequence != pod.sequence:  # keeps its place when updated
             pod = dataclasses.replace(pod, sequence=seen.sequence)
+        if seen is not None and gang_key(seen) != gang_key(pod):  # moved to another gang
+            self._leave_gang(pod.key)
+            seen = None
         key = runtime.gangs.pending(pod)
         if seen is None and key in runtime.queue and runtime.gangs.short(key):
             return  # one more member of a gang still short of its size: nothing can be placed yet,
             # and building the whole gang again for each arrival would cost O(members²)
         self._requeue(key)
 
+    def _framework_gang(self, pod: PodInfo, obj: JsonObject) -> tuple[PodInfo, FrameworkGang | None, str]:
+        """`pod` in the gang its job framework put it in, when no `aisched.io/gang` label names one;
+        that gang; and why its size is not known yet ("" when it is)."""
+        runtime = self.runtime
+        found = None if pod.gang else framework_gang(obj, runtime.gang_frameworks)
+        if found is None:
+            return pod, None, ""
+        if found.ref is None:  # the pod says its gang's size
+            return dataclasses.replace(pod, gang=found.gang, gang_min_member=found.size), found, ""
+        lookup = runtime.gang_sizes.lookup(found.ref)
+        if lookup.waiting:
+            return dataclasses.replace(pod, gang=found.gang), found, lookup.waiting
+        if lookup.size is None:  # a basic policy, a Job that is not Indexed: one pod at a time
+            return pod, found, ""
+        return dataclasses.replace(pod, gang=found.gang, gang_min_member=lookup.size), found, ""
+
+    def _track(self, view: PodView, found: FrameworkGang | None) -> None:
+        """Remember the framework object whose changes file pending pod `view` again."""
+        ref = found.ref if found is not None else None
+        obj = (ref.kind, ref.namespace, ref.name) if ref is not None else None
+        tracked = self._framework_of.get(view.key)
+        if (tracked[0] if tracked is not None else None) == obj:
+            return
+        self._untrack(view.key)
+        if obj is not None:
+            name = (view.namespace, view.name)
+            self._framework_of[view.key] = (obj, name)
+            self._framework_pods.setdefault(obj, set()).add(name)
+
+    def _untrack(self, key: str) -> None:
+        tracked = self._framework_of.pop(key, None)
+        if tracked is None:
+            return
+        obj, name = tracked
+        pods = self._framework_pods[obj]
+        pods.discard(name)
+        if not pods:
+            del self._framework_pods[obj]
+
+    def gang_size_changed(self, obj: ObjectRef) -> None:
+        """A framework object came, changed or went: the pending pods of its gangs are filed again."""
+        for namespace, name in sorted(self._framework_pods.get(obj, ())):
+            pod = self.runtime.pods.index.get((namespace, name))
+            if pod is None:
+                continue
+            try:
+                self._pod_seen(pod)
+            except Exception:
+                log.exception("event_handling_failed", resource="pods", object=f"{namespace}/{name}")
+
+    def _wait(self, obj: JsonObject, view: PodView, why: str) -> None:
+        """A pending pod whose framework gang's size is not known: out of the queue, told why (once)."""
+        self._leave_gang(view.key)
+        if self._waiting.get(view.key) == why:
+            return
+        self._waiting[view.key] = why
+        log.info("pod_waiting_for_gang_size", pod=view.key, reason=why)
+        self.runtime.reporter.report(
+            obj, message=f"pod cannot be scheduled yet: {why}", reason=REASON_UNSCHEDULABLE
+        )
+
+    def _leave_gang(self, key: str) -> None:
+        """Pod `key` leaves the gang it was filed in; that gang is queued again without it."""
+        gang = self.runtime.gangs.remove(key)
+        if gang is not None:
+            self._requeue(gang)
+
     def _unreadable(self, obj: JsonObject, view: PodView, exc: ValueError) -> None:
         """A pending pod whose request cannot be read: out of the queue, and told why (once)."""
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
-        gang = runtime.gangs.remove(key)  # filed before its annotations changed: not placed as it was
-        if gang is not None:
-            self._requeue(gang)
+        self._untrack(key)
+        self._leave_gang(key)  # filed before its annotations changed: not placed as it was
         if view.scheduler_name != runtime.profile.scheduler_name or view.deleting:
             return
         error = str(exc)
@@ -188,6 +275,8 @@ class ClusterWatch:
         runtime = self.runtime
         assumed = runtime.cache.pod(pod.key)
         since = self._pending_since.pop(pod.key, None)
+        self._untrack(pod.key)
+        self._waiting.pop(pod.key, None)
         if since is not None and assumed is not None and assumed.assumed and assumed.node == pod.node_name:
             runtime.metrics.observe_e2e(max(0.0, runtime.clock() - since))
         started = view.started
@@ -206,6 +295,8 @@ class ClusterWatch:
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
         self._invalid.pop(key, None)
+        self._waiting.pop(key, None)
+        self._untrack(key)
         runtime.faults.forget(key)
         runtime.reporter.forget(key)
         dropped = runtime.preemptor.pod_gone(key)
