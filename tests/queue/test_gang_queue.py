@@ -79,6 +79,20 @@ def test_an_unschedulable_gang_waits_for_an_event_that_could_help() -> None:
     assert queue.reason(gang.key) == "0/4 nodes are available"
 
 
+def test_an_unschedulable_gang_whose_needed_size_changed_is_tried_again_at_once() -> None:
+    clock = Clock()
+    queue = _queue(clock)
+    gang = _gang("a", members=3)
+    short = Gang(key=gang.key, members=gang.members, min_member=4, priority=0, created=0.0)
+    queue.add(short)
+    queue.pop()
+    queue.unschedulable(short, reason="has 3 of its 4 members", hints=frozenset({ClusterEvent.GANG_GREW}))
+    queue.add(short)  # the same view again: still parked
+    assert queue.pop() is None
+    queue.add(gang)  # its PodGroup now asks for 3
+    assert queue.pop() is gang
+
+
 def test_a_woken_gang_behind_the_head_still_waits_out_its_backoff() -> None:
     clock = Clock()
     queue = _queue(clock)

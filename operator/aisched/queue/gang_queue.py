@@ -135,8 +135,9 @@ class GangQueue:
     def add(self, gang: Gang) -> None:
         """A new gang, or a new view of a known one (members added, priority changed): make it active.
 
-        An unschedulable gang whose membership changed is tried again at once; one in backoff
-        keeps its backoff (it is updated in place).
+        An unschedulable gang whose membership or needed size (min_member: a job framework's
+        PodGroup edited) changed is tried again at once; one in backoff keeps its backoff (it is
+        updated in place).
         """
         entry = self._entries.get(gang.key)
         if entry is None:
@@ -145,11 +146,11 @@ class GangQueue:
             self._push_active(entry)
             self._wake_head(self._lines[entry.line])
             return
-        grew = len(gang.members) != len(entry.gang.members)
+        changed = len(gang.members) != len(entry.gang.members) or gang.min_member != entry.gang.min_member
         entry.gang = gang
-        if grew or not entry.aside:
+        if changed or not entry.aside:
             self._file(entry)
-        if entry.state is QueueState.UNSCHEDULABLE and grew:
+        if entry.state is QueueState.UNSCHEDULABLE and changed:
             self._activate(entry)
         elif entry.state is QueueState.ACTIVE:
             self._push_active(entry)  # re-sort with the new view; the old heap item goes stale

@@ -340,20 +340,25 @@ def unschedulable(reason: str = "Unschedulable") -> Callable[[JsonObject], bool]
 
 
 async def wait_pods(
-    kube: KubeClient, names: Iterable[str], done: Callable[[JsonObject], bool]
+    kube: KubeClient,
+    names: Iterable[str],
+    done: Callable[[JsonObject], bool],
+    *,
+    namespace: str = NAMESPACE,
 ) -> dict[str, JsonObject]:
-    """The pods `names` once `done` holds for each, watched (not polled) from a list."""
+    """The pods `names` (of `namespace`) once `done` holds for each, watched (not polled) from a list."""
     wanted = set(names)
     found: dict[str, JsonObject] = {}
+    pods = f"/api/v1/namespaces/{namespace}/pods"
     async with asyncio.timeout(WAIT):
-        listing = await kube.get(PODS)
+        listing = await kube.get(pods)
         for item in listing["items"]:
             if item["metadata"]["name"] in wanted and done(item):
                 found[item["metadata"]["name"]] = item
         version = listing["metadata"]["resourceVersion"]
         while not wanted <= found.keys():
             events = cast(
-                AsyncGenerator[JsonObject, None], kube.watch(PODS, params={"resourceVersion": version})
+                AsyncGenerator[JsonObject, None], kube.watch(pods, params={"resourceVersion": version})
             )
             async with contextlib.aclosing(events) as stream:
                 async for event in stream:
@@ -367,9 +372,11 @@ async def wait_pods(
     return found
 
 
-async def wait_bound(kube: KubeClient, names: Iterable[str]) -> dict[str, JsonObject]:
-    """The pods `names` once every one has a node."""
-    return await wait_pods(kube, names, is_bound)
+async def wait_bound(
+    kube: KubeClient, names: Iterable[str], *, namespace: str = NAMESPACE
+) -> dict[str, JsonObject]:
+    """The pods `names` (of `namespace`) once every one has a node."""
+    return await wait_pods(kube, names, is_bound, namespace=namespace)
 
 
 async def failed_scheduling_events(kube: KubeClient, name: str) -> list[JsonObject]:
