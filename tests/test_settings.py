@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from aisched.queue.frameworks import NAMES
 from aisched.runner import LOCAL_ONLY, run_settings
 from aisched.settings import Settings, SettingsError, load_settings
 
@@ -106,3 +107,17 @@ def test_a_topology_label_that_is_no_label_key_is_an_error_naming_the_variable(v
 def test_the_two_topology_levels_need_two_labels() -> None:
     with pytest.raises(SettingsError, match="one label per level"):
         load_settings({"AISCHED_TOPOLOGY__RACK_LABEL": "aisched.io/block"})
+
+
+def test_every_job_frameworks_gangs_are_read_unless_the_settings_name_fewer() -> None:
+    assert load_settings({}).scheduler.frameworks() == NAMES
+    chosen = load_settings({"AISCHED_SCHEDULER__GANG_FRAMEWORKS": " jobset, job "}).scheduler.frameworks()
+    assert chosen == {"jobset", "job"}
+    assert load_settings({"AISCHED_SCHEDULER__GANG_FRAMEWORKS": ""}).scheduler.frameworks() == frozenset()
+
+
+def test_an_unknown_job_framework_is_an_error_naming_the_variable_and_the_known_ones() -> None:
+    with pytest.raises(
+        SettingsError, match="AISCHED_SCHEDULER__GANG_FRAMEWORKS.*unknown job framework.*kueue"
+    ):
+        load_settings({"AISCHED_SCHEDULER__GANG_FRAMEWORKS": "jobset,kueue"})

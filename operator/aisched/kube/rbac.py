@@ -107,6 +107,21 @@ SCHEDULER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("apiextensions.k8s.io", "customresourcedefinitions", "list", "watch"),
     # namespaces: Kopf observes namespaces appearing/disappearing at run time.
     _p("", "namespaces", "list", "watch"),
+    # The job frameworks' objects that say how many pods their gangs need (aisched.queue.frameworks):
+    # read-only list+watch; a kind not installed reads as none.
+    # podgroups (scheduler-plugins' coscheduling).
+    _p("scheduling.x-k8s.io", "podgroups", "list", "watch"),
+    # podgroups (Volcano).
+    _p("scheduling.volcano.sh", "podgroups", "list", "watch"),
+    # podgroups and workloads (Kubernetes' own, GenericWorkload).
+    _p("scheduling.k8s.io", "podgroups", "list", "watch"),
+    _p("scheduling.k8s.io", "workloads", "list", "watch"),
+    # jobsets (JobSet).
+    _p("jobset.x-k8s.io", "jobsets", "list", "watch"),
+    # rayclusters (KubeRay).
+    _p("ray.io", "rayclusters", "list", "watch"),
+    # jobs: an Indexed Job's parallelism.
+    _p("batch", "jobs", "list", "watch"),
 )
 
 #: The scheduler Deployment, in `AISCHED_NAMESPACE` only (a Role, not a ClusterRole).

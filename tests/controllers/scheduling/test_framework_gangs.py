@@ -209,3 +209,22 @@ async def test_a_framework_gang_is_held_to_its_namespaces_quota(running: Running
     await create(kube, pods)
     await wait_pods(kube, names(pods), waiting("quota"), namespace=RESEARCH)
     assert await unbound(kube, RESEARCH, names(pods)) == names(pods), "2 of 3 would fit the quota: none bind"
+
+
+async def test_a_framework_turned_off_in_the_settings_leaves_its_pods_one_by_one(
+    emulator_cluster: Emulator,
+) -> None:
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await install_crds(kube)
+        runtime = SchedulerRuntime(kube, clock=time.monotonic, gang_frameworks=frozenset({"jobset"}))
+        assert [i.path for i in runtime.framework_informers] == ["/apis/jobset.x-k8s.io/v1alpha2/jobsets"]
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        try:
+            loner = pod("loner", gpus=8, labels={"scheduling.x-k8s.io/pod-group": "resnet-sweep"})
+            await post(kube, loner)  # its PodGroup does not exist, and is not looked for
+            await wait_bound(kube, ["loner"])
+        finally:
+            stop.set()
+            async with asyncio.timeout(WAIT):
+                await task
