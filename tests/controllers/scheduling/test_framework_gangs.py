@@ -24,6 +24,7 @@ from aisched.kube.client import JsonObject, KubeClient
 from aisched.quota import GPU_MILLI, Tenant
 from tests.controllers.scheduling.test_runtime import WAIT, Running, is_bound, pod, wait_bound, wait_pods
 from tests.support.frameworks import controller_output, install_crds, path_of
+from tests.support.kubectl import Kubectl
 
 EXAMPLES: Final = Path(__file__).parents[3] / "examples"
 FRAMEWORK_EXAMPLES: Final = sorted((EXAMPLES / "frameworks").glob("*.yaml"))
@@ -228,3 +229,18 @@ async def test_a_framework_turned_off_in_the_settings_leaves_its_pods_one_by_one
             stop.set()
             async with asyncio.timeout(WAIT):
                 await task
+
+
+async def test_kubectl_applies_every_framework_example_and_the_podgroups_pods_run_together(
+    running: Running, emulator_cluster: Emulator, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(emulator_cluster.kubeconfig(tmp_path / "kubeconfig"), tmp_path / "cache")
+    applied = await kubectl.ok("apply", "-f", str(EXAMPLES / "frameworks"))
+    assert "podgroup.scheduling.k8s.io/dpo-finetune created" in applied
+    assert "raycluster.ray.io/rl-rollouts created" in applied
+    await wait_bound(running.kube, ["dpo-finetune-0", "dpo-finetune-1", "dpo-finetune-2"], namespace=RESEARCH)
+    shown = await kubectl.ok(
+        "get", "pods", "-n", RESEARCH, "-o", "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName"
+    )
+    nodes = {line.split()[1] for line in shown.splitlines()[1:] if line.startswith("dpo-finetune-")}
+    assert len(nodes) == 3
