@@ -11,6 +11,7 @@ from aisched.api.objects import (
     TERMINAL_PHASES,
     ObjectView,
     PodView,
+    decimal,
     object_key,
     parse_datetime,
     parse_time,
@@ -163,3 +164,13 @@ def test_timestamps_are_read_in_every_form_clients_write(text: str) -> None:
 def test_an_absent_or_unreadable_timestamp_is_none(text: object) -> None:
     assert parse_time(text) is None
     assert parse_datetime(text) is None
+
+
+_DIGITS: Final = [("0", 0), ("42", 42), ("007", 7), ("-1", None), (" 4", None), ("", None), (4, None)]
+#: Digits of other scripts and superscripts pass str.isdigit; int() refuses some of them.
+_NOT_ASCII: Final = [("\u00b2", None), ("\u0663", None), ("\uff14", None)]
+
+
+@pytest.mark.parametrize(("text", "value"), [*_DIGITS, *_NOT_ASCII])
+def test_decimal_reads_ascii_digits_only(text: object, value: int | None) -> None:
+    assert decimal(text) == value

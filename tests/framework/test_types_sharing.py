@@ -97,6 +97,7 @@ def test_whole_gpu_and_cpu_pods_share_nothing() -> None:
         ({keys.ANNOTATION_GPU_MILLI: "1000"}, {}, "must be an integer from 1 to 999"),
         ({keys.ANNOTATION_GPU_MILLI: "0"}, {}, "must be an integer from 1 to 999"),
         ({keys.ANNOTATION_GPU_MILLI: "half"}, {}, "must be an integer from 1 to 999"),
+        ({keys.ANNOTATION_GPU_MILLI: "\u00b2"}, {}, "must be an integer from 1 to 999"),  # a superscript two
         ({keys.ANNOTATION_GPU_MEMORY: "lots"}, {}, "aisched.io/gpu-memory"),
         ({keys.ANNOTATION_GPU_MEMORY: "0"}, {}, "must be more than zero"),
         ({keys.ANNOTATION_MIG: "GPU-a:1g.10gb@9"}, {}, "start slot 0-7"),

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from aisched.api.objects import decimal
+
 __all__ = [
     "MIG_COMPUTE_SLICES",
     "MIG_MEMORY_SLOTS",
@@ -178,6 +180,7 @@ class MigAnnotation:
             return cls(profile=raw)
         placed, _, start = raw.rpartition("@")
         device, colon, profile = placed.rpartition(":")
-        if not colon or not device or not profile or not start.isdigit() or int(start) >= MIG_MEMORY_SLOTS:
+        slot = decimal(start)
+        if not colon or not device or not profile or slot is None or slot >= MIG_MEMORY_SLOTS:
             raise ValueError(f"MIG annotation {text!r} is not <device>:<profile>@<start slot 0-7>")
-        return cls(profile=profile, device=device, start=int(start))
+        return cls(profile=profile, device=device, start=slot)

@@ -23,6 +23,7 @@ __all__ = [
     "TERMINAL_PHASES",
     "ObjectView",
     "PodView",
+    "decimal",
     "object_key",
     "parse_datetime",
     "parse_time",
@@ -82,8 +83,15 @@ def parse_time(text: object) -> float | None:
 def revision(resource_version: object) -> int | None:
     """A resourceVersion as a number (etcd's revision), or None where a server uses opaque ones:
     only numeric versions may be compared for order."""
-    if isinstance(resource_version, str) and resource_version.isdigit():
-        return int(resource_version)
+    return decimal(resource_version)
+
+
+def decimal(text: object) -> int | None:
+    """`text` as a non-negative integer when it is written in ASCII digits only, else None
+    (`str.isdigit` alone also passes superscripts and other scripts' digits, which int() refuses
+    or which no Kubernetes controller writes)."""
+    if isinstance(text, str) and text.isascii() and text.isdigit():
+        return int(text)
     return None
 
 

@@ -13,7 +13,7 @@ from typing import Any, Final, Literal, cast
 
 from aisched.api import keys
 from aisched.api.mig import MigAnnotation
-from aisched.api.objects import PodView, pod_key
+from aisched.api.objects import PodView, decimal, pod_key
 from aisched.api.quantity import Quantity, QuantityError
 from aisched.topology import resources
 
@@ -177,7 +177,7 @@ class PodInfo:
             preemptible=annotations.get(keys.ANNOTATION_PREEMPTIBLE) != "false",
             scheduler_name=view.scheduler_name,
             gang=labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB),
-            gang_min_member=int(min_member) if min_member and min_member.isdigit() else None,
+            gang_min_member=decimal(min_member),
             topology_policy=_POLICIES.get(policy, "Preferred"),
             topology_level=_LEVELS.get(level) if level else None,
             created=(view.created or 0.0) if created is None else created,
@@ -215,12 +215,12 @@ def _gpu_share(requests: dict[str, int], annotations: Mapping[str, str]) -> _Sha
     raw_mig = annotations.get(keys.ANNOTATION_MIG, "").strip()
     milli = 0
     if raw_milli:
-        if not raw_milli.isdigit() or not 1 <= int(raw_milli) <= 999:
+        milli = decimal(raw_milli) or 0
+        if not 1 <= milli <= 999:
             raise ValueError(
                 f"{keys.ANNOTATION_GPU_MILLI}={raw_milli!r}: must be an integer from 1 to 999"
                 f" (ask for {keys.GPU_RESOURCE} for whole GPUs)"
             )
-        milli = int(raw_milli)
     memory = 0
     if raw_memory:
         try:
@@ -265,9 +265,8 @@ def _sequence(annotations: Mapping[str, str], revision: int | None, *, by_aijob:
     its own resourceVersion. A malformed annotation is ignored, not trusted, and so is one on a pod
     no AIJob made (a plain pod cannot move itself up its queue)."""
     raw = annotations.get(keys.ANNOTATION_QUEUE_SEQUENCE, "") if by_aijob else ""
-    if raw.isdigit() and len(raw) <= _MAX_SEQUENCE_DIGITS:
-        return int(raw)
-    return revision or 0
+    sequence = decimal(raw) if len(raw) <= _MAX_SEQUENCE_DIGITS else None
+    return sequence if sequence is not None else revision or 0
 
 
 def _runtime_limit(spec: Mapping[str, Any]) -> float | None:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aisched.api.objects import ObjectView
+from aisched.api.objects import ObjectView, decimal
 
 __all__ = [
     "FRAMEWORKS",
@@ -295,9 +295,9 @@ def framework_gang(pod: Mapping[str, Any], names: frozenset[str] = NAMES) -> Fra
         if workload and group:
             return _by_object(WORKLOAD, namespace, workload, group, _text(ref.get("podGroupReplicaKey")))
     if LEADERWORKERSET in names and (lws := _text(labels.get(LABEL_LWS_NAME))):
-        index, size = _text(labels.get(LABEL_LWS_GROUP)), _text(annotations.get(ANNOTATION_LWS_SIZE))
-        if index and size.isdigit() and 0 < int(size) <= _INT32_MAX:
-            return FrameworkGang(gang=f"{LWS_KIND}:{lws}/{index}", size=int(size))
+        index, size = _text(labels.get(LABEL_LWS_GROUP)), decimal(annotations.get(ANNOTATION_LWS_SIZE))
+        if index and size is not None and 0 < size <= _INT32_MAX:
+            return FrameworkGang(gang=f"{LWS_KIND}:{lws}/{index}", size=size)
     if JOBSET.name in names and (jobset := _text(labels.get(LABEL_JOBSET))):
         return _by_object(JOBSET, namespace, jobset)
     owner = view.controller_reference()

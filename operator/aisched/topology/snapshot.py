@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from aisched.api import keys
 from aisched.api.mig import MigProfile, mig_profiles_for
+from aisched.api.objects import decimal
 from aisched.topology import resources
 from aisched.topology.gpu import MAX_GPUS_PER_NODE, GPUTopology
 from aisched.topology.gpuset import GPUSetTables
@@ -209,7 +210,7 @@ class Snapshot:
     def _set_devices(self, slot: int, info: NodeInfo, topology: GPUTopology) -> None:
         """The static per-GPU columns: which GPUs are whole or MIG, their memory, MIG slots left open."""
         label = info.labels.get(keys.LABEL_GPU_MEMORY, "")
-        fallback = int(label) * _MIB if label.isdigit() else 0  # GPU feature discovery: MiB
+        fallback = (decimal(label) or 0) * _MIB  # GPU feature discovery: MiB
         mig = sum(1 << gpu.index for gpu in topology.gpus if gpu.healthy and gpu.mig_enabled)
         self.gpu_mig[slot] = mig
         self.gpu_whole[slot] = topology.healthy_mask & ~mig

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from aisched.api import keys
 from aisched.api.aijob import PodPlacement
-from aisched.api.objects import PodView
+from aisched.api.objects import PodView, decimal
 from aisched.controllers.aijob.pods import ANNOTATION_ATTEMPT
 
 __all__ = ["VICTIM_MARGIN", "JobPods", "attempt_of", "live", "victim_until"]
@@ -29,7 +29,7 @@ VICTIM_MARGIN: Final = 60.0
 def attempt_of(pod: PodView) -> int:
     """The attempt of its job that `pod` belongs to (0 when it says none)."""
     raw = pod.annotations.get(ANNOTATION_ATTEMPT, "0")
-    return int(raw) if str(raw).isdigit() else 0
+    return decimal(raw) or 0
 
 
 def live(pods: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -46,9 +46,10 @@ def victim_until(pod: PodView, now: float) -> float | None:
         return None
     at = annotations.get(keys.ANNOTATION_PREEMPTED_AT, "")
     grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "0")
-    if not at.isdigit():
+    started = decimal(at)
+    if started is None:
         return None
-    until = int(at) + (int(grace) if grace.isdigit() else 0) + VICTIM_MARGIN
+    until = started + (decimal(grace) or 0) + VICTIM_MARGIN
     return until if now < until else None
 
 
@@ -129,10 +130,10 @@ class JobPods:
                 PodPlacement(
                     pod=name,
                     role=labels.get(keys.LABEL_ROLE, ""),
-                    index=int(index) if index.isdigit() else 0,
+                    index=decimal(index) or 0,
                     node=pod.node_name or "",
                     gpus=[g for g in annotations.get(keys.ANNOTATION_GPUS, "").split(",") if g],
-                    gpu_milli=int(milli) if milli.isdigit() else None,
+                    gpu_milli=decimal(milli),
                     mig=annotations.get(keys.ANNOTATION_MIG),
                 )
             )

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Protocol
 
 from aisched.api import keys
-from aisched.api.objects import PodView
+from aisched.api.objects import PodView, decimal
 from aisched.framework.nomination import Nomination, Workload
 from aisched.framework.types import GangPlacement
 from aisched.kube.client import ApiError, ApiUnavailable, JsonObject, Params, PatchType, resource_path
@@ -123,7 +123,7 @@ class Preemptor:
         annotations = PodView(found).annotations if found is not None else {}
         method = annotations.get(keys.ANNOTATION_CHECKPOINT_METHOD, "None")
         raw_grace = annotations.get(keys.ANNOTATION_CHECKPOINT_GRACE, "")
-        grace = int(raw_grace) if raw_grace.isdigit() else None
+        grace = decimal(raw_grace)
         marks = {keys.ANNOTATION_PREEMPTED_BY: gang, keys.ANNOTATION_PREEMPTED_AT: str(int(self._wall()))}
         if method == "Annotation":
             marks[keys.ANNOTATION_CHECKPOINT_REQUESTED] = "true"
