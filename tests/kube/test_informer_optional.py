@@ -1,5 +1,6 @@
-"""An optional informer, for a resource that may not be served (a job framework's CRD): a 404 or
-403 reads as an empty collection, synced, listed again every `absent_retry` seconds."""
+"""An optional informer, for a resource that may not be served (a job framework's CRD): a 404
+reads as an empty collection, synced, listed again every `absent_retry` seconds; a 403 is tried
+again as often and keeps what was delivered."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ async def slept(sleep: GatedSleep) -> None:
 
 
 @pytest.mark.parametrize("status", [404, 403])
-async def test_an_absent_resource_syncs_empty_and_waits_absent_retry_before_listing_again(
+async def test_an_absent_or_forbidden_resource_syncs_empty_and_waits_absent_retry_before_listing_again(
     status: int,
 ) -> None:
     client = Scripted(lists=[api_error(status)])
@@ -120,7 +121,8 @@ async def test_an_absent_resource_syncs_empty_and_waits_absent_retry_before_list
         assert await recorder.next(1) == [("synced", "")]
         assert recorder.seen.empty()
         assert informer.synced.is_set()
-        assert informer.absent
+        assert informer.absent == (status == 404)
+        assert informer.forbidden == (status == 403)
         assert dict(informer.index) == {}
         assert informer.resource_version is None
         assert sleep.delays == [7.5]
@@ -143,6 +145,7 @@ async def test_a_resource_still_absent_is_listed_again_each_retry_and_synced_onl
         assert await recorder.next(1) == [("synced", "")]
         assert recorder.seen.empty()
         assert informer.absent
+        assert informer.forbidden
         assert client.watches == []
 
 
@@ -169,22 +172,28 @@ async def test_a_resource_served_later_is_delivered_as_adds_and_no_longer_absent
     assert sleep.delays == [ABSENT_RETRY_SECONDS]
 
 
+def served_then(
+    lists_after: list[JsonObject | ApiError], watch_errors: list[ApiError]
+) -> tuple[Informer, Recorder, GatedSleep]:
+    """An optional informer of two widgets, whose later lists and watches answer as given."""
+    served = widget_list("12", widget("a", "10"), widget("b", "11"))
+    client = Scripted(lists=[served, *lists_after], watch_errors=watch_errors)
+    sleep = GatedSleep(gate_after=1)
+    recorder = Recorder()
+    return Informer(client, path=WIDGETS, handler=recorder, optional=True, sleep=sleep), recorder, sleep
+
+
 @pytest.mark.parametrize(
     ("lists_after", "watch_errors"),
     [
         pytest.param([api_error(404)], [api_error(410)], id="relist-after-expiry-is-404"),
         pytest.param([], [api_error(404)], id="watch-is-404"),
-        pytest.param([], [api_error(403)], id="watch-is-403"),
     ],
 )
 async def test_a_served_resource_that_disappears_delivers_the_known_objects_as_deletes(
     lists_after: list[JsonObject | ApiError], watch_errors: list[ApiError]
 ) -> None:
-    served = widget_list("12", widget("a", "10"), widget("b", "11"))
-    client = Scripted(lists=[served, *lists_after], watch_errors=watch_errors)
-    sleep = GatedSleep(gate_after=1)
-    recorder = Recorder()
-    informer = Informer(client, path=WIDGETS, handler=recorder, optional=True, sleep=sleep)
+    informer, recorder, sleep = served_then(lists_after, watch_errors)
     async with running(informer):
         await slept(sleep)
         assert await recorder.next(5) == [
@@ -199,6 +208,27 @@ async def test_a_served_resource_that_disappears_delivers_the_known_objects_as_d
         assert informer.absent
         assert dict(informer.index) == {}
         assert informer.resource_version is None
+        assert sleep.delays == [ABSENT_RETRY_SECONDS]
+
+
+@pytest.mark.parametrize(
+    ("lists_after", "watch_errors"),
+    [
+        pytest.param([api_error(403)], [api_error(410)], id="relist-after-expiry-is-403"),
+        pytest.param([], [api_error(403)], id="watch-is-403"),
+    ],
+)
+async def test_a_resource_no_longer_granted_keeps_what_was_delivered(
+    lists_after: list[JsonObject | ApiError], watch_errors: list[ApiError]
+) -> None:
+    informer, recorder, sleep = served_then(lists_after, watch_errors)
+    async with running(informer):
+        await slept(sleep)
+        assert await recorder.next(3) == [("add", "default/a"), ("add", "default/b"), ("synced", "")]
+        assert recorder.seen.empty(), "no deletes: a view that cannot be refreshed is kept"
+        assert informer.forbidden
+        assert not informer.absent
+        assert set(informer.index) == {("default", "a"), ("default", "b")}
         assert sleep.delays == [ABSENT_RETRY_SECONDS]
 
 

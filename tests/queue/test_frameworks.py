@@ -14,6 +14,7 @@ from aisched.queue.frameworks import (
     FRAMEWORKS,
     JOB,
     JOBSET,
+    LEADERWORKERSET,
     NAMES,
     PODGROUP,
     RAYCLUSTER,
@@ -109,7 +110,7 @@ def workload_pod(namespace: str = NS, replica: str | None = "0") -> Json:
     return pod(namespace=namespace, workloadRef=ref)
 
 
-def lws_pod(*, group: str = "2", size: str = "4", worker: str = "0", namespace: str = NS) -> Json:
+def lws_pod(namespace: str = NS, *, group: str = "2", size: str = "4", worker: str = "0") -> Json:
     """A LeaderWorkerSet `lws` pod of group `group` (worker 0 is the leader), each owned by its
     StatefulSet, carrying the group's size."""
     labels = {
@@ -171,9 +172,10 @@ def job_pod(
 
 
 def by_object(
-    framework: Framework, gang: str, name: str, part: str = "", namespace: str = NS
+    framework: Framework, gang: str, name: str, part: str = "", *, namespace: str = NS, sub: str = ""
 ) -> FrameworkGang:
-    return FrameworkGang(gang=f"{framework.kind}:{gang}", ref=SizeRef(framework.kind, namespace, name, part))
+    ref = SizeRef(framework.kind, namespace, name, part)
+    return FrameworkGang(gang=f"{framework.kind}:{gang}", ref=ref, sub=sub)
 
 
 # -- which gang a pod is in ------------------------------------------------------------------------
@@ -183,7 +185,8 @@ SHAPES: dict[str, tuple[Callable[..., Json], FrameworkGang]] = {
     "volcano": (volcano_pod, by_object(VOLCANO, "vj-0f1e", "vj-0f1e")),
     "podgroup": (podgroup_pod, by_object(PODGROUP, "pg-k8s", "pg-k8s")),
     "workload": (workload_pod, by_object(WORKLOAD, "wl/workers/0", "wl", "workers")),
-    "jobset": (jobset_pod, by_object(JOBSET, "js", "js")),
+    "jobset": (jobset_pod, by_object(JOBSET, "js", "js", sub="workers")),
+    "leaderworkerset": (lws_pod, by_object(LEADERWORKERSET, "lws/2", "lws")),
     "raycluster": (ray_pod, by_object(RAYCLUSTER, "rc", "rc")),
     "job": (job_pod, by_object(JOB, "train", "train")),
 }
@@ -258,9 +261,9 @@ def test_a_workload_ref_without_its_name_or_pod_group_is_no_gang(ref: Json) -> N
     assert framework_gang(pod(workloadRef=ref)) is None
 
 
-def test_leader_and_workers_of_a_leaderworkerset_group_are_one_gang_sized_by_the_annotation() -> None:
+def test_leader_and_workers_of_a_leaderworkerset_group_are_one_gang_sized_by_the_leaderworkerset() -> None:
     leader, worker = framework_gang(lws_pod(worker="0")), framework_gang(lws_pod(worker="3"))
-    assert leader == worker == FrameworkGang(gang=f"{LWS_KIND}:lws/2", size=4)
+    assert leader == worker == by_object(LEADERWORKERSET, "lws/2", "lws")
 
 
 def test_each_leaderworkerset_group_is_its_own_gang() -> None:
@@ -268,17 +271,17 @@ def test_each_leaderworkerset_group_is_its_own_gang() -> None:
     assert first is not None
     assert second is not None
     assert first.gang != second.gang
+    assert first.ref == second.ref
 
 
-@pytest.mark.parametrize("size", ["0", "x", "", "-1", "2.5", " 4", "2147483648"])
-def test_a_leaderworkerset_pod_with_an_unusable_size_is_no_gang(size: str) -> None:
-    assert framework_gang(lws_pod(size=size)) is None
+@pytest.mark.parametrize("size", ["0", "x", "", "\u00b2"])
+def test_a_leaderworkerset_pods_own_size_annotation_is_not_what_sizes_its_gang(size: str) -> None:
+    assert framework_gang(lws_pod(size=size)) == by_object(LEADERWORKERSET, "lws/2", "lws")
 
 
-@pytest.mark.parametrize("size", ["²", "¹⁰"])
-def test_a_leaderworkerset_size_of_unicode_digits_int_cannot_read_is_no_gang(size: str) -> None:
-    # str.isdigit() holds for superscripts, which int() rejects: the size is unusable, not an error.
-    assert framework_gang(lws_pod(size=size)) is None
+@pytest.mark.parametrize("index", ["x", "", "-1", "\u00b2"])
+def test_a_leaderworkerset_pod_with_an_unusable_group_index_is_no_gang(index: str) -> None:
+    assert framework_gang(lws_pod(group=index)) is None
 
 
 def test_a_leaderworkerset_pod_without_its_group_index_is_no_gang() -> None:
@@ -289,7 +292,7 @@ def test_a_leaderworkerset_pod_without_its_group_index_is_no_gang() -> None:
 
 def test_a_jobset_pod_is_in_the_jobsets_gang_not_its_indexed_jobs() -> None:
     found = framework_gang(jobset_pod())
-    assert found == by_object(JOBSET, "js", "js")
+    assert found == by_object(JOBSET, "js", "js", sub="workers")
 
 
 def test_a_raycluster_of_any_ray_io_version_is_the_gang() -> None:
@@ -353,7 +356,7 @@ def test_conventions_are_tried_in_order_and_each_turned_off_falls_through_to_the
     meta, spec = every["metadata"], every["spec"]
     meta["labels"].update({"scheduling.x-k8s.io/pod-group": "cos", "jobset.sigs.k8s.io/jobset-name": "js"})
     meta["labels"].update({LWS_NAME: "lws", LWS_GROUP: "0"})
-    meta["annotations"].update({"scheduling.k8s.io/group-name": "vol", LWS_SIZE: "3"})
+    meta["annotations"].update({"scheduling.k8s.io/group-name": "vol"})
     spec["schedulingGroup"] = {"podGroupName": "pg"}
     spec["workloadRef"] = {"name": "wl", "podGroup": "g"}
     order = [
@@ -361,7 +364,7 @@ def test_conventions_are_tried_in_order_and_each_turned_off_falls_through_to_the
         ("volcano", f"{VOLCANO.kind}:vol"),
         ("podgroup", f"{PODGROUP.kind}:pg"),
         ("workload", f"{WORKLOAD.kind}:wl/g"),
-        ("leaderworkerset", f"{LWS_KIND}:lws/0"),
+        ("leaderworkerset", f"{LEADERWORKERSET.kind}:lws/0"),
         ("jobset", f"{JOBSET.kind}:js"),
         ("job", f"{JOB.kind}:train"),
     ]
@@ -374,9 +377,13 @@ def test_conventions_are_tried_in_order_and_each_turned_off_falls_through_to_the
     assert framework_gang(every, frozenset(names)) is None
 
 
-def test_frameworks_keeps_the_order_of_trying_and_leaves_out_the_objectless_one() -> None:
+def test_frameworks_keeps_the_order_of_trying() -> None:
     assert frameworks() == FRAMEWORKS
-    assert frameworks(frozenset({"job", "leaderworkerset", "coscheduling"})) == (COSCHEDULING, JOB)
+    assert frameworks(frozenset({"job", "leaderworkerset", "coscheduling"})) == (
+        COSCHEDULING,
+        LEADERWORKERSET,
+        JOB,
+    )
     assert frameworks(frozenset()) == ()
 
 
@@ -405,7 +412,64 @@ def policy(min_count: Any = None, *, basic: bool = False) -> Json:
     return {"basic": {}} if basic else {"gang": {"minCount": min_count}}
 
 
+def lws(size: Any = 4, *, startup: str | None = None, exclusive: bool = False) -> Json:
+    spec: Json = {"replicas": 2, "leaderWorkerTemplate": {"size": size}}
+    if startup is not None:
+        spec["startupPolicy"] = startup
+    annotations = {"leaderworkerset.sigs.k8s.io/exclusive-topology": "cloud.google.com/gke-nodepool"}
+    return {"metadata": {"annotations": annotations if exclusive else {}}, "spec": spec}
+
+
 SIZES = [
+    pytest.param(LEADERWORKERSET, lws(4), {"": 4}, id="leaderworkerset"),
+    pytest.param(
+        LEADERWORKERSET, lws(4, startup="LeaderCreated"), {"": 4}, id="leaderworkerset-leader-created"
+    ),
+    pytest.param(
+        LEADERWORKERSET, lws(4, startup="LeaderReady"), {"": None}, id="leaderworkerset-leader-ready"
+    ),
+    pytest.param(LEADERWORKERSET, lws(4, exclusive=True), {"": None}, id="leaderworkerset-exclusive"),
+    pytest.param(
+        JOBSET,
+        {
+            "spec": {
+                "startupPolicy": {"startupPolicyOrder": "InOrder"},
+                "replicatedJobs": [replicated("driver"), replicated("workers", 2, parallelism=4)],
+            }
+        },
+        {"driver": 1, "workers": 8},
+        id="jobset-in-order-one-gang-per-replicated-job",
+    ),
+    pytest.param(
+        JOBSET,
+        {
+            "spec": {
+                "replicatedJobs": [
+                    replicated("driver"),
+                    {**replicated("workers", 2), "dependsOn": [{"name": "driver", "status": "Ready"}]},
+                ]
+            }
+        },
+        {"driver": 1, "workers": 2},
+        id="jobset-depends-on-one-gang-per-replicated-job",
+    ),
+    pytest.param(
+        RAYCLUSTER,
+        {**raycluster(worker_group(replicas=5, minReplicas=2, maxReplicas=8, numOfHosts=2))},
+        {"": 1 + 5 * 2},
+        id="raycluster-desired",
+    ),
+    pytest.param(
+        RAYCLUSTER,
+        {
+            "spec": {
+                **raycluster(worker_group(replicas=5, minReplicas=2, maxReplicas=8, numOfHosts=2))["spec"],
+                "enableInTreeAutoscaling": True,
+            }
+        },
+        {"": 1 + 2 * 2},
+        id="raycluster-autoscaling-min",
+    ),
     pytest.param(COSCHEDULING, {"spec": {"minMember": 4}}, {"": 4}, id="coscheduling"),
     pytest.param(COSCHEDULING, {"spec": {}}, {"": 1}, id="coscheduling-no-minMember"),
     pytest.param(VOLCANO, {"spec": {"minMember": 0}}, {"": 1}, id="volcano-zero-is-one"),

@@ -18,8 +18,10 @@ Outages (no answer, or an `ApiError.transient` one: throttling, 5xx, timeouts) a
 capped exponential backoff and jitter, resuming from the last seen resourceVersion; other API
 errors (400 bad selector, 403 forbidden, 404 unknown resource) are configuration faults and end
 `run()` with the ApiError. An `optional` informer is for a resource that may not be installed (a
-job framework's CRD): there a 404 or 403 reads as an empty collection (so it syncs, and objects
-known before are delivered as deleted), and the list is tried again every `absent_retry` seconds.
+job framework's CRD): there a 404 reads as an empty collection (so it syncs, and objects known
+before are delivered as deleted), and the list is tried again every `absent_retry` seconds. A 403
+(access not granted) is logged as an error and tried again as often; it changes nothing delivered
+(a view that cannot be refreshed is kept, not emptied), and syncs an informer that had none.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ WATCH_TIMEOUT_SECONDS: Final = 300
 #: How often an optional informer looks again for a resource that is not served.
 ABSENT_RETRY_SECONDS: Final = 60.0
 _EXPIRED: Final = 410
-_ABSENT: Final = frozenset({403, 404})
+_NOT_FOUND: Final = 404
+_FORBIDDEN: Final = 403
 
 
 class InformerHandler(Protocol):
@@ -132,6 +135,8 @@ class Informer:
         self._absent_retry = absent_retry
         #: Whether an optional resource was not served at the last list.
         self.absent = False
+        #: Whether an optional resource could not be read (403) at the last attempt.
+        self.forbidden = False
         self._index: dict[ObjectKey, JsonObject] = {index_key(obj): obj for obj in known}
         self._resource_version = resource_version
         self._must_list = resource_version is None
@@ -186,8 +191,11 @@ class Informer:
                     self._log.info("informer_watch_expired", resource_version=self._resource_version)
                     self._must_list = True
                     continue
-                if self._optional and exc.status in _ABSENT:
-                    self._not_served(exc)
+                if self._optional and exc.status in (_NOT_FOUND, _FORBIDDEN):
+                    if exc.status == _NOT_FOUND:
+                        self._not_served(exc)
+                    else:
+                        self._forbidden(exc)
                     await self._sleep(self._absent_retry)
                     continue
                 if not exc.transient:
@@ -218,9 +226,9 @@ class Informer:
         if self.synced.is_set():
             self.relists += 1
             self._log.info("informer_relist", objects=len(items), resource_version=version)
-        if self.absent:
+        if self.absent or self.forbidden:
             self._log.info("informer_resource_served", objects=len(items))
-            self.absent = False
+            self.absent = self.forbidden = False
         self._replace(items)
         self._resource_version = version
         self._must_list = False
@@ -236,6 +244,15 @@ class Informer:
         self.absent = True
         self._replace([])
         self._resource_version = None
+        self._must_list = True
+        self._failures = 0
+        self._mark_synced()
+
+    def _forbidden(self, exc: ApiError) -> None:
+        """An optional resource this account may not read: keep what was delivered, list again later."""
+        if not self.forbidden:
+            self._log.error("informer_forbidden", status=exc.status, error=str(exc))
+        self.forbidden = True
         self._must_list = True
         self._failures = 0
         self._mark_synced()

@@ -116,6 +116,8 @@ SCHEDULER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     # podgroups and workloads (Kubernetes' own, GenericWorkload).
     _p("scheduling.k8s.io", "podgroups", "list", "watch"),
     _p("scheduling.k8s.io", "workloads", "list", "watch"),
+    # leaderworkersets (LeaderWorkerSet).
+    _p("leaderworkerset.x-k8s.io", "leaderworkersets", "list", "watch"),
     # jobsets (JobSet).
     _p("jobset.x-k8s.io", "jobsets", "list", "watch"),
     # rayclusters (KubeRay).

@@ -8,12 +8,16 @@ that gang needs, read from the object that says so.
   `spec.schedulingPolicy.gang.minCount`.
 - Kubernetes Workload (1.35): `spec.workloadRef` (name, podGroup, podGroupReplicaKey); the
   Workload's `spec.podGroups[].policy.gang.minCount`, one gang per replica key.
-- LeaderWorkerSet: labels `leaderworkerset.sigs.k8s.io/name` and `.../group-index`; the pod's own
-  annotation `leaderworkerset.sigs.k8s.io/size` (one gang per group: leader and workers).
+- LeaderWorkerSet: labels `leaderworkerset.sigs.k8s.io/name` and `.../group-index`; one gang per
+  group (leader and workers) of the LeaderWorkerSet's `leaderWorkerTemplate.size`. None under
+  `startupPolicy: LeaderReady` or exclusive topology, where the workers are only made once the
+  leader runs or is placed: a gang would wait for them forever.
 - JobSet: label `jobset.sigs.k8s.io/jobset-name`; the sum over replicated jobs of replicas times
-  each Job's pods.
+  each Job's pods. A JobSet that starts its replicated jobs in order (`startupPolicyOrder:
+  InOrder`, or `dependsOn`) is one gang per replicated job (`.../replicatedjob-name`) instead.
 - KubeRay: a RayCluster as the pod's controller owner; the head plus each worker group's desired
-  replicas times its hosts.
+  replicas (its minReplicas under in-tree autoscaling, as KubeRay sizes its own gangs) times its
+  hosts.
 - Indexed Job: a Job as controller owner and the `batch.kubernetes.io/job-completion-index`
   annotation; min(parallelism, completions).
 
@@ -65,6 +69,8 @@ class Framework:
     path: str
     #: Its sizes, raising ValueError (naming the field) for one that cannot be read.
     sizes: Callable[[Mapping[str, Any]], Sizes]
+    #: What its parts are called, in messages.
+    part: str = "part"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +89,13 @@ class SizeRef:
 
 @dataclass(frozen=True, slots=True)
 class FrameworkGang:
-    """The gang a framework put a pod in: its id within the namespace, and either its size as the
-    pod says it (`size`) or the object to read it from (`ref`)."""
+    """The gang a framework put a pod in: its id within the namespace, the object to read its
+    size from (`ref`), and the finer part it belongs to when that object splits its pods into
+    several gangs (`sub`: a JobSet's replicated job)."""
 
     gang: str
-    size: int | None = None
-    ref: SizeRef | None = None
+    ref: SizeRef
+    sub: str = ""
 
 
 def _count(value: object, field: str, *, default: int | None = None) -> int:
@@ -171,16 +178,27 @@ def _pods_per_job(job_spec: Mapping[str, Any], field: str) -> int:
 
 
 def _jobset(obj: Mapping[str, Any]) -> Sizes:
-    """jobset.x-k8s.io JobSet: every replicated job's replicas times the pods of each of its Jobs."""
-    total = 0
-    for i, item in enumerate(_list(_spec(obj).get("replicatedJobs"), "spec.replicatedJobs")):
+    """jobset.x-k8s.io JobSet: every replicated job's replicas times the pods of each of its Jobs;
+    one gang per replicated job when the JobSet starts them in order (a later one is created only
+    once those before it are ready, so one gang of all would never fill)."""
+    spec = _spec(obj)
+    startup = _map(spec.get("startupPolicy"), "spec.startupPolicy")
+    in_order = startup.get("startupPolicyOrder") == "InOrder"
+    parts: dict[str, int | None] = {}
+    for i, item in enumerate(_list(spec.get("replicatedJobs"), "spec.replicatedJobs")):
         field = f"spec.replicatedJobs[{i}]"
         replicated = _map(item, field)
+        name = replicated.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{field}.name: must be a non-empty string")
         replicas = _count(replicated.get("replicas"), f"{field}.replicas", default=1)
         template = _map(replicated.get("template"), f"{field}.template")
         job_spec = _map(template.get("spec"), f"{field}.template.spec")
-        total += replicas * _pods_per_job(job_spec, f"{field}.template.spec")
-    return _whole(total)
+        parts[name] = max(1, min(replicas * _pods_per_job(job_spec, f"{field}.template.spec"), _INT32_MAX))
+        in_order = in_order or bool(replicated.get("dependsOn"))
+    if in_order:
+        return parts
+    return _whole(sum(n or 0 for n in parts.values()))
 
 
 def _raycluster(obj: Mapping[str, Any]) -> Sizes:
@@ -188,6 +206,7 @@ def _raycluster(obj: Mapping[str, Any]) -> Sizes:
     [minReplicas, maxReplicas]; none for a suspended group), times its hosts per replica, as
     KubeRay sizes its own gangs."""
     spec = _spec(obj)
+    autoscaling = spec.get("enableInTreeAutoscaling") is True
     total = 1 if spec.get("headGroupSpec") is not None else 0
     for i, item in enumerate(_list(spec.get("workerGroupSpecs"), "spec.workerGroupSpecs")):
         field = f"spec.workerGroupSpecs[{i}]"
@@ -198,8 +217,20 @@ def _raycluster(obj: Mapping[str, Any]) -> Sizes:
         high = _count(group.get("maxReplicas"), f"{field}.maxReplicas", default=_INT32_MAX)
         replicas = _count(group.get("replicas"), f"{field}.replicas", default=low)
         hosts = _count(group.get("numOfHosts"), f"{field}.numOfHosts", default=1)
-        total += max(low, min(replicas, high)) * hosts
+        total += (low if autoscaling else max(low, min(replicas, high))) * hosts
     return _whole(total)
+
+
+def _leaderworkerset(obj: Mapping[str, Any]) -> Sizes:
+    """leaderworkerset.x-k8s.io LeaderWorkerSet: each group's `leaderWorkerTemplate.size`; no gang
+    when the workers are made only after the leader is ready (`startupPolicy: LeaderReady`) or
+    placed (the exclusive-topology annotation)."""
+    spec = _spec(obj)
+    annotations = _map(_map(obj.get("metadata"), "metadata").get("annotations"), "metadata.annotations")
+    if spec.get("startupPolicy") == "LeaderReady" or ANNOTATION_LWS_EXCLUSIVE in annotations:
+        return {"": None}
+    template = _map(spec.get("leaderWorkerTemplate"), "spec.leaderWorkerTemplate")
+    return _whole(_count(template.get("size"), "spec.leaderWorkerTemplate.size", default=1))
 
 
 def _indexed_job(obj: Mapping[str, Any]) -> Sizes:
@@ -233,28 +264,34 @@ WORKLOAD: Final = Framework(
     "Workload.scheduling.k8s.io",
     "/apis/scheduling.k8s.io/v1alpha1/workloads",
     _workload,
+    "pod group",
+)
+LEADERWORKERSET: Final = Framework(
+    "leaderworkerset",
+    "LeaderWorkerSet.leaderworkerset.x-k8s.io",
+    "/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets",
+    _leaderworkerset,
 )
 JOBSET: Final = Framework(
     "jobset",
     "JobSet.jobset.x-k8s.io",
     "/apis/jobset.x-k8s.io/v1alpha2/jobsets",
     _jobset,
+    "replicated job",
 )
 RAYCLUSTER: Final = Framework("raycluster", "RayCluster.ray.io", "/apis/ray.io/v1/rayclusters", _raycluster)
 JOB: Final = Framework("job", "Job.batch", "/apis/batch/v1/jobs", _indexed_job)
 #: Every framework whose objects are read, in the order a pod's conventions are tried.
-FRAMEWORKS: Final = (COSCHEDULING, VOLCANO, PODGROUP, WORKLOAD, JOBSET, RAYCLUSTER, JOB)
-#: LeaderWorkerSet's pods carry their group's size: no object is read.
-LEADERWORKERSET: Final = "leaderworkerset"
-NAMES: Final = frozenset({f.name for f in FRAMEWORKS} | {LEADERWORKERSET})
+FRAMEWORKS: Final = (COSCHEDULING, VOLCANO, PODGROUP, WORKLOAD, LEADERWORKERSET, JOBSET, RAYCLUSTER, JOB)
+NAMES: Final = frozenset(f.name for f in FRAMEWORKS)
 
 LABEL_COSCHEDULING: Final = "scheduling.x-k8s.io/pod-group"
 ANNOTATION_VOLCANO: Final = "scheduling.k8s.io/group-name"
 LABEL_LWS_NAME: Final = "leaderworkerset.sigs.k8s.io/name"
 LABEL_LWS_GROUP: Final = "leaderworkerset.sigs.k8s.io/group-index"
-ANNOTATION_LWS_SIZE: Final = "leaderworkerset.sigs.k8s.io/size"
-LWS_KIND: Final = "LeaderWorkerSet.leaderworkerset.x-k8s.io"
+ANNOTATION_LWS_EXCLUSIVE: Final = "leaderworkerset.sigs.k8s.io/exclusive-topology"
 LABEL_JOBSET: Final = "jobset.sigs.k8s.io/jobset-name"
+LABEL_JOBSET_PART: Final = "jobset.sigs.k8s.io/replicatedjob-name"
 ANNOTATION_JOB_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 
 
@@ -267,11 +304,11 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _by_object(framework: Framework, namespace: str, name: str, *parts: str) -> FrameworkGang:
+def _by_object(framework: Framework, namespace: str, name: str, *parts: str, sub: str = "") -> FrameworkGang:
     """A gang whose size object `name` says (for `parts[0]` of it); later parts split it further."""
     ref = SizeRef(framework.kind, namespace, name, parts[0] if parts else "")
     path = "/".join((name, *(p for p in parts if p)))
-    return FrameworkGang(gang=f"{framework.kind}:{path}", ref=ref)
+    return FrameworkGang(gang=f"{framework.kind}:{path}", ref=ref, sub=sub)
 
 
 def framework_gang(pod: Mapping[str, Any], names: frozenset[str] = NAMES) -> FrameworkGang | None:
@@ -294,12 +331,12 @@ def framework_gang(pod: Mapping[str, Any], names: frozenset[str] = NAMES) -> Fra
         workload, group = _text(ref.get("name")), _text(ref.get("podGroup"))
         if workload and group:
             return _by_object(WORKLOAD, namespace, workload, group, _text(ref.get("podGroupReplicaKey")))
-    if LEADERWORKERSET in names and (lws := _text(labels.get(LABEL_LWS_NAME))):
-        index, size = _text(labels.get(LABEL_LWS_GROUP)), decimal(annotations.get(ANNOTATION_LWS_SIZE))
-        if index and size is not None and 0 < size <= _INT32_MAX:
-            return FrameworkGang(gang=f"{LWS_KIND}:{lws}/{index}", size=size)
+    if LEADERWORKERSET.name in names and (lws := _text(labels.get(LABEL_LWS_NAME))):
+        index = decimal(labels.get(LABEL_LWS_GROUP))
+        if index is not None:
+            return _by_object(LEADERWORKERSET, namespace, lws, "", str(index))
     if JOBSET.name in names and (jobset := _text(labels.get(LABEL_JOBSET))):
-        return _by_object(JOBSET, namespace, jobset)
+        return _by_object(JOBSET, namespace, jobset, sub=_text(labels.get(LABEL_JOBSET_PART)))
     owner = view.controller_reference()
     if owner is None or not (owner_name := _text(owner.get("name"))):
         return None

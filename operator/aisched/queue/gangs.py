@@ -13,12 +13,17 @@ from dataclasses import dataclass, field
 from aisched.api import keys
 from aisched.framework.types import Gang, PodInfo
 
-__all__ = ["GangBook", "assemble", "gang_key"]
+__all__ = ["GangBook", "assemble", "gang_key", "group_key"]
+
+
+def group_key(namespace: str, gang: str) -> str:
+    """The queue key of gang `gang` of `namespace` (`:` cannot occur in a pod name, so no clash)."""
+    return f"{namespace}/gang:{gang}"
 
 
 def gang_key(pod: PodInfo) -> str:
-    """The queue key of the gang `pod` belongs to (`:` cannot occur in a pod name, so no clash)."""
-    return f"{pod.namespace}/gang:{pod.gang}" if pod.gang else pod.key
+    """The queue key of the gang `pod` belongs to: its own key when it is in none."""
+    return group_key(pod.namespace, pod.gang) if pod.gang else pod.key
 
 
 def assemble(key: str, pending: Sequence[PodInfo], *, placed: int = 0, near: tuple[str, ...] = ()) -> Gang:
@@ -57,11 +62,15 @@ class _Members:
 
 
 class GangBook:
-    """Pods of every gang by state: pending (to schedule) or placed (assumed or bound)."""
+    """Pods of every gang by state: pending (to schedule) or placed (assumed or bound); and, for
+    gangs whose members may end one by one and be followed by others (a job framework's: an
+    Indexed Job's later completions, a failed pod's replacement), the members that ended
+    successfully, which still count towards the gang's size."""
 
     def __init__(self) -> None:
         self._gangs: dict[str, _Members] = {}
         self._gang_of: dict[str, str] = {}  # pod key -> gang key
+        self._done: dict[str, set[str]] = {}  # gang key -> keys of its members that succeeded
 
     def pending(self, pod: PodInfo) -> str:
         """`pod` waits to be scheduled; returns its gang key."""
@@ -109,6 +118,19 @@ class GangBook:
             del self._gangs[gang]
         return gang
 
+    def finished(self, pod_key: str, gang: str) -> str | None:
+        """Pod `pod_key` of gang `gang` succeeded: it leaves the gang's pods but counts towards its
+        size from now on. Returns the gang's key while it still has pods (to queue it again)."""
+        self.remove(pod_key)
+        self._done.setdefault(gang, set()).add(pod_key)
+        return gang if gang in self._gangs else None
+
+    def forget_finished(self, gang: str) -> None:
+        """Gang `gang` and the gangs it is split into (`gang/...`) count no succeeded member any
+        more: the object that defined them is gone."""
+        for key in [k for k in self._done if k == gang or k.startswith(f"{gang}/")]:
+            del self._done[key]
+
     def pending_pod(self, pod_key: str) -> PodInfo | None:
         """The pending pod `pod_key` as last filed, or None."""
         gang = self._gang_of.get(pod_key)
@@ -125,7 +147,8 @@ class GangBook:
         if members is None:
             return False
         declared = next((p.gang_min_member for p in members.pending.values() if p.gang_min_member), None)
-        return declared is not None and len(members.pending) + len(members.placed) < declared
+        present = len(members.pending) + len(members.placed) + len(self._done.get(key, ()))
+        return declared is not None and present < declared
 
     def gang(self, key: str) -> Gang | None:
         """The gang `key` as its pending members make it, or None when none is pending."""
@@ -139,7 +162,7 @@ class GangBook:
             job_members = self._gangs.get(f"{pending[0].namespace}/gang:{job}")
             placed += list(job_members.placed.values()) if job_members is not None else []
         near = tuple(sorted({p.node_name for p in placed if p.node_name}))
-        return assemble(key, pending, placed=len(members.placed), near=near)
+        return assemble(key, pending, placed=len(members.placed) + len(self._done.get(key, ())), near=near)
 
     def _file(self, pod: PodInfo) -> str:
         key = gang_key(pod)

@@ -62,9 +62,14 @@ async def post(kube: KubeClient, obj: JsonObject) -> JsonObject:
 async def apply_example(kube: KubeClient, example: Path) -> list[list[JsonObject]]:
     """Create the example's objects and what their controllers make before the pods; returns the
     pods to create, by gang (a JobSet's Jobs' pods make one gang, as do an example's own Pods)."""
+    return await apply_example_objects(kube, load(example))
+
+
+async def apply_example_objects(kube: KubeClient, docs: list[JsonObject]) -> list[list[JsonObject]]:
+    """`apply_example` of these objects."""
     gangs: list[list[JsonObject]] = []
     loose: list[JsonObject] = []
-    for doc in load(example):
+    for doc in docs:
         if doc["kind"] == "Pod":
             loose.append(doc)
             continue
@@ -244,3 +249,86 @@ async def test_kubectl_applies_every_framework_example_and_the_podgroups_pods_ru
     )
     nodes = {line.split()[1] for line in shown.splitlines()[1:] if line.startswith("dpo-finetune-")}
     assert len(nodes) == 3
+
+
+async def end(kube: KubeClient, obj: JsonObject, phase: str) -> None:
+    """`obj`'s containers exit: it ends `phase`, as its kubelet would write it."""
+    await kube.patch(path_of(obj, named=True) + "/status", {"status": {"phase": phase}})
+
+
+async def test_a_replacement_pod_joins_what_is_left_of_its_indexed_jobs_gang(kube: KubeClient) -> None:
+    (pods,) = await apply_example(kube, EXAMPLES / "frameworks" / "indexed-job.yaml")
+    await create(kube, pods)
+    await wait_bound(kube, names(pods), namespace=RESEARCH)
+    first, second, third = sorted(pods, key=lambda p: p["metadata"]["name"])
+    await end(kube, first, "Succeeded")
+    await end(kube, second, "Succeeded")
+    await end(kube, third, "Failed")
+    # The Job controller makes index 2 again: two of its three have finished, so it goes alone.
+    again = {**third, "metadata": {**third["metadata"], "name": third["metadata"]["name"] + "-retry"}}
+    await post(kube, again)
+    await wait_bound(kube, [again["metadata"]["name"]], namespace=RESEARCH)
+
+
+async def test_a_jobset_started_in_order_is_one_gang_per_replicated_job(kube: KubeClient) -> None:
+    (jobset,) = load(EXAMPLES / "frameworks" / "jobset.yaml")
+    jobset["spec"]["startupPolicy"] = {"startupPolicyOrder": "InOrder"}
+    jobset["spec"]["replicatedJobs"][1]["replicas"] = 3
+    gangs = await apply_example_objects(kube, [jobset])
+    (pods,) = gangs
+    driver = [p for p in pods if "-driver-" in p["metadata"]["name"]]
+    workers = [p for p in pods if "-workers-" in p["metadata"]["name"]]
+    await create(kube, [*driver, *workers[:2]])
+    await wait_bound(kube, names(driver), namespace=RESEARCH)  # the workers' Jobs come after it runs
+    await wait_pods(kube, names(workers[:2]), waiting("of its 3 members"), namespace=RESEARCH)
+    await create(kube, workers[2:])
+    await wait_bound(kube, names(workers), namespace=RESEARCH)
+
+
+async def test_a_leaderworkerset_whose_workers_wait_for_a_ready_leader_is_no_gang(kube: KubeClient) -> None:
+    (lws,) = load(EXAMPLES / "frameworks" / "leaderworkerset.yaml")
+    lws["spec"]["startupPolicy"] = "LeaderReady"
+    gangs = await apply_example_objects(kube, [lws])
+    leader = gangs[0][0]
+    await create(kube, [leader])
+    await wait_bound(kube, [leader["metadata"]["name"]], namespace="ml-inference")
+
+
+async def test_pods_waiting_for_their_podgroup_share_one_event(kube: KubeClient) -> None:
+    _, job = load(EXAMPLES / "frameworks" / "coscheduling-podgroup.yaml")
+    job["spec"]["parallelism"] = job["spec"]["completions"] = 6
+    (pods,) = controller_output(await post(kube, job))[1]
+    await create(kube, pods)
+    await wait_pods(kube, names(pods), waiting("waiting for PodGroup"), namespace=RESEARCH)
+    events = (await kube.get(f"/api/v1/namespaces/{RESEARCH}/events"))["items"]
+    failed = [e for e in events if e.get("reason") == "FailedScheduling"]
+    assert len(failed) == 1, [e["message"] for e in failed]
+    # Its count follows at the Event's next write (Events are written at a bounded pace).
+    assert (
+        " pods of gang PodGroup.scheduling.x-k8s.io:resnet-sweep: pod cannot be scheduled yet"
+        in failed[0]["message"]
+    )
+
+
+async def test_a_scheduler_started_after_the_podgroup_never_says_it_waits_for_it(
+    emulator_cluster: Emulator,
+) -> None:
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await install_crds(kube)
+        for namespace in load(EXAMPLES / "00-namespaces.yaml"):
+            await kube.post("/api/v1/namespaces", namespace)
+        podgroup, job = load(EXAMPLES / "frameworks" / "coscheduling-podgroup.yaml")
+        await post(kube, podgroup)
+        (pods,) = controller_output(await post(kube, job))[1]
+        await create(kube, pods)
+        runtime = SchedulerRuntime(kube, clock=time.monotonic)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        try:
+            await wait_bound(kube, names(pods), namespace=RESEARCH)
+        finally:
+            stop.set()
+            async with asyncio.timeout(WAIT):
+                await task
+        events = (await kube.get(f"/api/v1/namespaces/{RESEARCH}/events"))["items"]
+        assert [e["message"] for e in events if "waiting for" in e["message"]] == []

@@ -1,22 +1,24 @@
 """The sizes of the gangs job frameworks declare (`aisched.queue.frameworks`), as informers of
 those frameworks' objects deliver them, and which gang each pending pod of theirs waits in.
 
-`GangSizes.lookup` answers from what has been delivered: a size, "no gang" (a basic policy, a Job
-that is not Indexed), or why the size is not known (the object is not there yet, or a field of it
-cannot be read). Every change of such an object is told to `on_change` (its kind, namespace and
-name), so that the pods of its gang are filed again with the new size.
+`GangSizes.lookup` answers from what has been delivered: the gang and its size, "no gang" (a
+basic policy, a Job that is not Indexed), or why the size is not known (the object is not there
+yet, or a field of it cannot be read). Every change of such an object's sizes is told to
+`on_change` (its kind, namespace and name), so that the pods of its gangs are filed again; a
+status update, which changes no size, is not. `on_synced` is told when every framework informer
+has delivered its first list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aisched.api.objects import ObjectView
 from aisched.kube.client import JsonObject
 from aisched.observability.logging import get_logger
-from aisched.queue.frameworks import Framework, SizeRef, Sizes
+from aisched.queue.frameworks import Framework, FrameworkGang, Sizes
 
 __all__ = ["GangSizes", "Lookup", "ObjectRef"]
 
@@ -27,8 +29,10 @@ ObjectRef = tuple[str, str, str]  # (framework kind, namespace, name)
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """A gang's size as far as it is known: `size` (None: no gang) unless `waiting` says why not."""
+    """A pod's gang as far as it is known: its id and `size` (None: no gang, the pod goes alone)
+    unless `waiting` says why it is not known yet."""
 
+    gang: str
     size: int | None = None
     waiting: str = ""
 
@@ -50,18 +54,37 @@ class _Handler:
         self._sizes.gone(self._framework, obj)
 
     def on_synced(self) -> None:
-        return None
+        self._sizes.synced(self._framework)
 
 
 class GangSizes:
     """Sizes by (kind, namespace, name), from the informers of the frameworks' objects."""
 
-    def __init__(self, on_change: Callable[[ObjectRef], None]) -> None:
+    def __init__(
+        self,
+        frameworks: Iterable[Framework],
+        on_change: Callable[[ObjectRef], None],
+        on_synced: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._frameworks = {f.kind: f for f in frameworks}
         self._on_change = on_change
+        self._on_synced = on_synced
+        self._unsynced = set(self._frameworks)
         self._sizes: dict[ObjectRef, Sizes | str] = {}  # a str: why the object cannot be read
 
     def handler(self, framework: Framework) -> _Handler:
         return _Handler(self, framework)
+
+    @property
+    def is_synced(self) -> bool:
+        """Whether every framework's objects have been listed once."""
+        return not self._unsynced
+
+    def synced(self, framework: Framework) -> None:
+        if framework.kind in self._unsynced:
+            self._unsynced.discard(framework.kind)
+            if not self._unsynced:
+                self._on_synced()
 
     def seen(self, framework: Framework, obj: Mapping[str, Any]) -> None:
         view = ObjectView(obj)
@@ -70,9 +93,10 @@ class GangSizes:
             sizes: Sizes | str = dict(framework.sizes(obj))
         except ValueError as exc:
             sizes = str(exc)
-            log.warning("gang_size_unreadable", kind=framework.kind, object=view.key, error=sizes)
         if self._sizes.get(ref) == sizes:
             return  # a status update: the size is as it was
+        if isinstance(sizes, str):
+            log.warning("gang_size_unreadable", kind=framework.kind, object=view.key, error=sizes)
         self._sizes[ref] = sizes
         self._on_change(ref)
 
@@ -82,12 +106,22 @@ class GangSizes:
         if self._sizes.pop(ref, None) is not None:
             self._on_change(ref)
 
-    def lookup(self, ref: SizeRef) -> Lookup:
+    def has(self, obj: ObjectRef) -> bool:
+        """Whether object `obj` (kind, namespace, name) is known."""
+        return obj in self._sizes
+
+    def lookup(self, found: FrameworkGang) -> Lookup:
+        ref = found.ref
         sizes = self._sizes.get((ref.kind, ref.namespace, ref.name))
         if sizes is None:
-            return Lookup(waiting=f"waiting for {ref}, which says how many pods the gang needs")
+            return Lookup(found.gang, waiting=f"waiting for {ref}, which says how many pods the gang needs")
         if isinstance(sizes, str):
-            return Lookup(waiting=f"{ref} cannot be read: {sizes}")
-        if ref.part not in sizes:
-            return Lookup(waiting=f"{ref.kind} {ref.namespace}/{ref.name} has no pod group {ref.part!r}")
-        return Lookup(size=sizes[ref.part])
+            return Lookup(found.gang, waiting=f"{ref} cannot be read: {sizes}")
+        if ref.part in sizes:
+            return Lookup(found.gang, size=sizes[ref.part])
+        if found.sub and found.sub in sizes:  # the object splits its pods into a gang per part
+            return Lookup(f"{found.gang}/{found.sub}", size=sizes[found.sub])
+        framework = self._frameworks.get(ref.kind)
+        part = framework.part if framework is not None else "part"
+        missing = ref.part or found.sub
+        return Lookup(found.gang, waiting=f"{ref.kind} {ref.namespace}/{ref.name} has no {part} {missing!r}")

@@ -181,15 +181,20 @@ class FailureReporter:
         *,
         message: str,
         reason: str = REASON_UNSCHEDULABLE,
+        about: Mapping[str, Any] | None = None,
+        count: int | None = None,
     ) -> None:
         """The pending `pods` (their latest objects) of gang `gang` cannot be scheduled, for
-        `message`: note each pod's condition, and the gang's one Event."""
+        `message`: note each pod's condition, and the gang's one Event. A gang told of a few
+        pods at a time names the pod its Event is `about` and how many pods it is about (`count`)."""
         if not pods:
             return
         for pod in pods:
             self._note(gang, pod, (reason, message))
         alone = len(pods) == 1 and PodView(pods[0]).key == gang
-        subject, text = _event_of(gang, pods, message, alone=alone)
+        subject, text = _event_of(
+            gang, [about] if about is not None else pods, message, alone=alone, count=count
+        )
         self.events.record(
             subject,
             reason=EVENT_REASON,
@@ -362,7 +367,7 @@ class FailureReporter:
 
 
 def _event_of(
-    gang: str, pods: Sequence[Mapping[str, Any]], message: str, *, alone: bool
+    gang: str, pods: Sequence[Mapping[str, Any]], message: str, *, alone: bool, count: int | None = None
 ) -> tuple[JsonObject, str]:
     """What the gang's Event is about and says: the AIJob that owns all of `pods` if one does,
     else the first pod by name; the verdict, with how many pods it is about unless it is about a
@@ -383,7 +388,7 @@ def _event_of(
     if alone:
         return subject, message
     name = gang.split("/", 1)[-1].removeprefix("gang:")
-    count = len(pods)
+    count = len(pods) if count is None else count
     return subject, f"{count} pod{'' if count == 1 else 's'} of gang {name}: {message}"
 
 

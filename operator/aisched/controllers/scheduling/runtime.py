@@ -137,10 +137,10 @@ class SchedulerRuntime:
         self.nodes = self._informer(NODES_PATH, self.watch.nodes, "nodes")
         self.topologies = self._informer(TOPOLOGIES_PATH, self.watch.topologies, "gpunodetopologies")
         self.gang_frameworks = gang_frameworks
-        self.gang_sizes = GangSizes(self.watch.gang_size_changed)
+        chosen = frameworks(gang_frameworks)
+        self.gang_sizes = GangSizes(chosen, self.watch.gang_size_changed, self.watch.frameworks_synced)
         self.framework_informers = tuple(
-            Informer(client, path=f.path, handler=self.gang_sizes.handler(f), optional=True)
-            for f in frameworks(gang_frameworks)
+            Informer(client, path=f.path, handler=self.gang_sizes.handler(f), optional=True) for f in chosen
         )
         self.preemptor = Preemptor(client, wall=wall, metrics=self.metrics, pods=self.pods)
         self.cache.subscribe(lambda old, new: self.metrics.set_gpus_allocated(self.cache.gpus_held))

@@ -40,7 +40,7 @@ from aisched.framework.types import PodInfo
 from aisched.kube.client import JsonObject
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource
-from aisched.queue import gang_key
+from aisched.queue import gang_key, group_key
 from aisched.queue.frameworks import FrameworkGang, framework_gang
 from aisched.quota import quota_capacity
 from aisched.scheduler.usage import pod_usage
@@ -105,10 +105,15 @@ class ClusterWatch:
         self._topology_node: dict[str, str] = {}  # GPUNodeTopology name -> node name
         self._pending_since: dict[str, float] = {}  # pod key -> when first seen pending
         self._invalid: dict[str, tuple[str, str]] = {}  # pod key -> (uid, error) told to the pod
-        self._waiting: dict[str, str] = {}  # pod key -> why its framework gang cannot be scheduled yet
+        # Pods whose framework gang's size is not known: pod key -> (gang key, why); and the
+        # waiting pods of each gang, the first of them the one its Event is about.
+        self._waiting: dict[str, tuple[str, str]] = {}
+        self._waiting_gangs: dict[str, dict[str, JsonObject]] = {}
         # The pending pods of each framework object's gangs, (namespace, name), and the other way.
         self._framework_pods: dict[ObjectRef, set[tuple[str, str]]] = {}
         self._framework_of: dict[str, tuple[ObjectRef, tuple[str, str]]] = {}
+        # While set, gangs to queue again once a batch of pods has been filed (not once per pod).
+        self._deferred: set[str] | None = None
 
     # -- pods --------------------------------------------------------------------------------
 
@@ -125,7 +130,13 @@ class ClusterWatch:
     def _pod_seen(self, obj: JsonObject) -> None:
         runtime, view = self.runtime, PodView(obj)
         known = runtime.cache.pod(view.key)
-        if known is not None and not known.assumed and not view.terminal and known.node == view.node_name:
+        if (
+            known is not None
+            and not known.assumed
+            and not view.terminal
+            and not view.deleting
+            and known.node == view.node_name
+        ):
             return  # a status update of a pod already accounted where it runs (the kubelet's)
         if view.terminal:
             self._pod_gone(view, terminated=True)
@@ -156,9 +167,9 @@ class ClusterWatch:
         self._pending_since.setdefault(pod.key, runtime.clock())
         self._track(view, found)
         if waiting:
-            self._wait(obj, view, waiting)
+            self._wait(obj, view, gang_key(pod), waiting)
             return
-        if self._waiting.pop(pod.key, None) is not None:
+        if self._stop_waiting(pod.key):
             runtime.reporter.forget(pod.key)
         seen = runtime.gangs.pending_pod(pod.key)
         if seen is not None and seen.sequence != pod.sequence:  # keeps its place when updated
@@ -179,14 +190,24 @@ class ClusterWatch:
         found = None if pod.gang else framework_gang(obj, runtime.gang_frameworks)
         if found is None:
             return pod, None, ""
-        if found.ref is None:  # the pod says its gang's size
-            return dataclasses.replace(pod, gang=found.gang, gang_min_member=found.size), found, ""
-        lookup = runtime.gang_sizes.lookup(found.ref)
+        lookup = runtime.gang_sizes.lookup(found)
         if lookup.waiting:
-            return dataclasses.replace(pod, gang=found.gang), found, lookup.waiting
+            return dataclasses.replace(pod, gang=lookup.gang), found, lookup.waiting
         if lookup.size is None:  # a basic policy, a Job that is not Indexed: one pod at a time
             return pod, found, ""
-        return dataclasses.replace(pod, gang=found.gang, gang_min_member=lookup.size), found, ""
+        return dataclasses.replace(pod, gang=lookup.gang, gang_min_member=lookup.size), found, ""
+
+    def _finished_in(self, view: PodView) -> str | None:
+        """The job framework's gang a pod that succeeded was in (its key), if any: it still counts
+        towards that gang's size."""
+        labels = view.labels
+        if view.phase != "Succeeded" or labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB):
+            return None
+        found = framework_gang(view.raw, self.runtime.gang_frameworks)
+        if found is None:
+            return None
+        lookup = self.runtime.gang_sizes.lookup(found)
+        return group_key(view.namespace, lookup.gang) if lookup.waiting or lookup.size is not None else None
 
     def _track(self, view: PodView, found: FrameworkGang | None) -> None:
         """Remember the framework object whose changes file pending pod `view` again."""
@@ -212,26 +233,72 @@ class ClusterWatch:
             del self._framework_pods[obj]
 
     def gang_size_changed(self, obj: ObjectRef) -> None:
-        """A framework object came, changed or went: the pending pods of its gangs are filed again."""
-        for namespace, name in sorted(self._framework_pods.get(obj, ())):
-            pod = self.runtime.pods.index.get((namespace, name))
-            if pod is None:
-                continue
-            try:
-                self._pod_seen(pod)
-            except Exception:
-                log.exception("event_handling_failed", resource="pods", object=f"{namespace}/{name}")
+        """A framework object came, changed or went: the pending pods of its gangs are filed again,
+        and each gang queued once after (a gang is built from all its pods: once per pod would
+        cost the square of its size). Gone, its gangs' succeeded members count no more."""
+        kind, namespace, name = obj
+        if not self.runtime.gang_sizes.has(obj):
+            self.runtime.gangs.forget_finished(group_key(namespace, f"{kind}:{name}"))
+        deferred: set[str] = set()
+        self._deferred = deferred
+        try:
+            for pod_key in sorted(self._framework_pods.get(obj, ())):
+                pod = self.runtime.pods.index.get(pod_key)
+                if pod is None:
+                    continue
+                try:
+                    self._pod_seen(pod)
+                except Exception:
+                    log.exception("event_handling_failed", resource="pods", object="/".join(pod_key))
+        finally:
+            self._deferred = None
+        for key in sorted(deferred):
+            self._requeue(key)
 
-    def _wait(self, obj: JsonObject, view: PodView, why: str) -> None:
-        """A pending pod whose framework gang's size is not known: out of the queue, told why (once)."""
+    def frameworks_synced(self) -> None:
+        """Every framework's objects are listed: the pods still waiting for theirs are told why
+        (not before, when the object may only not have been listed yet)."""
+        for key, (gang, why) in sorted(self._waiting.items()):
+            obj = self._waiting_gangs[gang].get(key)
+            if obj is not None:
+                self._tell_waiting(obj, gang, why)
+
+    def _wait(self, obj: JsonObject, view: PodView, gang: str, why: str) -> None:
+        """A pending pod whose framework gang's size is not known: out of the queue, told why (once,
+        and only once every framework's objects have been listed)."""
         self._leave_gang(view.key)
-        if self._waiting.get(view.key) == why:
+        if self._waiting.get(view.key) == (gang, why):
             return
-        self._waiting[view.key] = why
+        self._stop_waiting(view.key)
+        self._waiting[view.key] = (gang, why)
+        self._waiting_gangs.setdefault(gang, {})[view.key] = obj
         log.info("pod_waiting_for_gang_size", pod=view.key, reason=why)
-        self.runtime.reporter.report(
-            obj, message=f"pod cannot be scheduled yet: {why}", reason=REASON_UNSCHEDULABLE
+        if self.runtime.gang_sizes.is_synced:
+            self._tell_waiting(obj, gang, why)
+
+    def _tell_waiting(self, obj: JsonObject, gang: str, why: str) -> None:
+        """Pod `obj`'s condition, and its gang's one Event (about the gang's first waiting pod)."""
+        waiting = self._waiting_gangs[gang]
+        first = next(iter(waiting.values()))
+        self.runtime.reporter.report_gang(
+            gang,
+            [obj],
+            message=f"pod cannot be scheduled yet: {why}",
+            reason=REASON_UNSCHEDULABLE,
+            about=first,
+            count=len(waiting),
         )
+
+    def _stop_waiting(self, key: str) -> bool:
+        """Pod `key` waits for its framework gang's size no more; whether it did."""
+        found = self._waiting.pop(key, None)
+        if found is None:
+            return False
+        pods = self._waiting_gangs[found[0]]
+        del pods[key]
+        if not pods:
+            del self._waiting_gangs[found[0]]
+        return True
 
     def _leave_gang(self, key: str) -> None:
         """Pod `key` leaves the gang it was filed in; that gang is queued again without it."""
@@ -244,6 +311,7 @@ class ClusterWatch:
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
         self._untrack(key)
+        self._stop_waiting(key)
         self._leave_gang(key)  # filed before its annotations changed: not placed as it was
         if view.scheduler_name != runtime.profile.scheduler_name or view.deleting:
             return
@@ -276,7 +344,7 @@ class ClusterWatch:
         assumed = runtime.cache.pod(pod.key)
         since = self._pending_since.pop(pod.key, None)
         self._untrack(pod.key)
-        self._waiting.pop(pod.key, None)
+        self._stop_waiting(pod.key)
         if since is not None and assumed is not None and assumed.assumed and assumed.node == pod.node_name:
             runtime.metrics.observe_e2e(max(0.0, runtime.clock() - since))
         started = view.started
@@ -286,8 +354,9 @@ class ClusterWatch:
         runtime.cache.set_pod(usage)
         runtime.reporter.forget(pod.key)
         runtime.faults.pod_bound(dict(view.raw), usage)
-        # A gang member counts as placed, whoever bound it.
-        key = runtime.gangs.placed(pod) if pod.gang else runtime.gangs.remove(pod.key)
+        # A gang member counts as placed, whoever bound it; not once it is being deleted (the gang
+        # it leaves, or a new one under the same name, needs pods that will run).
+        key = runtime.gangs.placed(pod) if pod.gang and not view.deleting else runtime.gangs.remove(pod.key)
         if key is not None:
             self._requeue(key)
 
@@ -295,7 +364,7 @@ class ClusterWatch:
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
         self._invalid.pop(key, None)
-        self._waiting.pop(key, None)
+        self._stop_waiting(key)
         self._untrack(key)
         runtime.faults.forget(key)
         runtime.reporter.forget(key)
@@ -304,12 +373,16 @@ class ClusterWatch:
             runtime.event(ClusterEvent.POD_TERMINATED if terminated else ClusterEvent.POD_DELETED)
         if dropped:  # a held gang lost a member: its other members' places go back
             runtime.undo(dropped)
-        gang = runtime.gangs.remove(key)
+        finished = self._finished_in(view) if terminated else None
+        gang = runtime.gangs.finished(key, finished) if finished else runtime.gangs.remove(key)
         if gang is not None:
             self._requeue(gang)
         runtime.wake()  # a held placement may be ready to bind
 
     def _requeue(self, key: str) -> None:
+        if self._deferred is not None:
+            self._deferred.add(key)
+            return
         runtime = self.runtime
         gang = runtime.gangs.gang(key)
         if gang is None:
