@@ -339,3 +339,20 @@ async def test_a_crd_installed_and_removed_while_an_optional_informer_runs(emula
             assert dict(informer.index) == {}
             assert recorder.seen.empty()
         assert sleep.delays == [ABSENT_RETRY_SECONDS] * 2
+
+
+async def test_what_an_informer_keeps_and_delivers_is_what_its_trim_leaves() -> None:
+    bulky = widget("a", "10")
+    bulky["spec"] = {"size": 3, "template": {"spec": {"containers": [{"name": "c"}]}}}
+    client = Scripted(lists=[widget_list("12", bulky)])
+    recorder = Recorder()
+
+    def trim(obj: JsonObject) -> JsonObject:
+        return {"metadata": obj["metadata"], "spec": {"size": obj["spec"]["size"]}}
+
+    informer = Informer(client, path=WIDGETS, handler=recorder, optional=True, trim=trim)
+    async with running(informer):
+        assert await recorder.next(2) == [("add", "default/a"), ("synced", "")]
+        kept = informer.index[("default", "a")]
+        assert kept["spec"] == {"size": 3}
+        assert kept["kind"] == "Widget"

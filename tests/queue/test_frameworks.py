@@ -3,11 +3,14 @@ framework's controller shapes it, and the gang sizes read from each framework's 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from aisched.queue.frameworks import (
     COSCHEDULING,
@@ -26,6 +29,7 @@ from aisched.queue.frameworks import (
     Sizes,
     framework_gang,
     frameworks,
+    trimmed,
 )
 
 NS = "team-a"
@@ -737,3 +741,31 @@ MALFORMED = [
 def test_malformed_sizes_raise_naming_the_field(framework: Framework, obj: Json, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^{re.escape(field)}: "):
         framework.sizes(obj)
+
+
+# -- what an informer keeps of each framework's objects -------------------------------------------
+
+EXAMPLE_OBJECTS = [
+    doc
+    for path in sorted((Path(__file__).parents[2] / "examples" / "frameworks").glob("*.yaml"))
+    for doc in yaml.safe_load_all(path.read_text())
+    if doc is not None and doc["kind"] != "Pod"
+]
+KINDS = {f.kind: f for f in FRAMEWORKS}
+
+
+def framework_of(obj: Json) -> Framework | None:
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    return KINDS.get(f"{obj['kind']}.{group}")
+
+
+@pytest.mark.parametrize("obj", EXAMPLE_OBJECTS, ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
+def test_what_is_kept_of_an_object_sizes_it_as_the_whole_does_without_its_pod_templates(obj: Json) -> None:
+    obj = {**obj, "metadata": {**obj["metadata"], "managedFields": [{"manager": "kubectl"}]}}
+    kept = trimmed(obj)
+    assert "containers" not in json.dumps(kept)
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["name"] == obj["metadata"]["name"]
+    framework = framework_of(obj)
+    if framework is not None:
+        assert framework.sizes(kept) == framework.sizes(obj)

@@ -113,12 +113,15 @@ class Informer:
         on_list: Callable[[], None] | None = None,
         optional: bool = False,
         absent_retry: float = ABSENT_RETRY_SECONDS,
+        trim: Callable[[JsonObject], JsonObject] | None = None,
     ) -> None:
         """`resource_version` resumes from a view the handler already holds (`known`, as of that
         version): no initial list, `on_synced` at once, and a list only if the watch has expired.
         `on_list` is told of every full list once its difference has been delivered (the first
         list, and each relist), for metrics; it must be quick and must not raise. `optional`: the
-        resource may not be served (see the module docstring)."""
+        resource may not be served (see the module docstring). `trim` makes each object as
+        listed or watched into what is kept and delivered (what the handler reads of it, so that
+        the index holds no more); it must keep the metadata."""
         self._client = client
         self.path = path
         self._handler = handler
@@ -132,6 +135,7 @@ class Informer:
         self._backoff = backoff or Backoff()
         self._on_list = on_list
         self._optional = optional
+        self._trim = trim
         self._absent_retry = absent_retry
         #: Whether an optional resource was not served at the last list.
         self.absent = False
@@ -215,6 +219,8 @@ class Informer:
         if version is None:
             raise ApiUnavailable(f"LIST {self.path}: the list carries no metadata.resourceVersion")
         items: list[JsonObject] = body.get("items") or []
+        if self._trim is not None:
+            items = [self._trim(item) for item in items]
         # A real API server leaves kind and apiVersion off list items; watch events carry them.
         kind = str(body.get("kind") or "").removesuffix("List")
         api_version = body.get("apiVersion")
@@ -288,6 +294,8 @@ class Informer:
     def _apply(self, event: JsonObject) -> None:
         kind = event.get("type")
         obj: JsonObject = event["object"]
+        if self._trim is not None and kind != "BOOKMARK":
+            obj = self._trim(obj)
         version = _resource_version(obj)
         if version is None:
             self._log.warning("informer_event_without_resource_version", type=kind)

@@ -48,6 +48,7 @@ __all__ = [
     "Sizes",
     "framework_gang",
     "frameworks",
+    "trimmed",
 ]
 
 _INT32_MAX: Final = 2**31 - 1
@@ -293,6 +294,40 @@ ANNOTATION_LWS_EXCLUSIVE: Final = "leaderworkerset.sigs.k8s.io/exclusive-topolog
 LABEL_JOBSET: Final = "jobset.sigs.k8s.io/jobset-name"
 LABEL_JOBSET_PART: Final = "jobset.sigs.k8s.io/replicatedjob-name"
 ANNOTATION_JOB_INDEX: Final = "batch.kubernetes.io/job-completion-index"
+
+
+#: Where a framework's object holds the pods' templates, the bulk of it and never read here.
+_POD_TEMPLATE_KEYS: Final = frozenset({"template", "leaderTemplate", "workerTemplate"})
+
+
+def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of a framework's object: its metadata (without managedFields) and its spec
+    without the pod templates in it, which are most of a Job, a JobSet or a RayCluster: an
+    informer of every Job in a cluster holds no pod spec."""
+    meta = obj.get("metadata")
+    kept = {k: v for k, v in meta.items() if k != "managedFields"} if isinstance(meta, Mapping) else {}
+    out: dict[str, Any] = {"metadata": kept, "spec": _without_pod_templates(obj.get("spec"))}
+    for key in ("apiVersion", "kind"):
+        if key in obj:
+            out[key] = obj[key]
+    return out
+
+
+def _without_pod_templates(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: _without_pod_templates(v)
+            for k, v in value.items()
+            if not (k in _POD_TEMPLATE_KEYS and _is_pod_template(v))
+        }
+    if isinstance(value, list):
+        return [_without_pod_templates(v) for v in value]
+    return value
+
+
+def _is_pod_template(value: Any) -> bool:
+    spec = value.get("spec") if isinstance(value, Mapping) else None
+    return isinstance(spec, Mapping) and "containers" in spec
 
 
 def frameworks(names: frozenset[str] = NAMES) -> tuple[Framework, ...]:

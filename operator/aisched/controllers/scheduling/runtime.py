@@ -42,7 +42,7 @@ from aisched.kube.retry import until_stopped, woken_or_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
 from aisched.queue import GangBook
-from aisched.queue.frameworks import NAMES, frameworks
+from aisched.queue.frameworks import NAMES, frameworks, trimmed
 from aisched.queue.policy import QueueingPolicy, QueueResolver
 from aisched.quota import QuotaLedger, Tenant
 from aisched.scheduler import Scheduler, ScheduleResult
@@ -140,7 +140,8 @@ class SchedulerRuntime:
         chosen = frameworks(gang_frameworks)
         self.gang_sizes = GangSizes(chosen, self.watch.gang_size_changed, self.watch.frameworks_synced)
         self.framework_informers = tuple(
-            Informer(client, path=f.path, handler=self.gang_sizes.handler(f), optional=True) for f in chosen
+            Informer(client, path=f.path, handler=self.gang_sizes.handler(f), optional=True, trim=trimmed)
+            for f in chosen
         )
         self.preemptor = Preemptor(client, wall=wall, metrics=self.metrics, pods=self.pods)
         self.cache.subscribe(lambda old, new: self.metrics.set_gpus_allocated(self.cache.gpus_held))
