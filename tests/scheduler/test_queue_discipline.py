@@ -329,10 +329,31 @@ def test_a_standing_reservation_is_kept_until_its_start_passes() -> None:
 
 def test_only_the_front_of_a_line_reserves() -> None:
     world = _World()
-    gangs = [whole_node_gang(f"g{i}", 4, index=i) for i in range(3)]  # no estimates: EASY, head only
-    reservations = [world.turn_away(g) for g in gangs]
+    gangs = [Gang.of(pod(f"g{i}", gpus=2, created=float(i), sequence=i)) for i in range(3)]
+    reservations = [world.turn_away(g) for g in gangs]  # no estimates: EASY, the head only
     assert reservations[0] is not None
     assert reservations[1:] == [None, None]
+
+
+def test_a_gang_needing_whole_nodes_that_none_can_be_planned_for_yet_still_keeps_the_later_ones_off() -> None:
+    world = _World()
+    _unbounded(world)
+    first, second = (whole_node_gang(f"g{i}", 4, index=i) for i in range(2))  # all four nodes each
+    assert world.turn_away(first) is not None
+    behind = world.turn_away(second)
+    assert behind is not None, "the first holds every node: no start can be planned, yet it holds"
+    assert behind.nodes == ()
+    assert behind.start is None
+    assert sorted(behind.spare) == ["n0", "n1", "n2", "n3"]
+    assert behind.ahead == (first.key,)
+    world.scheduler.release(first.key)  # say the first is deleted: the second's hold still stands
+    world.scheduler.cache.remove_pod("other/free-0")
+    later = whole_node_gang("later", 1, index=2, runtime_limit=1.0)
+    refused = world.scheduler.schedule(later)
+    assert refused.placement is None, "a later gang does not take the node the second waits on"
+    assert RESERVED in refused.message
+    world.scheduler.release(second.key)
+    assert world.scheduler.schedule(later).placement is not None, "only the second's hold kept it off"
 
 
 # -- order -------------------------------------------------------------------------------------
@@ -399,7 +420,9 @@ def test_a_head_held_back_only_by_reservations_ahead_keeps_its_place_in_its_line
     assert world.turn_away(first) is not None
     other = Gang(**{**vars(whole_node_gang("other", 1, index=1)), "key": "team/gang:other"})
     other = Gang(**{**vars(other), "members": tuple(replace(m, namespace="team") for m in other.members)})
-    assert world.turn_away(other) is None, "no estimate: nothing it may hold beside the first's nodes"
+    held = world.turn_away(other)  # no estimate, and every node it could use is held ahead of it
+    assert held is not None
+    assert (held.nodes, held.start) == ((), None), "no start can be planned: it holds behind the first"
     assert world.queue.is_head(other.key), "it fits an empty cluster: not set aside from its line"
 
 

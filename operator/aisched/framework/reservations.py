@@ -5,11 +5,13 @@ A `Reservation` says where the holder will start (`nodes`) and from when (`start
 scheduler's clock; None when nothing estimates it: the nodes are held as they free up). A holder
 whose pods each need half of the largest node or more, and whose start no enforced runtime limit
 promises, also holds every other node it could start on (`spare`): which node drains first is
-then anyone's guess, and it starts on whichever is ready first. A gang that comes after the
-holder (`order`) may use a held node only if it will be gone before the holder starts: its own
-estimated end is known and no later than `start` (EASY backfill). Gangs
-ahead of the holder (a higher priority, or earlier submission at the same queue priority) ignore
-it. `ReservationBook` keeps the live ones; the planner computes each against those ahead of it.
+then anyone's guess, and it starts on whichever is ready first (one held behind holders that
+keep every node it could use has only spares). A gang that comes after the holder (`order`) may
+use a held node only if it will be gone before the holder starts: its own estimated end is known
+and no later than `start` (EASY backfill). Gangs ahead of the holder (a higher priority, or
+earlier submission at the same queue priority) ignore it. `ReservationBook` keeps the live ones,
+ranking holders by their queue priority now (aged), as the gangs compared with them are; the
+planner computes each against those ahead of it.
 """
 
 from __future__ import annotations
@@ -75,10 +77,10 @@ class Reservation:
         """Every node it keeps from the gangs behind it: where it plans to start, and the spares."""
         return self.nodes + self.spare if self.spare else self.nodes
 
-    def blocks(self, order: Order, start: float, end: float | None) -> bool:
+    def blocks(self, order: Order, start: float, end: float | None, *, holder: Order | None = None) -> bool:
         """Whether a gang at `order`, running from `start` to `end` (None: unknown), may not use
-        this reservation's nodes."""
-        if order <= self.order or order[3] == self.gang:
+        this reservation's nodes; `holder` is the holder's order now (default: as it was held)."""
+        if order <= (self.order if holder is None else holder) or order[3] == self.gang:
             return False  # the holder itself, or a gang ahead of it
         if self.start is None or end is None:
             return True
@@ -116,6 +118,27 @@ class ReservationBook:
     def __init__(self) -> None:
         self._by_gang: dict[str, Reservation] = {}
         self._on_release: list[Callable[[Reservation], None]] = []
+        self._priority_of: Callable[[str], int | None] | None = None
+
+    def rank_by(self, priority_of: Callable[[str], int | None]) -> None:
+        """Order gangs by `priority_of(key)`, their queue's priority now (aged; None for a gang
+        the queue does not know), rather than by the priority they had when they were held: a
+        holder and the gangs it is compared with are ranked alike, however long each waited."""
+        self._priority_of = priority_of
+
+    def order_for(self, gang: Gang) -> Order:
+        """`gang`'s place in the order holders are ranked by."""
+        priority = self._priority_of(gang.key) if self._priority_of is not None else None
+        return order_of(gang, priority)
+
+    def order_now(self, reservation: Reservation) -> Order:
+        """The order `reservation`'s holder has now."""
+        if self._priority_of is None:
+            return reservation.order
+        priority = self._priority_of(reservation.gang)
+        if priority is None:
+            return reservation.order
+        return (-priority, *reservation.order[1:])
 
     def subscribe(self, on_release: Callable[[Reservation], None]) -> Callable[[], None]:
         """Call `on_release(reservation)` whenever one is dropped; returns the unsubscribe."""
@@ -146,7 +169,8 @@ class ReservationBook:
 
     def ahead_of(self, order: Order) -> list[Reservation]:
         """The reservations of gangs ahead of `order`, first first."""
-        return sorted((r for r in self._by_gang.values() if r.order < order), key=lambda r: r.order)
+        ranked = ((self.order_now(r), r) for r in self._by_gang.values())
+        return [r for at, r in sorted(ranked, key=lambda pair: pair[0]) if at < order]
 
     def gpus(self) -> int:
         return sum(r.gpus for r in self._by_gang.values())

@@ -19,7 +19,7 @@ from aisched.framework.events import CAPACITY_FREED, ClusterEvent
 from aisched.framework.handle import Handle
 from aisched.framework.interface import Bools, FilterResult
 from aisched.framework.registry import NoArgs, parse_args
-from aisched.framework.reservations import RESERVATION_SCOPE, order_of
+from aisched.framework.reservations import RESERVATION_SCOPE
 from aisched.framework.reservations import Reservation as Held
 from aisched.framework.status import Status
 from aisched.framework.types import Gang, PodInfo
@@ -64,8 +64,9 @@ class Reservation:
         duration = self.handle.estimates.gang_limit(gang)
         start = self.handle.clock() if known is None else known
         end = None if duration is None or known is None else start + duration
-        order = order_of(gang)
-        blocking = [r for r in reservations if r.blocks(order, start, end)]
+        book = self.handle.reservations
+        order = book.order_for(gang)
+        blocking = [r for r in reservations if r.blocks(order, start, end, holder=book.order_now(r))]
         if not blocking:
             return Status.success()
         mask = np.zeros(snapshot.size, dtype=bool)

@@ -16,7 +16,10 @@ node (a node must largely drain for each), the hold also covers every other node
 start on (`spare`): the one planned may be the one whose last pod runs for days, and a single
 planned node whose freed GPUs are held while every other node is refilled by smaller gangs can
 starve it. Smaller pods need only one GPU to free somewhere, and the planned node serves them as
-well as any.
+well as any. Such a gang that cannot be planned at all, because the holders ahead of it keep
+every node it could use, still holds those nodes behind them, with no planned node and no start:
+otherwise the gangs behind it, planned against fewer holders, would hold and refill the nodes it
+waits for.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 
 from aisched.cache import PodUsage
 from aisched.framework.cycle_state import CycleState
-from aisched.framework.reservations import Reservation, ReservationScope, order_of
+from aisched.framework.reservations import Order, Reservation, ReservationScope, order_of
 from aisched.framework.types import Gang, GangPlacement
 
 if TYPE_CHECKING:
@@ -73,7 +76,7 @@ class ReservationPlanner:
 
         last = fits(steps[-1])
         if last is None:
-            return None
+            return self._behind(gang, ahead, keys, queue=queue, order=order, now=now)
         found, placement = len(steps) - 1, last
         low, probe = -1, 0  # steps[low] is known not to fit
         while probe < found:  # doubling, then bisecting, over the steps
@@ -110,6 +113,39 @@ class ReservationPlanner:
             ahead=tuple(r.gang for r in ahead),
             members=len(gang.members),
             spare=spare,
+        )
+
+    def _behind(
+        self,
+        gang: Gang,
+        ahead: tuple[Reservation, ...],
+        running: list[str],
+        *,
+        queue: str,
+        order: Order,
+        now: float,
+    ) -> Reservation | None:
+        """The hold of a gang that drains but can be planned nowhere yet, because the holders ahead
+        of it keep every node it could use: no planned node and no start, but every node it could
+        start on kept from the gangs behind it, which would otherwise plan there, hold, and refill
+        the nodes it waits for. None for a gang that does not drain, or that would not fit on an
+        empty cluster (nothing ahead is what keeps it out)."""
+        if not ahead or not self.drains(gang):
+            return None
+        self.dry_runs += 1
+        if self._scheduler.dry_run_without(gang, running, scope=ReservationScope((), None)) is None:
+            return None
+        return Reservation(
+            gang=gang.key,
+            queue=queue,
+            order=order,
+            nodes=(),
+            start=None,
+            end=None,
+            since=now,
+            ahead=tuple(r.gang for r in ahead),
+            members=len(gang.members),
+            spare=self._could_start_on(gang, set()),
         )
 
     def fits_when_empty(self, gang: Gang) -> bool:

@@ -92,6 +92,9 @@ def gang_queue(scheduler: Scheduler, clock: Clock, queue_of: QueueOf, **options:
         queue.on_event(ClusterEvent.RESERVATION_RELEASED)
 
     scheduler.reservations.subscribe(released)
+    scheduler.reservations.rank_by(
+        lambda key: queue.queue_priority(key) if queue.state(key) is not None else None
+    )
     return queue
 
 
