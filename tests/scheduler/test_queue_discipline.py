@@ -413,6 +413,30 @@ def test_a_head_that_fits_nowhere_even_empty_does_not_block_its_strict_fifo_queu
     assert world.queue.is_head(impossible.key)
 
 
+def test_a_gang_kept_from_planning_only_by_its_own_missing_limit_holds_nothing_behind() -> None:
+    world = _World()  # every running pod has an enforced limit
+    head = whole_node_gang("head", 1, index=0, runtime_limit=50.0)
+    assert world.turn_away(head) is not None  # holds one node, with a promised start
+    big = whole_node_gang("big", 4, index=1)  # needs all four; no limit, so no end to plan around
+    assert world.turn_away(big) is None, "the head leaves it nodes: no hold on all of them"
+    world.scheduler.cache.remove_pod("other/run-3")
+    short = whole_node_gang("short", 1, index=2, runtime_limit=5.0)
+    assert world.scheduler.schedule(short).placement is not None, "a free node nobody holds is used"
+
+
+def test_a_hold_behind_holders_is_planned_again_when_their_expected_start_passes() -> None:
+    world = _World()
+    _unbounded(world)
+    first, second = (whole_node_gang(f"g{i}", 4, index=i) for i in range(2))
+    ahead = world.turn_away(first)
+    assert ahead is not None
+    behind = world.turn_away(second)
+    assert behind is not None
+    assert behind.guess == ahead.guess, "planned again once the first is expected to have started"
+    assert "behind 1 gang(s) ahead that hold them" in behind.describe()
+    assert behind.ready_nodes == 0
+
+
 def test_a_head_held_back_only_by_reservations_ahead_keeps_its_place_in_its_line() -> None:
     world = _World()
     world.queue = gang_queue(world.scheduler, world.clock, lambda g: (g.namespace, STRICT))
@@ -420,9 +444,7 @@ def test_a_head_held_back_only_by_reservations_ahead_keeps_its_place_in_its_line
     assert world.turn_away(first) is not None
     other = Gang(**{**vars(whole_node_gang("other", 1, index=1)), "key": "team/gang:other"})
     other = Gang(**{**vars(other), "members": tuple(replace(m, namespace="team") for m in other.members)})
-    held = world.turn_away(other)  # no estimate, and every node it could use is held ahead of it
-    assert held is not None
-    assert (held.nodes, held.start) == ((), None), "no start can be planned: it holds behind the first"
+    assert world.turn_away(other) is None, "no estimate: nothing it may hold beside the first's nodes"
     assert world.queue.is_head(other.key), "it fits an empty cluster: not set aside from its line"
 
 

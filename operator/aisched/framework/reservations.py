@@ -89,6 +89,11 @@ class Reservation:
     def describe(self, fmt: str = "%H:%M:%SZ") -> str:
         """`reserved: 3 of 4 nodes held since 10:02:11Z, expected start 10:14:00Z` (UTC)."""
         since = time.strftime(fmt, time.gmtime(self.since))
+        if not self.nodes:  # held behind holders that keep every node it could use
+            return (
+                f"reserved: the {len(self.spare)} nodes it could start on held since {since}, behind"
+                f" {len(self.ahead)} gang(s) ahead that hold them; start unknown until one of those starts"
+            )
         text = f"reserved: {self.ready_nodes} of {len(self.nodes)} nodes held since {since}"
         if self.spare:
             text += f" (and {len(self.spare)} more it could start on, until one is ready)"

@@ -125,16 +125,24 @@ class ReservationPlanner:
         order: Order,
         now: float,
     ) -> Reservation | None:
-        """The hold of a gang that drains but can be planned nowhere yet, because the holders ahead
-        of it keep every node it could use: no planned node and no start, but every node it could
-        start on kept from the gangs behind it, which would otherwise plan there, hold, and refill
-        the nodes it waits for. None for a gang that does not drain, or that would not fit on an
-        empty cluster (nothing ahead is what keeps it out)."""
+        """The hold of a gang that drains but can be planned nowhere yet, because holders ahead of
+        it whose start nothing promises keep every node it could use: no planned node and no
+        start, but those nodes kept from the gangs behind it, which would otherwise plan there,
+        hold, and refill the nodes it waits for. It is planned again once the earliest expected
+        start of those holders passes. None for a gang that does not drain, that some node is
+        left to (a gang only its own missing limit keeps from planning holds nothing, as before),
+        or that would not fit on an empty cluster."""
         if not ahead or not self.drains(gang):
+            return None
+        unpromised = [r for r in ahead if r.start is None or r.spare]
+        kept = {node for r in unpromised for node in r.held}
+        could = self._could_start_on(gang, set())
+        if not could or not kept.issuperset(could):
             return None
         self.dry_runs += 1
         if self._scheduler.dry_run_without(gang, running, scope=ReservationScope((), None)) is None:
             return None
+        expected = [t for r in unpromised if (t := r.start if r.start is not None else r.guess) is not None]
         return Reservation(
             gang=gang.key,
             queue=queue,
@@ -143,9 +151,10 @@ class ReservationPlanner:
             start=None,
             end=None,
             since=now,
+            guess=min(expected) if expected else None,
             ahead=tuple(r.gang for r in ahead),
             members=len(gang.members),
-            spare=self._could_start_on(gang, set()),
+            spare=could,
         )
 
     def fits_when_empty(self, gang: Gang) -> bool:
