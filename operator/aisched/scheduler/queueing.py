@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from aisched.framework.events import ClusterEvent
 from aisched.framework.handle import Clock
-from aisched.framework.reservations import Reservation, order_of
+from aisched.framework.reservations import Reservation
 from aisched.framework.status import Code
 from aisched.framework.types import Gang
 from aisched.plugins.quota import NAME as QUOTA
@@ -153,7 +153,7 @@ def _at_front(scheduler: Scheduler, queue: GangQueue, gang: Gang, line: str) -> 
         # A gang that needs nodes to drain is protected wherever it waits: while fewer than
         # CONSERVATIVE_DEPTH gangs ahead of it in its line hold, it holds too, so that the gangs
         # behind it do not refill every node it could start on.
-        ahead = scheduler.reservations.ahead_of(order_of(gang, queue.queue_priority(gang.key)))
+        ahead = scheduler.reservations.ahead_of(scheduler.reservations.order_for(gang))
         return sum(1 for r in ahead if r.queue == line and r.gang != gang.key) < CONSERVATIVE_DEPTH
     if scheduler.estimates.gang_duration(gang) is None:
         return False  # behind the head only with an estimate: the cheap test before the queue's

@@ -32,7 +32,7 @@ from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.api.mig import MigAnnotation
 from aisched.api.objects import ObjectView, PodView
 from aisched.cache import PodUsage
-from aisched.controllers.scheduling.frameworks import ObjectRef
+from aisched.controllers.scheduling.frameworks import FrameworkPods, ObjectRef
 from aisched.controllers.scheduling.nodes import NodeView, node_events
 from aisched.controllers.scheduling.reporting import REASON_INVALID, REASON_UNSCHEDULABLE
 from aisched.framework.events import ClusterEvent
@@ -41,7 +41,7 @@ from aisched.kube.client import JsonObject
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource
 from aisched.queue import gang_key, group_key
-from aisched.queue.frameworks import FrameworkGang, framework_gang
+from aisched.queue.frameworks import FrameworkGang
 from aisched.quota import quota_capacity
 from aisched.scheduler.usage import pod_usage
 
@@ -105,13 +105,7 @@ class ClusterWatch:
         self._topology_node: dict[str, str] = {}  # GPUNodeTopology name -> node name
         self._pending_since: dict[str, float] = {}  # pod key -> when first seen pending
         self._invalid: dict[str, tuple[str, str]] = {}  # pod key -> (uid, error) told to the pod
-        # Pods whose framework gang's size is not known: pod key -> (gang key, why); and the
-        # waiting pods of each gang, the first of them the one its Event is about.
-        self._waiting: dict[str, tuple[str, str]] = {}
-        self._waiting_gangs: dict[str, dict[str, JsonObject]] = {}
-        # The pending pods of each framework object's gangs, (namespace, name), and the other way.
-        self._framework_pods: dict[ObjectRef, set[tuple[str, str]]] = {}
-        self._framework_of: dict[str, tuple[ObjectRef, tuple[str, str]]] = {}
+        self._framework_pods = FrameworkPods()
         # While set, gangs to queue again once a batch of pods has been filed (not once per pod).
         self._deferred: set[str] | None = None
 
@@ -165,11 +159,11 @@ class ClusterWatch:
             self._pod_gone(view, terminated=False)  # being deleted (a finalizer holds it): nothing to place
             return
         self._pending_since.setdefault(pod.key, runtime.clock())
-        self._track(view, found)
+        self._framework_pods.track(pod.key, (view.namespace, view.name), found)
         if waiting:
             self._wait(obj, view, gang_key(pod), waiting)
             return
-        if self._stop_waiting(pod.key):
+        if self._framework_pods.stop_waiting(pod.key):
             runtime.reporter.forget(pod.key)
         seen = runtime.gangs.pending_pod(pod.key)
         if seen is not None and seen.sequence != pod.sequence:  # keeps its place when updated
@@ -187,10 +181,10 @@ class ClusterWatch:
         """`pod` in the gang its job framework put it in, when no `aisched.io/gang` label names one;
         that gang; and why its size is not known yet ("" when it is)."""
         runtime = self.runtime
-        found = None if pod.gang else framework_gang(obj, runtime.gang_frameworks)
-        if found is None:
+        resolved = None if pod.gang else runtime.gang_sizes.resolve(obj, runtime.gang_frameworks)
+        if resolved is None:
             return pod, None, ""
-        lookup = runtime.gang_sizes.lookup(found)
+        found, lookup = resolved
         if lookup.waiting:
             return dataclasses.replace(pod, gang=lookup.gang), found, lookup.waiting
         if lookup.size is None:  # a basic policy, a Job that is not Indexed: one pod at a time
@@ -203,34 +197,11 @@ class ClusterWatch:
         labels = view.labels
         if view.phase != "Succeeded" or labels.get(keys.LABEL_GANG) or labels.get(keys.LABEL_JOB):
             return None
-        found = framework_gang(view.raw, self.runtime.gang_frameworks)
-        if found is None:
+        resolved = self.runtime.gang_sizes.resolve(view.raw, self.runtime.gang_frameworks)
+        if resolved is None:
             return None
-        lookup = self.runtime.gang_sizes.lookup(found)
+        lookup = resolved[1]
         return group_key(view.namespace, lookup.gang) if lookup.waiting or lookup.size is not None else None
-
-    def _track(self, view: PodView, found: FrameworkGang | None) -> None:
-        """Remember the framework object whose changes file pending pod `view` again."""
-        ref = found.ref if found is not None else None
-        obj = (ref.kind, ref.namespace, ref.name) if ref is not None else None
-        tracked = self._framework_of.get(view.key)
-        if (tracked[0] if tracked is not None else None) == obj:
-            return
-        self._untrack(view.key)
-        if obj is not None:
-            name = (view.namespace, view.name)
-            self._framework_of[view.key] = (obj, name)
-            self._framework_pods.setdefault(obj, set()).add(name)
-
-    def _untrack(self, key: str) -> None:
-        tracked = self._framework_of.pop(key, None)
-        if tracked is None:
-            return
-        obj, name = tracked
-        pods = self._framework_pods[obj]
-        pods.discard(name)
-        if not pods:
-            del self._framework_pods[obj]
 
     def gang_size_changed(self, obj: ObjectRef) -> None:
         """A framework object came, changed or went: the pending pods of its gangs are filed again,
@@ -242,7 +213,7 @@ class ClusterWatch:
         deferred: set[str] = set()
         self._deferred = deferred
         try:
-            for pod_key in sorted(self._framework_pods.get(obj, ())):
+            for pod_key in self._framework_pods.pods_of(obj):
                 pod = self.runtime.pods.index.get(pod_key)
                 if pod is None:
                     continue
@@ -258,47 +229,30 @@ class ClusterWatch:
     def frameworks_synced(self) -> None:
         """Every framework's objects are listed: the pods still waiting for theirs are told why
         (not before, when the object may only not have been listed yet)."""
-        for key, (gang, why) in sorted(self._waiting.items()):
-            obj = self._waiting_gangs[gang].get(key)
-            if obj is not None:
-                self._tell_waiting(obj, gang, why)
+        for pod, gang, why in self._framework_pods.waiting():
+            self._tell_waiting(pod, gang, why)
 
     def _wait(self, obj: JsonObject, view: PodView, gang: str, why: str) -> None:
         """A pending pod whose framework gang's size is not known: out of the queue, told why (once,
         and only once every framework's objects have been listed)."""
         self._leave_gang(view.key)
-        if self._waiting.get(view.key) == (gang, why):
+        if not self._framework_pods.wait(view.key, obj, gang, why):
             return
-        self._stop_waiting(view.key)
-        self._waiting[view.key] = (gang, why)
-        self._waiting_gangs.setdefault(gang, {})[view.key] = obj
         log.info("pod_waiting_for_gang_size", pod=view.key, reason=why)
         if self.runtime.gang_sizes.is_synced:
             self._tell_waiting(obj, gang, why)
 
     def _tell_waiting(self, obj: JsonObject, gang: str, why: str) -> None:
         """Pod `obj`'s condition, and its gang's one Event (about the gang's first waiting pod)."""
-        waiting = self._waiting_gangs[gang]
-        first = next(iter(waiting.values()))
+        first, count = self._framework_pods.gang_waiting(gang)
         self.runtime.reporter.report_gang(
             gang,
             [obj],
             message=f"pod cannot be scheduled yet: {why}",
             reason=REASON_UNSCHEDULABLE,
             about=first,
-            count=len(waiting),
+            count=count,
         )
-
-    def _stop_waiting(self, key: str) -> bool:
-        """Pod `key` waits for its framework gang's size no more; whether it did."""
-        found = self._waiting.pop(key, None)
-        if found is None:
-            return False
-        pods = self._waiting_gangs[found[0]]
-        del pods[key]
-        if not pods:
-            del self._waiting_gangs[found[0]]
-        return True
 
     def _leave_gang(self, key: str) -> None:
         """Pod `key` leaves the gang it was filed in; that gang is queued again without it."""
@@ -310,8 +264,7 @@ class ClusterWatch:
         """A pending pod whose request cannot be read: out of the queue, and told why (once)."""
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
-        self._untrack(key)
-        self._stop_waiting(key)
+        self._framework_pods.forget(key)
         self._leave_gang(key)  # filed before its annotations changed: not placed as it was
         if view.scheduler_name != runtime.profile.scheduler_name or view.deleting:
             return
@@ -343,8 +296,7 @@ class ClusterWatch:
         runtime = self.runtime
         assumed = runtime.cache.pod(pod.key)
         since = self._pending_since.pop(pod.key, None)
-        self._untrack(pod.key)
-        self._stop_waiting(pod.key)
+        self._framework_pods.forget(pod.key)
         if since is not None and assumed is not None and assumed.assumed and assumed.node == pod.node_name:
             runtime.metrics.observe_e2e(max(0.0, runtime.clock() - since))
         started = view.started
@@ -364,8 +316,7 @@ class ClusterWatch:
         runtime, key = self.runtime, view.key
         self._pending_since.pop(key, None)
         self._invalid.pop(key, None)
-        self._stop_waiting(key)
-        self._untrack(key)
+        self._framework_pods.forget(key)
         runtime.faults.forget(key)
         runtime.reporter.forget(key)
         dropped = runtime.preemptor.pod_gone(key)
