@@ -16,31 +16,11 @@ from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, Params
 from aisched.kube.informer import ABSENT_RETRY_SECONDS, Informer
 from aisched.kube.retry import Backoff
+from tests.emulator.test_kopf import WIDGETS as WIDGET_CRD
 from tests.kube.test_informer import GatedSleep, Recorder, running
 
 WIDGETS: Final = "/apis/example.com/v1/namespaces/default/widgets"
 CRDS: Final = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-WIDGET_CRD: Final[JsonObject] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                },
-            }
-        ],
-    },
-}
-
 _REASONS: Final = {
     400: "BadRequest",
     403: "Forbidden",

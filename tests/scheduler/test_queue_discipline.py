@@ -179,6 +179,15 @@ def test_without_estimates_the_nodes_are_held_as_they_free_and_the_start_is_unkn
     assert world.scheduler.schedule(backfill).placement is None, "a held node is not lent without a start"
 
 
+def _kept_off(world: _World, gang: Gang, *, by: Gang) -> None:
+    """`gang` is refused while `by` holds its reservation, and placed once that is released."""
+    refused = world.scheduler.schedule(gang)
+    assert refused.placement is None
+    assert RESERVED in refused.message
+    world.scheduler.release(by.key)
+    assert world.scheduler.schedule(gang).placement is not None, f"only {by.key}'s hold kept it off"
+
+
 def _unbounded(world: _World, gpus: int = 8) -> None:
     """Replace the running pods by ones without limits, n3 the youngest (guessed to end first)."""
     for i in range(4):
@@ -239,11 +248,7 @@ def test_a_gang_needing_whole_nodes_is_protected_behind_the_head_of_its_line() -
     assert held is not None, "not first in its line, yet it holds: it waits for a node to drain"
     assert len(held.nodes) + len(held.spare) == 4
     small = Gang.of(pod("small", gpus=1, created=1.0, sequence=2))
-    refused = world.scheduler.schedule(small)
-    assert refused.placement is None, "a later small gang does not refill the nodes the big one waits on"
-    assert RESERVED in refused.message
-    world.scheduler.release(big.key)
-    assert world.scheduler.schedule(small).placement is not None, "only the big gang's hold kept it off"
+    _kept_off(world, small, by=big)  # a later small gang does not refill the nodes the big one waits on
 
 
 def test_no_more_than_the_conservative_depth_of_gangs_hold_in_one_line() -> None:
@@ -349,11 +354,7 @@ def test_a_gang_needing_whole_nodes_that_none_can_be_planned_for_yet_still_keeps
     world.scheduler.release(first.key)  # say the first is deleted: the second's hold still stands
     world.scheduler.cache.remove_pod("other/free-0")
     later = whole_node_gang("later", 1, index=2, runtime_limit=1.0)
-    refused = world.scheduler.schedule(later)
-    assert refused.placement is None, "a later gang does not take the node the second waits on"
-    assert RESERVED in refused.message
-    world.scheduler.release(second.key)
-    assert world.scheduler.schedule(later).placement is not None, "only the second's hold kept it off"
+    _kept_off(world, later, by=second)  # a later gang does not take the node the second waits on
 
 
 # -- order -------------------------------------------------------------------------------------

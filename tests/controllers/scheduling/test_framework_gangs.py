@@ -8,7 +8,6 @@ gang was read."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from aisched.controllers.scheduling.reporting import pod_scheduled_condition
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.quota import GPU_MILLI, Tenant
-from tests.controllers.scheduling.test_runtime import WAIT, Running, is_bound, pod, wait_bound, wait_pods
+from tests.controllers.scheduling.test_runtime import Running, is_bound, pod, started, wait_bound, wait_pods
 from tests.support.frameworks import controller_output, install_crds, path_of
 from tests.support.kubectl import Kubectl
 
@@ -36,18 +35,16 @@ async def running(emulator_cluster: Emulator) -> AsyncIterator[Running]:
     """The demo cluster with the frameworks' CRDs and the examples' namespaces, and the scheduler
     running on it (started after the CRDs, so it lists them at once)."""
     async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as client:
-        await install_crds(client)
-        for namespace in yaml.safe_load_all((EXAMPLES / "00-namespaces.yaml").read_text()):
-            await client.post("/api/v1/namespaces", namespace)
-        runtime = SchedulerRuntime(client, clock=time.monotonic)
-        stop = asyncio.Event()
-        task = asyncio.create_task(runtime.run(stop))
-        try:
+        await prepare(client)
+        async with started(SchedulerRuntime(client, clock=time.monotonic)) as runtime:
             yield Running(client, runtime)
-        finally:
-            stop.set()
-            async with asyncio.timeout(WAIT):
-                await task
+
+
+async def prepare(kube: KubeClient) -> None:
+    """The frameworks' CRDs and the examples' namespaces."""
+    await install_crds(kube)
+    for namespace in load(EXAMPLES / "00-namespaces.yaml"):
+        await kube.post("/api/v1/namespaces", namespace)
 
 
 @pytest.fixture
@@ -224,16 +221,10 @@ async def test_a_framework_turned_off_in_the_settings_leaves_its_pods_one_by_one
         await install_crds(kube)
         runtime = SchedulerRuntime(kube, clock=time.monotonic, gang_frameworks=frozenset({"jobset"}))
         assert [i.path for i in runtime.framework_informers] == ["/apis/jobset.x-k8s.io/v1alpha2/jobsets"]
-        stop = asyncio.Event()
-        task = asyncio.create_task(runtime.run(stop))
-        try:
+        async with started(runtime):
             loner = pod("loner", gpus=8, labels={"scheduling.x-k8s.io/pod-group": "resnet-sweep"})
             await post(kube, loner)  # its PodGroup does not exist, and is not looked for
             await wait_bound(kube, ["loner"])
-        finally:
-            stop.set()
-            async with asyncio.timeout(WAIT):
-                await task
 
 
 async def test_kubectl_applies_every_framework_example_and_the_podgroups_pods_run_together(
@@ -314,21 +305,12 @@ async def test_a_scheduler_started_after_the_podgroup_never_says_it_waits_for_it
     emulator_cluster: Emulator,
 ) -> None:
     async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
-        await install_crds(kube)
-        for namespace in load(EXAMPLES / "00-namespaces.yaml"):
-            await kube.post("/api/v1/namespaces", namespace)
+        await prepare(kube)
         podgroup, job = load(EXAMPLES / "frameworks" / "coscheduling-podgroup.yaml")
         await post(kube, podgroup)
         (pods,) = controller_output(await post(kube, job))[1]
         await create(kube, pods)
-        runtime = SchedulerRuntime(kube, clock=time.monotonic)
-        stop = asyncio.Event()
-        task = asyncio.create_task(runtime.run(stop))
-        try:
+        async with started(SchedulerRuntime(kube, clock=time.monotonic)):
             await wait_bound(kube, names(pods), namespace=RESEARCH)
-        finally:
-            stop.set()
-            async with asyncio.timeout(WAIT):
-                await task
         events = (await kube.get(f"/api/v1/namespaces/{RESEARCH}/events"))["items"]
         assert [e["message"] for e in events if "waiting for" in e["message"]] == []
