@@ -769,3 +769,13 @@ def test_what_is_kept_of_an_object_sizes_it_as_the_whole_does_without_its_pod_te
     framework = framework_of(obj)
     if framework is not None:
         assert framework.sizes(kept) == framework.sizes(obj)
+
+
+def test_an_object_nested_thousands_deep_is_kept_without_recursing_through_it() -> None:
+    deep: Json = {"leaf": 1}
+    for _ in range(5000):
+        deep = {"nested": deep}
+    obj = {"metadata": {"name": "rc"}, "spec": {"workerGroupSpecs": [], "extra": deep}}
+    kept = trimmed(obj)
+    assert kept["spec"]["workerGroupSpecs"] == []
+    assert RAYCLUSTER.sizes(kept) == RAYCLUSTER.sizes(obj) == {"": 1}

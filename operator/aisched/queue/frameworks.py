@@ -298,6 +298,9 @@ ANNOTATION_JOB_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 
 #: Where a framework's object holds the pods' templates, the bulk of it and never read here.
 _POD_TEMPLATE_KEYS: Final = frozenset({"template", "leaderTemplate", "workerTemplate"})
+#: The deepest a pod template sits in a spec (a JobSet's: replicatedJobs[].template.spec.template);
+#: below this a spec is kept as it is, so an object nested thousands deep costs no recursion.
+_TEMPLATE_DEPTH: Final = 8
 
 
 def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,22 +309,24 @@ def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
     informer of every Job in a cluster holds no pod spec."""
     meta = obj.get("metadata")
     kept = {k: v for k, v in meta.items() if k != "managedFields"} if isinstance(meta, Mapping) else {}
-    out: dict[str, Any] = {"metadata": kept, "spec": _without_pod_templates(obj.get("spec"))}
+    out: dict[str, Any] = {"metadata": kept, "spec": _without_pod_templates(obj.get("spec"), _TEMPLATE_DEPTH)}
     for key in ("apiVersion", "kind"):
         if key in obj:
             out[key] = obj[key]
     return out
 
 
-def _without_pod_templates(value: Any) -> Any:
+def _without_pod_templates(value: Any, depth: int) -> Any:
+    if depth <= 0:
+        return value
     if isinstance(value, Mapping):
         return {
-            k: _without_pod_templates(v)
+            k: _without_pod_templates(v, depth - 1)
             for k, v in value.items()
             if not (k in _POD_TEMPLATE_KEYS and _is_pod_template(v))
         }
     if isinstance(value, list):
-        return [_without_pod_templates(v) for v in value]
+        return [_without_pod_templates(v, depth - 1) for v in value]
     return value
 
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 import pytest
 
 from aisched.controllers.scheduling import SchedulerRuntime
+from aisched.controllers.scheduling.frameworks import GangSizes
 from aisched.framework.types import Gang
 from aisched.kube.client import JsonObject
 from aisched.kube.informer import index_key
@@ -185,3 +186,14 @@ def test_a_succeeded_member_still_counts_after_a_restart_sees_it_ended(runtime: 
     again = runtime.gangs.gang(f"{NS}/gang:{JOB.kind}:train")
     assert again is not None
     assert again.min_member == 3
+
+
+def test_a_failure_while_filing_a_frameworks_pods_again_stays_in_its_handler() -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("a bug in filing")
+
+    sizes = GangSizes([COSCHEDULING], on_change=broken)
+    handler = sizes.handler(COSCHEDULING)
+    handler.on_add(podgroup(3, 1))  # raises inside: logged, not raised into the informer
+    handler.on_delete(podgroup(3, 1))
+    assert not sizes.has((COSCHEDULING.kind, NS, "pg"))

@@ -42,20 +42,27 @@ class Lookup:
 
 
 class _Handler:
-    """One framework's informer callbacks."""
+    """One framework's informer callbacks; an exception is logged, never raised (one object, or
+    the pods it files again, never stops the informer, nor the runtime it runs in)."""
 
     def __init__(self, sizes: GangSizes, framework: Framework) -> None:
         self._sizes = sizes
         self._framework = framework
 
     def on_add(self, obj: JsonObject) -> None:
-        self._sizes.seen(self._framework, obj)
+        self._contained(self._sizes.seen, obj)
 
     def on_update(self, old: JsonObject, new: JsonObject) -> None:
-        self._sizes.seen(self._framework, new)
+        self._contained(self._sizes.seen, new)
 
     def on_delete(self, obj: JsonObject) -> None:
-        self._sizes.gone(self._framework, obj)
+        self._contained(self._sizes.gone, obj)
+
+    def _contained(self, apply: Callable[[Framework, JsonObject], None], obj: JsonObject) -> None:
+        try:
+            apply(self._framework, obj)
+        except Exception:
+            log.exception("event_handling_failed", resource=self._framework.kind, object=ObjectView(obj).key)
 
     def on_synced(self) -> None:
         self._sizes.synced(self._framework)
