@@ -32,7 +32,7 @@ async def test_metrics_endpoint_serves_the_rendered_text_format() -> None:
         body = await response.text()
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    assert 'aisched_scheduling_attempts_total{result="scheduled"} 1.0' in body
+    assert 'aisched_scheduling_attempts_total{profile="aisched",result="scheduled"} 1.0' in body
     assert "aisched_gpus_allocated 16.0" in body
 
 

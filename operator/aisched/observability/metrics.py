@@ -7,26 +7,38 @@ own registry: there is no process-wide one, and tests build as many as they like
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from aisched.api import keys
+
 __all__ = [
     "BINDING_ERROR_REASONS",
     "CONTENT_TYPE",
+    "DEFAULT_PROFILE",
+    "EXTENSION_POINTS",
+    "EXTENSION_POINT_BUCKETS",
     "FAULT_REASONS",
     "INFORMER_RESOURCES",
     "LATENCY_BUCKETS",
+    "MAX_PLUGINS",
+    "MAX_PROFILES",
     "MAX_TENANTS",
+    "PLUGIN_BUCKETS",
+    "PLUGIN_STATUSES",
     "PREEMPTION_REASONS",
     "QUEUE_STATES",
     "SCHEDULING_RESULTS",
     "BindingErrorReason",
+    "ExtensionPoint",
     "FaultReason",
     "InformerResource",
     "Metrics",
+    "PluginStatus",
     "PreemptionReason",
     "QueueState",
     "SchedulingResult",
@@ -38,6 +50,9 @@ BindingErrorReason = Literal["conflict", "not_found", "unavailable", "other"]
 InformerResource = Literal["pods", "nodes", "gpunodetopologies"]
 PreemptionReason = Literal["reclaim", "priority"]
 FaultReason = Literal["NodeNotReady", "NodeLost", "GPUUnhealthy"]
+ExtensionPoint = Literal["PreFilter", "Filter", "PostFilter", "PreScore", "Score", "Reserve", "Permit"]
+#: A plugin's `Status` code, spelt as kube-scheduler's metrics spell it.
+PluginStatus = Literal["Success", "Unschedulable", "UnschedulableAndUnresolvable", "Error", "Skip"]
 
 SCHEDULING_RESULTS: Final[tuple[str, ...]] = get_args(SchedulingResult)
 QUEUE_STATES: Final[tuple[str, ...]] = get_args(QueueState)
@@ -45,6 +60,8 @@ BINDING_ERROR_REASONS: Final[tuple[str, ...]] = get_args(BindingErrorReason)
 INFORMER_RESOURCES: Final[tuple[str, ...]] = get_args(InformerResource)
 PREEMPTION_REASONS: Final[tuple[str, ...]] = get_args(PreemptionReason)
 FAULT_REASONS: Final[tuple[str, ...]] = get_args(FaultReason)
+EXTENSION_POINTS: Final[tuple[str, ...]] = get_args(ExtensionPoint)
+PLUGIN_STATUSES: Final[tuple[str, ...]] = get_args(PluginStatus)
 
 #: 100 µs to 30 s: a scheduling cycle takes well under a millisecond on a small cluster, while a
 #: gang waiting for capacity can take seconds from pod creation to binding.
@@ -68,6 +85,43 @@ LATENCY_BUCKETS: Final[tuple[float, ...]] = (
     30.0,
 )
 
+#: 10 µs to 1 s, as kube-scheduler's plugin_execution_duration_seconds: one plugin's run is
+#: usually a few microseconds, which the cycle's buckets would lump into their first.
+PLUGIN_BUCKETS: Final[tuple[float, ...]] = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+#: 10 µs to 10 s: an extension point runs its plugins over every candidate node, so Filter or
+#: Score on a large cluster can pass a second where one plugin on one node never would.
+EXTENSION_POINT_BUCKETS: Final[tuple[float, ...]] = (*PLUGIN_BUCKETS, 2.5, 5.0, 10.0)
+
+#: Plugins and profiles come from the operator's own configuration, not from users; the bounds
+#: only make sure a mistake there cannot grow a label without end.
+MAX_PLUGINS: Final = 64
+MAX_PROFILES: Final = 16
+#: The profile that existing callers, and the pre-created series, speak for.
+DEFAULT_PROFILE: Final = keys.SCHEDULER_NAME
+#: A plugin's `NAME`: "GPUTopology", "NodeAffinity".
+_PLUGIN_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+#: A profile is a scheduler name, which Kubernetes checks as a DNS-1123 subdomain
+#: (`spec.schedulerName`), so "gpu-scheduler" must be accepted as well as "aisched".
+_DNS_LABEL: Final = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_PROFILE_NAME: Final = re.compile(rf"(?=.{{1,253}}\Z){_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+
 #: Tenants given their own series (TenantQuota objects; far fewer in any real cluster).
 MAX_TENANTS: Final = 256
 #: 1 s to a day: how long gangs wait in their queues.
@@ -89,6 +143,29 @@ def _non_negative(value: float, what: str) -> float:
     return value
 
 
+class _Names:
+    """The values one label may take: names of a given shape, at most `limit` different ones."""
+
+    def __init__(self, what: str, shape: re.Pattern[str], described: str, limit: int) -> None:
+        self._what = what
+        self._shape = shape
+        self._described = described
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def admit(self, name: str) -> str:
+        """`name`, now known; a ValueError, and nothing remembered, if its shape is wrong or it
+        would be one name too many."""
+        if name in self._seen:
+            return name
+        if not self._shape.fullmatch(name):
+            raise ValueError(f"{self._what} {name!r} must be {self._described}")
+        if len(self._seen) >= self._limit:
+            raise ValueError(f"{self._what} {name!r} refused: already {self._limit} of them")
+        self._seen.add(name)
+        return name
+
+
 class Metrics:
     """The scheduler's metrics and the registry that holds them."""
 
@@ -97,8 +174,26 @@ class Metrics:
         r = self.registry
         self._attempts = Counter(
             "aisched_scheduling_attempts",
-            "Scheduling cycles run for a gang, by result.",
-            ["result"],
+            "Scheduling cycles run for a gang, by result and profile (the scheduler name).",
+            ["result", "profile"],
+            registry=r,
+        )
+        self._profiles = _Names("profile", _PROFILE_NAME, "a DNS-1123 subdomain", MAX_PROFILES)
+        self._plugins = _Names(
+            "plugin name", _PLUGIN_NAME, "a letter then up to 63 letters or digits", MAX_PLUGINS
+        )
+        self._plugin_seconds = Histogram(
+            "aisched_plugin_execution_duration_seconds",
+            "Time one plugin took at one extension point, by status; only sampled cycles are measured.",
+            ["extension_point", "plugin", "status"],
+            buckets=PLUGIN_BUCKETS,
+            registry=r,
+        )
+        self._extension_point_seconds = Histogram(
+            "aisched_framework_extension_point_duration_seconds",
+            "Time all plugins of one extension point took, by status and profile.",
+            ["extension_point", "status", "profile"],
+            buckets=EXTENSION_POINT_BUCKETS,
             registry=r,
         )
         self._cycle_seconds = Histogram(
@@ -187,8 +282,9 @@ class Metrics:
             "aisched_nodes_cooling", "Nodes nothing is placed on for a while after a fault.", registry=r
         )
         # Create every series up front so dashboards see zeros rather than gaps.
+        self._profiles.admit(DEFAULT_PROFILE)
         for result in SCHEDULING_RESULTS:
-            self._attempts.labels(result)
+            self._attempts.labels(result, DEFAULT_PROFILE)
         for state in QUEUE_STATES:
             self._queue.labels(state)
         for reason in BINDING_ERROR_REASONS:
@@ -201,11 +297,42 @@ class Metrics:
             self._informer_events.labels(resource)
             self._informer_relists.labels(resource)
 
-    def observe_cycle(self, result: SchedulingResult, seconds: float) -> None:
-        """Record one scheduling cycle: its result and how long it took."""
+    def observe_cycle(
+        self, result: SchedulingResult, seconds: float, *, profile: str = DEFAULT_PROFILE
+    ) -> None:
+        """Record one scheduling cycle of `profile`: its result and how long it took."""
         label = _checked(result, SCHEDULING_RESULTS, "scheduling result")
-        self._cycle_seconds.observe(_non_negative(seconds, "cycle duration"))
-        self._attempts.labels(label).inc()
+        seconds = _non_negative(seconds, "cycle duration")
+        profile = self._profiles.admit(profile)
+        self._cycle_seconds.observe(seconds)
+        self._attempts.labels(label, profile).inc()
+
+    def observe_plugin(
+        self, *, extension_point: ExtensionPoint, plugin: str, status: PluginStatus, seconds: float
+    ) -> None:
+        """Record one plugin's run at one extension point. Reading the clock around every plugin
+        on every node would add to the cycle it measures, so the caller samples: it calls this for
+        some cycles only (kube-scheduler measures one in ten)."""
+        point = _checked(extension_point, EXTENSION_POINTS, "extension point")
+        code = _checked(status, PLUGIN_STATUSES, "plugin status")
+        seconds = _non_negative(seconds, "plugin duration")
+        plugin = self._plugins.admit(plugin)
+        self._plugin_seconds.labels(point, plugin, code).observe(seconds)
+
+    def observe_extension_point(
+        self,
+        *,
+        extension_point: ExtensionPoint,
+        status: PluginStatus,
+        seconds: float,
+        profile: str = DEFAULT_PROFILE,
+    ) -> None:
+        """Record one run of an extension point (all its plugins) in `profile`, and its status."""
+        point = _checked(extension_point, EXTENSION_POINTS, "extension point")
+        code = _checked(status, PLUGIN_STATUSES, "extension point status")
+        seconds = _non_negative(seconds, "extension point duration")
+        profile = self._profiles.admit(profile)
+        self._extension_point_seconds.labels(point, code, profile).observe(seconds)
 
     def observe_e2e(self, seconds: float) -> None:
         """Record the time from one pod's creation to its binding."""

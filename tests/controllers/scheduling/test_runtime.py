@@ -24,7 +24,7 @@ from aisched.emulator.runner import Emulator
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
 from aisched.kube.client import JsonObject, KubeClient, Params, PatchType
-from aisched.observability.metrics import BindingErrorReason, Metrics, SchedulingResult
+from aisched.observability.metrics import DEFAULT_PROFILE, BindingErrorReason, Metrics, SchedulingResult
 from aisched.observability.metrics import QueueState as DepthState
 from aisched.queue import QueueState
 from aisched.topology.node import DomainLabels
@@ -98,8 +98,10 @@ class RecordingMetrics(Metrics):
         self.depth: dict[str, int] = {}
         self.gpus = 0
 
-    def observe_cycle(self, result: SchedulingResult, seconds: float) -> None:
-        super().observe_cycle(result, seconds)
+    def observe_cycle(
+        self, result: SchedulingResult, seconds: float, *, profile: str = DEFAULT_PROFILE
+    ) -> None:
+        super().observe_cycle(result, seconds, profile=profile)
         self.cycles[result] += 1
         self.signal.changed()
 
@@ -521,9 +523,9 @@ async def test_metrics_show_attempts_by_result_queue_depth_gpus_allocated_and_e2
         )
 
         m = h.runtime.metrics
-        assert value(m, "aisched_scheduling_attempts_total", result="scheduled") == 2
-        assert value(m, "aisched_scheduling_attempts_total", result="unschedulable") == 1
-        assert value(m, "aisched_scheduling_attempts_total", result="error") == 0
+        assert value(m, "aisched_scheduling_attempts_total", result="scheduled", profile="aisched") == 2
+        assert value(m, "aisched_scheduling_attempts_total", result="unschedulable", profile="aisched") == 1
+        assert value(m, "aisched_scheduling_attempts_total", result="error", profile="aisched") == 0
         assert value(m, "aisched_scheduling_cycle_duration_seconds_count") == 3
         assert value(m, "aisched_queue_gangs", state="unschedulable") == 1
         assert value(m, "aisched_queue_gangs", state="active") == 0
