@@ -297,9 +297,7 @@ class Metrics:
             self._informer_events.labels(resource)
             self._informer_relists.labels(resource)
 
-    def observe_cycle(
-        self, result: SchedulingResult, seconds: float, *, profile: str = DEFAULT_PROFILE
-    ) -> None:
+    def observe_cycle(self, result: SchedulingResult, seconds: float, profile: str = DEFAULT_PROFILE) -> None:
         """Record one scheduling cycle of `profile`: its result and how long it took."""
         label = _checked(result, SCHEDULING_RESULTS, "scheduling result")
         seconds = _non_negative(seconds, "cycle duration")
@@ -308,7 +306,7 @@ class Metrics:
         self._attempts.labels(label, profile).inc()
 
     def observe_plugin(
-        self, *, extension_point: ExtensionPoint, plugin: str, status: PluginStatus, seconds: float
+        self, extension_point: ExtensionPoint, plugin: str, status: PluginStatus, seconds: float
     ) -> None:
         """Record one plugin's run at one extension point. Reading the clock around every plugin
         on every node would add to the cycle it measures, so the caller samples: it calls this for
@@ -321,7 +319,6 @@ class Metrics:
 
     def observe_extension_point(
         self,
-        *,
         extension_point: ExtensionPoint,
         status: PluginStatus,
         seconds: float,

@@ -98,10 +98,8 @@ class RecordingMetrics(Metrics):
         self.depth: dict[str, int] = {}
         self.gpus = 0
 
-    def observe_cycle(
-        self, result: SchedulingResult, seconds: float, *, profile: str = DEFAULT_PROFILE
-    ) -> None:
-        super().observe_cycle(result, seconds, profile=profile)
+    def observe_cycle(self, result: SchedulingResult, seconds: float, profile: str = DEFAULT_PROFILE) -> None:
+        super().observe_cycle(result, seconds, profile)
         self.cycles[result] += 1
         self.signal.changed()
 
