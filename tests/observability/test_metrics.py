@@ -317,3 +317,16 @@ def test_extension_points_are_timed_by_status_and_profile_in_buckets_up_to_10_se
     assert value(m, f"{name}_sum", extension_point="PostFilter", status="Error", profile="gpu-batch") == 0.5
     assert buckets_of(m, name) == EXTENSION_POINT_BUCKETS
     assert (EXTENSION_POINT_BUCKETS[0], EXTENSION_POINT_BUCKETS[-1]) == (0.00001, 10.0)
+
+
+def test_the_framework_may_pass_its_observations_positionally() -> None:
+    m = Metrics()
+    m.observe_plugin("Reserve", "Quota", "Success", 0.0001)
+    m.observe_extension_point("Reserve", "Success", 0.0002, "gpu-batch")
+    m.observe_cycle("scheduled", 0.001, "gpu-batch")
+
+    plugin = {"extension_point": "Reserve", "plugin": "Quota", "status": "Success"}
+    assert value(m, "aisched_plugin_execution_duration_seconds_count", **plugin) == 1
+    point = {"extension_point": "Reserve", "status": "Success", "profile": "gpu-batch"}
+    assert value(m, "aisched_framework_extension_point_duration_seconds_count", **point) == 1
+    assert value(m, "aisched_scheduling_attempts_total", result="scheduled", profile="gpu-batch") == 1
