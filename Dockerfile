@@ -16,7 +16,7 @@ COPY pyproject.toml README.md /src/
 COPY operator /src/operator
 # The operator's dependencies and the embedded emulator's (for `aisched run --emulator` and `demo`);
 # no simulator plots, no test tools. Bytecode is compiled here: the root filesystem is read-only.
-RUN /opt/aisched/bin/pip install '/src[emulator]' \
+RUN /opt/aisched/bin/pip install '/src[emulator,otel]' \
  && /opt/aisched/bin/pip uninstall --yes setuptools pip \
  && /opt/aisched/bin/python3 -m compileall -q /opt/aisched
 

@@ -16,7 +16,7 @@ test: lint typecheck unit  ## ruff, mypy --strict and every test
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[emulator,sim,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[emulator,sim,otel,dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

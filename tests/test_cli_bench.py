@@ -36,7 +36,9 @@ def core() -> CoreBenchmark:
         nodes=10, single_pod_decisions=4, single_pod_decisions_per_s=1.0, single_pod_p50_us=9e5,
         single_pod_p99_us=9e5, floor_us=1.0, floor_ratio=9e5, floor_ratio_mean=9e5, gangs=2,
         gang_decisions_per_s=0.5, gang_p50_ms=2e3, gang_p99_ms=2e3, gang_racks_used_mean=3.0,
-        rss_mb=9e3, snapshot_build_s=60.0, snapshot_update_us=1e6, gpu_conflicts=0,
+        rss_mb=9e3, snapshot_build_s=60.0, snapshot_update_us=1e6, tracing_off_per_s=1.0,
+        tracing_disabled_per_s=0.9, tracing_disabled_overhead_pct=11.1, tracing_sampled_per_s=None,
+        tracing_sampled_overhead_pct=None, tracing_spans_exported=0, gpu_conflicts=0,
         gpu_count_mismatches=0, gangs_split=0,
     )  # fmt: skip
 

@@ -23,6 +23,9 @@ EXTRAS = {
     "emulator": ("emulator", ("celpy", "lark"), ("cel-python",)),
     "sim": ("simulator", ("matplotlib",), ("matplotlib",)),
 }
+#: The tracing extra: the SDK and the OTLP exporter, imported only when tracing is configured.
+OTEL_DISTRIBUTIONS = ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http")
+OTEL_SDK_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter")
 #: Modules that exist only to start the emulator (loaded by the commands that check the extra first).
 EMULATOR_ONLY = ("demo.py",)
 
@@ -82,8 +85,24 @@ def test_the_extras_are_not_core_dependencies_and_dev_has_them_all() -> None:
     for extra, (_, _, distributions) in EXTRAS.items():
         assert core.isdisjoint(distributions)
         assert requirement_names(optional[extra]) == set(distributions)
-    assert not any(name.startswith("opentelemetry") for name in core)  # nothing imports it yet
-    assert f"aisched[{','.join(sorted(EXTRAS))}]" in optional["dev"]
+    # The code speaks the OpenTelemetry API; the SDK and its exporter are the `otel` extra.
+    assert "opentelemetry-api" in core
+    assert requirement_names(optional["otel"]) == set(OTEL_DISTRIBUTIONS)
+    assert core.isdisjoint(OTEL_DISTRIBUTIONS)
+    assert f"aisched[{','.join(sorted([*EXTRAS, 'otel']))}]" in optional["dev"]
+
+
+def test_only_the_tracing_setup_and_its_benchmark_import_the_opentelemetry_sdk() -> None:
+    importers = {
+        f"{path.relative_to(PACKAGE)} {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for _, name in absolute_imports(path)
+        if name.startswith(OTEL_SDK_MODULES)
+    }
+    assert {entry.split()[0] for entry in importers} == {"observability/tracing.py", "bench/tracing.py"}
+    operator = ["aisched.controllers.manager", "aisched.runner", "aisched.observability.tracing"]
+    loaded = loaded_by(operator, ["opentelemetry"])
+    assert not [m for m in loaded if m.startswith(OTEL_SDK_MODULES)]  # only when tracing is configured
 
 
 @pytest.mark.parametrize(

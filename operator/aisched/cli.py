@@ -6,6 +6,7 @@ aisched run [--kubeconfig PATH | --emulator]  the scheduler and the AIJob contro
 aisched demo --cluster FILE --examples DIR     the scheduler on the emulator, with example jobs
 aisched fault KIND NODE [--gpu I --xid N]      inject a node or GPU fault into the emulator's cluster
 aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace through the core (FGD experiment)
+aisched explain NAMESPACE/NAME [-o json]        why an AIJob or a pod waits (also `kubectl aisched explain`)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from aisched.crds import stale_crds, write_crds
 from aisched.kube.rbac import AGENT_LEASE_NAMESPACE
 from aisched.topology.machines import MACHINES
 
-__all__ = ["main"]
+__all__ = ["kubectl_main", "main"]
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: The simulator's placement policies, in the FGD paper's order (`aisched.simulator.cluster.POLICIES`).
@@ -36,16 +37,21 @@ _POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
 _EXTRAS: Final = {"emulator": "celpy", "sim": "matplotlib"}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "aisched") -> int:
     """Run the `aisched` command; returns the process exit code."""
-    parser = _parser()
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     code: int = args.handler(args, out=sys.stdout, err=sys.stderr)
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aisched", description="Kubernetes scheduler for AI jobs.")
+def kubectl_main() -> int:
+    """`kubectl-aisched`: kubectl runs it for `kubectl aisched ...` (a plugin on PATH)."""
+    return main(prog="kubectl aisched")
+
+
+def _parser(prog: str = "aisched") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Kubernetes scheduler for AI jobs.")
     parser.add_argument("--version", action="version", version=f"aisched {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -320,7 +326,18 @@ def _add_fault_command(commands: Any) -> None:
 
 
 def _add_operator_commands(commands: Any) -> None:
-    """`aisched run` and `aisched demo`."""
+    """`aisched run`, `aisched demo` and `aisched explain`."""
+    explain = commands.add_parser(
+        "explain", help="why an AIJob or a pod waits: quota, placement, queue, preemption"
+    )
+    explain.add_argument("target", help="NAMESPACE/NAME, NAME (with -n), or aijob/... and pod/... to choose")
+    explain.add_argument("-n", "--namespace", help="the namespace when TARGET names none (default: default)")
+    explain.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="text (default) or json"
+    )
+    explain.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
+    explain.set_defaults(handler=_explain)
+
     run = commands.add_parser(
         "run", help="run the scheduler and the AIJob controller against an API server (or the emulator)"
     )
@@ -358,6 +375,20 @@ def _add_operator_commands(commands: Any) -> None:
     demo.add_argument("--examples", type=Path, required=True, help="the examples directory to apply")
     demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     demo.set_defaults(handler=_demo)
+
+
+def _explain(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from aisched.explain import explain_command  # noqa: PLC0415 - keep the other commands' start fast
+
+    return explain_command(
+        args.target,
+        namespace=args.namespace,
+        kubeconfig=args.kubeconfig,
+        output=args.output,
+        out=out,
+        err=err,
+        prog="kubectl aisched" if os.path.basename(sys.argv[0]) == "kubectl-aisched" else "aisched",
+    )
 
 
 def _lacks_extra(extra: str, *, command: str, err: TextIO) -> bool:

@@ -14,6 +14,7 @@ from aisched.controllers.kopf_handlers import Connection, run_operator
 from aisched.emulator.cluster import ClusterSpec, NodeGroup, load_cluster
 from aisched.kube.client import ConfigError
 from aisched.observability.logging import configure_logging
+from aisched.observability.tracing import configure_tracing
 from aisched.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -70,6 +71,11 @@ def run_command(
         return 1
     configure_logging(settings.logging)
     try:
+        shutdown_tracing = configure_tracing()
+    except ValueError as exc:
+        print(f"aisched run: {exc}", file=err)
+        return 1
+    try:
         return asyncio.run(
             _main(
                 settings,
@@ -83,6 +89,8 @@ def run_command(
     except ConfigError as exc:
         print(f"aisched run: no cluster to schedule onto: {' '.join(str(exc).split())}", file=err)
         return 1
+    finally:
+        shutdown_tracing()  # export what is buffered
 
 
 async def _main(

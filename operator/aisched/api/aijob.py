@@ -365,6 +365,71 @@ class AIJobQueueStatus(StatusModel):
     estimated_start: datetime | None = None
 
 
+_Text = Annotated[str, Field(max_length=1024)]
+
+
+class NodeReasonCount(StatusModel):
+    """How many nodes one reason turned away (each node counted under the first filter that did)."""
+
+    reason: Annotated[str, Field(max_length=256)]
+    nodes: Annotated[int, Field(ge=0)]
+
+
+class QuotaReason(StatusModel):
+    """The job against its tenant's GPU quota: what it asks, what the tenant uses (pods placed)
+    or has admitted (jobs let in), its guarantee and limit, and what would let the job through."""
+
+    tenant: str | None = None
+    cohort: str | None = None
+    resource: str = "nvidia.com/gpu"
+    asked: Annotated[float, Field(ge=0)] = 0
+    in_use: Annotated[float, Field(ge=0)] | None = None
+    admitted: Annotated[float, Field(ge=0)] | None = None
+    guaranteed: Annotated[float, Field(ge=0)] | None = None
+    max: Annotated[float, Field(ge=0)] | None = None
+    borrowed: Annotated[float, Field(ge=0)] | None = None
+    #: Whether the quota is what holds the job back now.
+    blocking: bool = False
+    message: _Text = ""
+    would_free: _Text = ""
+
+
+class PlacementReason(StatusModel):
+    """Why the gang found no place in its last attempt: nodes, the reasons that turned them away,
+    the topology asked that no domain had, and free GPUs too scattered to use."""
+
+    nodes: Annotated[int, Field(ge=0)] = 0
+    feasible_nodes: Annotated[int, Field(ge=0)] = 0
+    reasons: Annotated[list[NodeReasonCount], Field(max_length=16)] = Field(default_factory=list)
+    topology: Annotated[list[_Text], Field(max_length=16)] = Field(default_factory=list)
+    fragmentation: _Text = ""
+    free_gpus: Annotated[int, Field(ge=0)] | None = Field(default=None, alias="freeGPUs")
+    message: Annotated[str, Field(max_length=4096)] = ""
+
+
+class PreemptionReason(StatusModel):
+    """Whether the scheduler preempts others to place the job: whom, or why no one."""
+
+    would_preempt: bool = False
+    victims: Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=16)] = Field(
+        default_factory=list
+    )
+    message: _Text = ""
+
+
+class PendingReason(StatusModel):
+    """Why a waiting job waits, as fields (what `aisched explain` shows): the stage it waits at
+    (`Admission`: for its tenant's quota, before its pods are made; `Scheduling`: for a place for
+    its pods), a summary, and the quota, placement, queue and preemption answers that apply."""
+
+    stage: Literal["Admission", "Scheduling"]
+    summary: Annotated[str, Field(max_length=4096)] = ""
+    quota: QuotaReason | None = None
+    placement: PlacementReason | None = None
+    queue: AIJobQueueStatus | None = None
+    preemption: PreemptionReason | None = None
+
+
 class AIJobStatus(StatusModel):
     """What aisched last observed of the job."""
 
@@ -404,6 +469,8 @@ class AIJobStatus(StatusModel):
     queue_sequence: Annotated[int, Field(ge=0)] | None = None
     #: The job's place in its queue while it waits for its pods to be placed.
     queue: AIJobQueueStatus | None = None
+    #: Why it waits, as fields, while it waits (cleared once its pods are placed).
+    pending_reason: PendingReason | None = None
     queued_time: datetime | None = None
     scheduled_time: datetime | None = None
     start_time: datetime | None = None

@@ -54,6 +54,8 @@ ANNOTATION_RENDEZVOUS_EPOCH: Final = "aisched.io/rendezvous-epoch"
 # A pod an elastic AIJob grows by, above its role's minReplicas: placed only into idle room (it
 # never holds nodes for itself nor evicts anything), and the first to go when room is needed.
 ANNOTATION_ELASTIC_SURPLUS: Final = "aisched.io/elastic-surplus"
+#: The W3C traceparent of the AIJob's root span (`observability.tracing`), copied onto its pods.
+ANNOTATION_TRACE_CONTEXT: Final = "aisched.io/trace-context"
 # A class of jobs whose past run times estimate how long a new one will run (for reservations);
 # the AIJob's label of the same name, copied to its pods.
 LABEL_JOB_CLASS: Final = "aisched.io/job-class"
@@ -88,6 +90,7 @@ RESERVED_POD_KEYS: Final = frozenset(
         ANNOTATION_QUEUE_SEQUENCE,
         ANNOTATION_RENDEZVOUS_EPOCH,
         ANNOTATION_ELASTIC_SURPLUS,
+        ANNOTATION_TRACE_CONTEXT,
         "aisched.io/attempt",
     }
 )

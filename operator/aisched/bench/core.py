@@ -7,7 +7,9 @@ Measured on one core, in one process:
   requested resources, free GPUs) plus a bin-packing score and argmax, with no framework at all;
 - gangs: 8 pods × 8 GPUs with Preferred rack topology, gangs per second;
 - memory: peak RSS once the snapshot of the cluster is built;
-- one-pod snapshot update: a bound pod arriving from the informer, then the snapshot refresh.
+- one-pod snapshot update: a bound pod arriving from the informer, then the snapshot refresh;
+- tracing: single-pod decisions per second with no tracing code, with the OpenTelemetry API and no
+  SDK (the default), and with the SDK sampling 1 % of cycles (`bench.tracing`).
 
 Checked, outside the timings, over every placement made (the correctness rows): no GPU of a node
 handed to two pods, every pod given as many GPUs as it asked for, every gang placed whole.
@@ -26,6 +28,7 @@ from typing import Any, Final
 import numpy as np
 
 from aisched.bench.cluster import synthetic_cluster
+from aisched.bench.tracing import tracing_cost
 from aisched.cache.cache import PodUsage
 from aisched.framework.profile import Profile
 from aisched.framework.types import Gang, GangPlacement, PodInfo
@@ -57,6 +60,12 @@ class CoreBenchmark:
     rss_mb: float
     snapshot_build_s: float
     snapshot_update_us: float
+    tracing_off_per_s: float
+    tracing_disabled_per_s: float
+    tracing_disabled_overhead_pct: float
+    tracing_sampled_per_s: float | None
+    tracing_sampled_overhead_pct: float | None
+    tracing_spans_exported: int
     gpu_conflicts: int  #: GPUs of a node handed to more than one pod (must be 0)
     gpu_count_mismatches: int  #: pods given more or fewer GPUs than they asked for (must be 0)
     gangs_split: int  #: gangs placed with fewer members than they have (must be 0)
@@ -82,6 +91,19 @@ class CoreBenchmark:
             ("peak RSS", f"{self.rss_mb:.0f} MB", "target <= 200 MB"),
             ("snapshot build", f"{self.snapshot_build_s:.2f} s", ""),
             ("one-pod snapshot update", f"{self.snapshot_update_us:.0f} us", "target <= 1,000 us"),
+            ("decisions/s, no tracing code", f"{self.tracing_off_per_s:,.0f}", ""),
+            (
+                "  tracing disabled (API only)",
+                f"{self.tracing_disabled_per_s:,.0f} ({self.tracing_disabled_overhead_pct:+.1f}%)",
+                "target: not measurable",
+            ),
+            (
+                "  tracing on, 1% sampled",
+                "n/a (no SDK)"
+                if self.tracing_sampled_per_s is None or self.tracing_sampled_overhead_pct is None
+                else f"{self.tracing_sampled_per_s:,.0f} ({self.tracing_sampled_overhead_pct:+.1f}%)",
+                f"target <= +5% ({self.tracing_spans_exported} spans)",
+            ),
             ("GPUs given twice", f"{self.gpu_conflicts}", "must be 0"),
             ("pods given the wrong GPU count", f"{self.gpu_count_mismatches}", "must be 0"),
             ("gangs split", f"{self.gangs_split}", "must be 0"),
@@ -248,6 +270,7 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         for placement in gang_placements
     )
     rss_mb = max(rss_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    cost = tracing_cost(nodes, pods[: min(decisions, 2000)], machines=MACHINES)
     return CoreBenchmark(
         nodes=nodes,
         single_pod_decisions=decisions,
@@ -265,6 +288,12 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         rss_mb=rss_mb,
         snapshot_build_s=build_s,
         snapshot_update_us=update_us,
+        tracing_off_per_s=cost.off_per_s,
+        tracing_disabled_per_s=cost.disabled_per_s,
+        tracing_disabled_overhead_pct=cost.disabled_overhead_pct,
+        tracing_sampled_per_s=cost.sampled_per_s,
+        tracing_sampled_overhead_pct=cost.sampled_overhead_pct,
+        tracing_spans_exported=cost.spans_exported,
         gpu_conflicts=single_conflicts + gang_conflicts,
         gpu_count_mismatches=single_mismatches + gang_mismatches,
         gangs_split=split,

@@ -7,6 +7,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol
 
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
+
 from aisched.binder.ledger import (
     BindOutcome,
     GangLedger,
@@ -21,6 +24,7 @@ from aisched.framework.types import GangPlacement, PodInfo, PodPlacement
 from aisched.kube.client import ApiError, ApiUnavailable, Params
 from aisched.kube.retry import Backoff
 from aisched.observability.logging import get_logger
+from aisched.observability.tracing import Tracing
 
 __all__ = ["Binder", "BindingClient"]
 
@@ -60,12 +64,14 @@ class Binder:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retries: int = 3,
         backoff: Backoff | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         if retries < 0:
             raise ValueError(f"retries cannot be negative, not {retries}")
         self.client = client
+        self.tracing = tracing if tracing is not None else Tracing()
         self.retries = retries
         self.backoff = backoff or Backoff(initial=0.1, cap=2.0, factor=2.0, jitter=0.2)
         self._sleep = sleep
@@ -79,6 +85,25 @@ class Binder:
         `outcome.forget` in its cache and requeues the gang if `outcome.rolled_back`;
         `outcome.errors` lists every Binding call that failed, for metrics.
         """
+        members = placement.pods
+        parent = members[0].pod.trace_context if members else None
+        attributes: dict[str, AttributeValue] = {
+            "aisched.gang": placement.gang.key,
+            "aisched.pods": len(members),
+        }
+        with self.tracing.span("bind", parent=parent, attributes=attributes) as span:
+            outcome = await self._bind(placement)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "aisched.bound": len(outcome.bound),
+                        "aisched.rolled_back": outcome.rolled_back,
+                        "aisched.reason": outcome.reason[:1024],
+                    }
+                )
+            return outcome
+
+    async def _bind(self, placement: GangPlacement) -> BindOutcome:
         gang_log = log.bind(gang=placement.gang.key)
         ledger = GangLedger(
             keys=[member.pod.key for member in placement.pods], min_member=placement.gang.min_member
@@ -105,6 +130,20 @@ class Binder:
     # -- one member ------------------------------------------------------------------------------
 
     async def _bind_member(self, member: PodPlacement, ledger: GangLedger) -> None:
+        if not trace.get_current_span().is_recording():
+            await self._bind_pod(member, ledger)
+            return
+        with self.tracing.tracer.start_as_current_span(
+            "bind_pod", attributes={"aisched.pod": member.pod.key, "aisched.node": member.node}
+        ) as span:
+            await self._bind_pod(member, ledger)
+            key = member.pod.key
+            span.set_attribute(
+                "aisched.result",
+                "bound" if key in ledger.bound else "dropped" if key in ledger.dropped else "lost",
+            )
+
+    async def _bind_pod(self, member: PodPlacement, ledger: GangLedger) -> None:
         path, body = binding_path(member.pod), binding_body(member)
         detail = ""
         for attempt in range(self.retries + 1):

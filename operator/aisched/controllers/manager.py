@@ -35,6 +35,7 @@ from aisched.kube.retry import until_stopped
 from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
+from aisched.observability.tracing import Tracing
 from aisched.quota import QuotaLedger
 from aisched.settings import Settings
 
@@ -178,12 +179,14 @@ class Manager:
     async def _term(self, stop: asyncio.Event) -> None:
         settings = self.settings.scheduler
         clock: Callable[[], float] = time.monotonic
+        tracing = Tracing(metrics=self.metrics, profile=settings.scheduler_name)
         binder = Binder(
             self.client,
             concurrency=settings.bind_concurrency,
             qps=settings.bind_qps,
             burst=settings.bind_burst,
             clock=clock,
+            tracing=tracing,
         )
         jobs: JobController | None = None
         quotas: QuotaController | None = None
@@ -210,6 +213,7 @@ class Manager:
             cooldown=self.settings.failures.node_cooldown_seconds,
             domains=self.settings.topology.domains(),
             gang_frameworks=settings.frameworks(),
+            tracing=tracing,
         )
         pods_synced = runtime.pods.synced
         jobs = JobController(
@@ -225,6 +229,7 @@ class Manager:
             creates=TokenBucket(
                 qps=settings.pod_create_qps, burst=settings.pod_create_burst, clock=clock, sleep=asyncio.sleep
             ),
+            tracing=tracing,
         )
         quotas = QuotaController(
             self.client,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from aisched.framework.observe import PluginObserver
 from aisched.quota import QuotaLedger
 
 __all__ = ["CycleState", "StateKey"]
@@ -30,13 +31,16 @@ class CycleState:
 
     `quota` is the ledger this cycle's admission reads: the live one in a real cycle, a what-if
     copy (victims' charges released) in a preemption dry run; None: the handle's ledger.
+    `observer` times this cycle's plugin calls when the cycle is traced or sampled for metrics
+    (None: it is not, and plugins are called directly).
     """
 
-    __slots__ = ("_data", "quota")
+    __slots__ = ("_data", "observer", "quota")
 
-    def __init__(self, *, quota: QuotaLedger | None = None) -> None:
+    def __init__(self, *, quota: QuotaLedger | None = None, observer: PluginObserver | None = None) -> None:
         self._data: dict[StateKey[Any], Any] = {}
         self.quota = quota
+        self.observer = observer
 
     def write(self, key: StateKey[T], value: T) -> None:
         self._data[key] = value

@@ -14,7 +14,7 @@ from aisched.framework.cycle_state import StateKey
 from aisched.framework.types import GangPlacement
 from aisched.quota import GPU_MILLI, quota_usage
 
-__all__ = ["NOMINATION", "Nomination", "Workload"]
+__all__ = ["NOMINATION", "NO_ROOM_MADE", "Nomination", "Workload"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,5 @@ class Nomination:
 
 #: Where the PostFilter that made room leaves its nomination for the scheduling cycle to return.
 NOMINATION: Final = StateKey[Nomination]("nomination")
+#: Why no PostFilter made room (their reasons, joined), when none did.
+NO_ROOM_MADE: Final = StateKey[str]("no-room-made")

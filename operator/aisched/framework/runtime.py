@@ -8,8 +8,9 @@ pays only for the usage-dependent filters. Explanations are computed only when a
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from aisched.framework.interface import (
     ReservePlugin,
     ScorePlugin,
 )
+from aisched.framework.nomination import NO_ROOM_MADE
+from aisched.framework.observe import ExtensionPoint
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
 from aisched.framework.status import Code, Status
@@ -43,6 +46,7 @@ from aisched.topology.snapshot import Int64s, Snapshot
 __all__ = ["Feasibility", "Framework"]
 
 _STATIC_CACHE_LIMIT: Final = 4096
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,7 @@ class Framework:
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
         for plugin in self.pre_filters:
-            status = plugin.pre_filter(state, gang, snapshot)
+            status = _call(state, "PreFilter", plugin.name, plugin.pre_filter, state, gang, snapshot)
             if not status.ok and status.code is not Code.SKIP:
                 return status if status.plugin else Status(status.code, status.reasons, plugin.name)
         return Status.success()
@@ -170,7 +174,7 @@ class Framework:
             if plugin.static:
                 result = static_results.get(plugin.name)
             else:
-                result = plugin.filter(state, pod, snapshot)
+                result = _call(state, "Filter", plugin.name, plugin.filter, state, pod, snapshot)
                 if result is not None:
                     mask &= result.mask
             if result is not None:
@@ -196,7 +200,7 @@ class Framework:
         mask = snapshot.valid[: snapshot.size].copy()
         results: dict[str, FilterResult] = {}
         for plugin in self._static:
-            result = plugin.filter(state, pod, snapshot)
+            result = _call(state, "Filter", plugin.name, plugin.filter, state, pod, snapshot)
             if result is not None:
                 mask &= result.mask
                 results[plugin.name] = result
@@ -215,9 +219,13 @@ class Framework:
         for (plugin, weight), pre, normalizer in zip(
             self.scores, self._pre_scores, self._normalizers, strict=True
         ):
-            if pre is not None and pre.pre_score(state, pod, snapshot).code is Code.SKIP:
+            if (
+                pre is not None
+                and _call(state, "PreScore", pre.name, pre.pre_score, state, pod, snapshot).code is Code.SKIP
+            ):
                 continue
-            part = plugin.score(state, pod, snapshot)  # a fresh array: the runtime may scale it in place
+            # A fresh array: the runtime may scale it in place.
+            part = _call(state, "Score", plugin.name, plugin.score, state, pod, snapshot)
             if normalizer is not None:
                 part = normalizer.normalize(part, feasible)
             if weight != 1.0:
@@ -237,15 +245,20 @@ class Framework:
         A plugin that succeeds (e.g. nominated victims for preemption) adds its reasons to the
         failure, so the user sees both why the gang did not fit and what is being done about it.
         """
+        refusals = []
         for plugin in self.post_filters:
-            status = plugin.post_filter(state, gang, snapshot, failure)
+            status = _call(
+                state, "PostFilter", plugin.name, plugin.post_filter, state, gang, snapshot, failure
+            )
             if status.ok:
                 return Status(failure.code, (*failure.reasons, *status.reasons), failure.plugin)
+            refusals.append(status.message())
+        state.write(NO_ROOM_MADE, "; ".join(r for r in refusals if r))
         return failure
 
     def reserve(self, state: CycleState, placement: GangPlacement, snapshot: Snapshot) -> Status:
         for i, plugin in enumerate(self.reserves):
-            status = plugin.reserve(state, placement, snapshot)
+            status = _call(state, "Reserve", plugin.name, plugin.reserve, state, placement, snapshot)
             if not status.ok:
                 for done in reversed(self.reserves[: i + 1]):
                     done.unreserve(state, placement, snapshot)
@@ -258,10 +271,18 @@ class Framework:
 
     def permit(self, state: CycleState, placement: GangPlacement) -> Status:
         for plugin in self.permits:
-            status = plugin.permit(state, placement)
+            status = _call(state, "Permit", plugin.name, plugin.permit, state, placement)
             if not status.ok:
                 return status if status.plugin else Status(status.code, status.reasons, plugin.name)
         return Status.success()
+
+
+def _call(state: CycleState, point: ExtensionPoint, plugin: str, run: Callable[..., R], *args: Any) -> R:
+    """`run(*args)`: one plugin at one extension point, timed by the cycle's observer if it has one."""
+    observer = state.observer
+    if observer is None:
+        return run(*args)
+    return observer.call(point, plugin, lambda: run(*args))
 
 
 def _as(plugin: Plugin, protocol: Any, point: str) -> Any:

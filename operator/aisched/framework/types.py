@@ -114,6 +114,9 @@ class PodInfo:
     tenant: str | None = None
     #: A pod an elastic job grows by (`aisched.io/elastic-surplus`): it takes idle room only.
     surplus: bool = False
+    #: The trace the pod's spans join (`aisched.io/trace-context`, a W3C traceparent its AIJob
+    #: copied onto it); unchecked here, parsed strictly where used.
+    trace_context: str | None = None
     #: `namespace/name` (`api.objects.pod_key`), set once: the hot path reads it many times.
     key: str = field(init=False, repr=False)
 
@@ -194,6 +197,7 @@ class PodInfo:
             mig_profile=share.mig_profile,
             tenant=annotations.get(keys.ANNOTATION_TENANT) or None,
             surplus=annotations.get(keys.ANNOTATION_ELASTIC_SURPLUS) == "true",
+            trace_context=annotations.get(keys.ANNOTATION_TRACE_CONTEXT) or None,
         )
 
 

@@ -92,6 +92,8 @@ class _Entry:
     hints: frozenset[ClusterEvent] = ALL_EVENTS
     version: int = 0
     reason: str = ""
+    #: What the last attempt that turned the gang away found, for explaining it (opaque here).
+    detail: object = None
     waiting_since: float = 0.0
     line: str = ""
     #: It fits nowhere even on an empty cluster: it waits out of its line, holding no one up.
@@ -206,16 +208,26 @@ class GangQueue:
         entry.state = QueueState.BACKOFF
         entry.ready_at = self.clock() + delay
         entry.reason = reason
+        entry.detail = None
         entry.version += 1
         heapq.heappush(self._backoff, (entry.ready_at, next(self._counter), gang.key, entry.version))
         return delay
 
-    def unschedulable(self, gang: Gang, *, reason: str, hints: frozenset[ClusterEvent] | None = None) -> None:
-        """Park `gang` until one of `hints` happens; it still waits out its backoff after that."""
+    def unschedulable(
+        self,
+        gang: Gang,
+        *,
+        reason: str,
+        hints: frozenset[ClusterEvent] | None = None,
+        detail: object = None,
+    ) -> None:
+        """Park `gang` until one of `hints` happens; it still waits out its backoff after that.
+        `detail` is kept with `reason` (`detail(key)`)."""
         entry = self._entry(gang)
         entry.attempts += 1
         entry.state = QueueState.UNSCHEDULABLE
         entry.reason = reason
+        entry.detail = detail
         entry.hints = ALL_EVENTS if hints is None else hints
         entry.ready_at = self.clock() + self._delay(entry)
         entry.version += 1
@@ -262,6 +274,11 @@ class GangQueue:
     def reason(self, key: str) -> str:
         entry = self._entries.get(key)
         return entry.reason if entry is not None else ""
+
+    def detail(self, key: str) -> object:
+        """What `unschedulable` was given with the gang's reason (None after a backoff)."""
+        entry = self._entries.get(key)
+        return entry.detail if entry is not None else None
 
     def line_of(self, key: str) -> tuple[str, QueueingPolicy] | None:
         """The line `key` waits in and its policy, or None when it is not queued."""

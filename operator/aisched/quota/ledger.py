@@ -222,6 +222,16 @@ class QuotaLedger:
                 borrowing[resource] = after - guaranteed
         return Admission(True, borrowing=borrowing or None)
 
+    def borrowable(self, tenant: str, resource: str) -> int:
+        """What `tenant` could borrow of `resource` now: its cohort's unused pooled guarantees
+        beyond what is left of its own guarantee (0 for a tenant in no cohort)."""
+        found = self._tenants.get(tenant)
+        if found is None or found.cohort is None:
+            return 0
+        used = self._used.get(tenant, {}).get(resource, 0)
+        own_left = max(found.guaranteed.get(resource, 0) - used, 0)
+        return max(self._pool_free(found.cohort, resource) - own_left, 0)
+
     def _pool_free(self, cohort: str, resource: str) -> int:
         """The cohort's pooled guarantees of `resource` less everything its tenants use."""
         members = self.cohort(cohort)

@@ -31,12 +31,15 @@ from aisched.framework.types import Gang
 from aisched.plugins.quota import NAME as QUOTA
 from aisched.queue import GangQueue
 from aisched.queue.policy import CONSERVATIVE_DEPTH, QueueOf, Strategy
+from aisched.scheduler.explain import PlacementVerdict, PreemptionVerdict, QuotaVerdict, quota_verdict
 from aisched.scheduler.scheduler import Scheduler, ScheduleResult
 
 __all__ = [
     "POSITIONS_EVERY",
+    "Explanation",
     "QueueStatus",
     "attempt",
+    "explain",
     "gang_queue",
     "gone",
     "queue_note",
@@ -63,6 +66,32 @@ class QueueStatus:
     length: int
     reservation: Reservation | None
     verdict: str = ""
+    #: Why, as fields: the last attempt's placement and preemption verdicts, and the gang against
+    #: its tenant's quota now (None before an attempt turned it away, or after an error).
+    explanation: Explanation | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A waiting gang's last failed attempt, as fields (`aisched explain`)."""
+
+    placement: PlacementVerdict | None
+    quota: QuotaVerdict
+    preemption: PreemptionVerdict | None
+
+
+def explain(scheduler: Scheduler, queue: GangQueue, gang: Gang) -> Explanation | None:
+    """Why `gang` waits: its last refusal's verdicts (kept by `turned_away`) and its quota as the
+    ledger stands now; None when no attempt turned it away since it last backed off."""
+    result = queue.detail(gang.key)
+    if not isinstance(result, ScheduleResult):
+        return None
+    blocked = result.message if result.status.plugin == QUOTA else ""
+    return Explanation(
+        placement=result.verdict,
+        quota=quota_verdict(scheduler.ledger, gang, blocked=blocked),
+        preemption=result.preemption,
+    )
 
 
 def queue_note(reservation: Reservation) -> str:
@@ -103,7 +132,7 @@ def turned_away(
 ) -> Reservation | None:
     """Park `gang` until one of `result.events`; hold its start if it is at the front of its line.
     Returns the reservation it holds now, if any."""
-    queue.unschedulable(gang, reason=result.message, hints=result.events)
+    queue.unschedulable(gang, reason=result.message, hints=result.events, detail=result)
     line = queue.line_of(gang.key)
     if result.status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE or gang.opportunistic:
         # No node could ever take it, or it is an elastic job's surplus, which waits for idle

@@ -29,7 +29,8 @@ from aisched.framework.cycle_state import CycleState
 from aisched.framework.estimates import RuntimeEstimates
 from aisched.framework.events import CAPACITY_FREED, ClusterEvent
 from aisched.framework.handle import Clock, PreemptionEvaluator
-from aisched.framework.nomination import NOMINATION, Nomination
+from aisched.framework.nomination import NO_ROOM_MADE, NOMINATION, Nomination
+from aisched.framework.observe import CycleRecord, CycleTracer
 from aisched.framework.profile import Profile
 from aisched.framework.registry import Registry
 from aisched.framework.reservations import (
@@ -46,12 +47,13 @@ from aisched.plugins import default_registry
 from aisched.quota import QuotaLedger
 from aisched.scheduler import explain
 from aisched.scheduler.evaluator import Evaluator
+from aisched.scheduler.explain import MAX_REASONS, PlacementVerdict, PreemptionVerdict, fragmentation
 from aisched.scheduler.placement import PlacementFailure, Role, place_gang
 from aisched.scheduler.planner import ReservationPlanner
 from aisched.scheduler.usage import placed_usage
 from aisched.topology.snapshot import Snapshot
 
-__all__ = ["PLACEMENT", "PLACEMENT_EVENTS", "ScheduleResult", "Scheduler"]
+__all__ = ["PLACEMENT", "PLACEMENT_EVENTS", "ScheduleResult", "Scheduler", "finish_cycle"]
 
 #: The rejector named when the gang placement itself (capacity, topology) found no place.
 PLACEMENT: Final = "Scheduler"
@@ -73,6 +75,10 @@ class ScheduleResult:
     placement: GangPlacement | None = None
     nomination: Nomination | None = None
     events: frozenset[ClusterEvent] = frozenset()
+    #: On failure, why as fields: the nodes and reasons (None when a PreFilter turned the gang
+    #: away before any node was looked at), and what preemption did about it.
+    verdict: PlacementVerdict | None = None
+    preemption: PreemptionVerdict | None = None
 
     @property
     def message(self) -> str:
@@ -83,6 +89,7 @@ class ScheduleResult:
 class _Failure:
     status: Status
     rejectors: frozenset[str]
+    verdict: PlacementVerdict | None = None
 
 
 class _Handle:
@@ -136,9 +143,13 @@ class Scheduler:
         cache: Cache | None = None,
         ledger: QuotaLedger | None = None,
         clock: Clock = lambda: 0.0,
+        tracing: CycleTracer | None = None,
     ) -> None:
+        """`tracing` records each cycle (its span and plugin timings: `observability.tracing`;
+        the operator's runtime gives one); None records nothing (the simulator, the benchmarks)."""
         self.profile = profile if profile is not None else Profile()
         self.clock = clock
+        self.tracing = tracing
         self.cache = cache if cache is not None else Cache()
         self.ledger = ledger if ledger is not None else QuotaLedger()
         self.cache.subscribe(self.ledger.pod_changed)
@@ -153,11 +164,28 @@ class Scheduler:
 
     # -- the cycle ---------------------------------------------------------------------------
 
-    def schedule(self, gang: Gang) -> ScheduleResult:
-        """Try to place `gang` now; on success the placement is already assumed in the cache."""
+    def schedule(self, gang: Gang, *, cycle: CycleRecord | None = None) -> ScheduleResult:
+        """Try to place `gang` now; on success the placement is already assumed in the cache.
+
+        The cycle's span is `cycle` when the caller opened it (to add what it decides after, and
+        end it), else one of its own, ended here."""
+        if cycle is not None:
+            return self._schedule(gang, cycle)
+        own = self.tracing.cycle(gang) if self.tracing is not None else None
+        if own is None:
+            return self._schedule(gang, None)
+        try:
+            result = self._schedule(gang, own)
+        except Exception as exc:
+            own.finish(result="error", reason=f"{type(exc).__name__}: {exc}")
+            raise
+        finish_cycle(own, result)
+        return result
+
+    def _schedule(self, gang: Gang, cycle: CycleRecord | None) -> ScheduleResult:
         # 1. Snapshot.
         snapshot = self.cache.update_snapshot(self.snapshot)
-        state = CycleState(quota=self.ledger)
+        state = CycleState(quota=self.ledger, observer=cycle.observer if cycle is not None else None)
         # 2-4. PreFilter, Filter and Score, Place.
         outcome = self._place(state, gang, snapshot)
         if isinstance(outcome, _Failure):
@@ -251,10 +279,17 @@ class Scheduler:
             feasibility = self.framework.filter(state, pods[0], snapshot)
             if not feasibility.mask.any():
                 # Unresolvable when no node passes the static filters: no eviction can help.
-                failure = self._unschedulable(
-                    snapshot, feasibility.reasons(), (), unresolvable=not feasibility.static.any()
+                turned = feasibility.reasons()
+                failure = self._unschedulable(snapshot, turned, (), unresolvable=not feasibility.static.any())
+                scattered, free = fragmentation(snapshot, pods, feasibility.static)
+                verdict = PlacementVerdict.of(
+                    nodes=snapshot.node_count,
+                    feasible=0,
+                    reasons=turned,
+                    fragmentation=scattered,
+                    free_gpus=free,
                 )
-                return _Failure(failure, frozenset(feasibility.rejectors()))
+                return _Failure(failure, frozenset(feasibility.rejectors()), verdict)
             score = self.framework.score(state, pods[0], snapshot, feasibility.mask)
             roles.append(Role(pods, feasibility, score, tie_break))
         # 4. Place.
@@ -266,10 +301,22 @@ class Scheduler:
             for role in roles:
                 reasons.update(role.feasibility.reasons())
                 rejectors |= role.feasibility.rejectors()
-            failure = self._unschedulable(
-                snapshot, reasons, outcome.reasons, feasible=int(np.count_nonzero(feasible))
+            count = int(np.count_nonzero(feasible))
+            failure = self._unschedulable(snapshot, reasons, outcome.reasons, feasible=count)
+            scattered, free = "", None
+            for role in roles:
+                said, role_free = fragmentation(snapshot, role.pods, role.feasibility.static)
+                scattered = scattered or said
+                free = role_free if free is None else free
+            verdict = PlacementVerdict.of(
+                nodes=snapshot.node_count,
+                feasible=count,
+                reasons=reasons,
+                topology=outcome.reasons,
+                fragmentation=scattered,
+                free_gpus=free,
             )
-            return _Failure(failure, frozenset(rejectors))
+            return _Failure(failure, frozenset(rejectors), verdict)
         return outcome
 
     def _failed(self, state: CycleState, gang: Gang, snapshot: Snapshot, failure: _Failure) -> ScheduleResult:
@@ -277,11 +324,26 @@ class Scheduler:
         status = failure.status
         if status.code is Code.UNSCHEDULABLE:
             status = self.framework.post_filter(state, gang, snapshot, status)
+            refused = state.get(NO_ROOM_MADE, "")
+        elif status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+            refused = "preemption cannot help: no node could take the gang even if it were empty"
+        else:
+            refused = "preemption is not tried after an error"
         nomination = state.get(NOMINATION, None)
         if nomination is not None:
             self.assume(nomination.placement)
             self.reservations.release(gang.key)
-        return ScheduleResult(status, nomination=nomination, events=self._events(failure.rejectors))
+            victims = tuple(v.key for v in nomination.victims)
+            preemption = PreemptionVerdict(nominated=True, victims=victims[:MAX_REASONS])
+        else:
+            preemption = PreemptionVerdict(nominated=False, reason=refused)
+        return ScheduleResult(
+            status,
+            nomination=nomination,
+            events=self._events(failure.rejectors),
+            verdict=failure.verdict,
+            preemption=preemption,
+        )
 
     def _events(self, rejectors: frozenset[str]) -> frozenset[ClusterEvent]:
         plugins = rejectors - {PLACEMENT}
@@ -322,3 +384,16 @@ class Scheduler:
         )
         code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE
         return Status(code, (text,), PLACEMENT)
+
+
+def finish_cycle(cycle: CycleRecord, result: ScheduleResult) -> None:
+    """End `cycle`'s span with what `result` says: scheduled, error or unschedulable, and whom a
+    nomination preempts."""
+    if result.placement is not None:
+        nodes = len({p.node for p in result.placement.pods})
+        cycle.finish(result="scheduled", reason=f"{len(result.placement.pods)} pod(s) on {nodes} node(s)")
+        return
+    victims = tuple(v.key for v in result.nomination.victims) if result.nomination is not None else ()
+    outcome = "error" if result.status.code is Code.ERROR else "unschedulable"
+    feasible = result.verdict.feasible if result.verdict is not None else None
+    cycle.finish(result=outcome, reason=result.message, feasible=feasible, victims=victims)

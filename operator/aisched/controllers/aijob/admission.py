@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from aisched.quota import GPU_MILLI, Tenant
 from aisched.quota.tenants import display
 
-__all__ = ["Admissions", "Ask", "ClusterGpus", "Demand", "Verdict"]
+__all__ = ["Admissions", "Ask", "ClusterGpus", "Demand", "QuotaFigures", "Verdict"]
 
 #: The quota strategy under which an earlier job blocks the later ones of its tenant.
 _STRICT: Final = "StrictFIFO"
+_MILLI: Final = 1000
 
 Outcome = Literal["Admitted", "ExceedsQuota", "ExceedsCluster", "Waiting"]
 
@@ -69,9 +70,24 @@ class ClusterGpus:
 
 
 @dataclass(frozen=True)
+class QuotaFigures:
+    """A job refused admission against its tenant's GPU quota: what it asks, what the tenant's
+    admitted jobs ask, and the tenant's guarantee and limit (all in GPUs)."""
+
+    tenant: str | None
+    asked: float
+    admitted: float = 0.0
+    guaranteed: float | None = None
+    maximum: float | None = None
+    cohort: str | None = None
+
+
+@dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
     message: str = ""
+    #: The figures behind a refusal (None for an admission).
+    quota: QuotaFigures | None = None
 
     @property
     def admitted(self) -> bool:
@@ -176,9 +192,31 @@ class Admissions:
         return dict(self._committed.get(tenant, {}))
 
     def check(self, ask: Ask) -> Verdict:
-        """Admit `ask`, or say why not (see the module's docstring). A job admitted already is asked
-        about again only for a new spec; until the new one is admitted, the old one stays counted
-        (its pods run as they were)."""
+        """Admit `ask`, or say why not, with the figures (see the module's docstring). A job
+        admitted already is asked about again only for a new spec; until the new one is admitted,
+        the old one stays counted (its pods run as they were)."""
+        verdict = self._check(ask)
+        if verdict.admitted:
+            return verdict
+        return replace(verdict, quota=self.figures(ask.tenant, ask.demand()))
+
+    def figures(self, tenant: str | None, demand: Demand) -> QuotaFigures:
+        """`demand` against `tenant`'s GPU quota and what its admitted jobs ask."""
+        asked = demand.total.get(GPU_MILLI, 0) / _MILLI
+        found = self._tenant(tenant) if tenant is not None else None
+        if tenant is None or found is None:
+            return QuotaFigures(tenant=tenant, asked=asked)
+        guaranteed, limit = found.guaranteed.get(GPU_MILLI), found.limit(GPU_MILLI)
+        return QuotaFigures(
+            tenant=tenant,
+            asked=asked,
+            admitted=self._committed.get(tenant, {}).get(GPU_MILLI, 0) / _MILLI,
+            guaranteed=guaranteed / _MILLI if guaranteed is not None else None,
+            maximum=limit / _MILLI if limit is not None else None,
+            cohort=found.cohort,
+        )
+
+    def _check(self, ask: Ask) -> Verdict:
         held = self._admitted.get(ask.key)
         if held is not None and held.uid != ask.uid:
             self.release(ask.key)  # an earlier job of the same name

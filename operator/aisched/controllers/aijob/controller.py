@@ -26,6 +26,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from opentelemetry.context import Context
+from opentelemetry.util.types import AttributeValue
+
 from aisched.api import keys
 from aisched.api.aijob import AIJob, AIJobStatus
 from aisched.api.objects import TERMINAL_PHASES, ObjectView, PodView
@@ -42,6 +45,7 @@ from aisched.kube.events import EventRecorder
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
+from aisched.observability.tracing import Tracing, context_of, traceparent
 from aisched.queue import gang_key
 from aisched.scheduler.queueing import POSITIONS_EVERY, QueueStatus
 
@@ -96,13 +100,14 @@ class JobController:
         queue_status_every: float = QUEUE_STATUS_EVERY,
         admissions: Admissions | None = None,
         creates: TokenBucket | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """`clock` is wall-clock time (epoch seconds: it stamps the status); `pods_synced` is set once
         the pod informer feeding `pod_event` has listed every pod; `queue_view` says where a gang
         waits in the scheduler's queue (in process: the same term's runtime), looked up again every
         `queue_status_every` seconds while a job waits; `admissions` admits each job's gang before
         its pods are made (without it every job is admitted); `creates` paces pod creation across
-        all jobs."""
+        all jobs; `tracing` makes each job's trace (`observability.tracing`)."""
         if queue_status_every <= 0:
             raise ValueError(f"queue_status_every must be positive, not {queue_status_every}")
         self._client = client
@@ -123,6 +128,7 @@ class JobController:
         self._services: set[str] = set()  # uids of jobs whose Service exists
         self._admissions = admissions
         self._creates = creates
+        self._tracing = tracing if tracing is not None else Tracing()
 
     # -- what it is told -----------------------------------------------------------------------
 
@@ -239,6 +245,9 @@ class JobController:
             self._admission_done(key, None, Plan())
             await self._orphaned(key, pods)
             return
+        obj = await self._traced(key, obj)
+        if obj is None:
+            return  # the job is gone
         status = read_status(obj)
         attempt = str(status.restarts + status.preemptions)
         marker = self._preempted.get(key)
@@ -260,6 +269,7 @@ class JobController:
         # The status first: a restart must be on record before its pods go (see controllers.aijob.decide).
         if plan.status is not None and not await self._write_status(key, obj, plan.status):
             return  # the job is gone
+        self._trace_change(obj, status, plan)
         if plan.event is not None:
             reason, message = plan.event
             warning = reason in _WARNINGS
@@ -278,6 +288,63 @@ class JobController:
             just_queued = place is not None and place.position == 0  # ranked within POSITIONS_EVERY
             every = self._queue_status_every
             self._queue.add_after(key, min(every, POSITIONS_EVERY) if just_queued else every)
+
+    async def _traced(self, key: str, obj: JsonObject) -> JsonObject | None:
+        """`obj` with its trace: a job without one (or with a malformed one) gets its root span,
+        dated from its creation, and the span's context as an annotation its pods copy. Nothing
+        is written while tracing is off (the span has no context). None: the job is gone."""
+        view = ObjectView(obj)
+        if context_of(view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)) is not None:
+            return obj
+        tracer = self._tracing.tracer
+        created = view.created
+        span = tracer.start_span(
+            "aijob",
+            context=Context(),  # a root: not a child of whatever is current in this task
+            start_time=int(created * 1e9) if created is not None else None,
+            attributes={"aisched.job": key, "aisched.uid": view.uid},
+        )
+        span.end()
+        context = traceparent(span)
+        if context is None:
+            return obj
+        patch = {"metadata": {"annotations": {keys.ANNOTATION_TRACE_CONTEXT: context}}}
+        try:
+            updated = await self._client.patch(_job_path(obj), patch)
+        except ApiError as exc:
+            if exc.status == _NOT_FOUND:
+                self._index.job_event("DELETED", obj)
+                return None
+            raise
+        self._index.job_event("MODIFIED", updated)
+        return updated
+
+    def _trace_change(self, obj: JsonObject, old: AIJobStatus, plan: Plan) -> None:
+        """A span of the job's trace for each change of phase, admission or Event it went through."""
+        new = plan.status
+        names: list[str] = []
+        if new is not None and new.phase != old.phase:
+            names.append(new.phase)
+        if new is not None and _admitted(new) and not _admitted(old):
+            names.append("Admitted")
+        if plan.event is not None and plan.event[0] not in names:
+            names.append(plan.event[0])
+        if not names:
+            return
+        view = ObjectView(obj)
+        parent = view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)
+        for name in names:
+            attributes: dict[str, AttributeValue] = {
+                "aisched.job": view.key,
+                "aisched.phase": (new or old).phase,
+            }
+            message = (
+                plan.event[1] if plan.event is not None and plan.event[0] == name else (new or old).message
+            )
+            if message:
+                attributes["aisched.message"] = message[:1024]
+            with self._tracing.span(f"aijob.{name}", parent=parent, attributes=attributes):
+                pass
 
     def _place(self, pods: list[JsonObject]) -> QueueStatus | None:
         """Where the scheduler says the gang of the job's waiting pods stands; None when no pod
@@ -413,3 +480,7 @@ class JobController:
             await self._write_pods(key, None, Plan(delete=unlabelled))
         if alive:
             log.info("aijob_pods_deleted", job=key, pods=len(alive))
+
+
+def _admitted(status: AIJobStatus) -> bool:
+    return any(c.type == "Admitted" and c.status == "True" for c in status.conditions)

@@ -44,7 +44,13 @@ from aisched.controllers.aijob.pods import (
     role_sizes,
     surplus_names,
 )
-from aisched.controllers.aijob.status import StatusDraft, queue_status, read_status
+from aisched.controllers.aijob.status import (
+    StatusDraft,
+    admission_reason,
+    pending_reason,
+    queue_status,
+    read_status,
+)
 from aisched.quota.tenancy import Tenancy
 from aisched.scheduler.queueing import QueueStatus, without_queue_note
 
@@ -102,7 +108,7 @@ class _Step(StatusDraft):
 
     def __init__(self, obj: Mapping[str, Any], now: float) -> None:
         super().__init__(read_status(obj), now=now)
-        self.set(queue=None)  # set again only while the job waits (`_progress`)
+        self.set(queue=None, pending_reason=None)  # set again only while the job waits
         view = ObjectView(obj)
         generation = view.generation
         if generation is not None:
@@ -253,6 +259,8 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
         cause = without_queue_note(verdict)
         said = verdict if queue is None else f"{cause.rstrip('.')}; {_place(queue)}"
         step.set(message=f"waiting for room for {min_member} pod(s) together: {said}")
+        if queue is not None:
+            step.set(pending_reason=pending_reason(queue, summary=cause))
         if not step.had_condition("Scheduled", "False", "Unschedulable", cause):
             event = ("Unschedulable", cause)
         step.condition("Scheduled", "False", "Unschedulable", cause)
@@ -260,6 +268,8 @@ def _progress(step: _Step, job: AIJob, pods: JobPods, queue: QueueStatus | None)
         message = f"waiting to place {min_member} pod(s) together"
         step.condition("Scheduled", "False", "Queued", message)
         step.set(message=message if queue is None else f"{message}; {_place(queue)}")
+        if queue is not None:
+            step.set(pending_reason=pending_reason(queue, summary=message))
     return _within_timeout(step, job, pods, verdict) or step.finish(event)
 
 
@@ -351,7 +361,11 @@ def _not_admitted(step: _Step, job: AIJob, verdict: Verdict) -> Plan:
     """No pod is made: the job can never be admitted as it stands (a standing condition, looked at
     again when TenantQuotas or nodes change), or waits for its tenant's quota. Its gang timeout
     counts from when it was queued, admitted or not."""
-    step.set(phase="Pending", queue=None)
+    step.set(
+        phase="Pending",
+        queue=None,
+        pending_reason=admission_reason(verdict.quota, outcome=verdict.outcome, message=verdict.message),
+    )
     event = None
     if verdict.standing:
         step.set(message=f"cannot be admitted: {verdict.message}")

@@ -20,6 +20,7 @@ from aisched.api.aijob import AIJob, AIJobSpec
 from aisched.api.objects import ObjectView
 from aisched.controllers.aijob.admission import Demand
 from aisched.framework.types import PodInfo
+from aisched.observability.tracing import context_of
 from aisched.quota import quota_usage
 
 __all__ = [
@@ -79,6 +80,12 @@ def _owner(job: ObjectView) -> dict[str, Any]:
     }
 
 
+def _trace(view: ObjectView) -> dict[str, str]:
+    """The job's trace context, which its pods' spans join (none when it has no valid one)."""
+    value = view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)
+    return {keys.ANNOTATION_TRACE_CONTEXT: value} if value and context_of(value) is not None else {}
+
+
 def job_pods(
     obj: Mapping[str, Any],
     job: AIJob,
@@ -115,6 +122,7 @@ def job_pods(
     annotations = _placement_annotations(spec)
     annotations[ANNOTATION_ATTEMPT] = str(attempt)
     annotations[keys.ANNOTATION_QUEUE_SEQUENCE] = str(sequence)
+    annotations.update(_trace(view))
     replaceable = spec.restart.policy == "Replace"
     if replaceable:
         annotations[keys.ANNOTATION_RENDEZVOUS_EPOCH] = str(epoch)

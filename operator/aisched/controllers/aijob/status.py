@@ -16,17 +16,30 @@ from typing import Any, Final, Literal, TypedDict, Unpack
 
 import pydantic
 
-from aisched.api.aijob import AIJobQueueStatus, AIJobStatus, Phase, PodPlacement
+from aisched.api.aijob import (
+    AIJobQueueStatus,
+    AIJobStatus,
+    NodeReasonCount,
+    PendingReason,
+    Phase,
+    PlacementReason,
+    PodPlacement,
+    PreemptionReason,
+    QuotaReason,
+)
 from aisched.api.meta import Condition
 from aisched.api.objects import ObjectView, utc
+from aisched.controllers.aijob.admission import QuotaFigures
 from aisched.kube.merge import merge_patch
-from aisched.scheduler.queueing import QueueStatus
+from aisched.scheduler.queueing import QueueStatus, without_queue_note
 
 __all__ = [
     "CONDITION_TYPES",
     "StatusDraft",
     "StatusFields",
     "Timestamp",
+    "admission_reason",
+    "pending_reason",
     "queue_status",
     "read_status",
     "status_patch",
@@ -59,6 +72,7 @@ class StatusFields(TypedDict, total=False):
     admitted_generation: int
     queue_sequence: int
     queue: AIJobQueueStatus | None
+    pending_reason: PendingReason | None
 
 
 def read_status(obj: Mapping[str, Any]) -> AIJobStatus:
@@ -89,6 +103,81 @@ def queue_status(place: QueueStatus) -> AIJobQueueStatus:
         held_since=utc(held.since) if held is not None else None,
         estimated_start=utc(held.start) if held is not None and held.start is not None else None,
     )
+
+
+def pending_reason(place: QueueStatus, *, summary: str) -> PendingReason:
+    """The job's `status.pendingReason` while its gang waits for a place, from what the scheduler
+    reports of it: its queue, and the last attempt's verdicts when one turned it away."""
+    found = place.explanation
+    reason = PendingReason(stage="Scheduling", summary=summary[:4096], queue=queue_status(place))
+    if found is None:
+        return reason
+    quota = found.quota
+    quota_reason = QuotaReason(
+        tenant=quota.tenant,
+        cohort=quota.cohort,
+        asked=quota.asked,
+        in_use=quota.in_use if quota.tenant is not None else None,
+        guaranteed=quota.guaranteed,
+        max=quota.maximum,
+        borrowed=quota.borrowed if quota.tenant is not None else None,
+        blocking=quota.blocked,
+        message=quota.message[:1024],
+        would_free=quota.would_free[:1024],
+    )
+    placement = None
+    if found.placement is not None:
+        verdict = found.placement
+        placement = PlacementReason(
+            nodes=verdict.nodes,
+            feasible_nodes=verdict.feasible,
+            reasons=[NodeReasonCount(reason=r[:256], nodes=n) for r, n in verdict.reasons],
+            topology=[t[:1024] for t in verdict.topology],
+            fragmentation=verdict.fragmentation[:1024],
+            free_gpus=verdict.free_gpus,
+            message=without_queue_note(place.verdict)[:4096],
+        )
+    preemption = None
+    if found.preemption is not None:
+        preemption = PreemptionReason(
+            would_preempt=found.preemption.nominated,
+            victims=[v[:512] for v in found.preemption.victims],
+            message=found.preemption.reason[:1024],
+        )
+    return reason.model_copy(update={"quota": quota_reason, "placement": placement, "preemption": preemption})
+
+
+def admission_reason(figures: QuotaFigures | None, *, outcome: str, message: str) -> PendingReason:
+    """The job's `status.pendingReason` while its tenant's quota does not admit it (no pod made);
+    `outcome` is the admission's (`ExceedsQuota`, `ExceedsCluster`, `Waiting`)."""
+    quota = QuotaReason(blocking=True, message=message[:1024])
+    if figures is not None:
+        would_free = ""
+        if outcome == "ExceedsQuota":
+            would_free = (
+                "nothing while the TenantQuota stands: the job asks more than its tenant may ever use"
+            )
+        elif outcome == "ExceedsCluster":
+            would_free = "nothing but more nodes: the job asks more than the cluster has"
+        elif figures.maximum is not None:
+            room = figures.admitted + figures.asked - figures.maximum
+            would_free = (
+                f"{room:g} GPU(s) of tenant {figures.tenant}'s admitted jobs finishing"
+                if room > 0
+                else f"the jobs submitted earlier to tenant {figures.tenant} being admitted first"
+            )
+        quota = quota.model_copy(
+            update={
+                "tenant": figures.tenant,
+                "cohort": figures.cohort,
+                "asked": figures.asked,
+                "admitted": figures.admitted if figures.tenant is not None else None,
+                "guaranteed": figures.guaranteed,
+                "max": figures.maximum,
+                "would_free": would_free,
+            }
+        )
+    return PendingReason(stage="Admission", summary=message[:4096], quota=quota)
 
 
 def _order(condition: Condition) -> int:

@@ -41,6 +41,7 @@ from aisched.kube.informer import Informer, InformerHandler
 from aisched.kube.retry import until_stopped, woken_or_stopped
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import InformerResource, Metrics
+from aisched.observability.tracing import CycleTrace, Tracing, reservation_attributes
 from aisched.queue import GangBook
 from aisched.queue.frameworks import NAMES, frameworks, trimmed
 from aisched.queue.policy import QueueingPolicy, QueueResolver
@@ -49,11 +50,13 @@ from aisched.scheduler import Scheduler, ScheduleResult
 from aisched.scheduler.queueing import (
     POSITIONS_EVERY,
     QueueStatus,
+    explain,
     gang_queue,
     gone,
     queue_note,
     turned_away,
 )
+from aisched.scheduler.scheduler import finish_cycle
 from aisched.topology.node import DEFAULT_DOMAINS, DomainLabels
 
 __all__ = ["PodListener", "QueueStatus", "RuntimeClient", "SchedulerRuntime"]
@@ -106,6 +109,7 @@ class SchedulerRuntime:
         cooldown: float = DEFAULT_COOLDOWN,
         domains: DomainLabels = DEFAULT_DOMAINS,
         gang_frameworks: frozenset[str] = NAMES,
+        tracing: Tracing | None = None,
     ) -> None:
         """`clock` paces the queue and times cycles (monotonic); `wall` dates pods (epoch seconds,
         as their start times are) for preemption's minimum runtime. `registry` names the plugins
@@ -121,15 +125,20 @@ class SchedulerRuntime:
         self.domains = domains
         self.client = client
         self.profile = profile if profile is not None else Profile()
-        self.scheduler = Scheduler(profile=self.profile, registry=registry, ledger=ledger, clock=wall)
+        self.metrics = metrics if metrics is not None else Metrics()
+        if tracing is None:
+            tracing = Tracing(metrics=self.metrics, profile=self.profile.scheduler_name)
+        self.tracing = tracing
+        self.scheduler = Scheduler(
+            profile=self.profile, registry=registry, ledger=ledger, clock=wall, tracing=tracing
+        )
         self.cache = self.scheduler.cache
         self.ledger = self.scheduler.ledger
         self.queues = QueueResolver(self.ledger, queueing)
         self.queue = gang_queue(self.scheduler, clock, self.queues)
         self.scheduler.reservations.subscribe(lambda _: self._wake.set())
         self.gangs = GangBook()
-        self.binder = binder if binder is not None else Binder(client, clock=clock)
-        self.metrics = metrics if metrics is not None else Metrics()
+        self.binder = binder if binder is not None else Binder(client, clock=clock, tracing=tracing)
         self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)
         self.faults = FaultWatch(self, detection=detection, cooldown=cooldown, wall=wall)
         self.watch = ClusterWatch(self, pod_listeners)
@@ -236,37 +245,49 @@ class SchedulerRuntime:
         await woken_or_stopped(self._wake, stop, timeout)
 
     def _cycle(self, popped: Gang) -> GangPlacement | None:
-        """One scheduling cycle; the placement to bind, already assumed, or None."""
-        started = self.clock()
+        """One scheduling cycle; the placement to bind, already assumed, or None. Its span stays
+        open until what follows the verdict (a reservation held) is noted on it."""
         gang = self.gangs.gang(popped.key)  # the freshest view; members placed meanwhile left it
         if gang is None:
             self.forget_gang(popped.key)
             return None
+        started = self.clock()
+        cycle = self.tracing.cycle(gang)
         try:
-            result = self.scheduler.schedule(gang)
+            result = self.scheduler.schedule(gang, cycle=cycle)
         except Exception as exc:  # a bug, or data nobody foresaw: contained to this gang
             log.bind(gang=gang.key).exception("scheduling_cycle_failed")
-            self.metrics.observe_cycle("error", max(0.0, self.clock() - started))
+            reason = f"scheduling cycle failed: {type(exc).__name__}: {exc}"
+            cycle.finish(result="error", reason=reason)
+            self.metrics.observe_cycle("error", max(0.0, self.clock() - started), self.profile.scheduler_name)
             self.scheduler.cache.forget(member.key for member in gang.members)
-            self._retry(gang, f"scheduling cycle failed: {type(exc).__name__}: {exc}", error=True)
+            self._retry(gang, reason, error=True)
             return None
-        seconds = max(0.0, self.clock() - started)
+        try:
+            return self._decided(gang, result, max(0.0, self.clock() - started), cycle)
+        finally:
+            finish_cycle(cycle, result)
+
+    def _decided(
+        self, gang: Gang, result: ScheduleResult, seconds: float, cycle: CycleTrace
+    ) -> GangPlacement | None:
+        """Act on a cycle's verdict: book a placement or a nomination, or park the gang."""
         if result.placement is not None:
-            self.metrics.observe_cycle("scheduled", seconds)
+            self.metrics.observe_cycle("scheduled", seconds, self.profile.scheduler_name)
             self._placed(gang, result.placement)
             return result.placement
         if result.status.code is Code.ERROR:  # a plugin failed: no verdict on the cluster
             log.bind(gang=gang.key).error("scheduling_cycle_failed", reason=result.message)
-            self.metrics.observe_cycle("error", seconds)
+            self.metrics.observe_cycle("error", seconds, self.profile.scheduler_name)
             self._retry(gang, result.message, error=True)
             return None
-        self.metrics.observe_cycle("unschedulable", seconds)
+        self.metrics.observe_cycle("unschedulable", seconds, self.profile.scheduler_name)
         if result.nomination is not None:  # room is being made: bound once the victims are gone
             tenant = self.ledger.charged_to(gang.tenant, gang.namespace)
             self.preemptor.hold(result.nomination, tenant=tenant)
             self._placed(gang, result.nomination.placement)
             return None
-        self._retry(gang, result.message, result=result)
+        self._retry(gang, result.message, result=result, cycle=cycle)
         return None
 
     def _placed(self, gang: Gang, placement: GangPlacement) -> None:
@@ -285,7 +306,13 @@ class SchedulerRuntime:
             self.queue.add(rest)
 
     def _retry(
-        self, gang: Gang, reason: str, *, result: ScheduleResult | None = None, error: bool = False
+        self,
+        gang: Gang,
+        reason: str,
+        *,
+        result: ScheduleResult | None = None,
+        error: bool = False,
+        cycle: CycleTrace | None = None,
     ) -> None:
         """The one failure path. A gang the cluster turned away (`result`) is parked until one of
         the events that may help; an error or a lost binding backs off (it says nothing about the
@@ -294,6 +321,8 @@ class SchedulerRuntime:
             reservation = turned_away(self.scheduler, self.queue, gang, result)
             if reservation is not None:
                 reason += queue_note(reservation)
+                if cycle is not None:
+                    cycle.event("reservation", reservation_attributes(reservation))
             log.bind(gang=gang.key).info("gang_unschedulable", reason=reason)
             self._report(gang, reason, REASON_UNSCHEDULABLE)
             return
@@ -355,6 +384,7 @@ class SchedulerRuntime:
         if now - self._positions_at >= POSITIONS_EVERY:
             self._positions, self._positions_at = self.queue.positions(), now
         name, position, length = self._positions.get(gang_key, (line[0], 0, 0))
+        gang = self.gangs.gang(gang_key)
         return QueueStatus(
             queue=name,
             strategy=line[1].strategy,
@@ -362,6 +392,7 @@ class SchedulerRuntime:
             length=length,
             reservation=self.scheduler.reservations.get(gang_key),
             verdict=self.queue.reason(gang_key),
+            explanation=explain(self.scheduler, self.queue, gang) if gang is not None else None,
         )
 
     def forget_gang(self, key: str) -> None:
