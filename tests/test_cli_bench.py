@@ -38,7 +38,8 @@ def core() -> CoreBenchmark:
         gang_decisions_per_s=0.5, gang_p50_ms=2e3, gang_p99_ms=2e3, gang_racks_used_mean=3.0,
         rss_mb=9e3, snapshot_build_s=60.0, snapshot_update_us=1e6, tracing_off_per_s=1.0,
         tracing_disabled_per_s=0.9, tracing_disabled_overhead_pct=11.1, tracing_sampled_per_s=None,
-        tracing_sampled_overhead_pct=None, tracing_spans_exported=0, gpu_conflicts=0,
+        tracing_sampled_overhead_pct=None, tracing_with_metrics_per_s=None,
+        tracing_with_metrics_overhead_pct=None, tracing_spans_exported=0, gpu_conflicts=0,
         gpu_count_mismatches=0, gangs_split=0,
     )  # fmt: skip
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 
 from aisched.framework.observe import ExtensionPoint, PluginStatus
 from aisched.framework.types import Gang
-from aisched.observability.tracing import Tracing, configure_tracing, context_of, traceparent
+from aisched.observability.tracing import HeadSampling, Tracing, configure_tracing, context_of, traceparent
 from aisched.quota import GPU_MILLI, QuotaLedger, Tenant
 from aisched.scheduler import Scheduler
 from tests.support.core import gang, node, pod, scheduler
@@ -265,3 +265,54 @@ def test_no_exporter_installs_nothing(environ: dict[str, str]) -> None:
     shutdown = configure_tracing(environ)
     shutdown()
     assert trace.get_tracer_provider() is before
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, HeadSampling(1.0, follows_parent=True)),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+         HeadSampling(0.01, True)),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "7"}, HeadSampling(1.0, False)),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}, HeadSampling(1.0, False)),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, HeadSampling(0.0, follows_parent=False)),
+        ({"OTEL_TRACES_SAMPLER": "jaeger_remote"}, None),
+    ],
+)  # fmt: skip
+def test_head_sampling_reads_the_samplers_the_sdk_reads(
+    environ: dict[str, str], expected: HeadSampling | None
+) -> None:
+    assert HeadSampling.from_environ(environ) == expected
+
+
+def test_head_sampling_follows_the_parents_flag_and_draws_for_roots() -> None:
+    never = HeadSampling(0.0, follows_parent=True)
+    assert not never.skips(JOB_TRACE)  # a sampled job's spans are kept whatever the root ratio
+    assert never.skips(JOB_TRACE[:-2] + "00")
+    assert never.skips(None)
+    assert never.skips("garbage")  # a malformed parent is a root
+    assert not HeadSampling(1.0, follows_parent=True).skips(None)
+
+
+def test_a_root_left_out_by_head_sampling_makes_no_span_but_a_context_its_children_skip(
+    exported: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = exported
+    tracing = Tracing(provider.get_tracer("t"), sampling=HeadSampling(0.0, follows_parent=True))
+
+    context = tracing.root("aijob", start_time=None, attributes={"aisched.job": "ml/j"})
+
+    assert context is not None
+    assert context_of(context) is not None
+    assert context.endswith("-00")
+    assert tracing.cycle(gang("g", [pod("a", gpus=1, trace_context=context)])) is None
+    with tracing.span("bind", parent=context) as span:
+        assert not span.is_recording()
+    assert exporter.get_finished_spans() == ()
+
+
+def test_without_an_sdk_no_root_and_no_cycle_is_made() -> None:
+    tracing = Tracing()  # the process's tracer: no SDK is configured in the tests
+
+    assert tracing.root("aijob", start_time=None, attributes={}) is None
+    assert tracing.cycle(gang("g", [pod("a")])) is None

@@ -65,6 +65,8 @@ class CoreBenchmark:
     tracing_disabled_overhead_pct: float
     tracing_sampled_per_s: float | None
     tracing_sampled_overhead_pct: float | None
+    tracing_with_metrics_per_s: float | None
+    tracing_with_metrics_overhead_pct: float | None
     tracing_spans_exported: int
     gpu_conflicts: int  #: GPUs of a node handed to more than one pod (must be 0)
     gpu_count_mismatches: int  #: pods given more or fewer GPUs than they asked for (must be 0)
@@ -99,10 +101,13 @@ class CoreBenchmark:
             ),
             (
                 "  tracing on, 1% sampled",
-                "n/a (no SDK)"
-                if self.tracing_sampled_per_s is None or self.tracing_sampled_overhead_pct is None
-                else f"{self.tracing_sampled_per_s:,.0f} ({self.tracing_sampled_overhead_pct:+.1f}%)",
+                _rate_and_cost(self.tracing_sampled_per_s, self.tracing_sampled_overhead_pct),
                 f"target <= +5% ({self.tracing_spans_exported} spans)",
+            ),
+            (
+                "  and plugin metrics sampled",
+                _rate_and_cost(self.tracing_with_metrics_per_s, self.tracing_with_metrics_overhead_pct),
+                "as the operator runs",
             ),
             ("GPUs given twice", f"{self.gpu_conflicts}", "must be 0"),
             ("pods given the wrong GPU count", f"{self.gpu_count_mismatches}", "must be 0"),
@@ -121,6 +126,10 @@ class CoreBenchmark:
             (self.gangs_split, f"gangs split: {self.gangs_split} of {self.gangs} (must be 0)"),
         ]
         return [row for count, row in checks if count]
+
+
+def _rate_and_cost(rate: float | None, cost_pct: float | None) -> str:
+    return "n/a (no SDK)" if rate is None or cost_pct is None else f"{rate:,.0f} ({cost_pct:+.1f}%)"
 
 
 def _pod(name: str, gpus: int) -> PodInfo:
@@ -270,7 +279,7 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         for placement in gang_placements
     )
     rss_mb = max(rss_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    cost = tracing_cost(nodes, pods[: min(decisions, 2000)], machines=MACHINES)
+    cost = tracing_cost(nodes, pods, machines=MACHINES)
     return CoreBenchmark(
         nodes=nodes,
         single_pod_decisions=decisions,
@@ -293,6 +302,8 @@ def run_core_benchmark(*, nodes: int = 5000, decisions: int = 4000, gangs: int =
         tracing_disabled_overhead_pct=cost.disabled_overhead_pct,
         tracing_sampled_per_s=cost.sampled_per_s,
         tracing_sampled_overhead_pct=cost.sampled_overhead_pct,
+        tracing_with_metrics_per_s=cost.with_metrics_per_s,
+        tracing_with_metrics_overhead_pct=cost.with_metrics_overhead_pct,
         tracing_spans_exported=cost.spans_exported,
         gpu_conflicts=single_conflicts + gang_conflicts,
         gpu_count_mismatches=single_mismatches + gang_mismatches,

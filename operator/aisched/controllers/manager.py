@@ -35,7 +35,7 @@ from aisched.kube.retry import until_stopped
 from aisched.observability.http import HealthServer
 from aisched.observability.logging import get_logger
 from aisched.observability.metrics import Metrics
-from aisched.observability.tracing import Tracing
+from aisched.observability.tracing import HeadSampling, Tracing
 from aisched.quota import QuotaLedger
 from aisched.settings import Settings
 
@@ -179,7 +179,9 @@ class Manager:
     async def _term(self, stop: asyncio.Event) -> None:
         settings = self.settings.scheduler
         clock: Callable[[], float] = time.monotonic
-        tracing = Tracing(metrics=self.metrics, profile=settings.scheduler_name)
+        tracing = Tracing(
+            metrics=self.metrics, profile=settings.scheduler_name, sampling=HeadSampling.from_environ()
+        )
         binder = Binder(
             self.client,
             concurrency=settings.bind_concurrency,

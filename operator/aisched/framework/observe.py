@@ -86,6 +86,11 @@ class CycleRecord(Protocol):
     @property
     def observer(self) -> PluginObserver | None: ...
 
+    @property
+    def recording(self) -> bool:
+        """Whether what `finish` is told is kept (else only its plugin timings are)."""
+        ...
+
     def event(self, name: str, attributes: Mapping[str, Any]) -> None: ...
 
     def finish(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import numpy as np
@@ -157,8 +158,15 @@ class Framework:
     # -- pre-filter ----------------------------------------------------------------------
 
     def pre_filter(self, state: CycleState, gang: Gang, snapshot: Snapshot) -> Status:
+        observer = state.observer
         for plugin in self.pre_filters:
-            status = _call(state, "PreFilter", plugin.name, plugin.pre_filter, state, gang, snapshot)
+            status = (
+                plugin.pre_filter(state, gang, snapshot)
+                if observer is None
+                else observer.call(
+                    "PreFilter", plugin.name, partial(plugin.pre_filter, state, gang, snapshot)
+                )
+            )
             if not status.ok and status.code is not Code.SKIP:
                 return status if status.plugin else Status(status.code, status.reasons, plugin.name)
         return Status.success()
@@ -170,11 +178,16 @@ class Framework:
         static_mask, static_results = self._static_filter(state, pod, snapshot)
         mask = static_mask.copy()
         results: list[tuple[str, FilterResult]] = []
+        observer = state.observer
         for plugin in self.filters:  # profile order, so explanations name the first filter that said no
             if plugin.static:
                 result = static_results.get(plugin.name)
             else:
-                result = _call(state, "Filter", plugin.name, plugin.filter, state, pod, snapshot)
+                result = (
+                    plugin.filter(state, pod, snapshot)
+                    if observer is None
+                    else observer.call("Filter", plugin.name, partial(plugin.filter, state, pod, snapshot))
+                )
                 if result is not None:
                     mask &= result.mask
             if result is not None:
@@ -216,16 +229,24 @@ class Framework:
         Plugins that normalise see the raw scores and which nodes are feasible.
         """
         total: Floats | None = None
+        observer = state.observer
         for (plugin, weight), pre, normalizer in zip(
             self.scores, self._pre_scores, self._normalizers, strict=True
         ):
-            if (
-                pre is not None
-                and _call(state, "PreScore", pre.name, pre.pre_score, state, pod, snapshot).code is Code.SKIP
-            ):
-                continue
+            if pre is not None:
+                pre_status = (
+                    pre.pre_score(state, pod, snapshot)
+                    if observer is None
+                    else observer.call("PreScore", pre.name, partial(pre.pre_score, state, pod, snapshot))
+                )
+                if pre_status.code is Code.SKIP:
+                    continue
             # A fresh array: the runtime may scale it in place.
-            part = _call(state, "Score", plugin.name, plugin.score, state, pod, snapshot)
+            part = (
+                plugin.score(state, pod, snapshot)
+                if observer is None
+                else observer.call("Score", plugin.name, partial(plugin.score, state, pod, snapshot))
+            )
             if normalizer is not None:
                 part = normalizer.normalize(part, feasible)
             if weight != 1.0:

@@ -388,7 +388,10 @@ class Scheduler:
 
 def finish_cycle(cycle: CycleRecord, result: ScheduleResult) -> None:
     """End `cycle`'s span with what `result` says: scheduled, error or unschedulable, and whom a
-    nomination preempts."""
+    nomination preempts (worded only when the span records)."""
+    if not cycle.recording:
+        cycle.finish(result="")
+        return
     if result.placement is not None:
         nodes = len({p.node for p in result.placement.pods})
         cycle.finish(result="scheduled", reason=f"{len(result.placement.pods)} pod(s) on {nodes} node(s)")

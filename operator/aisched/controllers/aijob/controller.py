@@ -26,7 +26,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from aisched.api import keys
@@ -45,7 +44,7 @@ from aisched.kube.events import EventRecorder
 from aisched.kube.retry import Backoff, until_stopped
 from aisched.kube.workqueue import WorkQueue
 from aisched.observability.logging import get_logger
-from aisched.observability.tracing import Tracing, context_of, traceparent
+from aisched.observability.tracing import Tracing, context_of
 from aisched.queue import gang_key
 from aisched.scheduler.queueing import POSITIONS_EVERY, QueueStatus
 
@@ -296,16 +295,12 @@ class JobController:
         view = ObjectView(obj)
         if context_of(view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)) is not None:
             return obj
-        tracer = self._tracing.tracer
         created = view.created
-        span = tracer.start_span(
+        context = self._tracing.root(
             "aijob",
-            context=Context(),  # a root: not a child of whatever is current in this task
             start_time=int(created * 1e9) if created is not None else None,
             attributes={"aisched.job": key, "aisched.uid": view.uid},
         )
-        span.end()
-        context = traceparent(span)
         if context is None:
             return obj
         patch = {"metadata": {"annotations": {keys.ANNOTATION_TRACE_CONTEXT: context}}}

@@ -258,7 +258,8 @@ class SchedulerRuntime:
         except Exception as exc:  # a bug, or data nobody foresaw: contained to this gang
             log.bind(gang=gang.key).exception("scheduling_cycle_failed")
             reason = f"scheduling cycle failed: {type(exc).__name__}: {exc}"
-            cycle.finish(result="error", reason=reason)
+            if cycle is not None:
+                cycle.finish(result="error", reason=reason)
             self.metrics.observe_cycle("error", max(0.0, self.clock() - started), self.profile.scheduler_name)
             self.scheduler.cache.forget(member.key for member in gang.members)
             self._retry(gang, reason, error=True)
@@ -266,10 +267,11 @@ class SchedulerRuntime:
         try:
             return self._decided(gang, result, max(0.0, self.clock() - started), cycle)
         finally:
-            finish_cycle(cycle, result)
+            if cycle is not None:
+                finish_cycle(cycle, result)
 
     def _decided(
-        self, gang: Gang, result: ScheduleResult, seconds: float, cycle: CycleTrace
+        self, gang: Gang, result: ScheduleResult, seconds: float, cycle: CycleTrace | None
     ) -> GangPlacement | None:
         """Act on a cycle's verdict: book a placement or a nomination, or park the gang."""
         if result.placement is not None:
