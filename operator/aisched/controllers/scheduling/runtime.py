@@ -22,6 +22,7 @@ from typing import Final, Protocol
 from aisched.api.objects import PodView
 from aisched.binder import Binder, BindOutcome
 from aisched.controllers.aijob.admission import ClusterGpus
+from aisched.controllers.scheduling.decisions import DecisionLog
 from aisched.controllers.scheduling.faults import DEFAULT_COOLDOWN, DEFAULT_DETECTION, FaultWatch
 from aisched.controllers.scheduling.frameworks import GangSizes
 from aisched.controllers.scheduling.preemptor import Preemptor
@@ -131,6 +132,7 @@ class SchedulerRuntime:
         self.binder = binder if binder is not None else Binder(client, clock=clock)
         self.metrics = metrics if metrics is not None else Metrics()
         self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)
+        self.decisions = DecisionLog(clock=wall)
         self.faults = FaultWatch(self, detection=detection, cooldown=cooldown, wall=wall)
         self.watch = ClusterWatch(self, pod_listeners)
         self.pods = self._informer(PODS_PATH, self.watch.pods, "pods")
@@ -246,10 +248,12 @@ class SchedulerRuntime:
             result = self.scheduler.schedule(gang)
         except Exception as exc:  # a bug, or data nobody foresaw: contained to this gang
             log.bind(gang=gang.key).exception("scheduling_cycle_failed")
+            self.decisions.crashed(gang.key, exc)
             self.metrics.observe_cycle("error", max(0.0, self.clock() - started))
             self.scheduler.cache.forget(member.key for member in gang.members)
             self._retry(gang, f"scheduling cycle failed: {type(exc).__name__}: {exc}", error=True)
             return None
+        self.decisions.record(gang.key, result)
         seconds = max(0.0, self.clock() - started)
         if result.placement is not None:
             self.metrics.observe_cycle("scheduled", seconds)
