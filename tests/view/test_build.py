@@ -15,8 +15,9 @@ from aisched.topology.gpu import GPUTopology
 from aisched.topology.machines import MACHINES
 from aisched.topology.node import NodeInfo
 from aisched.view import build_view
-from aisched.view.build import DECISIONS_SHOWN, DETAIL_NODES, QUEUE_SHOWN, ZOOM_NODES, job_name, natural
+from aisched.view.build import DECISIONS_SHOWN, DETAIL_NODES, QUEUE_SHOWN, ZOOM_NODES, natural
 from aisched.view.model import MILLI, NO_DOMAIN, ClusterView, Gpu, Node
+from aisched.view.nodes import job_name
 from tests.view.cluster import WALL, Cluster, held, node, pending, unhealthy
 
 GPU_MILLI = keys.GPU_RESOURCE

@@ -68,3 +68,27 @@ def test_views_kept_stay_few_whatever_racks_are_asked_for() -> None:
     for i in range(1000):
         source(rack=f"r{i}")
     assert len(source._kept) <= 32
+
+
+class SlowClock(FakeClock):
+    """A clock that moves on `step` seconds at every reading: the time a view build takes."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_view_slow_to_build_is_reused_for_ten_times_as_long() -> None:
+    clock = SlowClock(step=0.25)  # each reading a quarter second later: a build takes 0.25 s
+    source = views(Leading(Cluster(node("n1")).runtime), clock)
+
+    first = source(rack=None)  # built from 0.25 to 0.5: fresh until 3.0
+    clock.step = 0.0
+    clock.now = 2.9
+    assert source(rack=None) is first
+    clock.now = 3.0
+    assert source(rack=None) is not first
