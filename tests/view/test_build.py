@@ -10,6 +10,8 @@ import pytest
 
 from aisched.api import keys
 from aisched.framework.reservations import Reservation
+from aisched.framework.types import Gang
+from aisched.queue import GangBook
 from aisched.quota import Tenant
 from aisched.topology.gpu import GPUTopology
 from aisched.topology.machines import MACHINES
@@ -299,6 +301,25 @@ def test_tenants_show_usage_against_guarantee_and_max_and_unlisted_namespaces_th
     assert research.listed
     assert (rows["serving"].used, rows["serving"].maximum) == (0, None)
     assert (rows["other"].listed, rows["other"].used, rows["other"].owner) == (False, 500, "namespace other")
+
+
+class UnreadableGangs(GangBook):
+    """A gang book whose gangs cannot be assembled: data nobody foresaw."""
+
+    def gang(self, key: str) -> Gang | None:
+        raise KeyError(key)
+
+
+def test_a_section_that_cannot_be_read_is_said_and_the_rest_shown() -> None:
+    cluster = Cluster(node("n1"))
+    cluster.submit(pending("p"))
+    cluster.runtime.gangs = UnreadableGangs()
+
+    view = view_of(cluster)
+
+    assert view.problems == ("the queue could not be read: KeyError: 'ml/p'",)
+    assert view.queue.waiting == ()
+    assert view.summary.nodes == 1
 
 
 def test_the_newest_decisions_come_first_and_only_the_last_few_are_shown() -> None:
