@@ -36,7 +36,7 @@ from aisched.observability.logging import configure_logging
 from aisched.runner import LOCAL_ONLY, ensure_namespace
 from aisched.settings import LoggingSettings, load_settings
 
-__all__ = ["burst_jobs", "run_demo"]
+__all__ = ["apply_demo", "burst_jobs", "run_demo"]
 
 DEMO_NAMESPACE: Final = "demo"
 AIJOBS: Final = "/apis/aisched.io/v1alpha1/aijobs"
@@ -63,7 +63,7 @@ async def _demo(*, cluster: Path, examples: Path, give_up_after: float, out: Tex
             print(f"emulator: {api.url}  (kubectl --kubeconfig {kubeconfig} get aijobs -A)", file=out)
             operator = asyncio.create_task(run_operator(Connection(server=api.url), settings, stop=stop))
             try:
-                expected = await _apply(kube, examples)
+                expected = await apply_demo(kube, examples)
                 print(f"applied {len(expected)} jobs; waiting for them to finish\n", file=out, flush=True)
                 finished = await _watch_table(kube, expected, give_up_after=give_up_after, out=out)
             finally:
@@ -94,11 +94,13 @@ def _with_duration(template: JsonObject, seconds: float) -> None:
     meta.setdefault("annotations", {})[ANNOTATION_SIM_DURATION] = f"{seconds:g}s"
 
 
-def burst_jobs(count: int, *, namespace: str = DEMO_NAMESPACE) -> list[JsonObject]:
-    """`count` jobs of 4 pods × 8 GPUs confined to one rack, running 6 to 14 s each."""
+def burst_jobs(
+    count: int, *, namespace: str = DEMO_NAMESPACE, seconds: float | None = None
+) -> list[JsonObject]:
+    """`count` jobs of 4 pods × 8 GPUs confined to one rack, running 6 to 14 s each (or `seconds`)."""
     jobs = []
     for i in range(count):
-        template = whole_node_template(f"{6 + (i * 3) % 9}s")
+        template = whole_node_template(f"{seconds if seconds is not None else 6 + (i * 3) % 9:g}s")
         jobs.append(
             {
                 "apiVersion": "aisched.io/v1alpha1",
@@ -145,8 +147,9 @@ def _broken_job(namespace: str = DEMO_NAMESPACE) -> JsonObject:
     }
 
 
-async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
-    """Create the examples and the generated jobs; returns job key → the phase it should end in."""
+async def apply_demo(kube: KubeClient, examples: Path, *, seconds: float | None = None) -> dict[str, str]:
+    """Create the examples and the generated jobs, each pod running `seconds` (default: 6 to 14 s);
+    returns job key → the phase it should end in."""
     expected: dict[str, str] = {}
     await _create(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
     for doc in _documents(examples):
@@ -155,14 +158,14 @@ async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
             continue  # the demo's cluster has no MIG-enabled GPUs
         if kind == "AIJob":
             for role in ObjectView(doc).spec["replicas"]:
-                _with_duration(role.setdefault("template", {}), 10)
+                _with_duration(role.setdefault("template", {}), seconds or 10)
             expected[ObjectView(doc).key] = "Succeeded"
         elif kind == "Pod":
-            _with_duration(doc, 8)
+            _with_duration(doc, seconds or 8)
         elif kind not in ("Namespace", "TenantQuota"):
             continue
         await _create(kube, doc)
-    for job in [*burst_jobs(10), _broken_job()]:
+    for job in [*burst_jobs(10, seconds=seconds), _broken_job()]:
         await _create(kube, job)
         view = ObjectView(job)
         expected[view.key] = "Failed" if view.name == BROKEN_JOB else "Succeeded"
