@@ -21,8 +21,12 @@ from tests.support.core import node, pod
 NS: Final = "team-a"
 
 
+def lone(name: str) -> Gang:
+    return Gang.of(pod(name, gpus=8))
+
+
 def placed(gang_key: str, *nodes: str) -> ScheduleResult:
-    members = [pod(f"p{i}", gpus=8) for i in range(len(nodes))]
+    members = [pod(f"p{i}", gpus=8, labels={"aisched.io/job": "ddp"}) for i in range(len(nodes))]
     gang = Gang(key=gang_key, members=members, min_member=len(members))
     pods = tuple(
         PodPlacement(pod=m, node=n, slot=0, gpu_mask=0xFF) for m, n in zip(members, nodes, strict=True)
@@ -35,7 +39,7 @@ def test_a_log_keeps_the_newest_decisions_and_drops_the_oldest() -> None:
     log = DecisionLog(clock=clock, size=3)
     for i in range(5):
         clock.now += 1
-        log.record(f"ml/g{i}", ScheduleResult(status=Status.unschedulable("no room", plugin="Fit")))
+        log.record(lone(f"g{i}"), ScheduleResult(status=Status.unschedulable("no room", plugin="Fit")))
 
     assert len(log) == 3
     assert [d.gang for d in log.latest(10)] == ["ml/g4", "ml/g3", "ml/g2"]
@@ -46,9 +50,12 @@ def test_a_log_keeps_the_newest_decisions_and_drops_the_oldest() -> None:
 def test_a_placement_is_recorded_with_its_distinct_nodes_in_order() -> None:
     log = DecisionLog(clock=FakeClock(5.0))
 
-    log.record("ml/gang:ddp", placed("ml/gang:ddp", "n2", "n1", "n2"))
+    result = placed("ml/gang:ddp", "n2", "n1", "n2")
+    assert result.placement is not None
+    log.record(result.placement.gang, result)
 
     (decision,) = log.latest(1)
+    assert (decision.gang, decision.job, decision.pods) == ("ml/gang:ddp", "ddp", 3)
     assert decision.result == "scheduled"
     assert decision.nodes == ("n2", "n1")
     assert decision.message == "3 pod(s) on 2 node(s)"
@@ -68,7 +75,7 @@ def test_a_placement_is_recorded_with_its_distinct_nodes_in_order() -> None:
 def test_a_verdict_without_a_placement_keeps_its_reason(status: Status, result: str) -> None:
     log = DecisionLog(clock=FakeClock())
 
-    log.record("ml/p", ScheduleResult(status=status))
+    log.record(lone("p"), ScheduleResult(status=status))
 
     (decision,) = log.latest(1)
     assert (decision.result, decision.nodes, decision.message) == (result, (), status.message())
@@ -77,7 +84,7 @@ def test_a_verdict_without_a_placement_keeps_its_reason(status: Status, result: 
 def test_a_crashed_cycle_is_an_error_naming_the_exception() -> None:
     log = DecisionLog(clock=FakeClock())
 
-    log.crashed("ml/p", ZeroDivisionError("division by zero"))
+    log.crashed(lone("p"), ZeroDivisionError("division by zero"))
 
     assert log.latest(1)[0].message == "scheduling cycle failed: ZeroDivisionError: division by zero"
 
@@ -85,7 +92,7 @@ def test_a_crashed_cycle_is_an_error_naming_the_exception() -> None:
 def test_a_long_message_is_cut_so_the_log_stays_small() -> None:
     log = DecisionLog(clock=FakeClock())
 
-    log.record("ml/p", ScheduleResult(status=Status.unschedulable("x" * 10 * MESSAGE_LIMIT, plugin="Fit")))
+    log.record(lone("p"), ScheduleResult(status=Status.unschedulable("x" * 10 * MESSAGE_LIMIT, plugin="Fit")))
 
     assert len(log.latest(1)[0].message) == MESSAGE_LIMIT
 
@@ -137,5 +144,6 @@ def test_every_cycle_leaves_one_decision_with_its_verdict() -> None:
 
     too_big, fits = runtime.decisions.latest(10)
     assert (fits.gang, fits.result, fits.nodes, fits.at) == (f"{NS}/fits", "scheduled", ("gpu-0",), wall.now)
+    assert (fits.job, fits.pods) == ("fits", 1)
     assert (too_big.gang, too_big.result, too_big.nodes) == (f"{NS}/too-big", "unschedulable", ())
     assert "Insufficient nvidia.com/gpu" in too_big.message

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from aisched.framework.status import Code
-from aisched.framework.types import PodPlacement
+from aisched.framework.types import Gang, PodPlacement
+from aisched.queue import job_of
 from aisched.scheduler import ScheduleResult
 
 __all__ = ["DEFAULT_SIZE", "Decision", "DecisionLog", "DecisionResult"]
@@ -30,14 +31,17 @@ DecisionResult = Literal["scheduled", "preempting", "unschedulable", "error"]
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One cycle's verdict on gang `gang` at `at` (epoch seconds); `nodes` where it goes (placed,
-    or held for it while victims leave), in the order its pods were placed."""
+    """One cycle's verdict on gang `gang` (of job `job`, `pods` pods to place) at `at` (epoch
+    seconds); `nodes` where it goes (placed, or held for it while victims leave), in the order its
+    pods were placed."""
 
     at: float
     gang: str
     result: DecisionResult
     nodes: tuple[str, ...] = ()
     message: str = ""
+    job: str = ""
+    pods: int = 0
 
 
 class DecisionLog:
@@ -49,7 +53,7 @@ class DecisionLog:
         self._clock = clock
         self._entries: deque[Decision] = deque(maxlen=size)
 
-    def record(self, gang: str, result: ScheduleResult) -> None:
+    def record(self, gang: Gang, result: ScheduleResult) -> None:
         """The scheduling cycle's `result` for `gang`."""
         if result.placement is not None:
             nodes = _nodes(result.placement.pods)
@@ -64,7 +68,7 @@ class DecisionLog:
         else:
             self._add(gang, "unschedulable", (), result.message)
 
-    def crashed(self, gang: str, error: BaseException) -> None:
+    def crashed(self, gang: Gang, error: BaseException) -> None:
         """The cycle for `gang` raised `error` (a bug, or data nobody foresaw)."""
         self._add(gang, "error", (), f"scheduling cycle failed: {type(error).__name__}: {error}")
 
@@ -84,11 +88,19 @@ class DecisionLog:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _add(self, gang: str, result: DecisionResult, nodes: tuple[str, ...], message: str) -> None:
+    def _add(self, gang: Gang, result: DecisionResult, nodes: tuple[str, ...], message: str) -> None:
         if len(message) > MESSAGE_LIMIT:
             message = message[: MESSAGE_LIMIT - 1] + "…"
         self._entries.append(
-            Decision(at=self._clock(), gang=gang, result=result, nodes=nodes, message=message)
+            Decision(
+                at=self._clock(),
+                gang=gang.key,
+                result=result,
+                nodes=nodes,
+                message=message,
+                job=job_of(gang),
+                pods=gang.size,
+            )
         )
 
 

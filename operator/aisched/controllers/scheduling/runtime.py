@@ -248,12 +248,12 @@ class SchedulerRuntime:
             result = self.scheduler.schedule(gang)
         except Exception as exc:  # a bug, or data nobody foresaw: contained to this gang
             log.bind(gang=gang.key).exception("scheduling_cycle_failed")
-            self.decisions.crashed(gang.key, exc)
+            self.decisions.crashed(gang, exc)
             self.metrics.observe_cycle("error", max(0.0, self.clock() - started))
             self.scheduler.cache.forget(member.key for member in gang.members)
             self._retry(gang, f"scheduling cycle failed: {type(exc).__name__}: {exc}", error=True)
             return None
-        self.decisions.record(gang.key, result)
+        self.decisions.record(gang, result)
         seconds = max(0.0, self.clock() - started)
         if result.placement is not None:
             self.metrics.observe_cycle("scheduled", seconds)
