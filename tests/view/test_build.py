@@ -229,8 +229,8 @@ def test_the_queue_shows_each_gang_with_its_place_state_reason_and_reservation()
     cluster.clock.now += 30
     cluster.cycle()  # ddp, turned away: it needs both nodes whole
     reservation = Reservation(
-        gang="ml/gang:ddp", queue="namespace/ml", order=(0, 0.0, 0, "ml/gang:ddp"), nodes=("n1", "n2"),
-        start=None, end=None, since=WALL,
+        gang="ml/gang:ddp", queue="namespace/ml", order=(0, 0.0, 0, "ml/gang:ddp"), nodes=("n1",),
+        spare=("n2",), start=None, end=None, since=WALL,
     )  # fmt: skip
     cluster.runtime.scheduler.reservations.hold(reservation)
 
@@ -245,9 +245,11 @@ def test_the_queue_shows_each_gang_with_its_place_state_reason_and_reservation()
     assert first.waited == 30.0
     assert first.reserved_nodes == ("n1", "n2")
     assert first.reservation is not None
-    assert first.reservation.startswith("reserved: 0 of 2 nodes")
+    assert first.reservation.startswith("reserved: 0 of 1 nodes")
     assert (second.job, second.position, second.state, second.reason) == ("later", 2, "active", "")
-    assert nodes_of(view)["n1"].reserved_for == ("ml/gang:ddp",)
+    n1, n2 = nodes_of(view)["n1"], nodes_of(view)["n2"]
+    assert (n1.reserved_for, n1.spare_for) == (("ml/gang:ddp",), ())
+    assert (n2.reserved_for, n2.spare_for) == ((), ("ml/gang:ddp",))
     assert view.summary.reservations == 1
     assert view.queue.states == {"active": 1, "backoff": 0, "unschedulable": 1, "blocked": 0}
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from html.parser import HTMLParser
 
 from aisched.api import keys
+from aisched.framework.reservations import Reservation
 from aisched.quota import Tenant
 from aisched.view import build_view
 from aisched.view.assets import CSP
@@ -198,3 +199,18 @@ def test_the_page_counts_and_times_read_as_a_person_reads_them() -> None:
 
     assert re.search(r"GPUs in use\s*0\.25\s*/ 8", text_)
     assert "updated 08:00:00Z" in text_  # WALL, in UTC
+
+
+def test_nodes_held_for_a_waiting_gang_are_marked_where_it_will_start_and_where_it_may() -> None:
+    cluster = Cluster(node("n1"), node("n2"), node("n3"))
+    reservation = Reservation(
+        gang="ml/gang:ddp", queue="namespace/ml", order=(0, 0.0, 0, "ml/gang:ddp"), nodes=("n1",),
+        spare=("n2",), start=None, end=None, since=WALL,
+    )  # fmt: skip
+    cluster.runtime.scheduler.reservations.hold(reservation)
+
+    parsed = Parsed(page(view_of(cluster)))
+
+    classes = {attrs["data-node"]: attrs.get("class") for _, attrs in parsed.tags if "data-node" in attrs}
+    assert classes == {"n1": "node reserved", "n2": "node held", "n3": "node"}
+    assert "reserved: ddp" in parsed.text

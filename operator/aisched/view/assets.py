@@ -65,6 +65,9 @@ min-width:0}
 .node.cooling{border-color:var(--warn);background:#fffaf0}
 .node.cordoned{background:repeating-linear-gradient(135deg,#fff 0 6px,#f4f5f7 6px 12px)}
 .node.reserved{box-shadow:inset 0 0 0 2px var(--res)}
+.node.held{outline:1.5px dashed var(--res);outline-offset:-1.5px}
+.held-sample{display:inline-block;width:16px;height:12px;border-radius:3px;outline:1.5px dashed var(--res);
+outline-offset:-1.5px;background:#fff}
 .flags{display:flex;flex-wrap:wrap;gap:3px;margin-top:4px}
 .flag{font-size:10px;border-radius:3px;padding:0 4px;background:#eef1f5;color:#344054;white-space:nowrap;
 max-width:100%;overflow:hidden;text-overflow:ellipsis}
@@ -112,6 +115,10 @@ td{border-bottom:1px solid #eef0f4;padding:3px 6px;vertical-align:top}
 td.num,th.num{text-align:right;white-space:nowrap}
 td.why{max-width:0;width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:#475467}
 td.nowrap{white-space:nowrap}
+td.why b{font-weight:600;color:var(--ink)}
+.reason{width:100%;color:#475467}
+.clamp{display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
+.said{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:var(--muted);font-size:11.5px}
 .dot{display:inline-block;width:10px;height:10px;border-radius:2px;vertical-align:-1px;margin-right:5px}
 .state{font-size:10.5px;border-radius:9px;padding:0 7px;white-space:nowrap;background:#eef1f5;color:#344054}
 .state.active,.state.scheduled{background:#d1fadf;color:#05603a}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from aisched.api.objects import ObjectView
 from aisched.framework.reservations import Reservation
 from aisched.observability.logging import get_logger
+from aisched.queue import job_of
 from aisched.quota.tenants import GPU_MILLI, gang_usage
 from aisched.view.model import (
     NO_DOMAIN,
@@ -71,7 +72,8 @@ def build_view(
             info,
             cache.pods_on(info.name),
             owner_of=owner_of,
-            reserved=reserved.get(info.name, ()),
+            reserved=reserved.get(info.name, ((), ()))[0],
+            spare=reserved.get(info.name, ((), ()))[1],
             draw=(info.rack or NO_DOMAIN) == rack if rack is not None else detailed,
         )
         for info in cache.nodes()
@@ -131,11 +133,14 @@ def _owners(runtime: SchedulerRuntime) -> OwnerOf:
     return owner_of
 
 
-def _reserved_nodes(reservations: Iterable[Reservation]) -> dict[str, list[str]]:
-    held: dict[str, list[str]] = {}
+def _reserved_nodes(reservations: Iterable[Reservation]) -> dict[str, tuple[list[str], list[str]]]:
+    """node -> (gangs planned to start there, gangs holding it as a spare while nodes drain)."""
+    held: dict[str, tuple[list[str], list[str]]] = {}
     for reservation in reservations:
-        for name in reservation.held:
-            held.setdefault(name, []).append(reservation.gang)
+        for name in reservation.nodes:
+            held.setdefault(name, ([], []))[0].append(reservation.gang)
+        for name in reservation.spare:
+            held.setdefault(name, ([], []))[1].append(reservation.gang)
     return held
 
 
@@ -234,7 +239,7 @@ def _queue(runtime: SchedulerRuntime, owner_of: OwnerOf) -> Queue:
         waiting.append(
             Waiting(
                 gang=key,
-                job=job_name(key, members[0].key if members else key),
+                job=job_of(gang) if gang is not None else job_name(key, key),
                 namespace=namespace,
                 owner=owner,
                 tenant=tenant,

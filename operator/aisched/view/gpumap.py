@@ -16,6 +16,7 @@ from urllib.parse import quote
 from aisched.api.mig import MIG_MEMORY_SLOTS
 from aisched.view.markup import Child, Markup, el, join
 from aisched.view.model import MILLI, NO_DOMAIN, Block, ClusterView, Gpu, Holder, Node, Owner, Rack
+from aisched.view.nodes import job_name
 
 __all__ = ["gpus", "hue", "legend", "map_section", "rack_href"]
 
@@ -83,6 +84,12 @@ def legend(view: ClusterView) -> Markup:
         el("span", {"class": "sw"}, el("span", {"class": "flag bad"}, "not ready")),
         el("span", {"class": "sw"}, el("span", {"class": "flag warn"}, "cooling down")),
         el("span", {"class": "sw"}, el("span", {"class": "flag res"}, "reserved")),
+        el(
+            "span",
+            {"class": "sw", "title": "held for gangs that wait for nodes to drain"},
+            el("span", {"class": "held-sample"}),
+            "held",
+        ),
     )
 
 
@@ -237,13 +244,17 @@ def _node(node: Node) -> Markup:
         flags.append(el("span", {"class": "flag"}, "cordoned"))
     if node.reserved_for:
         classes.append("reserved")
-        holders = ", ".join(node.reserved_for)
-        flags.append(
-            el("span", {"class": "flag res", "title": f"held for {holders}"}, f"reserved: {holders}")
-        )
+        first = job_name(node.reserved_for[0], node.reserved_for[0])
+        more = f" +{len(node.reserved_for) - 1}" if len(node.reserved_for) > 1 else ""
+        planned = "start planned here for " + ", ".join(node.reserved_for)
+        flags.append(el("span", {"class": "flag res", "title": planned}, f"reserved: {first}{more}"))
+    elif node.spare_for:
+        classes.append("held")
     if node.problems:
         flags.append(el("span", {"class": "flag bad", "title": "\n".join(node.problems)}, "⚠ data"))
     title = [f"{node.name}", f"{node.model or 'no GPU model'} · {node.pods} pods"]
+    if node.spare_for:
+        title.append(f"held while nodes drain for {', '.join(node.spare_for)}")
     if not node.wired:
         title.append("GPU wiring not published")
     title.extend(node.problems)

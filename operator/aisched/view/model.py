@@ -89,8 +89,10 @@ class Node:
     gpus: tuple[Gpu, ...] = ()
     #: Pods accounted on it, GPU or not.
     pods: int = 0
-    #: Gangs whose reservation holds this node.
+    #: Gangs whose reservation plans to start on this node, and gangs that hold it as a spare
+    #: (they need nodes to drain and start on whichever frees first).
     reserved_for: tuple[str, ...] = ()
+    spare_for: tuple[str, ...] = ()
     #: What could not be drawn as the data says (a GPU index it has not, a pod over its GPUs, ...).
     problems: tuple[str, ...] = ()
 

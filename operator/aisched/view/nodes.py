@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
 from aisched.api.mig import MIG_MEMORY_SLOTS, mig_profiles_for
@@ -70,24 +70,34 @@ def read_node(
     pods: list[PodUsage],
     *,
     owner_of: OwnerOf,
-    reserved: Iterable[str],
+    reserved: Iterable[str] = (),
+    spare: Iterable[str] = (),
     draw: bool,
 ) -> NodeReading:
-    """`info` with the `pods` on it; its GPUs drawn one by one if `draw`. Never raises: a node that
-    cannot be read is returned with its name and the error."""
+    """`info` with the `pods` on it, held for the gangs `reserved` (to start there) and `spare` (in
+    case it frees first); its GPUs drawn one by one if `draw`. Never raises: a node that cannot be
+    read is returned with its name and the error."""
     try:
-        return _read(info, pods, owner_of=owner_of, reserved=tuple(reserved), draw=draw)
+        reading = _read(info, pods, owner_of=owner_of, draw=draw)
     except Exception as exc:  # one node's odd data must not take the whole view down
         log.warning("view_node_unreadable", node=info.name, error=repr(exc))
-        labels = info.labels if isinstance(info.labels, Mapping) else {}
-        node = Node(
-            name=str(info.name),
-            rack=str(labels.get(info.domains.rack) or NO_DOMAIN),
-            block=str(labels.get(info.domains.block) or NO_DOMAIN),
-            model="",
-            problems=(f"could not be read: {type(exc).__name__}: {exc}",),
-        )
-        return NodeReading(node=node)
+        return NodeReading(node=_unreadable(info, exc))
+    reserved, spare = tuple(reserved), tuple(spare)
+    if reserved or spare:
+        reading.node = replace(reading.node, reserved_for=reserved, spare_for=spare)
+    return reading
+
+
+def _unreadable(info: NodeInfo, error: Exception) -> Node:
+    """What is known of a node whose reading failed: its name, rack and block, and the error."""
+    labels = info.labels if isinstance(info.labels, Mapping) else {}
+    return Node(
+        name=str(info.name),
+        rack=str(labels.get(info.domains.rack) or NO_DOMAIN),
+        block=str(labels.get(info.domains.block) or NO_DOMAIN),
+        model="",
+        problems=(f"could not be read: {type(error).__name__}: {error}",),
+    )
 
 
 class _Hold(NamedTuple):
@@ -136,9 +146,7 @@ class _Cells:
         return min(fits)[1] if fits else None
 
 
-def _read(
-    info: NodeInfo, pods: list[PodUsage], *, owner_of: OwnerOf, reserved: tuple[str, ...], draw: bool
-) -> NodeReading:
+def _read(info: NodeInfo, pods: list[PodUsage], *, owner_of: OwnerOf, draw: bool) -> NodeReading:
     topology = info.gpu_topology()
     cells = _Cells(topology.gpus)
     unplaced: list[_Hold] = []
@@ -182,7 +190,6 @@ def _read(
         wired=topology.known,
         gpus=tuple(drawn),
         pods=len(pods),
-        reserved_for=reserved,
         problems=tuple(cells.problems),
     )
     return reading

@@ -20,16 +20,10 @@ from aisched.view.markup import Child, Markup, el, join
 from aisched.view.model import ClusterView, Decision, Queue, TenantUsage, Waiting
 from aisched.view.nodes import job_name
 
-__all__ = ["SECTIONS", "gang_label", "page", "payload", "sections", "stamp", "standby_page"]
+__all__ = ["SECTIONS", "page", "payload", "sections", "stamp", "standby_page"]
 
 _TITLE: Final = "aisched · cluster view"
 _NODES_IN_DECISION: Final = 4
-
-
-def gang_label(gang: str) -> str:
-    """A gang key as a person reads it: `namespace/job`."""
-    namespace, _, _ = gang.partition("/")
-    return f"{namespace}/{job_name(gang, gang)}"
 
 
 def stamp(at: float) -> str:
@@ -165,7 +159,8 @@ def _summary(view: ClusterView) -> Markup:
     share = f"{100 * s.used / (s.gpus * 1000):.0f}% in use" if s.gpus else "no GPUs"
     depth = view.queue.states
     waiting = ", ".join(f"{n} {state}" for state, n in depth.items() if n) or "nothing waiting"
-    jobs = ", ".join(f"{n} {phase}" for phase, n in s.jobs.items()) or "none"
+    by_count = sorted(s.jobs.items(), key=lambda item: (-item[1], item[0]))
+    jobs = ", ".join(f"{n} {phase}" for phase, n in by_count) or "none"
     return join(
         _card("Nodes", f"{s.nodes_ready}", f"/ {s.nodes}", _nodes_note(view)),
         _card("GPUs in use", gpus(s.used), f"/ {s.gpus}", share),
@@ -269,7 +264,7 @@ def _waiting_row(waiting: Waiting) -> Markup:
         el("td", {"class": "num"}, size),
         el("td", {"class": "num"}, gpus(waiting.gpus)),
         el("td", {"class": "num"}, _waited(waiting.waited)),
-        el("td", {"class": "why", "title": why_title}, why),
+        el("td", {"class": "reason", "title": why_title}, el("div", {"class": "clamp"}, why)),
     )
 
 
@@ -347,36 +342,32 @@ def _decisions(view: ClusterView) -> Markup:
         return el("p", {"class": "empty"}, "No scheduling decision yet.")
     return el(
         "table",
-        None,
-        el(
-            "thead",
-            None,
-            el(
-                "tr",
-                None,
-                el("th", None, "time"),
-                el("th", None, "gang"),
-                el("th", None, "result"),
-                el("th", None, ""),
-            ),
-        ),
+        {"class": "decisions"},
+        el("thead", None, el("tr", None, el("th", None, "time"), el("th", None, "gang and verdict"))),
         el("tbody", None, (_decision_row(d) for d in view.decisions)),
     )
 
 
 def _decision_row(decision: Decision) -> Markup:
+    namespace = decision.gang.partition("/")[0]
     nodes = ", ".join(decision.nodes[:_NODES_IN_DECISION])
     if len(decision.nodes) > _NODES_IN_DECISION:
         nodes += f" +{len(decision.nodes) - _NODES_IN_DECISION}"
     said = f"on {nodes}" if nodes and decision.result == "scheduled" else decision.message
-    title = "\n".join(x for x in (decision.message, ", ".join(decision.nodes)) if x)
+    title = "\n".join(x for x in (decision.gang, decision.message, ", ".join(decision.nodes)) if x)
+    job = decision.job or job_name(decision.gang, decision.gang)
     return el(
         "tr",
-        None,
+        {"data-decision": decision.result},
         el("td", {"class": "nowrap"}, stamp(decision.at)),
-        el("td", {"class": "nowrap", "title": decision.gang}, gang_label(decision.gang)),
-        el("td", None, el("span", {"class": f"state {decision.result}"}, decision.result)),
-        el("td", {"class": "why", "title": title or None}, said),
+        el(
+            "td",
+            {"class": "why", "title": title},
+            el("span", {"class": f"state {decision.result}"}, decision.result),
+            " ",
+            el("b", None, f"{namespace}/{job}"),
+            el("div", {"class": "said"}, said),
+        ),
     )
 
 
