@@ -92,6 +92,7 @@ def test_the_extras_are_not_core_dependencies_and_dev_has_them_all() -> None:
         (["emulator"], "emulator"),
         (["run", "--emulator"], "emulator"),
         (["demo", "--cluster", "c.yaml", "--examples", "examples"], "emulator"),
+        (["view-screenshot"], "emulator"),
         (["bench", "emulator"], "emulator"),
         (["bench", "e2e"], "emulator"),
         (["simulate"], "sim"),
