@@ -19,7 +19,7 @@ from tests.binder.fakes import FakeClock
 from tests.controllers.scheduling.test_framework_gang_book import Inert
 from tests.support.core import GiB, node
 
-__all__ = ["WALL", "Cluster", "held", "node", "pending", "unhealthy"]
+__all__ = ["WALL", "Cluster", "Unreadable", "held", "node", "pending", "unhealthy"]
 
 #: The wall clock the views are dated by.
 WALL: Final = 1_800_000_000.0
@@ -107,3 +107,10 @@ def unhealthy(info: NodeInfo, *indices: int) -> NodeInfo:
     topology = info.gpu_topology()
     gpus = tuple(replace(g, healthy=False) if g.index in indices else g for g in topology.gpus)
     return replace(info, gpus=replace(topology, gpus=gpus))
+
+
+class Unreadable:
+    """A GPU topology every read of which fails: data nobody foresaw."""
+
+    def __getattr__(self, name: str) -> object:
+        raise ValueError(f"cannot read {name}")

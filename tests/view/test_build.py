@@ -20,7 +20,7 @@ from aisched.view import build_view
 from aisched.view.build import DECISIONS_SHOWN, DETAIL_NODES, QUEUE_SHOWN, ZOOM_NODES, natural
 from aisched.view.model import MILLI, NO_DOMAIN, ClusterView, Gpu, Node
 from aisched.view.nodes import job_name
-from tests.view.cluster import WALL, Cluster, held, node, pending, unhealthy
+from tests.view.cluster import WALL, Cluster, Unreadable, held, node, pending, unhealthy
 
 GPU_MILLI = keys.GPU_RESOURCE
 
@@ -147,13 +147,6 @@ def test_odd_data_is_drawn_as_far_as_it_goes_and_said_in_the_nodes_problems() ->
     assert any("5g.99gb" in p for p in n1.problems)
     assert any("ml/huge holds more GPUs than are free" in p for p in n1.problems)
     assert nodes_of(view)["fine"].problems == ()
-
-
-class Unreadable:
-    """A topology every read of which fails: data nobody foresaw."""
-
-    def __getattr__(self, name: str) -> object:
-        raise ValueError(f"cannot read {name}")
 
 
 def test_a_node_that_cannot_be_read_shows_its_name_and_error_and_the_others_as_usual() -> None:

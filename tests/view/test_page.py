@@ -9,16 +9,19 @@ import json
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
+from typing import cast
 
 from aisched.api import keys
 from aisched.framework.reservations import Reservation
 from aisched.quota import Tenant
+from aisched.topology.gpu import GPUTopology
+from aisched.topology.node import NodeInfo
 from aisched.view import build_view
 from aisched.view.assets import CSP
 from aisched.view.markup import Markup, el, join, text
 from aisched.view.model import ClusterView
 from aisched.view.page import SECTIONS, page, payload, sections, standby_page
-from tests.view.cluster import WALL, Cluster, held, node, pending, unhealthy
+from tests.view.cluster import WALL, Cluster, Unreadable, held, node, pending, unhealthy
 
 EVIL = "<script>alert(1)</script>"
 QUOTED = '"><img src=x onerror=alert(2)>'
@@ -214,3 +217,15 @@ def test_nodes_held_for_a_waiting_gang_are_marked_where_it_will_start_and_where_
     classes = {attrs["data-node"]: attrs.get("class") for _, attrs in parsed.tags if "data-node" in attrs}
     assert classes == {"n1": "node reserved", "n2": "node held", "n3": "node"}
     assert "reserved: ddp" in parsed.text
+
+
+def test_a_node_that_cannot_be_read_is_named_with_its_error_and_the_page_still_served() -> None:
+    broken = NodeInfo(name="broken", labels={keys.LABEL_RACK: "r1"}, gpus=cast("GPUTopology", Unreadable()))
+    cluster = Cluster(broken, node("fine", rack="r1"))
+
+    parsed = Parsed(page(view_of(cluster)))
+
+    assert parsed.attribute_values("data-node") == ["broken", "fine"]
+    assert any(
+        "could not be read: ValueError: cannot read gpus" in t for t in parsed.attribute_values("title")
+    )

@@ -67,17 +67,15 @@ def build_view(
     owner_of = _owners(runtime)
     reserved = _reserved_nodes(runtime.scheduler.reservations)
     detailed = cache.node_count <= DETAIL_NODES
-    readings = [
-        read_node(
-            info,
-            cache.pods_on(info.name),
-            owner_of=owner_of,
-            reserved=reserved.get(info.name, ((), ()))[0],
-            spare=reserved.get(info.name, ((), ()))[1],
-            draw=(info.rack or NO_DOMAIN) == rack if rack is not None else detailed,
+    readings = []
+    for info in cache.nodes():
+        planned, spare = reserved.get(info.name, ((), ()))
+        draw = (info.rack or NO_DOMAIN) == rack if rack is not None else detailed
+        readings.append(
+            read_node(
+                info, cache.pods_on(info.name), owner_of=owner_of, reserved=planned, spare=spare, draw=draw
+            )
         )
-        for info in cache.nodes()
-    ]
     blocks = _blocks(readings, zoom=rack, detailed=detailed)
     problems: list[str] = []
     queue = _guarded(lambda: _queue(runtime, owner_of), Queue(waiting=(), total=0), "queue", problems)
