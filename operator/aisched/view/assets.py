@@ -159,6 +159,11 @@ SCRIPT: Final = """
       location.reload();
       return;
     }
+    if (!data.leading) {
+      live.className = "live";
+      live.textContent = "standby";
+      return;
+    }
     var parts = data.html || {};
     Object.keys(parts).forEach(function (id) {
       var section = document.getElementById(id);
