@@ -4,13 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo run test lint typecheck unit crds validate bench venv clean image image-base image-test
+.PHONY: demo run test lint typecheck unit crds validate bench venv clean image image-base image-test view-screenshot
 
 demo: $(STAMP)  ## the scheduler on the embedded emulator (32 DGX H100 in 4 racks) with example jobs
 	$(BIN)/aisched demo --cluster examples/clusters/dgx-h100-4racks.yaml --examples examples
 
 run: $(STAMP)  ## the operator on the embedded emulator, until Ctrl-C (kubectl with ./aisched-emulator.kubeconfig)
 	$(BIN)/aisched run --emulator --cluster examples/clusters/dgx-h100-4racks.yaml
+
+view-screenshot: $(STAMP)  ## docs/view.png: the cluster view of the demo's cluster once its jobs are placed (needs Chromium)
+	$(BIN)/aisched view-screenshot --cluster examples/clusters/dgx-h100-4racks.yaml --examples examples --output docs/view.png
 
 test: lint typecheck unit  ## ruff, mypy --strict and every test
 

@@ -111,6 +111,7 @@ def test_only_the_tracing_setup_and_its_benchmark_import_the_opentelemetry_sdk()
         (["emulator"], "emulator"),
         (["run", "--emulator"], "emulator"),
         (["demo", "--cluster", "c.yaml", "--examples", "examples"], "emulator"),
+        (["view-screenshot"], "emulator"),
         (["bench", "emulator"], "emulator"),
         (["bench", "e2e"], "emulator"),
         (["simulate"], "sim"),

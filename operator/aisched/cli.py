@@ -4,6 +4,7 @@ aisched crds [--output-dir crds/] [--check]   write (or check) the CRDs generate
 aisched validate -f FILE_OR_DIR ...          validate manifests offline with the same models
 aisched run [--kubeconfig PATH | --emulator]  the scheduler and the AIJob controller
 aisched demo --cluster FILE --examples DIR     the scheduler on the emulator, with example jobs
+aisched view-screenshot --output PNG           the demo's cluster view, once its jobs are placed, as a PNG
 aisched fault KIND NODE [--gpu I --xid N]      inject a node or GPU fault into the emulator's cluster
 aisched simulate [--policy P] [--seeds 42..51]  replay the Alibaba GPU trace through the core (FGD experiment)
 aisched explain NAMESPACE/NAME [-o json]        why an AIJob or a pod waits (also `kubectl aisched explain`)
@@ -326,7 +327,7 @@ def _add_fault_command(commands: Any) -> None:
 
 
 def _add_operator_commands(commands: Any) -> None:
-    """`aisched run`, `aisched demo` and `aisched explain`."""
+    """`aisched run`, `aisched demo`, `aisched view-screenshot` and `aisched explain`."""
     explain = commands.add_parser(
         "explain", help="why an AIJob or a pod waits: quota, placement, queue, preemption"
     )
@@ -375,6 +376,34 @@ def _add_operator_commands(commands: Any) -> None:
     demo.add_argument("--examples", type=Path, required=True, help="the examples directory to apply")
     demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     demo.set_defaults(handler=_demo)
+
+    shot = commands.add_parser(
+        "view-screenshot",
+        help="the demo's cluster and jobs on the emulator; a PNG of the cluster view once they are placed",
+    )
+    shot.add_argument(
+        "--cluster",
+        type=Path,
+        default=Path("examples/clusters/dgx-h100-4racks.yaml"),
+        help="a SimulatedCluster file (default: examples/clusters/dgx-h100-4racks.yaml)",
+    )
+    shot.add_argument(
+        "--examples",
+        type=Path,
+        default=Path("examples"),
+        help="the examples directory to apply (default: examples)",
+    )
+    shot.add_argument(
+        "--output", type=Path, default=Path("docs/view.png"), help="the PNG to write (default: docs/view.png)"
+    )
+    shot.add_argument(
+        "--width", type=int, default=1400, help="browser window width in pixels (default: 1400)"
+    )
+    shot.add_argument(
+        "--height", type=int, default=1000, help="browser window height in pixels (default: 1000)"
+    )
+    shot.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    shot.set_defaults(handler=_view_screenshot)
 
 
 def _explain(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -501,6 +530,23 @@ def _demo(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.demo import run_demo  # noqa: PLC0415 - Kopf and aiohttp load only for the demo
 
     return run_demo(cluster=args.cluster, examples=args.examples, timeout=args.timeout, out=out, err=err)
+
+
+def _view_screenshot(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if _lacks_extra("emulator", command="aisched view-screenshot", err=err):
+        return 1
+    from aisched.view.screenshot import run_view_screenshot  # noqa: PLC0415 - Kopf and aiohttp load only here
+
+    return run_view_screenshot(
+        cluster=args.cluster,
+        examples=args.examples,
+        output=args.output,
+        width=args.width,
+        height=args.height,
+        timeout=args.timeout,
+        out=out,
+        err=err,
+    )
 
 
 class _Benchmark(Protocol):

@@ -29,6 +29,7 @@ import yaml
 from aisched.api import keys
 from aisched.api.objects import TERMINAL_PHASES, ObjectView, object_key, parse_time
 from aisched.controllers.kopf_handlers import Connection, run_operator
+from aisched.controllers.manager import Manager
 from aisched.emulator.kubelet import ANNOTATION_SIM_DURATION, whole_node_template
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import ApiError, JsonObject, KubeClient, resource_path
@@ -36,7 +37,7 @@ from aisched.observability.logging import configure_logging
 from aisched.runner import LOCAL_ONLY, ensure_namespace
 from aisched.settings import LoggingSettings, load_settings
 
-__all__ = ["burst_jobs", "run_demo"]
+__all__ = ["apply_demo", "burst_jobs", "run_demo"]
 
 DEMO_NAMESPACE: Final = "demo"
 AIJOBS: Final = "/apis/aisched.io/v1alpha1/aijobs"
@@ -61,11 +62,15 @@ async def _demo(*, cluster: Path, examples: Path, give_up_after: float, out: Tex
             ensure_namespace(api, settings.leader_election.namespace)
             kubeconfig = api.kubeconfig(Path(scratch) / "kubeconfig")
             print(f"emulator: {api.url}  (kubectl --kubeconfig {kubeconfig} get aijobs -A)", file=out)
-            operator = asyncio.create_task(run_operator(Connection(server=api.url), settings, stop=stop))
+            managers: list[Manager] = []
+            operator = asyncio.create_task(
+                run_operator(Connection(server=api.url), settings, stop=stop, on_manager=managers.append)
+            )
             try:
-                expected = await _apply(kube, examples)
+                expected = await apply_demo(kube, examples)
+                view = await _view_url(managers, operator)
                 print(f"applied {len(expected)} jobs; waiting for them to finish\n", file=out, flush=True)
-                finished = await _watch_table(kube, expected, give_up_after=give_up_after, out=out)
+                finished = await _watch_table(kube, expected, give_up_after=give_up_after, out=out, view=view)
             finally:
                 stop.set()
                 code = await operator
@@ -73,6 +78,17 @@ async def _demo(*, cluster: Path, examples: Path, give_up_after: float, out: Tex
             print("the operator failed; see the log above", file=out)
             return 1
         return _summary(finished, expected, out=out)
+
+
+async def _view_url(managers: list[Manager], operator: asyncio.Task[int]) -> str | None:
+    """Where the operator serves the cluster view once it leads (None if it ended first)."""
+    if not managers:
+        return None
+    leading = asyncio.ensure_future(managers[0].leading.wait())
+    await asyncio.wait({leading, operator}, return_when=asyncio.FIRST_COMPLETED)
+    leading.cancel()
+    url = managers[0].url
+    return f"{url}/" if url is not None and managers[0].leading.is_set() else None
 
 
 # -- what the demo applies -------------------------------------------------------------------------
@@ -94,11 +110,13 @@ def _with_duration(template: JsonObject, seconds: float) -> None:
     meta.setdefault("annotations", {})[ANNOTATION_SIM_DURATION] = f"{seconds:g}s"
 
 
-def burst_jobs(count: int, *, namespace: str = DEMO_NAMESPACE) -> list[JsonObject]:
-    """`count` jobs of 4 pods × 8 GPUs confined to one rack, running 6 to 14 s each."""
+def burst_jobs(
+    count: int, *, namespace: str = DEMO_NAMESPACE, seconds: float | None = None
+) -> list[JsonObject]:
+    """`count` jobs of 4 pods × 8 GPUs confined to one rack, running 6 to 14 s each (or `seconds`)."""
     jobs = []
     for i in range(count):
-        template = whole_node_template(f"{6 + (i * 3) % 9}s")
+        template = whole_node_template(f"{seconds if seconds is not None else 6 + (i * 3) % 9:g}s")
         jobs.append(
             {
                 "apiVersion": "aisched.io/v1alpha1",
@@ -145,8 +163,9 @@ def _broken_job(namespace: str = DEMO_NAMESPACE) -> JsonObject:
     }
 
 
-async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
-    """Create the examples and the generated jobs; returns job key → the phase it should end in."""
+async def apply_demo(kube: KubeClient, examples: Path, *, seconds: float | None = None) -> dict[str, str]:
+    """Create the examples and the generated jobs, each pod running `seconds` (default: 6 to 14 s);
+    returns job key → the phase it should end in."""
     expected: dict[str, str] = {}
     await _create(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
     for doc in _documents(examples):
@@ -155,14 +174,14 @@ async def _apply(kube: KubeClient, examples: Path) -> dict[str, str]:
             continue  # the demo's cluster has no MIG-enabled GPUs
         if kind == "AIJob":
             for role in ObjectView(doc).spec["replicas"]:
-                _with_duration(role.setdefault("template", {}), 10)
+                _with_duration(role.setdefault("template", {}), seconds or 10)
             expected[ObjectView(doc).key] = "Succeeded"
         elif kind == "Pod":
-            _with_duration(doc, 8)
+            _with_duration(doc, seconds or 8)
         elif kind not in ("Namespace", "TenantQuota"):
             continue
         await _create(kube, doc)
-    for job in [*burst_jobs(10), _broken_job()]:
+    for job in [*burst_jobs(10, seconds=seconds), _broken_job()]:
         await _create(kube, job)
         view = ObjectView(job)
         expected[view.key] = "Failed" if view.name == BROKEN_JOB else "Succeeded"
@@ -201,9 +220,11 @@ class _Row:
 
 
 async def _watch_table(
-    kube: KubeClient, expected: dict[str, str], *, give_up_after: float, out: TextIO
+    kube: KubeClient, expected: dict[str, str], *, give_up_after: float, out: TextIO, view: str | None = None
 ) -> dict[str, _Row]:
     started = time.monotonic()
+    if view is not None and not out.isatty():
+        print(f"cluster view: {view}", file=out, flush=True)
     racks = await _racks(kube)
     interactive = out.isatty()
     last: dict[str, str] = {}
@@ -212,7 +233,8 @@ async def _watch_table(
         listing = await kube.get(AIJOBS)
         rows = {r.key: r for r in (_row(j, racks) for j in listing["items"]) if r.key in expected}
         if interactive:
-            out.write("\x1b[H\x1b[J" + _table(rows.values(), elapsed=time.monotonic() - started) + "\n")
+            table = _table(rows.values(), elapsed=time.monotonic() - started, view=view)
+            out.write("\x1b[H\x1b[J" + table + "\n")
             out.flush()
         else:
             for row in rows.values():
@@ -269,8 +291,9 @@ def _line(row: _Row) -> str:
     )
 
 
-def _table(rows: Any, *, elapsed: float) -> str:
-    lines = [f"aisched demo — {elapsed:5.1f}s", "", _HEADER]
+def _table(rows: Any, *, elapsed: float, view: str | None = None) -> str:
+    title = f"aisched demo — {elapsed:5.1f}s" + (f"    cluster view: {view}" if view else "")
+    lines = [title, "", _HEADER]
     lines += [_line(r) for r in sorted(rows, key=lambda r: r.key)]
     return "\n".join(lines)
 

@@ -363,6 +363,16 @@ def test_removing_an_unknown_node_is_a_no_op() -> None:
     assert cache.node_count == 1
 
 
+def test_nodes_lists_the_nodes_known_not_those_only_pods_still_name() -> None:
+    cache = cache_with(node("a"), node("b"))
+    cache.set_pod(usage("ns/p", "b"))
+    cache.set_pod(usage("ns/q", "ghost"))  # its node not seen yet, or gone
+
+    cache.remove_node("b")  # its pod stays accounted until its deletion is seen
+
+    assert [info.name for info in cache.nodes()] == ["a"]
+
+
 @pytest.mark.parametrize("order", [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"]])
 def test_slots_follow_sorted_node_names_whatever_the_insertion_order(order: list[str]) -> None:
     cache = cache_with(*(node(name) for name in order))

@@ -166,6 +166,20 @@ def test_depth_counts_gangs_per_state() -> None:
     }
 
 
+def test_iterating_lists_every_queued_gang_also_those_set_aside_from_their_line() -> None:
+    queue = _queue(Clock())
+    gangs = [_gang(n) for n in "abc"]
+    for gang in gangs:
+        queue.add(gang)
+    queue.pop()
+    queue.unschedulable(gangs[0], reason="too big for any node")
+    queue.set_aside(gangs[0].key)
+    queue.delete(gangs[2].key)
+
+    assert sorted(queue) == ["ml/a", "ml/b"]
+    assert set(queue.positions()) == {"ml/b"}
+
+
 def test_a_gang_turned_away_thousands_of_times_keeps_the_capped_backoff() -> None:
     clock = Clock()
     queue = _queue(clock)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aisched.framework.types import PodInfo
-from aisched.queue.gangs import GangBook, assemble, gang_key
+from aisched.queue.gangs import GangBook, assemble, gang_key, job_of
 
 
 def pod(
@@ -165,3 +165,23 @@ def test_an_elastic_jobs_surplus_pod_is_to_be_placed_near_its_jobs_pods() -> Non
     alone = book.gang(book.pending(other))
     assert alone is not None
     assert alone.near == (), "another job's pods are not its own"
+
+
+@pytest.mark.parametrize(
+    ("labels", "surplus", "job"),
+    [
+        ({"aisched.io/job": "llama", "aisched.io/gang": "llama"}, False, "llama"),
+        ({"aisched.io/job": "llama", "aisched.io/gang": "surplus_0a1b"}, True, "llama"),
+        ({"aisched.io/gang": "sweep"}, False, "sweep"),
+        ({"aisched.io/gang": "surplus_0a1b"}, True, "p-0"),
+        ({}, False, "p-0"),
+    ],
+)
+def test_a_gangs_job_is_its_job_label_else_its_group_else_its_pod(
+    labels: dict[str, str], surplus: bool, job: str
+) -> None:
+    member = dataclasses.replace(
+        pod("p-0"), labels=labels, gang=labels.get("aisched.io/gang"), surplus=surplus
+    )
+
+    assert job_of(assemble(gang_key(member), [member])) == job

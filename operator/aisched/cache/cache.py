@@ -136,6 +136,10 @@ class Cache:
         entry = self._nodes.get(name)
         return entry.info if entry is not None else None
 
+    def nodes(self) -> Iterator[NodeInfo]:
+        """Every node known (not the names only pods still on a deleted node give)."""
+        return iter([entry.info for entry in self._nodes.values() if entry.info is not None])
+
     @property
     def node_count(self) -> int:
         return sum(1 for e in self._nodes.values() if e.info is not None)

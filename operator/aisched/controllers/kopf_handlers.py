@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import os
 import signal
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,20 +174,25 @@ async def run_operator(
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
     manager_ready: asyncio.Event | None = None,
+    on_manager: Callable[[Manager], None] | None = None,
 ) -> int:
     """Run Kopf with aisched's handlers and a Manager until `stop` is set; the exit code.
 
     `ready` is set when Kopf has started watching; `manager_ready` once the Manager exists (its
-    `leading` event then tells when this replica schedules). 1 when the Manager failed.
+    `leading` event then tells when this replica schedules), and `on_manager` is given it then
+    (its `url` says where it serves metrics and the cluster view). 1 when the Manager failed.
     """
     async with await connection.client() as client:
+        manager = Manager(client, settings)
         state = OperatorMemo(
             connection=connection,
             settings=settings,
             client=None,
-            manager=Manager(client, settings),
+            manager=manager,
             embedded=True,
         )
+        if on_manager is not None:
+            on_manager(manager)
         if manager_ready is not None:
             manager_ready.set()
         kopf_stop = asyncio.Event()

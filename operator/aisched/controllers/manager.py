@@ -1,7 +1,8 @@
 """`Manager`: one scheduler process — leader election, the scheduling runtime, the AIJob controller
-and the metrics server, started and stopped together.
+and the metrics server (with the cluster view), started and stopped together.
 
-Every replica keeps the job index Kopf feeds and serves its metrics; only the Lease holder runs a
+Every replica keeps the job index Kopf feeds and serves its metrics and the cluster view (a
+follower's says it does not lead: it knows no cluster state); only the Lease holder runs a
 term: a fresh `SchedulerRuntime` (its informers list pods, nodes and topologies from scratch) and a
 `JobController` reading the runtime's pods. When leadership ends the term is cancelled and all its
 state dropped, so a replica that leads again, or the one that takes over, rebuilds from the API:
@@ -16,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -38,6 +39,7 @@ from aisched.observability.metrics import Metrics
 from aisched.observability.tracing import HeadSampling, Tracing
 from aisched.quota import QuotaLedger
 from aisched.settings import Settings
+from aisched.view import RuntimeViews
 
 __all__ = ["Manager", "default_identity"]
 
@@ -77,6 +79,7 @@ class Manager:
         self.leading = asyncio.Event()  # set while a term runs
         self._serve_metrics = serve_metrics
         self._alive = True
+        self._health: HealthServer | None = None
         election = settings.leader_election
         self._elector = (
             LeaderElector(
@@ -103,11 +106,19 @@ class Manager:
             port=self.settings.metrics.port,
             ready=self._ready,
             live=lambda: self._alive,
+            view=RuntimeViews(
+                lambda: self.runtime,
+                jobs=self._jobs,
+                clock=time.monotonic,
+                wall=time.time,
+            ),
         )
         if self._elector is not None:
             await self._check_lease_namespace()
         if self._serve_metrics:
             await health.start()
+            self._health = health
+            log.info("http_serving", url=health.url, view=f"{health.url}/", metrics=f"{health.url}/metrics")
         try:
             if self._elector is None:
                 await self._term(stop)
@@ -117,8 +128,18 @@ class Manager:
             self._alive = False
             raise
         finally:
+            self._health = None
             if self._serve_metrics:
                 await health.stop()
+
+    def _jobs(self) -> Iterable[JsonObject]:
+        """The AIJobs as Kopf last delivered them (the cluster view counts them by phase)."""
+        return self.index.jobs.values()
+
+    @property
+    def url(self) -> str | None:
+        """The base URL of the metrics, health and cluster-view server while it serves, else None."""
+        return self._health.url if self._health is not None else None
 
     async def _check_lease_namespace(self) -> None:
         """Fail at start, with the way out, when the Lease's namespace is missing: otherwise the

@@ -1,24 +1,45 @@
-"""The metrics and health endpoints the Deployment's probes and Prometheus read.
+"""The metrics and health endpoints the Deployment's probes and Prometheus read, and the cluster view.
 
 `/metrics` serves the registry of one `Metrics`; `/healthz` (liveness) and `/readyz` (readiness)
-ask the callbacks they were given on every request, so the server holds no state of its own.
+ask the callbacks they were given on every request; `/` (the cluster view's page, `?rack=NAME` to
+zoom into one rack) and `/api/view` (the same as JSON; `html=1` adds the page's sections, for its
+refresh) ask the view source. The server holds no state of its own.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from aiohttp import web
 
+from aisched.observability.logging import get_logger
 from aisched.observability.metrics import CONTENT_TYPE, Metrics
+from aisched.view.assets import CSP
+from aisched.view.page import page, payload, standby_page
+from aisched.view.provider import ViewSource
 
 __all__ = ["HealthServer"]
 
+log = get_logger(__name__)
+
+#: The longest rack name asked for that is looked up (a label value is at most 63 characters).
+_RACK_LIMIT: Final = 253
+_FAILED: Final = 500
+#: Every view answer is live data, and the page runs only its own script.
+_VIEW_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_PAGE_HEADERS: Final = {**_VIEW_HEADERS, "Content-Security-Policy": CSP, "X-Frame-Options": "DENY"}
+
 
 class HealthServer:
-    """Serves `/metrics`, `/healthz` and `/readyz`; use as `async with`, on a free port with port=0."""
+    """Serves `/metrics`, `/healthz`, `/readyz` and, given a `view` source, the cluster view at `/`
+    and `/api/view`; use as `async with`, on a free port with port=0."""
 
     def __init__(
         self,
@@ -28,8 +49,10 @@ class HealthServer:
         port: int,
         ready: Callable[[], bool],
         live: Callable[[], bool],
+        view: ViewSource | None = None,
     ) -> None:
         self._metrics = metrics
+        self._view = view
         self._host = host
         self._port = port
         self._ready = ready
@@ -53,6 +76,9 @@ class HealthServer:
         app.router.add_get("/metrics", self._serve_metrics)
         app.router.add_get("/healthz", self._serve_healthz)
         app.router.add_get("/readyz", self._serve_readyz)
+        if self._view is not None:
+            app.router.add_get("/", self._serve_page)
+            app.router.add_get("/api/view", self._serve_view)
         # Probes every few seconds would drown the log, so no access log.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -99,3 +125,37 @@ class HealthServer:
         if self._ready():
             return web.Response(text="ok\n")
         return web.Response(status=503, text="not ready: the readiness check failed\n")
+
+    async def _serve_page(self, request: web.Request) -> web.Response:
+        assert self._view is not None
+        rack = _asked_rack(request)
+        try:
+            view = self._view(rack=rack)
+            body = page(view) if view is not None else standby_page()
+        except Exception as exc:  # a bug: say so, keep serving the rest
+            log.exception("view_failed", path=request.path)
+            return web.Response(
+                status=_FAILED, text=f"the cluster view failed: {type(exc).__name__}; see the log\n"
+            )
+        return web.Response(text=body, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
+
+    async def _serve_view(self, request: web.Request) -> web.Response:
+        assert self._view is not None
+        rack = _asked_rack(request)
+        try:
+            view = self._view(rack=rack)
+            body = json.dumps(payload(view, html=request.query.get("html") == "1"), separators=(",", ":"))
+        except Exception as exc:  # a bug: say so, keep serving the rest
+            log.exception("view_failed", path=request.path)
+            return web.json_response(
+                {"error": f"the cluster view failed: {type(exc).__name__}"}, status=_FAILED
+            )
+        return web.Response(text=body, content_type="application/json", headers=_VIEW_HEADERS)
+
+
+def _asked_rack(request: web.Request) -> str | None:
+    """The rack the page is asked to zoom into (`?rack=NAME`), None for the whole cluster."""
+    rack = request.query.get("rack") or None
+    if rack is not None and len(rack) > _RACK_LIMIT:
+        raise web.HTTPBadRequest(text="no rack has so long a name\n")
+    return rack

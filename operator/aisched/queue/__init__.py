@@ -8,6 +8,6 @@ Pure: no I/O, time from an injected clock.
 """
 
 from aisched.queue.gang_queue import GangQueue, QueueState
-from aisched.queue.gangs import GangBook, assemble, gang_key, group_key
+from aisched.queue.gangs import GangBook, assemble, gang_key, group_key, job_of
 
-__all__ = ["GangBook", "GangQueue", "QueueState", "assemble", "gang_key", "group_key"]
+__all__ = ["GangBook", "GangQueue", "QueueState", "assemble", "gang_key", "group_key", "job_of"]

@@ -340,6 +340,10 @@ class GangQueue:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __iter__(self) -> Iterator[str]:
+        """The key of every gang queued, in no particular order (set-aside gangs too)."""
+        return iter(list(self._entries))
+
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aisched.api import keys
 from aisched.framework.types import Gang, PodInfo
 
-__all__ = ["GangBook", "assemble", "gang_key", "group_key"]
+__all__ = ["GangBook", "assemble", "gang_key", "group_key", "job_of"]
 
 
 def group_key(namespace: str, gang: str) -> str:
@@ -24,6 +24,20 @@ def group_key(namespace: str, gang: str) -> str:
 def gang_key(pod: PodInfo) -> str:
     """The queue key of the gang `pod` belongs to: its own key when it is in none."""
     return group_key(pod.namespace, pod.gang) if pod.gang else pod.key
+
+
+def job_of(gang: Gang) -> str:
+    """What a person calls `gang`'s job: its pods' `aisched.io/job` label (an AIJob's name, on its
+    elastic surplus too), else the group its pods name (a gang label, a framework's group), else
+    the lone pod's name."""
+    for member in gang.members:
+        job = member.labels.get(keys.LABEL_JOB)
+        if job:
+            return job
+    first = gang.members[0] if gang.members else None
+    if first is None:
+        return gang.key.partition("/")[2] or gang.key
+    return first.gang if first.gang and not first.surplus else first.name
 
 
 def assemble(key: str, pending: Sequence[PodInfo], *, placed: int = 0, near: tuple[str, ...] = ()) -> Gang:

@@ -22,6 +22,7 @@ from typing import Final, Protocol
 from aisched.api.objects import PodView
 from aisched.binder import Binder, BindOutcome
 from aisched.controllers.aijob.admission import ClusterGpus
+from aisched.controllers.scheduling.decisions import DecisionLog
 from aisched.controllers.scheduling.faults import DEFAULT_COOLDOWN, DEFAULT_DETECTION, FaultWatch
 from aisched.controllers.scheduling.frameworks import GangSizes
 from aisched.controllers.scheduling.preemptor import Preemptor
@@ -140,6 +141,7 @@ class SchedulerRuntime:
         self.gangs = GangBook()
         self.binder = binder if binder is not None else Binder(client, clock=clock, tracing=tracing)
         self.reporter = reporter if reporter is not None else FailureReporter(client, clock=clock)
+        self.decisions = DecisionLog(clock=wall)
         self.faults = FaultWatch(self, detection=detection, cooldown=cooldown, wall=wall)
         self.watch = ClusterWatch(self, pod_listeners)
         self.pods = self._informer(PODS_PATH, self.watch.pods, "pods")
@@ -260,10 +262,12 @@ class SchedulerRuntime:
             reason = f"scheduling cycle failed: {type(exc).__name__}: {exc}"
             if cycle is not None:
                 cycle.finish(result="error", reason=reason)
+            self.decisions.crashed(gang, exc)
             self.metrics.observe_cycle("error", max(0.0, self.clock() - started), self.profile.scheduler_name)
             self.scheduler.cache.forget(member.key for member in gang.members)
             self._retry(gang, reason, error=True)
             return None
+        self.decisions.record(gang, result)
         try:
             return self._decided(gang, result, max(0.0, self.clock() - started), cycle)
         finally:
