@@ -182,3 +182,46 @@ async def test_a_pod_naming_a_job_that_is_not_its_owner_is_explained_alone() -> 
 async def test_nothing_by_that_name_is_a_lookup_error() -> None:
     with pytest.raises(LookupError, match="no AIJob or pod ml/none"):
         await explain(Reader({}), "ml", "none")
+
+
+async def test_a_job_refused_at_admission_without_a_tenant_still_says_why() -> None:
+    job = {
+        "metadata": {"name": "big", "namespace": "demo", "uid": "u"},
+        "status": {
+            "phase": "Pending",
+            "pendingReason": {
+                "stage": "Admission",
+                "quota": {"blocking": True, "message": "a pod asks 9 GPUs; no node has more than 8 GPUs"},
+            },
+        },
+    }
+    reader = Reader({"/apis/aisched.io/v1alpha1/namespaces/demo/aijobs/big": job})
+
+    text = render(await explain(reader, "demo", "big"))
+
+    assert "no TenantQuota applies" in text
+    assert "holds the job back: a pod asks 9 GPUs; no node has more than 8 GPUs" in text
+    assert "Placement:  not looked at: the job is not admitted (see quota), so it has no pods yet" in text
+
+
+@pytest.mark.parametrize(
+    ("queue", "line"),
+    [
+        ({"reservedNodes": 4, "readyNodes": 3, "spareNodes": 2},
+         "holds 4 node(s) to start on, 3 with room now, and 2 more"),
+        ({"reservedNodes": 0, "spareNodes": 32},
+         "holds the 32 node(s) it could start on, behind gangs ahead"),
+    ],
+)  # fmt: skip
+async def test_the_nodes_a_waiting_job_holds_are_told_apart(queue: dict[str, int], line: str) -> None:
+    status = {"name": "namespace/demo", "strategy": "BestEffortFIFO", "position": 2, "length": 3, **queue}
+    job = {
+        "metadata": {"name": "j", "namespace": "demo", "uid": "u"},
+        "status": {"phase": "Queued", "pendingReason": {"stage": "Scheduling", "queue": status}},
+    }
+
+    text = render(
+        await explain(Reader({"/apis/aisched.io/v1alpha1/namespaces/demo/aijobs/j": job}), "demo", "j")
+    )
+
+    assert line in text

@@ -160,7 +160,7 @@ async def _explain_pod(client: Reader, pod: JsonObject) -> Answer:
 
 _NOT_TRIED: Final = "no scheduling attempt has turned the job away yet"
 _NOT_QUEUED: Final = "not in the scheduler's queue"
-_AT_ADMISSION: Final = "not looked at: the job waits for its tenant's quota to admit it, and has no pods yet"
+_AT_ADMISSION: Final = "not looked at: the job is not admitted (see quota), so it has no pods yet"
 _QUOTA_FIRST: Final = "no node looked at: its tenant's quota holds the gang back first"
 _NOT_WAITING: Final = "the job does not wait"
 _DONE: Final = ("Succeeded", "Failed")
@@ -231,7 +231,10 @@ def _gpus(value: object) -> str:
 def _quota_lines(quota: Mapping[str, Any]) -> list[str]:
     tenant = quota.get("tenant")
     if not tenant:
-        return ["no TenantQuota applies (the namespace is not listed by one)"]
+        lines = ["no TenantQuota applies (the namespace is not listed by one)"]
+        if quota.get("blocking"):
+            lines.append(f"holds the job back: {quota.get('message') or 'yes'}")
+        return lines
     head = f"tenant {tenant}" + (f" (cohort {quota['cohort']})" if quota.get("cohort") else "")
     figures = [
         f"{label} {_gpus(quota[key])}"
@@ -282,11 +285,16 @@ def _queue_lines(queue: Mapping[str, Any]) -> list[str]:
     position = queue.get("position") or 0
     where = f"in {queue['name']} ({queue.get('strategy', '')})"
     lines = [f"position {position} of {queue.get('length', 0)} {where}" if position else f"queued {where}"]
-    if queue.get("reservedNodes") is not None:
+    since = f", since {queue['heldSince']}" if queue.get("heldSince") else ""
+    spare = queue.get("spareNodes") or 0
+    if queue.get("reservedNodes"):
         lines.append(
-            f"holds {queue['reservedNodes']} node(s), {queue.get('readyNodes', 0)} with room now"
-            + (f", since {queue['heldSince']}" if queue.get("heldSince") else "")
+            f"holds {queue['reservedNodes']} node(s) to start on, {queue.get('readyNodes', 0)} with room now"
+            + (f", and {spare} more it could start on" if spare else "")
+            + since
         )
+    elif spare:
+        lines.append(f"holds the {spare} node(s) it could start on, behind gangs ahead that hold them{since}")
     lines.append(
         f"estimated start: {queue.get('estimatedStart') or 'not known (no running job near it has a limit)'}"
     )

@@ -359,6 +359,9 @@ class AIJobQueueStatus(StatusModel):
     #: already have room for it.
     reserved_nodes: Annotated[int, Field(ge=0)] | None = None
     ready_nodes: Annotated[int, Field(ge=0)] | None = None
+    #: Other nodes it could start on, held too while it waits for nodes to drain (all of them
+    #: when gangs ahead hold the nodes it would start on).
+    spare_nodes: Annotated[int, Field(ge=0)] | None = None
     held_since: datetime | None = None
     #: When the job is expected to start on the held nodes; only when the jobs running there
     #: have a known end (their runtime limits), never a guess.

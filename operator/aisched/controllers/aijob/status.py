@@ -100,6 +100,7 @@ def queue_status(place: QueueStatus) -> AIJobQueueStatus:
         length=place.length,
         reserved_nodes=len(held.nodes) if held is not None else None,
         ready_nodes=held.ready_nodes if held is not None else None,
+        spare_nodes=len(held.spare) if held is not None and held.spare else None,
         held_since=utc(held.since) if held is not None else None,
         estimated_start=utc(held.start) if held is not None and held.start is not None else None,
     )
