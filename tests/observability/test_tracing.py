@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 from aisched.framework.observe import ExtensionPoint, PluginStatus
-from aisched.framework.types import Gang
+from aisched.framework.types import Gang, PodInfo
 from aisched.observability.tracing import HeadSampling, Tracing, configure_tracing, context_of, traceparent
 from aisched.quota import GPU_MILLI, QuotaLedger, Tenant
 from aisched.scheduler import Scheduler
@@ -316,3 +316,19 @@ def test_without_an_sdk_no_root_and_no_cycle_is_made() -> None:
 
     assert tracing.root("aijob", start_time=None, attributes={}) is None
     assert tracing.cycle(gang("g", [pod("a")])) is None
+
+
+def test_a_pod_no_aijob_controls_joins_no_trace() -> None:
+    annotations = {"aisched.io/trace-context": JOB_TRACE}
+    alone = {"metadata": {"name": "p", "namespace": "ml", "annotations": annotations}, "spec": {}}
+    owner = {
+        "apiVersion": "aisched.io/v1alpha1",
+        "kind": "AIJob",
+        "name": "j",
+        "uid": "u",
+        "controller": True,
+    }
+    made = {"metadata": {**alone["metadata"], "ownerReferences": [owner]}, "spec": {}}
+
+    assert PodInfo.from_manifest(alone).trace_context is None
+    assert PodInfo.from_manifest(made).trace_context == JOB_TRACE

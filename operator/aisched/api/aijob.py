@@ -474,6 +474,10 @@ class AIJobStatus(StatusModel):
     queue: AIJobQueueStatus | None = None
     #: Why it waits, as fields, while it waits (cleared once its pods are placed).
     pending_reason: PendingReason | None = None
+    #: The W3C traceparent of the job's trace (`observability.tracing`): recorded by aisched, which
+    #: alone writes the status, so a client cannot choose which trace (or sampling) the job's
+    #: spans join; the `aisched.io/trace-context` annotation and the job's pods carry a copy.
+    trace_context: Annotated[str, Field(max_length=55)] | None = None
     queued_time: datetime | None = None
     scheduled_time: datetime | None = None
     start_time: datetime | None = None

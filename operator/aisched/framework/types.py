@@ -115,7 +115,8 @@ class PodInfo:
     #: A pod an elastic job grows by (`aisched.io/elastic-surplus`): it takes idle room only.
     surplus: bool = False
     #: The trace the pod's spans join (`aisched.io/trace-context`, a W3C traceparent its AIJob
-    #: copied onto it); unchecked here, parsed strictly where used.
+    #: copied onto it; a pod no AIJob controls joins none, so no client picks a trace or forces
+    #: its sampling); unchecked here, parsed strictly where used.
     trace_context: str | None = None
     #: `namespace/name` (`api.objects.pod_key`), set once: the hot path reads it many times.
     key: str = field(init=False, repr=False)
@@ -161,6 +162,7 @@ class PodInfo:
         """
         view = PodView(pod)
         spec, labels, annotations = view.spec, view.labels, view.annotations
+        by_aijob = view.aijob_reference(controller=True) is not None
         requests = pod_requests(spec)
         share = _gpu_share(requests, annotations)
         models = annotations.get(keys.ANNOTATION_GPU_MODELS, "")
@@ -185,9 +187,7 @@ class PodInfo:
             topology_level=_LEVELS.get(level) if level else None,
             created=(view.created or 0.0) if created is None else created,
             # Only the AIJob controller stamps the sequence: a pod no AIJob controls cannot.
-            sequence=_sequence(
-                annotations, view.revision, by_aijob=view.aijob_reference(controller=True) is not None
-            ),
+            sequence=_sequence(annotations, view.revision, by_aijob=by_aijob),
             runtime_limit=_runtime_limit(spec),
             job_class=labels.get(keys.LABEL_JOB_CLASS) or None,
             node_name=view.node_name,
@@ -197,7 +197,7 @@ class PodInfo:
             mig_profile=share.mig_profile,
             tenant=annotations.get(keys.ANNOTATION_TENANT) or None,
             surplus=annotations.get(keys.ANNOTATION_ELASTIC_SURPLUS) == "true",
-            trace_context=annotations.get(keys.ANNOTATION_TRACE_CONTEXT) or None,
+            trace_context=(annotations.get(keys.ANNOTATION_TRACE_CONTEXT) or None) if by_aijob else None,
         )
 
 

@@ -9,9 +9,9 @@ variables ask for an exporter: `OTEL_TRACES_EXPORTER=console` (spans as JSON on 
 
 Spans (names are stable; README lists them):
 
-- `aijob`: the root of one AIJob's trace, started at the job's creation. Its context is kept in the
-  job's `aisched.io/trace-context` annotation (W3C traceparent) and copied onto its pods, so every
-  later span of the job is its child: `aijob.<reason>` at each change of phase (Queued, Admitted,
+- `aijob`: the root of one AIJob's trace, started at the job's creation. Its context (a W3C
+  traceparent) is recorded in the job's status and copied to its `aisched.io/trace-context`
+  annotation and onto its pods, so every later span of the job is its child: `aijob.<reason>` at each change of phase (Queued, Admitted,
   Running, Preempted, Restarting, Completed, ...), `schedule_cycle` for each cycle of its gang,
   `bind` for its Bindings.
 - `schedule_cycle`: one gang's cycle (attributes `aisched.gang`, `aisched.pods`, `aisched.result`,
@@ -21,8 +21,9 @@ Spans (names are stable; README lists them):
   fact from the timings the framework's observer noted.
 - `bind`: one gang's Bindings; a child `bind_pod` per Binding POST.
 
-A traceparent is user input (anyone may annotate a pod): it is parsed strictly and a malformed
-one is ignored, so it can only choose which trace a tenant's own spans join.
+A traceparent on a pod is read only from pods an AIJob controls (the controller wrote it from the
+job's status), parsed strictly, a malformed one ignored: a client cannot pick the trace a job's
+spans join or force them to be sampled.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Final, cast
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from aisched.api.objects import rfc3339
 from aisched.controllers.aijob.controller import JobController, QueueView
@@ -17,6 +18,7 @@ from aisched.emulator.runner import Emulator
 from aisched.framework.reservations import Reservation
 from aisched.kube.client import JsonObject, KubeClient
 from aisched.kube.informer import Informer
+from aisched.observability.tracing import Tracing
 from aisched.scheduler.queueing import QueueStatus
 from tests.support.objects import aijob
 
@@ -416,3 +418,38 @@ async def test_a_job_queued_too_recently_to_be_ranked_is_looked_up_again_within_
             assert job["status"]["message"].endswith(
                 "; position 2 of 2 in namespace/ml-research (BestEffortFIFO)"
             )
+
+
+async def test_a_jobs_trace_is_the_one_aisched_records_not_one_its_creator_wrote(
+    emulator_cluster: Emulator,
+) -> None:
+    forged = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    provider = TracerProvider()
+    async with KubeClient(base_url=emulator_cluster.url, timeout=10.0) as kube:
+        await kube.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        job = aijob()
+        job["metadata"].setdefault("annotations", {})["aisched.io/trace-context"] = forged
+        created = await kube.post(AIJOBS, job)
+        index = JobIndex()
+        index.job_event(None, created)
+        jobs = JobController(
+            kube,
+            index,
+            clock=time.time,
+            pods_synced=asyncio.Event(),
+            tracing=Tracing(provider.get_tracer("t")),
+        )
+        key = f"{NAMESPACE}/{created['metadata']['name']}"
+
+        await jobs._reconcile(key)
+        await jobs._reconcile(key)  # once more: the trace recorded stays
+
+        stored = await kube.get(f"{AIJOBS}/{created['metadata']['name']}")
+        recorded = stored["status"]["traceContext"]
+        assert recorded != forged
+        assert recorded.split("-")[1] != forged.split("-")[1]  # another trace altogether
+        assert stored["metadata"]["annotations"]["aisched.io/trace-context"] == recorded
+        pods = (await kube.get(PODS))["items"]
+        assert pods
+        assert {p["metadata"]["annotations"]["aisched.io/trace-context"] for p in pods} == {recorded}
+    provider.shutdown()

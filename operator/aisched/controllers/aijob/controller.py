@@ -244,9 +244,10 @@ class JobController:
             self._admission_done(key, None, Plan())
             await self._orphaned(key, pods)
             return
-        obj = await self._traced(key, obj)
-        if obj is None:
+        traced = await self._traced(key, obj)
+        if traced is None:
             return  # the job is gone
+        obj, trace_context = traced
         status = read_status(obj)
         attempt = str(status.restarts + status.preemptions)
         marker = self._preempted.get(key)
@@ -262,6 +263,7 @@ class JobController:
             preempted=marker[1] if marker is not None and marker[0] == attempt else None,
             queue=place,
             shrunk=self._shrunk.pop(key, None),
+            trace_context=trace_context,
         )
         if marker is not None and marker[0] != attempt:
             del self._preempted[key]  # an earlier attempt's, already counted
@@ -288,13 +290,16 @@ class JobController:
             every = self._queue_status_every
             self._queue.add_after(key, min(every, POSITIONS_EVERY) if just_queued else every)
 
-    async def _traced(self, key: str, obj: JsonObject) -> JsonObject | None:
-        """`obj` with its trace: a job without one (or with a malformed one) gets its root span,
-        dated from its creation, and the span's context as an annotation its pods copy. Nothing
-        is written while tracing is off (the span has no context). None: the job is gone."""
+    async def _traced(self, key: str, obj: JsonObject) -> tuple[JsonObject, str | None] | None:
+        """`obj` and its trace: the one its status records, else a new root span dated from its
+        creation, whose context the job's annotation gets as a copy (and the status next). A
+        context a client wrote on the job is not taken: the status alone, which only aisched
+        writes, says which trace the job's spans join. Nothing is written while tracing is off.
+        None: the job is gone."""
         view = ObjectView(obj)
-        if context_of(view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)) is not None:
-            return obj
+        recorded = read_status(obj).trace_context
+        if context_of(recorded) is not None:
+            return obj, recorded
         created = view.created
         context = self._tracing.root(
             "aijob",
@@ -302,7 +307,7 @@ class JobController:
             attributes={"aisched.job": key, "aisched.uid": view.uid},
         )
         if context is None:
-            return obj
+            return obj, None
         patch = {"metadata": {"annotations": {keys.ANNOTATION_TRACE_CONTEXT: context}}}
         try:
             updated = await self._client.patch(_job_path(obj), patch)
@@ -312,7 +317,7 @@ class JobController:
                 return None
             raise
         self._index.job_event("MODIFIED", updated)
-        return updated
+        return updated, context
 
     def _trace_change(self, obj: JsonObject, old: AIJobStatus, plan: Plan) -> None:
         """A span of the job's trace for each change of phase, admission or Event it went through."""
@@ -327,7 +332,7 @@ class JobController:
         if not names:
             return
         view = ObjectView(obj)
-        parent = view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)
+        parent = (new or old).trace_context
         for name in names:
             attributes: dict[str, AttributeValue] = {
                 "aisched.job": view.key,

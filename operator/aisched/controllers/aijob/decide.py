@@ -106,8 +106,10 @@ class Plan:
 class _Step(StatusDraft):
     """One reconciliation of one job: its status being built, and the plan."""
 
-    def __init__(self, obj: Mapping[str, Any], now: float) -> None:
+    def __init__(self, obj: Mapping[str, Any], now: float, trace_context: str | None = None) -> None:
         super().__init__(read_status(obj), now=now)
+        if trace_context is not None and self.new.trace_context is None:
+            self.set(trace_context=trace_context)
         self.set(queue=None, pending_reason=None)  # set again only while the job waits
         view = ObjectView(obj)
         generation = view.generation
@@ -137,6 +139,7 @@ def reconcile(
     preempted: str | None = None,
     queue: QueueStatus | None = None,
     shrunk: str | None = None,
+    trace_context: str | None = None,
 ) -> Plan:
     """The next step for the job `obj` given its `pods` (all pods labelled with its name).
 
@@ -148,13 +151,14 @@ def reconcile(
     `create_error` is why the API server refused to create the job's pods last time, if it did;
     `preempted` names the gang the job's current pods are being evicted for, if they are;
     `queue` is where the scheduler says the job's gang waits now, if it does;
-    `shrunk` why an elastic job's surplus pod went lately, if one was evicted.
+    `shrunk` why an elastic job's surplus pod went lately, if one was evicted;
+    `trace_context` the job's trace, recorded in its status the first time it is given.
     A job being deleted gets nothing: the garbage collector takes its pods.
     """
     view = ObjectView(obj)
     if view.deleting:
         return Plan()
-    step = _Step(obj, now)
+    step = _Step(obj, now, trace_context)
     try:
         job = parse(AIJob, obj)
     except InvalidObjectError as exc:
@@ -338,6 +342,7 @@ def _make(
         scheduler_name=scheduler_name,
         only=set(batch),
         epoch=step.new.replacements,
+        trace_context=step.new.trace_context,
     )
     step.plan.more = len(batch) < len(missing)
     if step.new.replacing and set(batch) & set(step.new.replacing):

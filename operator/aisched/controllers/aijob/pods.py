@@ -80,12 +80,6 @@ def _owner(job: ObjectView) -> dict[str, Any]:
     }
 
 
-def _trace(view: ObjectView) -> dict[str, str]:
-    """The job's trace context, which its pods' spans join (none when it has no valid one)."""
-    value = view.annotations.get(keys.ANNOTATION_TRACE_CONTEXT)
-    return {keys.ANNOTATION_TRACE_CONTEXT: value} if value and context_of(value) is not None else {}
-
-
 def job_pods(
     obj: Mapping[str, Any],
     job: AIJob,
@@ -95,12 +89,14 @@ def job_pods(
     scheduler_name: str = keys.SCHEDULER_NAME,
     only: Collection[str] | None = None,
     epoch: int = 0,
+    trace_context: str | None = None,
 ) -> list[dict[str, Any]]:
     """The pods of `job` for `attempt` (those named in `only`, when given), built from the raw
     object `obj` (whose templates keep every field, including those the models do not describe);
     `sequence` is the job's place in submission order (its `status.queueSequence`); `epoch` its
     rendezvous epoch (`status.replacements`), which the pods of a `Replace` job carry as an
-    annotation and their containers read as AISCHED_RENDEZVOUS_EPOCH (the downward API).
+    annotation and their containers read as AISCHED_RENDEZVOUS_EPOCH (the downward API);
+    `trace_context` the job's trace (`status.traceContext`), which they carry as an annotation.
 
     `restartPolicy` is always Never: a failed container fails its pod, and the controller restarts
     the whole gang (a kubelet restarting one container would rejoin a rendezvous nobody else is in,
@@ -122,7 +118,8 @@ def job_pods(
     annotations = _placement_annotations(spec)
     annotations[ANNOTATION_ATTEMPT] = str(attempt)
     annotations[keys.ANNOTATION_QUEUE_SEQUENCE] = str(sequence)
-    annotations.update(_trace(view))
+    if trace_context is not None and context_of(trace_context) is not None:
+        annotations[keys.ANNOTATION_TRACE_CONTEXT] = trace_context  # the job's trace, its spans' parent
     replaceable = spec.restart.policy == "Replace"
     if replaceable:
         annotations[keys.ANNOTATION_RENDEZVOUS_EPOCH] = str(epoch)

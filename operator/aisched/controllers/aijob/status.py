@@ -71,6 +71,7 @@ class StatusFields(TypedDict, total=False):
     observed_generation: int
     admitted_generation: int
     queue_sequence: int
+    trace_context: str
     queue: AIJobQueueStatus | None
     pending_reason: PendingReason | None
 
