@@ -11,9 +11,9 @@ Spans (names are stable; README lists them):
 
 - `aijob`: the root of one AIJob's trace, started at the job's creation. Its context (a W3C
   traceparent) is recorded in the job's status and copied to its `aisched.io/trace-context`
-  annotation and onto its pods, so every later span of the job is its child: `aijob.<reason>` at each change of phase (Queued, Admitted,
-  Running, Preempted, Restarting, Completed, ...), `schedule_cycle` for each cycle of its gang,
-  `bind` for its Bindings.
+  annotation and onto its pods, so every later span of the job is its child: `aijob.<reason>`
+  at each change of phase (Queued, Admitted, Running, Preempted, Restarting, Completed, ...),
+  `schedule_cycle` for each cycle of its gang, `bind` for its Bindings.
 - `schedule_cycle`: one gang's cycle (attributes `aisched.gang`, `aisched.pods`, `aisched.result`,
   `aisched.reason`, `aisched.feasible_nodes`); events `preemption` (the victims) and `reservation`
   (the nodes held). When the cycle is sampled, a child span per extension point (`PreFilter`,
