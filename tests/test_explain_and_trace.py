@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ NAMESPACE: Final = "ml-research"
 class Run:
     kubectl: Kubectl
     kubeconfig: Path
+    http: str
     lines: list[str] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -55,9 +57,12 @@ async def _drain(stream: asyncio.StreamReader, run: Run, kubeconfig_written: asy
 @pytest.fixture
 async def traced_run(tmp_path: Path) -> AsyncIterator[tuple[Run, asyncio.subprocess.Process]]:
     kubeconfig = tmp_path / "kubeconfig"
+    with socket.socket() as probe:  # a free port for the operator's HTTP server, to ask it live
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {
         **os.environ,
-        "AISCHED_METRICS__PORT": "0",
+        "AISCHED_METRICS__PORT": str(port),
         "AISCHED_LOGGING__FORMAT": "json",
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -73,7 +78,7 @@ async def traced_run(tmp_path: Path) -> AsyncIterator[tuple[Run, asyncio.subproc
         env=env,
     )
     assert process.stdout is not None
-    run = Run(Kubectl(kubeconfig, tmp_path / "cache"), kubeconfig)
+    run = Run(Kubectl(kubeconfig, tmp_path / "cache"), kubeconfig, f"http://127.0.0.1:{port}")
     written = asyncio.Event()
     drain = asyncio.create_task(_drain(process.stdout, run, written))
     try:
@@ -117,13 +122,16 @@ def _trace_of(spans: list[dict[str, Any]], job: str) -> list[dict[str, Any]]:
     return [s for s in spans if s["context"]["trace_id"] == root["context"]["trace_id"]]
 
 
-async def _explain(run: Run, target: str, *, kubectl_plugin: bool = False) -> tuple[int, str, str]:
+async def _explain(
+    run: Run, target: str, *, kubectl_plugin: bool = False, live: bool = False
+) -> tuple[int, str, str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     if kubectl_plugin:
         args = [run.kubectl.binary, "aisched", "explain", target, "-o", "json"]  # kubectl passes no flags on
         env["KUBECONFIG"] = str(run.kubeconfig)
     else:
         args = [str(BIN / "aisched"), "explain", target, "-o", "json", f"--kubeconfig={run.kubeconfig}"]
+        args += [f"--scheduler={run.http}"] if live else []
     process = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
     )
@@ -193,3 +201,39 @@ async def test_a_jobs_life_is_one_trace_and_explain_answers_for_waiting_refused_
     cycles = [s for s in trace if s["name"] == "schedule_cycle"]
     assert cycles[-1]["attributes"]["aisched.result"] == "scheduled"
     assert all(s["parent_id"] for s in trace if s["name"] != "aijob")
+
+
+async def test_a_pod_alone_is_explained_live_by_the_scheduler_it_waits_in(
+    traced_run: tuple[Run, asyncio.subprocess.Process],
+) -> None:
+    run, _ = traced_run
+    kubectl = run.kubectl
+    await kubectl.ok("apply", "-f", str(REPO / "examples" / "00-namespaces.yaml"))
+    await kubectl.ok("apply", "-f", str(REPO / "examples" / "tenantquotas.yaml"))
+    container = {"name": "c", "image": "busybox", "resources": {"limits": {"nvidia.com/gpu": 9}}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "lone", "namespace": NAMESPACE},
+        "spec": {"schedulerName": "aisched", "containers": [container]},
+    }
+    await kubectl.ok("apply", "-f", "-", stdin=yaml.safe_dump(pod))
+    await kubectl.ok(
+        "wait", "--for=jsonpath={.status.conditions[0].reason}=Unschedulable", "pod/lone", "-n", NAMESPACE
+    )
+
+    code, out, err = await _explain(run, f"pod/{NAMESPACE}/lone", live=True)
+    assert code == 0, err
+    live = json.loads(out)
+    assert live["object"]["kind"] == "Pod"
+    assert live["placement"]["reasons"] == [{"reason": "Insufficient nvidia.com/gpu", "nodes": 32}]
+    assert live["quota"]["tenant"] == "research"
+    assert live["queue"]["name"] == "tenant/research"
+
+    code, out, err = await _explain(run, f"pod/{NAMESPACE}/lone")  # without the scheduler: its verdict
+    assert code == 0, err
+    offline = json.loads(out)
+    assert offline["placement"]["message"].startswith(
+        "0/32 nodes are available: 32 Insufficient nvidia.com/gpu"
+    )
+    assert offline["quota"]["tenant"] == "research"

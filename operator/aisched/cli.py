@@ -337,6 +337,12 @@ def _add_operator_commands(commands: Any) -> None:
         "-o", "--output", choices=("text", "json"), default="text", help="text (default) or json"
     )
     explain.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
+    explain.add_argument(
+        "--scheduler",
+        default=os.environ.get("AISCHED_SCHEDULER_URL"),
+        help="the leading operator's HTTP address (e.g. http://localhost:8080 through a port-forward;"
+        " default $AISCHED_SCHEDULER_URL): a pod outside any AIJob is explained as the scheduler sees it",
+    )
     explain.set_defaults(handler=_explain)
 
     run = commands.add_parser(
@@ -417,6 +423,7 @@ def _explain(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         out=out,
         err=err,
         prog="kubectl aisched" if os.path.basename(sys.argv[0]) == "kubectl-aisched" else "aisched",
+        scheduler=args.scheduler,
     )
 
 

@@ -4,16 +4,21 @@ The answer is read from the API server, from what the operator keeps there: an A
 `status.pendingReason` (quota, placement, queue and preemption as fields, refreshed while it
 waits), its phase and placement once it runs, its tenant's TenantQuota status. A pod made by an
 AIJob is explained by its job; a pod alone by its PodScheduled condition (the scheduler's verdict
-in kube-scheduler's words) and its tenant's quota. The structure always has the four sections
-`quota`, `placement`, `queue` and `preemption` (`-o json`); the text output prints them as lines.
+in kube-scheduler's words) and its tenant's quota; with `--scheduler URL` (the leading operator's
+HTTP port), by what that scheduler knows of the gang it waits in, as fields. The structure always
+has the four sections `quota`, `placement`, `queue` and `preemption` (`-o json`); the text output
+prints them as lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, TextIO
+from urllib.parse import quote
+
+import aiohttp
 
 from aisched.api import keys
 from aisched.api.objects import ObjectView, PodView
@@ -55,15 +60,45 @@ def parse_target(target: str, namespace: str | None) -> tuple[str | None, str, s
     return kind, ns, name
 
 
+#: Asks the leading scheduler why pod (namespace, name) waits; None when it does not know it.
+Scheduler = Callable[[str, str], Awaitable[Answer | None]]
+
+
+def scheduler_at(url: str) -> Scheduler:
+    """The live answers of the operator serving `url` (its HTTP port, e.g. a port-forward)."""
+
+    async def ask(namespace: str, name: str) -> Answer | None:
+        path = f"{url.rstrip('/')}/api/explain/pods/{quote(namespace, safe='')}/{quote(name, safe='')}"
+        timeout = aiohttp.ClientTimeout(total=10)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(path) as response:
+                if response.status == 404:
+                    return None
+                response.raise_for_status()
+                answer: Answer = await response.json()
+                return answer
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise ApiUnavailable(f"the scheduler at {url} did not answer: {exc}") from exc
+
+    return ask
+
+
 class Reader(Protocol):
     """The one verb explain needs of `aisched.kube.client.KubeClient`."""
 
     async def get(self, path: str) -> JsonObject: ...
 
 
-async def explain(client: Reader, namespace: str, name: str, *, kind: str | None = None) -> Answer:
+async def explain(
+    client: Reader,
+    namespace: str,
+    name: str,
+    *,
+    kind: str | None = None,
+    scheduler: Scheduler | None = None,
+) -> Answer:
     """The structured answer for the AIJob or pod `namespace/name` (an AIJob first when `kind` is
-    None); LookupError when neither exists."""
+    None); LookupError when neither exists. `scheduler` answers live for a pod alone."""
     if kind in (None, "AIJob"):
         job = await _get(client, _job_path(namespace, name))
         if job is not None:
@@ -73,7 +108,7 @@ async def explain(client: Reader, namespace: str, name: str, *, kind: str | None
             client, resource_path(group="", version="v1", plural="pods", namespace=namespace, name=name)
         )
         if pod is not None:
-            return await _explain_pod(client, pod)
+            return await _explain_pod(client, pod, scheduler)
     what = {None: "AIJob or pod", "AIJob": "AIJob", "Pod": "pod"}[kind]
     raise LookupError(f"no {what} {namespace}/{name}")
 
@@ -122,13 +157,17 @@ async def _explain_job(client: Reader, job: JsonObject, *, pod: JsonObject | Non
     return answer
 
 
-async def _explain_pod(client: Reader, pod: JsonObject) -> Answer:
+async def _explain_pod(client: Reader, pod: JsonObject, scheduler: Scheduler | None) -> Answer:
     view = PodView(pod)
     owner = view.aijob_reference(controller=True)
     if owner is not None:
         job = await _get(client, _job_path(view.namespace, str(owner.get("name") or "")))
         if job is not None and ObjectView(job).uid == owner.get("uid"):
             return await _explain_job(client, job, pod=pod)
+    if scheduler is not None:
+        live = await scheduler(view.namespace, view.name)
+        if live is not None:
+            return live
     condition = view.condition("PodScheduled") or {}
     node = view.node_name
     phase = str(view.status.get("phase") or "Pending")
@@ -322,6 +361,7 @@ def explain_command(
     out: TextIO,
     err: TextIO,
     prog: str = "aisched",
+    scheduler: str | None = None,
 ) -> int:
     """Run `explain`; the exit code (1: not found or no cluster, 2: a malformed target)."""
     try:
@@ -332,7 +372,8 @@ def explain_command(
 
     async def run() -> Answer:
         async with await KubeClient.auto(kubeconfig) as client:
-            return await explain(client, ns, name, kind=kind)
+            live = scheduler_at(scheduler) if scheduler else None
+            return await explain(client, ns, name, kind=kind, scheduler=live)
 
     try:
         answer = asyncio.run(run())

@@ -97,3 +97,28 @@ async def test_an_address_this_machine_does_not_have_is_a_clear_error() -> None:
         await server.start()
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.url
+
+
+async def test_the_explain_endpoint_answers_knows_nothing_or_fails_alone() -> None:
+    def explain(namespace: str, name: str) -> dict[str, object] | None:
+        if name == "broken":
+            raise RuntimeError("a bug")
+        return {"object": {"namespace": namespace, "name": name}} if name == "known" else None
+
+    async with (
+        HealthServer(
+            Metrics(), host="127.0.0.1", port=0, ready=Switch(True), live=Switch(True), explain=explain
+        ) as server,
+        aiohttp.ClientSession(base_url=server.url) as http,
+    ):
+        async with http.get("/api/explain/pods/ml/known") as response:
+            assert response.status == 200
+            assert await response.json() == {"object": {"namespace": "ml", "name": "known"}}
+        async with http.get("/api/explain/pods/ml/other") as response:
+            assert response.status == 404
+            assert "does not know pod ml/other" in (await response.json())["error"]
+        async with http.get("/api/explain/pods/ml/broken") as response:
+            assert response.status == 500
+            assert (await response.json())["error"] == "explain failed: RuntimeError"
+        async with http.get("/healthz") as response:
+            assert response.status == 200  # the rest still answers

@@ -26,6 +26,7 @@ from aisched.binder.ratelimit import TokenBucket
 from aisched.controllers.aijob.admission import Admissions
 from aisched.controllers.aijob.controller import TENANTQUOTAS_PATH, JobController
 from aisched.controllers.index import JobIndex
+from aisched.controllers.scheduling.explain import LiveExplain
 from aisched.controllers.scheduling.runtime import SchedulerRuntime
 from aisched.controllers.tenantquota import QuotaController
 from aisched.framework.profile import Profile
@@ -112,6 +113,7 @@ class Manager:
                 clock=time.monotonic,
                 wall=time.time,
             ),
+            explain=LiveExplain(lambda: self.runtime),
         )
         if self._elector is not None:
             await self._check_lease_namespace()

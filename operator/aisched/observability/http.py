@@ -3,15 +3,16 @@
 `/metrics` serves the registry of one `Metrics`; `/healthz` (liveness) and `/readyz` (readiness)
 ask the callbacks they were given on every request; `/` (the cluster view's page, `?rack=NAME` to
 zoom into one rack) and `/api/view` (the same as JSON; `html=1` adds the page's sections, for its
-refresh) ask the view source. The server holds no state of its own.
+refresh) ask the view source; `/api/explain/pods/NAMESPACE/NAME` asks the explain source why a pod
+waits (`aisched explain --scheduler`). The server holds no state of its own.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from aiohttp import web
 
@@ -50,9 +51,11 @@ class HealthServer:
         ready: Callable[[], bool],
         live: Callable[[], bool],
         view: ViewSource | None = None,
+        explain: Callable[[str, str], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self._metrics = metrics
         self._view = view
+        self._explain = explain
         self._host = host
         self._port = port
         self._ready = ready
@@ -79,6 +82,8 @@ class HealthServer:
         if self._view is not None:
             app.router.add_get("/", self._serve_page)
             app.router.add_get("/api/view", self._serve_view)
+        if self._explain is not None:
+            app.router.add_get("/api/explain/pods/{namespace}/{name}", self._serve_explain)
         # Probes every few seconds would drown the log, so no access log.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -151,6 +156,22 @@ class HealthServer:
                 {"error": f"the cluster view failed: {type(exc).__name__}"}, status=_FAILED
             )
         return web.Response(text=body, content_type="application/json", headers=_VIEW_HEADERS)
+
+    async def _serve_explain(self, request: web.Request) -> web.Response:
+        assert self._explain is not None
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        try:
+            answer = self._explain(namespace, name)
+        except Exception as exc:  # a bug: say so, keep serving the rest
+            log.exception("explain_failed", path=request.path)
+            return web.json_response({"error": f"explain failed: {type(exc).__name__}"}, status=_FAILED)
+        if answer is None:
+            return web.json_response(
+                {"error": f"this scheduler does not know pod {namespace}/{name} (or does not lead)"},
+                status=404,
+                headers=_VIEW_HEADERS,
+            )
+        return web.json_response(answer, headers=_VIEW_HEADERS)
 
 
 def _asked_rack(request: web.Request) -> str | None:

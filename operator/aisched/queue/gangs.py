@@ -145,6 +145,10 @@ class GangBook:
         for key in [k for k in self._done if k == gang or k.startswith(f"{gang}/")]:
             del self._done[key]
 
+    def gang_of(self, pod_key: str) -> str | None:
+        """The key of the gang pod `pod_key` is filed in, or None."""
+        return self._gang_of.get(pod_key)
+
     def pending_pod(self, pod_key: str) -> PodInfo | None:
         """The pending pod `pod_key` as last filed, or None."""
         gang = self._gang_of.get(pod_key)
