@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aisched.emulator.cel import CelEvaluator
+from aisched.emulator.dra import DRA_SCHEMAS
+from aisched.emulator.dra import GROUP as DRA_GROUP
 from aisched.emulator.errors import StatusError
 from aisched.emulator.limits import metadata_causes
 from aisched.emulator.resources import BUILTIN, ResourceType
@@ -305,6 +307,15 @@ def admit(
     if resource.custom and resource.schema is not None:
         return _admit_custom(
             resource, obj, schema=resource.schema, old=old, field_validation=field_validation, cel=cel
+        )
+    if resource.group == DRA_GROUP:  # resource.k8s.io: checked against its kinds' schemas
+        return _admit_custom(
+            resource,
+            obj,
+            schema=DRA_SCHEMAS[resource.kind],
+            old=old,
+            field_validation=field_validation,
+            cel=cel,
         )
     if resource.key == ("", "pods"):
         _check_pod(obj, old=old)

@@ -73,6 +73,9 @@ class ClusterSpec(_Model):
     kind: Literal["SimulatedCluster"] = "SimulatedCluster"
     metadata: dict[str, Any] = Field(default_factory=dict)
     node_groups: list[NodeGroup] = Field(alias="nodeGroups", min_length=1)
+    #: Whether NVIDIA's GPU DRA driver runs: its DeviceClasses exist and every GPU node publishes
+    #: a ResourceSlice of its GPUs (`emulator.dra`).
+    dra_driver: bool = Field(default=False, alias="draDriver")
 
 
 def load_cluster(path: Path) -> ClusterSpec:

@@ -72,6 +72,10 @@ class Kubelet:
         self._exits: dict[str, float] = {}  # stopping pod -> loop time its containers are done
         self._kill_at: dict[str, float] = {}  # stopping pod -> loop time they are killed
         self._events_made = 0
+        self._claims = server.resource("resource.k8s.io", "v1", "resourceclaims")
+        #: Per started pod (key), the DRA devices each container would get: `driver/pool/device`.
+        self.devices: dict[str, dict[str, list[str]]] = {}
+        self._unprepared: dict[str, str] = {}  # waiting pod -> why its claims are not ready (said once)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_ip = 0
 
@@ -92,10 +96,14 @@ class Kubelet:
         self._kill_at.clear()
 
     def _changed(self, event: Event) -> None:
+        if event.resource == self._claims.key and event.type != "DELETED":
+            self._claim_changed(event.object)
+            return
         if event.resource == self._pods.key and event.type != "DELETED":
             self._consider(event.object)
         elif event.resource == self._pods.key:
             self._forget(_key(event.object))
+            self.devices.pop(_key(event.object), None)
         elif event.resource == self._nodes.key and event.type == "DELETED":
             self._fail_pods_on(event.object["metadata"]["name"], "NodeLost", "the node was deleted")
         elif event.resource == self._nodes.key and _ready(event.object) and not _ready(event.old or {}):
@@ -111,6 +119,7 @@ class Kubelet:
         self._stopping.discard(key)
         self._exits.pop(key, None)
         self._kill_at.pop(key, None)
+        self._unprepared.pop(key, None)
 
     def _consider(self, pod: dict[str, Any]) -> None:
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -146,6 +155,15 @@ class Kubelet:
         current = self.server.store.find(self._pods, namespace, name)
         if current is None or (current.get("status") or {}).get("phase") != "Pending":
             return
+        prepared = self._prepare(current)
+        if isinstance(prepared, str):  # its claims are not allocated for it: it waits, as on a node
+            if self._unprepared.get(key) != prepared:
+                self._unprepared[key] = prepared
+                self._record(current, "FailedPrepareDynamicResources", prepared)
+            return
+        self._unprepared.pop(key, None)
+        if prepared:
+            self.devices[key] = prepared
         now = self._timestamp()
         if self._loop is not None:
             self._started[key] = self._loop.time()
@@ -329,6 +347,62 @@ class Kubelet:
         namespace, name = key.split("/", 1)
         if self.server.store.find(self._pods, namespace, name) is not None:
             self.server.delete(self._pods, namespace, name, {"gracePeriodSeconds": 0})
+
+    # -- dynamic resources ---------------------------------------------------------------------
+
+    def _prepare(self, pod: dict[str, Any]) -> dict[str, list[str]] | str:
+        """The DRA devices each container of `pod` gets (`driver/pool/device`), or why it cannot
+        start: a claim it names is missing, not allocated, not reserved for it, or allocated on
+        another node's pool."""
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        entries = [e for e in spec.get("resourceClaims") or [] if isinstance(e, dict)]
+        if not entries:
+            return {}
+        generated = {
+            s.get("name"): s.get("resourceClaimName")
+            for s in status.get("resourceClaimStatuses") or []
+            if isinstance(s, dict)
+        }
+        namespace, uid, node = pod["metadata"]["namespace"], pod["metadata"].get("uid"), spec.get("nodeName")
+        results: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            name = entry.get("name")
+            claim_name = entry.get("resourceClaimName") or generated.get(name)
+            if not claim_name:
+                return f"claim {name!r}: no ResourceClaim made for it yet"
+            claim = self.server.store.find(self._claims, namespace, claim_name)
+            if claim is None:
+                return f"ResourceClaim {namespace}/{claim_name} does not exist"
+            claim_status = claim.get("status") or {}
+            allocated = ((claim_status.get("allocation") or {}).get("devices") or {}).get("results") or []
+            if not claim_status.get("allocation"):
+                return f"ResourceClaim {namespace}/{claim_name} is not allocated"
+            if not any(r.get("uid") == uid for r in claim_status.get("reservedFor") or []):
+                return f"ResourceClaim {namespace}/{claim_name} is not reserved for this pod"
+            elsewhere = sorted({str(r.get("pool")) for r in allocated if r.get("pool") != node})
+            if elsewhere:
+                return (
+                    f"ResourceClaim {namespace}/{claim_name} has devices of pool {elsewhere[0]}, not {node}"
+                )
+            results[str(name)] = allocated
+        devices: dict[str, list[str]] = {}
+        for container in spec.get("containers") or []:
+            for use in (container.get("resources") or {}).get("claims") or []:
+                for result in results.get(use.get("name"), []):
+                    if use.get("request") in (None, result.get("request")):
+                        devices.setdefault(container["name"], []).append(
+                            f"{result['driver']}/{result['pool']}/{result['device']}"
+                        )
+        return devices
+
+    def _claim_changed(self, claim: dict[str, Any]) -> None:
+        """A claim was allocated or reserved: pods waiting for it are looked at again."""
+        namespace = claim["metadata"].get("namespace")
+        for key in list(self._unprepared):
+            if key.startswith(f"{namespace}/"):
+                pod = self.server.store.find(self._pods, *key.split("/", 1))
+                if pod is not None:
+                    self._consider(pod)
 
     def _record(self, pod: dict[str, Any], reason: str, message: str) -> None:
         """An Event about `pod` from this node's kubelet."""

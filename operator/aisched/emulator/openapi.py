@@ -22,6 +22,8 @@ from aisched.emulator.builtin_schemas import (
     OBJECT_META,
     builtin_name,
 )
+from aisched.emulator.dra import DRA_SCHEMAS
+from aisched.emulator.dra import GROUP as DRA_GROUP
 from aisched.emulator.resources import ResourceType
 
 __all__ = ["group_version_document", "index", "swagger"]
@@ -57,7 +59,13 @@ def _kind_schema(resource: ResourceType) -> dict[str, Any]:
         schema = copy.deepcopy(dict(resource.schema or {"type": "object"}))
         schema.setdefault("type", "object")
     else:
-        schema = copy.deepcopy(BUILTIN_SCHEMAS.get((resource.group, resource.kind)) or {"type": "object"})
+        dra = DRA_SCHEMAS.get(resource.kind) if resource.group == DRA_GROUP else None
+        known = (
+            dra["openAPIV3Schema"]
+            if dra is not None
+            else BUILTIN_SCHEMAS.get((resource.group, resource.kind))
+        )
+        schema = copy.deepcopy(known or {"type": "object"})
     properties = schema.setdefault("properties", {})
     properties["apiVersion"] = {**API_VERSION, **properties.get("apiVersion", {})}
     properties["kind"] = {**KIND, **properties.get("kind", {})}

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["BUILTIN", "ResourceType", "builtin", "from_crd"]
+__all__ = ["BUILTIN", "DRA_RESOURCES", "ResourceType", "builtin", "from_crd"]
 
 ALL_VERBS: Final = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -101,7 +101,16 @@ def builtin(
     )
 
 
+#: Dynamic Resource Allocation (`emulator.dra`): device classes, the drivers' slices, claims.
+DRA_RESOURCES: Final[tuple[ResourceType, ...]] = (
+    builtin("resource.k8s.io", "v1", "deviceclasses", "DeviceClass", namespaced=False),
+    builtin("resource.k8s.io", "v1", "resourceslices", "ResourceSlice", namespaced=False),
+    builtin("resource.k8s.io", "v1", "resourceclaims", "ResourceClaim", namespaced=True, subs=("status",)),
+    builtin("resource.k8s.io", "v1", "resourceclaimtemplates", "ResourceClaimTemplate", namespaced=True),
+)
+
 BUILTIN: Final[tuple[ResourceType, ...]] = (
+    *DRA_RESOURCES,
     builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",), subs=("status",)),
     builtin("", "v1", "pods", "Pod", namespaced=True, short=("po",), subs=("status", "binding")),
     builtin("", "v1", "nodes", "Node", namespaced=False, short=("no",), subs=("status",)),

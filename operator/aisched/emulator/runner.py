@@ -14,6 +14,8 @@ from aiohttp import web
 
 from aisched.api.crd import KINDS, crd_for
 from aisched.emulator.cluster import ClusterSpec, load_cluster, node_objects
+from aisched.emulator.dra import DEVICE_CLASSES, resource_slice
+from aisched.emulator.dra import GROUP as DRA_GROUP
 from aisched.emulator.kubelet import Kubelet
 from aisched.emulator.server import ApiServer
 
@@ -89,6 +91,12 @@ class Emulator:
         """
         nodes = self.server.resource("", "v1", "nodes")
         topologies = self.server.resource("aisched.io", "v1alpha1", "gpunodetopologies")
+        slices = self.server.resource(DRA_GROUP, "v1", "resourceslices")
+        if cluster.dra_driver:
+            classes = self.server.resource(DRA_GROUP, "v1", "deviceclasses")
+            for device_class in DEVICE_CLASSES:
+                if self.server.store.find(classes, None, device_class["metadata"]["name"]) is None:
+                    self.server.create(classes, None, copy.deepcopy(device_class))
         checked: set[str] = set()
         names = []
         for node, topology in node_objects(cluster, now=self.server.clock()):
@@ -106,6 +114,13 @@ class Emulator:
                 }
             ]
             layout = _layout(status)
+            if cluster.dra_driver:
+                piece = resource_slice(created["metadata"]["name"], status)
+                piece["metadata"]["ownerReferences"] = copy.deepcopy(topology["metadata"]["ownerReferences"])
+                if layout in checked:  # like the topology objects: the first of a layout is checked
+                    self.server.store.create(slices, piece)
+                else:
+                    self.server.create(slices, None, piece)
             if layout in checked:
                 stored = self.server.store.create(topologies, topology)
                 self.server.store.replace(topologies, stored, {**copy.deepcopy(stored), "status": status})
