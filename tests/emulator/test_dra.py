@@ -176,3 +176,55 @@ async def test_the_kubelet_starts_a_pod_only_once_its_claim_is_allocated_and_res
     assert emulator.kubelet.devices[f"{NAMESPACE}/train"] == {
         "train": ["gpu.nvidia.com/h-001/gpu-2", "gpu.nvidia.com/h-001/gpu-3"]
     }
+
+
+async def test_a_pods_claim_is_made_from_its_template_and_released_when_the_pod_ends(
+    dra: tuple[Emulator, Kubectl],
+) -> None:
+    emulator, kubectl = dra
+    request = {"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com"}}
+    template = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": "one-gpu", "namespace": NAMESPACE},
+        "spec": {"spec": {"devices": {"requests": [request]}}},
+    }
+    await kubectl.ok("apply", "-f", "-", stdin=yaml.safe_dump(template))
+    pod = _pod()
+    pod["metadata"]["annotations"] = {"aisched.io/sim-duration": "1s"}
+    pod["spec"]["resourceClaims"] = [{"name": "gpus", "resourceClaimTemplateName": "one-gpu"}]
+    created = json.loads(await kubectl.ok("apply", "-f", "-", "-o", "json", stdin=yaml.safe_dump(pod)))
+    await kubectl.ok(
+        "wait", "--for=jsonpath={.status.resourceClaimStatuses[0].name}=gpus", "pod/train", "-n", NAMESPACE
+    )
+    made = json.loads(await kubectl.ok("get", "pod", "train", "-n", NAMESPACE, "-o", "json"))
+    claim_name = made["status"]["resourceClaimStatuses"][0]["resourceClaimName"]
+    generated = json.loads(
+        await kubectl.ok("get", "resourceclaim", claim_name, "-n", NAMESPACE, "-o", "json")
+    )
+    assert claim_name.startswith("train-gpus-")
+    assert generated["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
+    assert generated["metadata"]["annotations"]["resource.kubernetes.io/pod-claim-name"] == "gpus"
+    assert generated["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"] == "gpu.nvidia.com"
+
+    result = {"request": "gpu", "driver": "gpu.nvidia.com", "pool": "h-000", "device": "gpu-5"}
+    reserved = {"resource": "pods", "name": "train", "uid": created["metadata"]["uid"]}
+    status = {"status": {"allocation": {"devices": {"results": [result]}}, "reservedFor": [reserved]}}
+    patch = ("--subresource=status", "--type=merge", "-p", json.dumps(status))
+    await kubectl.ok("patch", "resourceclaim", claim_name, "-n", NAMESPACE, *patch)
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "train"},
+        "target": {"name": "h-000"},
+    }
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods/train/binding"
+    await kubectl.ok("create", "--raw", path, "-f", "-", stdin=json.dumps(binding))
+    await kubectl.ok(
+        "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/train", "-n", NAMESPACE, "--timeout=30s"
+    )
+    assert emulator.kubelet.devices[f"{NAMESPACE}/train"] == {"train": ["gpu.nvidia.com/h-000/gpu-5"]}
+
+    # The pod's end was written before kubectl could see it: its claim was released on that turn.
+    released = json.loads(await kubectl.ok("get", "resourceclaim", claim_name, "-n", NAMESPACE, "-o", "json"))
+    assert released.get("status", {}) == {}  # reserved for nobody, so deallocated

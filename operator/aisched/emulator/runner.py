@@ -13,6 +13,7 @@ import yaml
 from aiohttp import web
 
 from aisched.api.crd import KINDS, crd_for
+from aisched.emulator.claims import ClaimController
 from aisched.emulator.cluster import ClusterSpec, load_cluster, node_objects
 from aisched.emulator.dra import DEVICE_CLASSES, resource_slice
 from aisched.emulator.dra import GROUP as DRA_GROUP
@@ -35,6 +36,7 @@ class Emulator:
     ) -> None:
         self.server = ApiServer(history=history)
         self.kubelet = Kubelet(self.server)
+        self.claims = ClaimController(self.server)
         self._cluster = load_cluster(cluster) if isinstance(cluster, Path) else cluster
         self._host = host
         self._port = port
@@ -55,6 +57,7 @@ class Emulator:
             self.install_crds()
             self.add_nodes(self._cluster)
         self.kubelet.start()
+        self.claims.start()
         # Cancel a handler whose client went away, so an idle watch does not outlive its client.
         self._runner = web.AppRunner(
             self.server.app, handle_signals=False, access_log=None, handler_cancellation=True
