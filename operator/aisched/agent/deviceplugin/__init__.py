@@ -7,3 +7,9 @@ container gets; `service` and `registration` speak gRPC; `runner` puts them besi
 
 The only package of aisched that imports `grpc` (the `deviceplugin` extra).
 """
+
+from pathlib import Path
+from typing import Final
+
+#: Where the kubelet looks for device plugins and serves its Registration (`kubelet.sock`).
+DEFAULT_DIRECTORY: Final = Path("/var/lib/kubelet/device-plugins")

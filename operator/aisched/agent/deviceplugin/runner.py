@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Protocol
 
+from aisched.agent.deviceplugin import DEFAULT_DIRECTORY
 from aisched.agent.deviceplugin.book import PodBook
 from aisched.agent.deviceplugin.devices import Inventory, inventory
 from aisched.agent.deviceplugin.registration import PluginServer
@@ -22,10 +23,7 @@ from aisched.api.gpunodetopology import GPUNodeTopologyStatus
 from aisched.kube.informer import Informer, ListWatchClient
 from aisched.kube.retry import until_stopped
 
-__all__ = ["DEFAULT_DIRECTORY", "DevicePluginSettings", "DevicePlugins", "NodeDevices"]
-
-#: Where the kubelet looks for device plugins (and serves kubelet.sock).
-DEFAULT_DIRECTORY: Final = Path("/var/lib/kubelet/device-plugins")
+__all__ = ["DevicePluginSettings", "DevicePlugins", "NodeDevices"]
 
 
 class NodeDevices(Protocol):
