@@ -26,6 +26,7 @@ from aisched.agent.publisher import Publisher
 from aisched.agent.runner import Agent
 from aisched.emulator.runner import Emulator
 from aisched.kube.client import KubeClient
+from aisched.kube.rbac import AGENT_PERMISSIONS
 from tests.agent.deviceplugin.fake_kubelet import FakeKubelet
 
 NODE = "gpu-1"
@@ -358,3 +359,11 @@ async def test_a_pod_of_another_node_is_never_taken(rig: Rig, api: Emulator) -> 
     await rig.bind("here", gpus=uuid(1))
     assert (await rig.kubelet.admit(GPU, 1)).visible == [uuid(1)]
     assert [c.key for c in rig.plugins.book.waiting()] == []
+
+
+async def test_the_agent_rbac_grants_the_plugins_list_and_watch_of_its_nodes_pods(rig: Rig) -> None:
+    informer = rig.plugins.informer
+    assert informer.path == "/api/v1/pods"  # cluster-wide: a field selector, not a namespace
+    assert informer._selectors == {"fieldSelector": f"spec.nodeName={NODE}"}
+    granted = {(p.group, p.resource): set(p.verbs) for p in AGENT_PERMISSIONS}
+    assert granted[("", "pods")] == {"list", "watch"}
