@@ -14,9 +14,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/aisched
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
-# The operator's dependencies and the embedded emulator's (for `aisched run --emulator` and `demo`);
-# no simulator plots, no test tools. Bytecode is compiled here: the root filesystem is read-only.
-RUN /opt/aisched/bin/pip install '/src[emulator,otel]' \
+# The operator's dependencies, the embedded emulator's (for `aisched run --emulator` and `demo`) and
+# the device plugin's gRPC (`aisched agent --device-plugin`); no simulator plots, no test tools. Bytecode is compiled here: the root filesystem is read-only.
+RUN /opt/aisched/bin/pip install '/src[deviceplugin,emulator,otel]' \
  && /opt/aisched/bin/pip uninstall --yes setuptools pip \
  && /opt/aisched/bin/python3 -m compileall -q /opt/aisched
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo run test lint typecheck unit crds validate bench venv clean image image-base image-test view-screenshot
+.PHONY: demo run test lint typecheck unit crds deviceplugin-api validate bench venv clean image image-base image-test view-screenshot
 
 demo: $(STAMP)  ## the scheduler on the embedded emulator (32 DGX H100 in 4 racks) with example jobs
 	$(BIN)/aisched demo --cluster examples/clusters/dgx-h100-4racks.yaml --examples examples
@@ -37,6 +37,10 @@ unit: $(STAMP)
 
 crds: $(STAMP)  ## regenerate crds/ from the API models
 	$(BIN)/aisched crds --output-dir crds
+
+DP_API := aisched/agent/deviceplugin/v1beta1/api.proto
+deviceplugin-api: $(STAMP)  ## regenerate the kubelet device-plugin API modules from their .proto
+	cd operator && ../$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(DP_API)
 
 validate: $(STAMP)  ## validate the examples offline
 	$(BIN)/aisched validate -f examples/

@@ -110,3 +110,27 @@ async def test_the_agent_overlay_installs_the_agent_alone_on_gpu_nodes(kubectl: 
     assert "deployment" not in applied
     again = await kubectl.ok("apply", "-k", str(ROOT / "manifests/overlays/agent"))
     assert "created" not in again, "applied twice, nothing is made again"
+
+
+async def test_the_device_plugin_overlay_runs_the_agent_as_the_kubelets_plugin(kubectl: Kubectl) -> None:
+    docs = await _render(kubectl, "manifests/overlays/device-plugin")
+    agent = _one(docs, "DaemonSet", "aisched-agent")["spec"]["template"]["spec"]
+    (container,) = agent["containers"]
+    assert container["command"] == ["aisched", "agent"]
+    assert container["args"] == ["--device-plugin"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["device-plugins"] == "/var/lib/kubelet/device-plugins"
+    volumes = {v["name"]: v for v in agent["volumes"]}
+    assert volumes["device-plugins"]["hostPath"] == {
+        "path": "/var/lib/kubelet/device-plugins",
+        "type": "Directory",
+    }
+    # Root, for the kubelet's root-owned directory, and nothing more.
+    assert agent["securityContext"]["runAsUser"] == 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # The agent may list and watch pods (its node's, by field selector) in every install.
+    role = _one(docs, "ClusterRole", "aisched-agent")
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]} in role["rules"]
+    applied = await kubectl.ok("apply", "-k", str(ROOT / "manifests/overlays/device-plugin"))
+    assert "daemonset.apps/aisched-agent created" in applied

@@ -1,8 +1,10 @@
-"""The operator installs lean: the emulator's CEL engine and the simulator's plotting are extras.
+"""The operator installs lean: the emulator's CEL engine, the simulator's plotting and the device
+plugin's gRPC are extras.
 
 `cel-python` (module `celpy`, with its parser `lark`) is imported only under `aisched/emulator/`,
-`matplotlib` only under `aisched/simulator/`; neither is a core dependency in pyproject.toml. A
-command that needs an extra which is not installed says which in one line, not a traceback.
+`matplotlib` only under `aisched/simulator/`, `grpcio` and `protobuf` (modules `grpc`, `google`)
+only under `aisched/agent/deviceplugin/`; none is a core dependency in pyproject.toml. A command
+that needs an extra which is not installed says which in one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ PACKAGE = ROOT / "operator" / "aisched"
 EXTRAS = {
     "emulator": ("emulator", ("celpy", "lark"), ("cel-python",)),
     "sim": ("simulator", ("matplotlib",), ("matplotlib",)),
+    "deviceplugin": ("agent/deviceplugin", ("grpc", "google"), ("grpcio", "protobuf")),
 }
 #: The tracing extra: the SDK and the OTLP exporter, imported only when tracing is configured.
 OTEL_DISTRIBUTIONS = ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http")
 OTEL_SDK_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter")
 #: Modules that exist only to start the emulator (loaded by the commands that check the extra first).
 EMULATOR_ONLY = ("demo.py",)
+#: The device plugin's modules that speak gRPC (its pure core, `book`, `devices`, `allocation`, is
+#: checked with the operator's modules).
+DEVICE_PLUGIN_GRPC = ("registration.py", "service.py", "runner.py", "v1beta1")
+
+
+def _under(path: Path, folder: str) -> bool:
+    return path.parts[: len(Path(folder).parts)] == Path(folder).parts
 
 
 def imports_outside(root: Path, folder: str, modules: tuple[str, ...]) -> list[str]:
@@ -35,7 +45,7 @@ def imports_outside(root: Path, folder: str, modules: tuple[str, ...]) -> list[s
     return [
         f"{path.relative_to(root)}:{line} {module}"
         for path in sorted(root.rglob("*.py"))
-        if path.relative_to(root).parts[0] != folder
+        if not _under(path.relative_to(root), folder)
         for line, name in absolute_imports(path)
         if (module := name.split(".")[0]) in modules
     ]
@@ -67,13 +77,20 @@ def test_the_static_check_catches_an_import_inside_a_function(tmp_path: Path) ->
 def test_the_operator_modules_load_neither_extra_at_run_time() -> None:
     """Through a third module too: every module outside the emulator and the simulator (and the
     demo, which is the emulator's) imported in a fresh interpreter, then what it loaded."""
+    device_plugin = PACKAGE / "agent" / "deviceplugin"
     modules = [
         module_name(path, PACKAGE)
         for path in sorted(PACKAGE.rglob("*.py"))
         if path.relative_to(PACKAGE).parts[0] not in ("emulator", "simulator", *EMULATOR_ONLY)
+        and not (
+            _under(path, str(device_plugin))
+            and path.relative_to(device_plugin).parts[0] in DEVICE_PLUGIN_GRPC
+        )
     ]
     assert "aisched.controllers.manager" in modules
     assert "aisched.runner" in modules
+    assert "aisched.agent.deviceplugin.allocation" in modules
+    assert "aisched.agent.deviceplugin.service" not in modules
     forbidden = [m for _, extra_modules, _ in EXTRAS.values() for m in extra_modules]
     assert loaded_by(modules, forbidden) == []
 
@@ -116,6 +133,7 @@ def test_only_the_tracing_setup_and_its_benchmark_import_the_opentelemetry_sdk()
         (["bench", "e2e"], "emulator"),
         (["simulate"], "sim"),
         (["bench", "sim"], "sim"),
+        (["agent", "--device-plugin"], "deviceplugin"),
     ],
 )
 def test_a_command_without_its_extra_says_which_to_install_in_one_line(
@@ -125,7 +143,9 @@ def test_a_command_without_its_extra_says_which_to_install_in_one_line(
 
     assert cli.main(argv) == 1
 
-    command = " ".join(["aisched", *argv[:2]]) if argv[0] in ("run", "bench") else f"aisched {argv[0]}"
+    command = (
+        " ".join(["aisched", *argv[:2]]) if argv[0] in ("run", "bench", "agent") else f"aisched {argv[0]}"
+    )
     captured = capsys.readouterr()
     assert captured.err == f"{command}: needs the {extra} extra: pip install 'aisched[{extra}]'\n"
     assert captured.out == ""

@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol, TextIO
 import yaml
 
 from aisched import __version__
+from aisched.agent.deviceplugin import DEFAULT_DIRECTORY as DEVICE_PLUGIN_DIRECTORY
 from aisched.api.validation import validate_manifest
 from aisched.crds import stale_crds, write_crds
 from aisched.kube.rbac import AGENT_LEASE_NAMESPACE
@@ -35,7 +36,7 @@ _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: The simulator's placement policies, in the FGD paper's order (`aisched.simulator.cluster.POLICIES`).
 _POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
 #: The module each optional extra of pyproject.toml installs, found without importing it.
-_EXTRAS: Final = {"emulator": "celpy", "sim": "matplotlib"}
+_EXTRAS: Final = {"emulator": "celpy", "sim": "matplotlib", "deviceplugin": "grpc"}
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "aisched") -> int:
@@ -98,6 +99,20 @@ def _parser(prog: str = "aisched") -> argparse.ArgumentParser:
     agent.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else in-cluster)")
     agent.add_argument("--once", action="store_true", help="publish once and exit")
     agent.add_argument("--sysfs", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
+    agent.add_argument(
+        "--device-plugin",
+        action="store_true",
+        default=os.environ.get("AISCHED_DEVICE_PLUGIN", "").lower() in ("1", "true", "yes"),
+        help="also serve the kubelet device plugin for nvidia.com/gpu, handing each container the GPUs"
+        " aisched chose (default: $AISCHED_DEVICE_PLUGIN; needs the deviceplugin extra)",
+    )
+    agent.add_argument(
+        "--device-plugin-dir",
+        type=Path,
+        default=Path(os.environ.get("AISCHED_DEVICE_PLUGIN_DIR") or DEVICE_PLUGIN_DIRECTORY),
+        help="the kubelet's device-plugins directory, where kubelet.sock is"
+        " (default: $AISCHED_DEVICE_PLUGIN_DIR, else %(default)s)",
+    )
     agent.set_defaults(handler=_agent)
 
     emulator = commands.add_parser(
@@ -450,6 +465,8 @@ def _crds(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def _agent(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from aisched.agent.cli import run  # noqa: PLC0415 - NVML and the API client load only for the agent
 
+    if args.device_plugin and _lacks_extra("deviceplugin", command="aisched agent --device-plugin", err=err):
+        return 1
     return run(args, out=out, err=err)
 
 

@@ -17,7 +17,7 @@ from aisched.agent.discovery import NvmlUnavailableError, discover, nvml_session
 from aisched.agent.publisher import Publisher
 from aisched.agent.render import render
 from aisched.agent.runner import Agent, EventThreadError
-from aisched.kube.client import ConfigError, KubeClient
+from aisched.kube.client import ApiError, ConfigError, KubeClient
 from aisched.observability.logging import configure_logging
 from aisched.settings import load_settings
 
@@ -56,6 +56,9 @@ def run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         return 1
     except (NvmlUnavailableError, EventThreadError) as exc:
         print(f"aisched agent: {_one_line(exc)}", file=err)
+        return 1
+    except ApiError as exc:  # the device plugin's pod informer: not allowed, or not served
+        print(f"aisched agent: the device plugin cannot watch this node's pods: {_one_line(exc)}", file=err)
         return 1
 
 
@@ -101,5 +104,26 @@ async def serve(nvml: Any, *, node: str, args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            await agent.run(stop)
+            if not args.device_plugin:
+                await agent.run(stop)
+                return 0
+            await _with_device_plugin(agent, client=client, node=node, args=args, stop=stop)
     return 0
+
+
+async def _with_device_plugin(
+    agent: Agent, *, client: KubeClient, node: str, args: argparse.Namespace, stop: asyncio.Event
+) -> None:
+    """The agent and its device plugin, side by side: either failing stops both, with its error."""
+    # Only here: grpc is the deviceplugin extra, which `aisched agent --device-plugin` checked for.
+    from aisched.agent.deviceplugin.runner import DevicePlugins, DevicePluginSettings  # noqa: PLC0415
+
+    settings = DevicePluginSettings(directory=args.device_plugin_dir)
+    plugins = DevicePlugins(client=client, node=node, devices=agent, settings=settings)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(agent.run(stop))
+            tasks.create_task(plugins.run(stop))
+    except* (EventThreadError, ApiError) as group:
+        error = group.exceptions[0]
+        raise error from error.__cause__  # the one error, as `run` reports it

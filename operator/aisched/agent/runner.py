@@ -84,6 +84,19 @@ class Agent:
             nvml, on_change=self._health_changed, clock=clock, on_failure=self._event_thread_died
         )
         self.discovery: Discovery | None = None
+        #: Set once the first discovery is done (`desired()` answers from then on).
+        self.discovered = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` on the event loop after every health change and every rediscovery
+        that changed the hardware view (the device plugin's ListAndWatch streams)."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        for listener in self._listeners:
+            listener()
 
     def desired(self) -> GPUNodeTopologyStatus:
         """What the GPUNodeTopology status should say now."""
@@ -95,7 +108,7 @@ class Agent:
         # Called from the event thread or from a probe thread: hand over to the loop.
         log.warning("gpu_health_changed", gpu=index, healthy=health.healthy, reason=health.reason)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._changed.set)
+            self._loop.call_soon_threadsafe(self._notify)
 
     def _event_thread_died(self, error: BaseException) -> None:
         # Called from the event thread as it ends.
@@ -108,6 +121,10 @@ class Agent:
         found = await asyncio.to_thread(discover, self.nvml, sysfs=self._sysfs)
         changed = self.discovery is None or found.status.fingerprint != self.discovery.status.fingerprint
         self.discovery = found
+        self.discovered.set()
+        if changed:
+            for listener in self._listeners:
+                listener()
         return changed
 
     async def publish_once(self, *, stop: asyncio.Event | None = None) -> None:

@@ -141,6 +141,9 @@ AGENT_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p(GROUP, "gpunodetopologies/status", "update"),
     # nodes: read the Node's uid for the owner reference and its labels; merge-patch GPU labels onto it.
     _p("", "nodes", "get", "patch"),
+    # pods: the device plugin (`--device-plugin`) lists and watches the pods bound to its node
+    # (fieldSelector spec.nodeName) to find the devices aisched chose for the pod being admitted.
+    _p("", "pods", "list", "watch"),
 )
 
 #: The node agent DaemonSet, in `AGENT_LEASE_NAMESPACE` only (a Role, not a ClusterRole).
