@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from aisched.view.assets import SCRIPT, STYLE
@@ -207,6 +207,23 @@ def _problems(view: ClusterView) -> Markup:
     )
 
 
+def _table(head: Sequence[str], rows: Iterable[Markup], *, css: str | None = None) -> Markup:
+    """A table with one header row: each of `head` a column title, `:num` after it for a column of
+    numbers (right-aligned)."""
+    cells = (
+        el("th", {"class": "num"}, title.removesuffix(":num"))
+        if title.endswith(":num")
+        else el("th", None, title)
+        for title in head
+    )
+    return el(
+        "table",
+        {"class": css} if css else None,
+        el("thead", None, el("tr", None, *cells)),
+        el("tbody", None, rows),
+    )
+
+
 # -- the queue -------------------------------------------------------------------------------------------
 
 
@@ -216,28 +233,9 @@ def _queue(view: ClusterView) -> Markup:
         return el("p", {"class": "empty"}, "No gang is waiting.")
     rows = [_waiting_row(w) for w in queue.waiting]
     rest = queue.total - len(queue.waiting)
+    head = ("#:num", "job", "tenant", "state", "pods:num", "GPUs:num", "waited:num", "why it waits")
     return join(
-        el(
-            "table",
-            None,
-            el(
-                "thead",
-                None,
-                el(
-                    "tr",
-                    None,
-                    el("th", {"class": "num"}, "#"),
-                    el("th", None, "job"),
-                    el("th", None, "tenant"),
-                    el("th", None, "state"),
-                    el("th", {"class": "num"}, "pods"),
-                    el("th", {"class": "num"}, "GPUs"),
-                    el("th", {"class": "num"}, "waited"),
-                    el("th", None, "why it waits"),
-                ),
-            ),
-            el("tbody", None, rows),
-        ),
+        _table(head, rows),
         el("p", {"class": "more"}, f"and {rest} more waiting") if rest > 0 else None,
     )
 
@@ -278,25 +276,8 @@ def _swatch(owner: str) -> Markup:
 def _tenants(view: ClusterView) -> Markup:
     if not view.tenants:
         return el("p", {"class": "empty"}, "No TenantQuota, and no GPU held.")
-    return el(
-        "table",
-        None,
-        el(
-            "thead",
-            None,
-            el(
-                "tr",
-                None,
-                el("th", None, "tenant"),
-                el("th", {"class": "num"}, "used"),
-                el("th", None, ""),
-                el("th", {"class": "num"}, "guaranteed"),
-                el("th", {"class": "num"}, "max"),
-                el("th", {"class": "num"}, "borrowed"),
-            ),
-        ),
-        el("tbody", None, (_tenant_row(t) for t in view.tenants)),
-    )
+    head = ("tenant", "used:num", "", "guaranteed:num", "max:num", "borrowed:num")
+    return _table(head, (_tenant_row(t) for t in view.tenants))
 
 
 def _tenant_row(tenant: TenantUsage) -> Markup:
@@ -340,12 +321,7 @@ def _tenant_row(tenant: TenantUsage) -> Markup:
 def _decisions(view: ClusterView) -> Markup:
     if not view.decisions:
         return el("p", {"class": "empty"}, "No scheduling decision yet.")
-    return el(
-        "table",
-        {"class": "decisions"},
-        el("thead", None, el("tr", None, el("th", None, "time"), el("th", None, "gang and verdict"))),
-        el("tbody", None, (_decision_row(d) for d in view.decisions)),
-    )
+    return _table(("time", "gang and verdict"), (_decision_row(d) for d in view.decisions), css="decisions")
 
 
 def _decision_row(decision: Decision) -> Markup:
