@@ -11,7 +11,7 @@ the framework says what the plugin decided (`status_of`) in kube-scheduler's wor
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, get_args
 
 import numpy as np
 
@@ -33,22 +33,8 @@ __all__ = [
 
 ExtensionPoint = Literal["PreFilter", "Filter", "PostFilter", "PreScore", "Score", "Reserve", "Permit"]
 PluginStatus = Literal["Success", "Unschedulable", "UnschedulableAndUnresolvable", "Error", "Skip"]
-EXTENSION_POINTS: Final[tuple[ExtensionPoint, ...]] = (
-    "PreFilter",
-    "Filter",
-    "PostFilter",
-    "PreScore",
-    "Score",
-    "Reserve",
-    "Permit",
-)
-PLUGIN_STATUSES: Final[tuple[PluginStatus, ...]] = (
-    "Success",
-    "Unschedulable",
-    "UnschedulableAndUnresolvable",
-    "Error",
-    "Skip",
-)
+EXTENSION_POINTS: Final[tuple[ExtensionPoint, ...]] = get_args(ExtensionPoint)
+PLUGIN_STATUSES: Final[tuple[PluginStatus, ...]] = get_args(PluginStatus)
 _BY_CODE: Final[dict[Code, PluginStatus]] = {
     Code.SUCCESS: "Success",
     Code.UNSCHEDULABLE: "Unschedulable",

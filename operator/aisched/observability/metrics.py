@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector
 
 from aisched.api import keys
+from aisched.framework.observe import EXTENSION_POINTS, PLUGIN_STATUSES, ExtensionPoint, PluginStatus
 
 __all__ = [
     "BINDING_ERROR_REASONS",
@@ -54,9 +55,6 @@ BindingErrorReason = Literal["conflict", "not_found", "unavailable", "other"]
 InformerResource = Literal["pods", "nodes", "gpunodetopologies"]
 PreemptionReason = Literal["reclaim", "priority"]
 FaultReason = Literal["NodeNotReady", "NodeLost", "GPUUnhealthy"]
-ExtensionPoint = Literal["PreFilter", "Filter", "PostFilter", "PreScore", "Score", "Reserve", "Permit"]
-#: A plugin's `Status` code, spelt as kube-scheduler's metrics spell it.
-PluginStatus = Literal["Success", "Unschedulable", "UnschedulableAndUnresolvable", "Error", "Skip"]
 
 SCHEDULING_RESULTS: Final[tuple[str, ...]] = get_args(SchedulingResult)
 QUEUE_STATES: Final[tuple[str, ...]] = get_args(QueueState)
@@ -64,8 +62,6 @@ BINDING_ERROR_REASONS: Final[tuple[str, ...]] = get_args(BindingErrorReason)
 INFORMER_RESOURCES: Final[tuple[str, ...]] = get_args(InformerResource)
 PREEMPTION_REASONS: Final[tuple[str, ...]] = get_args(PreemptionReason)
 FAULT_REASONS: Final[tuple[str, ...]] = get_args(FaultReason)
-EXTENSION_POINTS: Final[tuple[str, ...]] = get_args(ExtensionPoint)
-PLUGIN_STATUSES: Final[tuple[str, ...]] = get_args(PluginStatus)
 
 #: 100 µs to 30 s: a scheduling cycle takes well under a millisecond on a small cluster, while a
 #: gang waiting for capacity can take seconds from pod creation to binding.
@@ -95,19 +91,7 @@ PLUGIN_BUCKETS: Final[tuple[float, ...]] = (
     0.00001,
     0.000025,
     0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
+    *(bound for bound in LATENCY_BUCKETS if bound <= 1.0),
 )
 #: 10 µs to 10 s: an extension point runs its plugins over every candidate node, so Filter or
 #: Score on a large cluster can pass a second where one plugin on one node never would.

@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INSTRUMENTATION",
-    "SPAN_NAMES",
     "CycleTrace",
     "HeadSampling",
     "PluginMetrics",
@@ -66,8 +65,6 @@ __all__ = [
 log = get_logger(__name__)
 
 INSTRUMENTATION: Final = "aisched"
-#: Every span name the process emits besides `aijob.<reason>` and the per-point/plugin children.
-SPAN_NAMES: Final = ("aijob", "schedule_cycle", "bind", "bind_pod")
 #: One cycle in this many is timed plugin by plugin for the latency metrics, as kube-scheduler
 #: samples its plugin execution durations (a traced cycle is always timed). kube-scheduler times
 #: one in ten; here a timed cycle costs about 45 us more (17 observations into prometheus-client
