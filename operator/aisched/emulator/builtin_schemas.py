@@ -15,7 +15,7 @@ __all__ = ["API_VERSION", "BUILTIN_SCHEMAS", "KIND", "LIST_META", "OBJECT_META",
 Schema = dict[str, Any]
 
 
-def _str(description: str, **extra: Any) -> Schema:
+def str_schema(description: str, **extra: Any) -> Schema:
     return {"description": description, "type": "string", **extra}
 
 
@@ -56,15 +56,23 @@ def _quantities(description: str) -> Schema:
     }
 
 
-def _object(description: str, properties: Schema, *, required: tuple[str, ...] = ()) -> Schema:
-    schema: Schema = {"description": description, "type": "object", "properties": properties}
+def object_schema(
+    description: str, properties: Schema, *, required: tuple[str, ...] = (), **extra: Any
+) -> Schema:
+    """An object of `properties`; `extra` adds keywords (oneOf, maxProperties, ...)."""
+    schema: Schema = {"description": description, "type": "object", "properties": properties, **extra}
     if required:
         schema["required"] = list(required)
     return schema
 
 
-def _list_of(description: str, item: Schema, *, keys: tuple[str, ...] = ()) -> Schema:
+def list_schema(
+    description: str, item: Schema, *, keys: tuple[str, ...] = (), max_items: int | None = None
+) -> Schema:
+    """A list of `item`: a map list keyed by `keys` when given, else atomic; at most `max_items`."""
     schema: Schema = {"description": description, "type": "array", "items": item}
+    if max_items is not None:
+        schema["maxItems"] = max_items
     if keys:
         schema["x-kubernetes-list-type"] = "map"
         schema["x-kubernetes-list-map-keys"] = list(keys)
@@ -73,245 +81,261 @@ def _list_of(description: str, item: Schema, *, keys: tuple[str, ...] = ()) -> S
     return schema
 
 
-API_VERSION: Final = _str(
+API_VERSION: Final = str_schema(
     "APIVersion defines the versioned schema of this representation of an object. Servers should"
     " convert recognized schemas to the latest internal value, and may reject unrecognized values."
 )
-KIND: Final = _str(
+KIND: Final = str_schema(
     "Kind is a string value representing the REST resource this object represents. Servers may infer"
     " this from the endpoint the client submits requests to. In CamelCase."
 )
 
-_OWNER_REFERENCE: Final = _object(
+_OWNER_REFERENCE: Final = object_schema(
     "Identifies an object that owns this one; it is deleted with its last owner.",
     {
-        "apiVersion": _str("API version of the owner."),
-        "kind": _str("Kind of the owner."),
-        "name": _str("Name of the owner."),
-        "uid": _str("UID of the owner."),
+        "apiVersion": str_schema("API version of the owner."),
+        "kind": str_schema("Kind of the owner."),
+        "name": str_schema("Name of the owner."),
+        "uid": str_schema("UID of the owner."),
         "controller": _bool("Whether the owner is the managing controller."),
         "blockOwnerDeletion": _bool("Whether the owner cannot be deleted before this object."),
     },
     required=("apiVersion", "kind", "name", "uid"),
 )
-_MANAGED_FIELDS_ENTRY: Final = _object(
+_MANAGED_FIELDS_ENTRY: Final = object_schema(
     "Which fields a manager owns, recorded by the API server on every write.",
     {
-        "manager": _str("The name of the workflow that wrote the fields."),
-        "operation": _str("Apply or Update: the kind of write that last touched these fields."),
-        "apiVersion": _str("The version the fields were written through."),
+        "manager": str_schema("The name of the workflow that wrote the fields."),
+        "operation": str_schema("Apply or Update: the kind of write that last touched these fields."),
+        "apiVersion": str_schema("The version the fields were written through."),
         "time": _time("When the manager last changed its fields."),
-        "fieldsType": _str("The format of fieldsV1: always FieldsV1."),
+        "fieldsType": str_schema("The format of fieldsV1: always FieldsV1."),
         "fieldsV1": {"description": "The set of fields owned, as a tree.", "type": "object"},
-        "subresource": _str("The subresource the write went through, if any."),
+        "subresource": str_schema("The subresource the write went through, if any."),
     },
 )
-OBJECT_META: Final = _object(
+OBJECT_META: Final = object_schema(
     "ObjectMeta is metadata that all persisted resources must have.",
     {
-        "name": _str("Name must be unique within a namespace. Cannot be updated."),
-        "generateName": _str("A prefix the server completes into a unique name when name is not given."),
-        "namespace": _str("The namespace the object lives in; empty for cluster-scoped objects."),
-        "uid": _str("The server-assigned unique identifier of this object in time and space."),
-        "resourceVersion": _str("The version of this object, for optimistic concurrency and watches."),
+        "name": str_schema("Name must be unique within a namespace. Cannot be updated."),
+        "generateName": str_schema(
+            "A prefix the server completes into a unique name when name is not given."
+        ),
+        "namespace": str_schema("The namespace the object lives in; empty for cluster-scoped objects."),
+        "uid": str_schema("The server-assigned unique identifier of this object in time and space."),
+        "resourceVersion": str_schema("The version of this object, for optimistic concurrency and watches."),
         "generation": {"description": "A sequence number of the desired state's changes.", "type": "integer"},
         "creationTimestamp": _time("When this object was created."),
         "deletionTimestamp": _time("When this object will be deleted, once its finalizers are done."),
         "deletionGracePeriodSeconds": {"description": "Seconds allowed to terminate.", "type": "integer"},
         "labels": _string_map("Map of string keys and values to organize and select objects."),
         "annotations": _string_map("Unstructured key value map set by external tools; not queryable."),
-        "ownerReferences": _list_of("Objects this object depends on.", _OWNER_REFERENCE, keys=("uid",)),
+        "ownerReferences": list_schema("Objects this object depends on.", _OWNER_REFERENCE, keys=("uid",)),
         "finalizers": _strings(
             "Must be empty before the object is deleted from the registry.", list_type="set"
         ),
-        "managedFields": _list_of("Which manager owns which fields.", _MANAGED_FIELDS_ENTRY),
+        "managedFields": list_schema("Which manager owns which fields.", _MANAGED_FIELDS_ENTRY),
     },
 )
-LIST_META: Final = _object(
+LIST_META: Final = object_schema(
     "ListMeta describes metadata that synthetic resources must have, including lists.",
     {
-        "resourceVersion": _str("The version of the list, to watch from."),
-        "continue": _str("Set when more items can be listed with this token."),
+        "resourceVersion": str_schema("The version of the list, to watch from."),
+        "continue": str_schema("Set when more items can be listed with this token."),
     },
 )
 
 _CONDITION_FIELDS: Final = {
-    "type": _str("Type of condition."),
-    "status": _str("Status of the condition: True, False or Unknown."),
-    "reason": _str("Unique, one-word, CamelCase reason for the condition's last transition."),
-    "message": _str("Human-readable message indicating details about the last transition."),
+    "type": str_schema("Type of condition."),
+    "status": str_schema("Status of the condition: True, False or Unknown."),
+    "reason": str_schema("Unique, one-word, CamelCase reason for the condition's last transition."),
+    "message": str_schema("Human-readable message indicating details about the last transition."),
     "lastTransitionTime": _time("Last time the condition changed from one status to another."),
 }
 
 
 def _conditions(description: str, **extra: Schema) -> Schema:
-    item = _object("One condition.", {**_CONDITION_FIELDS, **extra}, required=("type", "status"))
-    return _list_of(description, item, keys=("type",))
+    item = object_schema("One condition.", {**_CONDITION_FIELDS, **extra}, required=("type", "status"))
+    return list_schema(description, item, keys=("type",))
 
 
-_RESOURCES: Final = _object(
+_RESOURCES: Final = object_schema(
     "Compute resources required by this container.",
     {
         "limits": _quantities("The most compute resources allowed, e.g. nvidia.com/gpu: 8."),
         "requests": _quantities("The least compute resources required; the scheduler places by these."),
     },
 )
-_CONTAINER_PORT: Final = _object(
+_CONTAINER_PORT: Final = object_schema(
     "A network port in a single container.",
     {
-        "name": _str("An IANA_SVC_NAME unique within the pod."),
+        "name": str_schema("An IANA_SVC_NAME unique within the pod."),
         "containerPort": _int("Number of port to expose on the pod's IP address."),
-        "protocol": _str("UDP, TCP, or SCTP. Defaults to TCP.", default="TCP"),
+        "protocol": str_schema("UDP, TCP, or SCTP. Defaults to TCP.", default="TCP"),
     },
     required=("containerPort",),
 )
-_ENV_VAR: Final = _object(
+_ENV_VAR: Final = object_schema(
     "An environment variable present in a container.",
-    {"name": _str("Name of the environment variable."), "value": _str("Its value.")},
+    {"name": str_schema("Name of the environment variable."), "value": str_schema("Its value.")},
     required=("name",),
 )
-_CONTAINER: Final = _object(
+_CONTAINER: Final = object_schema(
     "A single application container to run within a pod.",
     {
-        "name": _str("Name of the container, unique within the pod (DNS_LABEL)."),
-        "image": _str("Container image name."),
+        "name": str_schema("Name of the container, unique within the pod (DNS_LABEL)."),
+        "image": str_schema("Container image name."),
         "command": _strings("Entrypoint array; the image's ENTRYPOINT is used if not given."),
         "args": _strings("Arguments to the entrypoint."),
-        "env": _list_of("Environment variables to set in the container.", _ENV_VAR, keys=("name",)),
-        "ports": _list_of(
+        "env": list_schema("Environment variables to set in the container.", _ENV_VAR, keys=("name",)),
+        "ports": list_schema(
             "Ports to expose from the container.", _CONTAINER_PORT, keys=("containerPort", "protocol")
         ),
         "resources": _RESOURCES,
-        "imagePullPolicy": _str("Always, Never or IfNotPresent."),
-        "workingDir": _str("Container's working directory."),
+        "imagePullPolicy": str_schema("Always, Never or IfNotPresent."),
+        "workingDir": str_schema("Container's working directory."),
     },
     required=("name",),
 )
-_TOLERATION: Final = _object(
+_TOLERATION: Final = object_schema(
     "Lets the pod run on nodes with a matching taint.",
     {
-        "key": _str("The taint key the toleration applies to; empty matches all keys."),
-        "operator": _str("Exists or Equal (the default)."),
-        "value": _str("The taint value the toleration matches."),
-        "effect": _str("The taint effect to match: NoSchedule, PreferNoSchedule or NoExecute."),
+        "key": str_schema("The taint key the toleration applies to; empty matches all keys."),
+        "operator": str_schema("Exists or Equal (the default)."),
+        "value": str_schema("The taint value the toleration matches."),
+        "effect": str_schema("The taint effect to match: NoSchedule, PreferNoSchedule or NoExecute."),
         "tolerationSeconds": {"description": "How long a NoExecute taint is tolerated.", "type": "integer"},
     },
 )
-_POD_SPEC: Final = _object(
+_POD_SPEC: Final = object_schema(
     "The specification of the desired behavior of the pod.",
     {
-        "containers": _list_of("Containers belonging to the pod.", _CONTAINER, keys=("name",)),
-        "initContainers": _list_of(
+        "containers": list_schema("Containers belonging to the pod.", _CONTAINER, keys=("name",)),
+        "initContainers": list_schema(
             "Containers run to completion before the others start.", _CONTAINER, keys=("name",)
         ),
-        "nodeName": _str("The node the pod is bound to; set by binding."),
+        "nodeName": str_schema("The node the pod is bound to; set by binding."),
         "nodeSelector": _string_map("Labels a node must have for the pod to fit on it."),
-        "schedulerName": _str("The scheduler that places this pod; default-scheduler if not given."),
-        "priorityClassName": _str("The name of the pod's PriorityClass."),
+        "schedulerName": str_schema("The scheduler that places this pod; default-scheduler if not given."),
+        "priorityClassName": str_schema("The name of the pod's PriorityClass."),
         "priority": _int("The priority value; higher runs first."),
-        "restartPolicy": _str("Always, OnFailure or Never."),
+        "restartPolicy": str_schema("Always, OnFailure or Never."),
         "terminationGracePeriodSeconds": {"description": "Seconds to stop gracefully.", "type": "integer"},
-        "tolerations": _list_of("The pod's tolerations.", _TOLERATION),
-        "schedulingGates": _list_of(
+        "tolerations": list_schema("The pod's tolerations.", _TOLERATION),
+        "schedulingGates": list_schema(
             "Gates that keep the pod from being scheduled while any remains.",
-            _object("A scheduling gate.", {"name": _str("Name of the gate.")}, required=("name",)),
+            object_schema(
+                "A scheduling gate.", {"name": str_schema("Name of the gate.")}, required=("name",)
+            ),
             keys=("name",),
         ),
-        "volumes": _list_of(
+        "volumes": list_schema(
             "Volumes that can be mounted by containers.",
-            _object("A named volume.", {"name": _str("Volume's name.")}, required=("name",)),
+            object_schema("A named volume.", {"name": str_schema("Volume's name.")}, required=("name",)),
             keys=("name",),
         ),
     },
     required=("containers",),
 )
-_POD_STATUS: Final = _object(
+_POD_STATUS: Final = object_schema(
     "The most recently observed status of the pod.",
     {
-        "phase": _str("Pending, Running, Succeeded, Failed or Unknown."),
+        "phase": str_schema("Pending, Running, Succeeded, Failed or Unknown."),
         "conditions": _conditions("Current service state of the pod.", lastProbeTime=_time("Last probed.")),
-        "hostIP": _str("IP address of the host the pod runs on."),
-        "podIP": _str("IP address allocated to the pod."),
+        "hostIP": str_schema("IP address of the host the pod runs on."),
+        "podIP": str_schema("IP address allocated to the pod."),
         "startTime": _time("When the kubelet acknowledged the pod."),
-        "qosClass": _str("Guaranteed, Burstable or BestEffort."),
-        "message": _str("Why the pod is in this condition."),
-        "reason": _str("A brief CamelCase reason for the pod's state."),
+        "qosClass": str_schema("Guaranteed, Burstable or BestEffort."),
+        "message": str_schema("Why the pod is in this condition."),
+        "reason": str_schema("A brief CamelCase reason for the pod's state."),
     },
 )
-_NODE_SPEC: Final = _object(
+_NODE_SPEC: Final = object_schema(
     "The specification of the node.",
     {
         "unschedulable": _bool("Whether new pods may be placed on the node."),
-        "taints": _list_of(
+        "taints": list_schema(
             "Taints that repel pods without a matching toleration.",
-            _object(
+            object_schema(
                 "A taint.",
-                {"key": _str("Taint key."), "value": _str("Taint value."), "effect": _str("Taint effect.")},
+                {
+                    "key": str_schema("Taint key."),
+                    "value": str_schema("Taint value."),
+                    "effect": str_schema("Taint effect."),
+                },
                 required=("key", "effect"),
             ),
         ),
-        "podCIDR": _str("The pod IP range assigned to the node."),
-        "providerID": _str("ID of the node assigned by the cloud provider."),
+        "podCIDR": str_schema("The pod IP range assigned to the node."),
+        "providerID": str_schema("ID of the node assigned by the cloud provider."),
     },
 )
-_NODE_STATUS: Final = _object(
+_NODE_STATUS: Final = object_schema(
     "The most recently observed status of the node.",
     {
         "capacity": _quantities("Total resources of the node."),
         "allocatable": _quantities("Resources of the node available for scheduling."),
         "conditions": _conditions("Conditions of the node: Ready, MemoryPressure, ..."),
-        "addresses": _list_of(
+        "addresses": list_schema(
             "Addresses reachable to the node.",
-            _object("An address.", {"type": _str("Address type."), "address": _str("The address.")}),
+            object_schema(
+                "An address.", {"type": str_schema("Address type."), "address": str_schema("The address.")}
+            ),
             keys=("type",),
         ),
         "nodeInfo": {"description": "General information about the node.", "type": "object"},
     },
 )
-_SERVICE_SPEC: Final = _object(
+_SERVICE_SPEC: Final = object_schema(
     "The behavior of the service.",
     {
         "selector": _string_map("The labels of the pods traffic is routed to."),
-        "ports": _list_of(
+        "ports": list_schema(
             "The ports the service exposes.",
-            _object(
+            object_schema(
                 "A service port.",
                 {
-                    "name": _str("Name of the port within the service."),
+                    "name": str_schema("Name of the port within the service."),
                     "port": _int("The port the service exposes."),
                     "targetPort": {
                         "description": "Number or name of the pods' port.",
                         "x-kubernetes-int-or-string": True,
                     },
-                    "protocol": _str("TCP, UDP or SCTP. Defaults to TCP.", default="TCP"),
+                    "protocol": str_schema("TCP, UDP or SCTP. Defaults to TCP.", default="TCP"),
                 },
                 required=("port",),
             ),
             keys=("port", "protocol"),
         ),
-        "type": _str("ClusterIP, NodePort, LoadBalancer or ExternalName."),
-        "clusterIP": _str("The IP address of the service."),
+        "type": str_schema("ClusterIP, NodePort, LoadBalancer or ExternalName."),
+        "clusterIP": str_schema("The IP address of the service."),
     },
 )
 _EVENT_FIELDS: Final = {
-    "involvedObject": _object(
+    "involvedObject": object_schema(
         "The object this event is about.",
-        {"kind": _str("Kind."), "name": _str("Name."), "namespace": _str("Namespace."), "uid": _str("UID.")},
+        {
+            "kind": str_schema("Kind."),
+            "name": str_schema("Name."),
+            "namespace": str_schema("Namespace."),
+            "uid": str_schema("UID."),
+        },
     ),
-    "reason": _str("A short, machine understandable string of why the event happened."),
-    "message": _str("A human-readable description of the status of this operation."),
-    "type": _str("Normal or Warning."),
+    "reason": str_schema("A short, machine understandable string of why the event happened."),
+    "message": str_schema("A human-readable description of the status of this operation."),
+    "type": str_schema("Normal or Warning."),
     "count": _int("The number of times this event has occurred."),
     "firstTimestamp": _time("When the event was first recorded."),
     "lastTimestamp": _time("When the event most recently occurred."),
-    "source": _object(
-        "The component reporting this event.", {"component": _str("Component."), "host": _str("Node.")}
+    "source": object_schema(
+        "The component reporting this event.",
+        {"component": str_schema("Component."), "host": str_schema("Node.")},
     ),
 }
 
 
 def _kind(description: str, properties: Schema, *, required: tuple[str, ...] = ()) -> Schema:
-    return _object(description, properties, required=required)
+    return object_schema(description, properties, required=required)
 
 
 #: (group, kind) → its schema (without apiVersion, kind and metadata, which every kind gets).
@@ -335,13 +359,13 @@ BUILTIN_SCHEMAS: Final = MappingProxyType(
         ("", "Namespace"): _kind(
             "Namespace provides a scope for names.",
             {
-                "spec": _object(
+                "spec": object_schema(
                     "Spec of the namespace.", {"finalizers": _strings("Finalizers of the namespace.")}
                 ),
-                "status": _object(
+                "status": object_schema(
                     "Status of the namespace.",
                     {
-                        "phase": _str("Active or Terminating."),
+                        "phase": str_schema("Active or Terminating."),
                         "conditions": _conditions("Namespace conditions."),
                     },
                 ),
@@ -363,10 +387,10 @@ BUILTIN_SCHEMAS: Final = MappingProxyType(
         ("coordination.k8s.io", "Lease"): _kind(
             "Lease defines a lease concept.",
             {
-                "spec": _object(
+                "spec": object_schema(
                     "Specification of the lease.",
                     {
-                        "holderIdentity": _str("The identity of the holder of a current lease."),
+                        "holderIdentity": str_schema("The identity of the holder of a current lease."),
                         "leaseDurationSeconds": _int("How long candidates wait to force acquire the lease."),
                         "acquireTime": _time("When the current lease was acquired."),
                         "renewTime": _time("When the current holder last renewed the lease."),
@@ -378,23 +402,23 @@ BUILTIN_SCHEMAS: Final = MappingProxyType(
             "Event is a report of an event somewhere in the cluster.",
             {
                 "reason": _EVENT_FIELDS["reason"],
-                "note": _str("A human-readable description of the status of this operation."),
+                "note": str_schema("A human-readable description of the status of this operation."),
                 "type": _EVENT_FIELDS["type"],
                 "regarding": _EVENT_FIELDS["involvedObject"],
                 "eventTime": _time("When the event was first observed."),
-                "reportingController": _str("The controller that emitted the event."),
-                "action": _str("What action was taken or failed regarding the regarding object."),
+                "reportingController": str_schema("The controller that emitted the event."),
+                "action": str_schema("What action was taken or failed regarding the regarding object."),
             },
         ),
         ("apiextensions.k8s.io", "CustomResourceDefinition"): _kind(
             "CustomResourceDefinition represents a resource that should be exposed on the API server.",
             {
-                "spec": _object(
+                "spec": object_schema(
                     "The resource the CRD defines.",
                     {
-                        "group": _str("The API group of the defined custom resource."),
+                        "group": str_schema("The API group of the defined custom resource."),
                         "names": {"description": "The resource and kind names.", "type": "object"},
-                        "scope": _str("Cluster or Namespaced."),
+                        "scope": str_schema("Cluster or Namespaced."),
                         "versions": {
                             "description": "The API versions served.",
                             "type": "array",

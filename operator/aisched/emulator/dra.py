@@ -20,6 +20,9 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from aisched.emulator.builtin_schemas import Schema, list_schema
+from aisched.emulator.builtin_schemas import object_schema as _obj
+from aisched.emulator.builtin_schemas import str_schema as _s
 from aisched.emulator.resources import DRA_RESOURCES
 
 __all__ = [
@@ -31,7 +34,6 @@ __all__ = [
     "resource_slice",
 ]
 
-Schema = dict[str, Any]
 
 GROUP: Final = "resource.k8s.io"
 DRIVER: Final = "gpu.nvidia.com"
@@ -47,29 +49,12 @@ _DNS_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
-def _s(description: str, **extra: Any) -> Schema:
-    return {"description": description, "type": "string", **extra}
-
-
 def _name(description: str, *, pattern: str = _DNS_LABEL, max_length: int = 63) -> Schema:
     return _s(description, pattern=pattern, maxLength=max_length)
 
 
-def _obj(description: str, properties: Schema, *, required: tuple[str, ...] = (), **extra: Any) -> Schema:
-    schema: Schema = {"description": description, "type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
 def _list(description: str, item: Schema, *, max_items: int, keys: tuple[str, ...] = ()) -> Schema:
-    schema: Schema = {"description": description, "type": "array", "items": item, "maxItems": max_items}
-    if keys:
-        schema["x-kubernetes-list-type"] = "map"
-        schema["x-kubernetes-list-map-keys"] = list(keys)
-    else:
-        schema["x-kubernetes-list-type"] = "atomic"
-    return schema
+    return list_schema(description, item, keys=keys, max_items=max_items)
 
 
 _SELECTOR: Final = _obj(
