@@ -130,14 +130,14 @@ def test_the_queue_keeps_the_last_verdict_and_explains_with_the_quota_as_it_stan
     assert popped is not None
 
     turned_away(sched, queue, popped, sched.schedule(popped))
-    found = explain(sched, queue, popped)
+    found = explain(sched, queue, popped.key)
 
     assert found is not None
     assert found.quota.blocked
     assert found.placement is None  # a PreFilter said no before any node was looked at
     assert found.preemption is not None
     queue.backoff(popped, reason="binding lost")
-    assert explain(sched, queue, popped) is None  # an error says nothing about the cluster
+    assert explain(sched, queue, popped.key) is None  # an error says nothing about the cluster
 
 
 def test_a_gang_that_must_borrow_says_how_much_more_the_cohort_must_leave_unused() -> None:

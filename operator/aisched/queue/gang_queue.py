@@ -275,6 +275,11 @@ class GangQueue:
         entry = self._entries.get(key)
         return entry.reason if entry is not None else ""
 
+    def gang(self, key: str) -> Gang | None:
+        """The gang `key` as it was last queued, or None when it is not queued."""
+        entry = self._entries.get(key)
+        return entry.gang if entry is not None else None
+
     def detail(self, key: str) -> object:
         """What `unschedulable` was given with the gang's reason (None after a backoff)."""
         entry = self._entries.get(key)

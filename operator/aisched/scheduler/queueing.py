@@ -80,11 +80,11 @@ class Explanation:
     preemption: PreemptionVerdict | None
 
 
-def explain(scheduler: Scheduler, queue: GangQueue, gang: Gang) -> Explanation | None:
-    """Why `gang` waits: its last refusal's verdicts (kept by `turned_away`) and its quota as the
-    ledger stands now; None when no attempt turned it away since it last backed off."""
-    result = queue.detail(gang.key)
-    if not isinstance(result, ScheduleResult):
+def explain(scheduler: Scheduler, queue: GangQueue, key: str) -> Explanation | None:
+    """Why the queued gang `key` waits: its last refusal's verdicts (kept by `turned_away`) and its
+    quota as the ledger stands now; None when no attempt turned it away since it last backed off."""
+    result, gang = queue.detail(key), queue.gang(key)
+    if not isinstance(result, ScheduleResult) or gang is None:
         return None
     blocked = result.message if result.status.plugin == QUOTA else ""
     return Explanation(

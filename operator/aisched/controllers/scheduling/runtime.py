@@ -390,7 +390,6 @@ class SchedulerRuntime:
         if now - self._positions_at >= POSITIONS_EVERY:
             self._positions, self._positions_at = self.queue.positions(), now
         name, position, length = self._positions.get(gang_key, (line[0], 0, 0))
-        gang = self.gangs.gang(gang_key)
         return QueueStatus(
             queue=name,
             strategy=line[1].strategy,
@@ -398,7 +397,7 @@ class SchedulerRuntime:
             length=length,
             reservation=self.scheduler.reservations.get(gang_key),
             verdict=self.queue.reason(gang_key),
-            explanation=explain(self.scheduler, self.queue, gang) if gang is not None else None,
+            explanation=explain(self.scheduler, self.queue, gang_key),
         )
 
     def forget_gang(self, key: str) -> None:
