@@ -244,11 +244,11 @@ class JobController:
             self._admission_done(key, None, Plan())
             await self._orphaned(key, pods)
             return
-        traced = await self._traced(key, obj)
+        status = read_status(obj)
+        traced = await self._traced(key, obj, status.trace_context)
         if traced is None:
             return  # the job is gone
         obj, trace_context = traced
-        status = read_status(obj)
         attempt = str(status.restarts + status.preemptions)
         marker = self._preempted.get(key)
         place = self._place(pods)
@@ -290,14 +290,15 @@ class JobController:
             every = self._queue_status_every
             self._queue.add_after(key, min(every, POSITIONS_EVERY) if just_queued else every)
 
-    async def _traced(self, key: str, obj: JsonObject) -> tuple[JsonObject, str | None] | None:
-        """`obj` and its trace: the one its status records, else a new root span dated from its
+    async def _traced(
+        self, key: str, obj: JsonObject, recorded: str | None
+    ) -> tuple[JsonObject, str | None] | None:
+        """`obj` and its trace: the one its status records (`recorded`), else a new root span dated from its
         creation, whose context the job's annotation gets as a copy (and the status next). A
         context a client wrote on the job is not taken: the status alone, which only aisched
         writes, says which trace the job's spans join. Nothing is written while tracing is off.
         None: the job is gone."""
         view = ObjectView(obj)
-        recorded = read_status(obj).trace_context
         if context_of(recorded) is not None:
             return obj, recorded
         created = view.created
