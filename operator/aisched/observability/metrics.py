@@ -189,6 +189,10 @@ class _PlainHistogram(Collector):
         self._series: dict[tuple[str, ...], _Series] = {}
         registry.register(self)
 
+    def known(self, *values: str) -> _Series | None:
+        """The series of label values already seen, else None (nothing is made)."""
+        return self._series.get(values)
+
     def labels(self, *values: str) -> _Series:
         series = self._series.get(values)
         if series is None:
@@ -224,9 +228,6 @@ class Metrics:
         self._plugins = _Names(
             "plugin name", _PLUGIN_NAME, "a letter then up to 63 letters or digits", MAX_PLUGINS
         )
-        #: The series of each label set seen, so a sampled cycle's observations skip the checks.
-        self._plugin_children: dict[tuple[str, str, str], _Series] = {}
-        self._point_children: dict[tuple[str, str, str], _Series] = {}
         self._plugin_seconds = _PlainHistogram(
             "aisched_plugin_execution_duration_seconds",
             "Time one plugin took at one extension point, by status; only sampled cycles are measured.",
@@ -356,14 +357,12 @@ class Metrics:
         """Record one plugin's run at one extension point. Reading the clock around every plugin
         on every node would add to the cycle it measures, so the caller samples: it calls this for
         some cycles only (kube-scheduler measures one in ten; the operator one in 32)."""
-        key = (extension_point, plugin, status)
-        child = self._plugin_children.get(key)
-        if child is None:  # first seen: checked once, then its series is kept at hand
+        series = self._plugin_seconds.known(extension_point, plugin, status)
+        if series is None:  # a label set not seen yet: checked once, its series kept from then on
             point = _checked(extension_point, EXTENSION_POINTS, "extension point")
             code = _checked(status, PLUGIN_STATUSES, "plugin status")
-            child = self._plugin_seconds.labels(point, self._plugins.admit(plugin), code)
-            self._plugin_children[key] = child
-        child.observe(_non_negative(seconds, "plugin duration"))
+            series = self._plugin_seconds.labels(point, self._plugins.admit(plugin), code)
+        series.observe(_non_negative(seconds, "plugin duration"))
 
     def observe_extension_point(
         self,
@@ -373,14 +372,12 @@ class Metrics:
         profile: str = DEFAULT_PROFILE,
     ) -> None:
         """Record one run of an extension point (all its plugins) in `profile`, and its status."""
-        key = (extension_point, status, profile)
-        child = self._point_children.get(key)
-        if child is None:
+        series = self._extension_point_seconds.known(extension_point, status, profile)
+        if series is None:
             point = _checked(extension_point, EXTENSION_POINTS, "extension point")
             code = _checked(status, PLUGIN_STATUSES, "extension point status")
-            child = self._extension_point_seconds.labels(point, code, self._profiles.admit(profile))
-            self._point_children[key] = child
-        child.observe(_non_negative(seconds, "extension point duration"))
+            series = self._extension_point_seconds.labels(point, code, self._profiles.admit(profile))
+        series.observe(_non_negative(seconds, "extension point duration"))
 
     def observe_e2e(self, seconds: float) -> None:
         """Record the time from one pod's creation to its binding."""
